@@ -1,0 +1,35 @@
+# Two commands do all on a fresh Debian bookworm machine: `make run` and `make test`.
+SHELL := /bin/bash
+BUILD ?= build
+JOBS ?= 2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Every Debian package the build, the node and the tests need.
+DEPS := cmake ninja-build g++ ccache pkg-config python3 curl \
+	libcaf-dev libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev \
+	libsoci-dev libpq-dev libsqlite3-dev libssl-dev \
+	libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev \
+	libgtest-dev libgmock-dev googletest libbenchmark-dev \
+	postgresql-15 postgresql-client-15
+
+.PHONY: deps build run test clean
+
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./deploy/run-local.sh $(BUILD)/emporium
+
+test: build
+	./tests/run-all.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

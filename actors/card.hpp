@@ -1,0 +1,49 @@
+// Card data on its way to the provider: it lives only in memory, is wiped when destroyed, and
+// prints as "***" so no log or error can hold it.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+
+namespace emporium {
+
+class SecretString {
+ public:
+  SecretString() = default;
+  explicit SecretString(std::string value) : value_(std::move(value)) {}
+  SecretString(const SecretString& other) : value_(other.value_) {}
+  SecretString(SecretString&& other) noexcept : value_(std::move(other.value_)) { other.wipe(); }
+  SecretString& operator=(const SecretString& other);
+  SecretString& operator=(SecretString&& other) noexcept;
+  ~SecretString() { wipe(); }
+
+  std::string_view reveal() const { return value_; }
+  bool empty() const { return value_.empty(); }
+  void wipe() noexcept;  // OPENSSL_cleanse, then empty
+
+ private:
+  std::string value_;
+};
+
+struct Card {
+  SecretString number;
+  SecretString cvc;
+  int exp_month = 0;
+  int exp_year = 0;
+
+  std::string brand() const;  // visa, mastercard, amex, discover, unknown
+  std::string last4() const;
+  void wipe() noexcept {
+    number.wipe();
+    cvc.wipe();
+  }
+};
+
+// Luhn check over a string of digits (false for anything else).
+bool luhn_valid(std::string_view digits);
+
+}  // namespace emporium
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::Card)

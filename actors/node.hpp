@@ -1,0 +1,35 @@
+// A node's actors: the two persistence actors, a registry per entity type, the router, and the
+// recovery sweep that finishes or compensates orders left unfinished.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/context.hpp"
+#include "runtime/config.hpp"
+
+namespace emporium {
+
+struct NodeActors {
+  std::shared_ptr<NodeContext> ctx;
+  std::map<caf::atom_value, caf::actor> registries;
+  caf::actor sweeper;
+};
+
+ActorSettings actor_settings(const Config& config);
+
+// Spawns everything; `provider` and `clock` are injected (tests pass their own).
+NodeActors start_node_actors(caf::actor_system& system, const Config& config,
+                             std::shared_ptr<const Clock> clock,
+                             std::shared_ptr<PaymentProvider> provider);
+
+// Runs the sweep now (and then every `interval_ms`, when not 0).
+caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms);
+
+// Stops every actor of the node (persistence last, after its batch is flushed).
+void stop_node_actors(caf::actor_system& system, NodeActors& node);
+
+}  // namespace emporium

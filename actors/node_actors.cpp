@@ -1,0 +1,107 @@
+// Wiring of a node's actors.
+#include "actors/node.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "actors/entity.hpp"
+#include "actors/inventory.hpp"
+#include "actors/order.hpp"
+#include "actors/payment.hpp"
+#include "runtime/registry.hpp"
+#include "runtime/store.hpp"
+
+namespace emporium {
+
+ActorSettings actor_settings(const Config& config) {
+  ActorSettings s;
+  s.reservation_ttl_ms = config.orders.reservation_ttl_ms;
+  s.idle_passivate_ms = config.actors.idle_passivate_ms;
+  s.terminal_passivate_ms = config.actors.terminal_passivate_ms;
+  s.payment_retries_max = config.payment.retries_max;
+  s.payment_retry_backoff_ms = config.payment.retry_backoff_ms;
+  return s;
+}
+
+NodeActors start_node_actors(caf::actor_system& system, const Config& config,
+                             std::shared_ptr<const Clock> clock,
+                             std::shared_ptr<PaymentProvider> provider) {
+  NodeActors node;
+  auto ctx = std::make_shared<NodeContext>();
+  ctx->clock = std::move(clock);
+  ctx->provider = std::move(provider);
+  ctx->settings = actor_settings(config);
+  auto db = [&](const std::string& url, Database which) {
+    return spawn_persistence(system, {url, which, config.database.batch_size_max,
+                                      config.database.reconnect_interval_ms});
+  };
+  ctx->orders_db = db(config.database.orders, Database::orders);
+  ctx->inventory_db = db(config.database.inventory, Database::inventory);
+  ContextPtr shared = ctx;
+  node.registries[order_type] = spawn_registry(
+      system, order_type, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
+        return spawn_order(s, shared, id, std::move(reg));
+      });
+  node.registries[inventory_type] = spawn_registry(
+      system, inventory_type, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
+        return spawn_inventory_item(s, shared, id, std::move(reg));
+      });
+  node.registries[payment_type] = spawn_registry(
+      system, payment_type, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
+        return spawn_payment(s, shared, id, std::move(reg));
+      });
+  // The context is complete before any entity can run: entities spawn only on routed messages.
+  ctx->router = spawn_router(system, node.registries);
+  node.ctx = ctx;
+  return node;
+}
+
+namespace {
+
+void sweep_once(caf::event_based_actor* self, const ContextPtr& ctx) {
+  auto ids = std::make_shared<std::vector<std::string>>();
+  self->request(ctx->orders_db, caf::infinite,
+                db_read{[ids](soci::session& s) { *ids = unfinished_orders(s); }})
+      .then(
+          [self, ctx, ids](bool) {
+            if (!ids->empty()) spdlog::info("recovery sweep: {} unfinished orders", ids->size());
+            for (const auto& id : *ids)
+              ask(self, ctx, order_type, id, recover_atom::value)
+                  .then([](OrderRecord&) {},
+                        [id](caf::error& err) {
+                          spdlog::warn("recovery of {} failed: {}", id,
+                                       to_string(code_of(err)));
+                        });
+          },
+          [](caf::error&) { spdlog::warn("recovery sweep: orders database unavailable"); });
+}
+
+}  // namespace
+
+caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms) {
+  return system.spawn([ctx, interval_ms](caf::event_based_actor* self) -> caf::behavior {
+    self->send(self, recover_atom::value);
+    return {
+        [=](recover_atom) {
+          sweep_once(self, ctx);
+          if (interval_ms > 0) self->delayed_send(self, ms(interval_ms), recover_atom::value);
+        },
+    };
+  });
+}
+
+void stop_node_actors(caf::actor_system& system, NodeActors& node) {
+  (void)system;
+  auto kill = [](const caf::actor& a) {
+    if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  };
+  kill(node.sweeper);
+  kill(node.ctx->router);
+  for (auto& [_, r] : node.registries) kill(r);
+  // Persistence actors drain their mailbox (and so their pending batch) before the exit message.
+  caf::anon_send(node.ctx->orders_db, flush_atom::value);
+  caf::anon_send(node.ctx->inventory_db, flush_atom::value);
+  kill(node.ctx->orders_db);
+  kill(node.ctx->inventory_db);
+}
+
+}  // namespace emporium

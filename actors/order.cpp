@@ -1,0 +1,366 @@
+// The order actor and its placement saga. Steps chain through replies (`then`), so the actor keeps
+// answering reads while a step waits; `running` marks a saga or compensation in progress, and
+// messages that would change the order meanwhile wait for it (cancel) or are refused (ship).
+#include "actors/order.hpp"
+
+#include <array>
+#include <memory>
+#include <vector>
+
+#include "actors/entity.hpp"
+#include "actors/inventory.hpp"
+#include "actors/payment.hpp"
+#include "runtime/store.hpp"
+
+namespace emporium {
+
+// --- status table ------------------------------------------------------------------------------
+
+namespace {
+struct Move {
+  OrderStatus from;
+  OrderStatus to;
+};
+constexpr std::array legal_moves{
+    Move{OrderStatus::pending, OrderStatus::reserved},
+    Move{OrderStatus::pending, OrderStatus::rejected},
+    Move{OrderStatus::pending, OrderStatus::payment_failed},  // recovery of an interrupted order
+    Move{OrderStatus::pending, OrderStatus::cancelled},
+    Move{OrderStatus::reserved, OrderStatus::confirmed},
+    Move{OrderStatus::reserved, OrderStatus::payment_failed},
+    Move{OrderStatus::reserved, OrderStatus::cancelled},
+    Move{OrderStatus::confirmed, OrderStatus::shipped},
+    Move{OrderStatus::confirmed, OrderStatus::cancelled},
+};
+constexpr std::array status_names{"pending",  "reserved",       "confirmed", "shipped",
+                                  "rejected", "payment_failed", "cancelled"};
+}  // namespace
+
+std::string_view to_string(OrderStatus status) { return status_names[static_cast<int>(status)]; }
+
+std::optional<OrderStatus> order_status_from(std::string_view text) {
+  for (size_t i = 0; i < status_names.size(); ++i)
+    if (text == status_names[i]) return static_cast<OrderStatus>(i);
+  return std::nullopt;
+}
+
+bool is_terminal(OrderStatus status) {
+  return status != OrderStatus::pending && status != OrderStatus::reserved;
+}
+
+bool legal_transition(OrderStatus from, OrderStatus to) {
+  for (auto m : legal_moves)
+    if (m.from == from && m.to == to) return true;
+  return false;
+}
+
+namespace {
+
+struct order_state {
+  ContextPtr ctx;
+  std::string id;
+  caf::actor registry;
+  bool exists = false;
+  OrderRecord rec;
+  bool running = false;  // a saga or compensation is in progress
+  bool cancel_requested = false;
+  bool stop_requested = false;  // passivation asked while running: stop when it ends
+  Card card;                                   // until the charge is sent
+  std::vector<caf::response_promise> waiting;  // answered with the order when `running` ends
+  static inline const char* name = "order";
+};
+
+using order_actor = caf::stateful_actor<order_state>;
+
+OrderStatus status_of(const order_state& st) {
+  return order_status_from(st.rec.status).value_or(OrderStatus::pending);
+}
+
+// Answers everyone waiting with `err` and stops: memory may be ahead of storage, so the next
+// message activates the order again from what was committed.
+void fail(order_actor* self, const caf::error& err) {
+  for (auto& rp : self->state.waiting) rp.deliver(err);
+  self->state.waiting.clear();
+  self->state.card.wipe();
+  self->quit();
+}
+
+void finish(order_actor* self) {
+  auto& st = self->state;
+  st.running = false;
+  st.card.wipe();
+  auto waiting = std::move(st.waiting);
+  st.waiting.clear();
+  for (auto& rp : waiting) rp.deliver(st.rec);
+  if (st.stop_requested) return self->quit();
+  if (is_terminal(status_of(st)))
+    self->delayed_send(self, ms(st.ctx->settings.terminal_passivate_ms), idle_atom::value);
+}
+
+// Moves to `to` (asserting the table) and writes; `then` runs once committed.
+template <class Then>
+void transition(order_actor* self, OrderStatus to, std::string reason, bool write_lines, Then then) {
+  auto& st = self->state;
+  if (st.exists && !legal_transition(status_of(st), to))
+    return fail(self, make_error(errc::conflict, "illegal order transition"));
+  std::int64_t expected = st.exists ? st.rec.version : 0;
+  st.rec.status = std::string(to_string(to));
+  st.rec.failure_reason = std::move(reason);
+  st.rec.version = expected + 1;
+  st.rec.updated_at_ms = st.ctx->clock->now_ms();
+  st.exists = true;
+  OrderRecord snapshot = st.rec;
+  self->request(st.ctx->orders_db, caf::infinite,
+                db_write{[snapshot, expected, write_lines](soci::session& s) {
+                  return save_order(s, snapshot, expected, write_lines);
+                }})
+      .then(
+          [self, then](bool applied) mutable {
+            if (!applied) return fail(self, make_error(errc::version_conflict));
+            then();
+          },
+          [self](caf::error& err) { fail(self, err); });
+}
+
+// Sends one message per line to its item and calls `done` with the failures once all answered.
+template <class MakeMsg, class Done>
+void for_each_line(order_actor* self, MakeMsg make_msg, Done done) {
+  auto& st = self->state;
+  auto left = std::make_shared<size_t>(st.rec.lines.size());
+  auto failures = std::make_shared<std::vector<errc>>();
+  for (size_t i = 0; i < st.rec.lines.size(); ++i) {
+    const auto& line = st.rec.lines[i];
+    ask(self, st.ctx, inventory_type, line.sku, make_msg(line))
+        .then(
+            [self, i, left, failures, done](ItemRecord& item) {
+              auto& line = self->state.rec.lines[i];
+              if (line.unit_price_cents == 0) line.unit_price_cents = item.price_cents;
+              if (i == 0) self->state.rec.currency = item.currency;
+              if (--*left == 0) done(*failures);
+            },
+            [left, failures, done](caf::error& err) {
+              auto code = code_of(err);
+              failures->push_back(code == errc::none ? errc::db_unavailable : code);
+              if (--*left == 0) done(*failures);
+            });
+  }
+}
+
+template <class Then>
+void release_all(order_actor* self, Then then) {
+  auto id = self->state.id;
+  for_each_line(self, [id](const OrderLine&) { return item_release{id}; },
+                [then](const std::vector<errc>&) { then(); });
+}
+
+// Ends the order as `to` after undoing what was done: refund or void the payment, release stock.
+void compensate(order_actor* self, OrderStatus to, std::string reason) {
+  auto& st = self->state;
+  auto end = [self, to, reason] {
+    release_all(self, [self, to, reason] {
+      transition(self, to, reason, false, [self] { finish(self); });
+    });
+  };
+  if (!st.rec.payment) return end();
+  ask(self, st.ctx, payment_type, st.rec.payment->id, refund_atom::value)
+      .then(
+          [self, end](PaymentRecord& p) {
+            self->state.rec.payment = p;
+            end();
+          },
+          [self, end](caf::error& err) {
+            if (code_of(err) == errc::not_found) return end();  // never recorded: nothing charged
+            fail(self, err);  // the payment could not be settled: leave the order to the sweep
+          });
+}
+
+void confirm(order_actor* self) {
+  auto id = self->state.id;
+  for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
+                [self](const std::vector<errc>& failures) {
+                  if (!failures.empty())
+                    return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+                  transition(self, OrderStatus::confirmed, "", false, [self] { finish(self); });
+                });
+}
+
+void charge(order_actor* self) {
+  auto& st = self->state;
+  payment_charge req{st.id, st.rec.total_cents, st.rec.currency, std::move(st.card)};
+  st.card.wipe();
+  ask(self, st.ctx, payment_type, st.rec.payment->id, std::move(req))
+      .then(
+          [self](PaymentRecord& p) {
+            auto& st = self->state;
+            st.rec.payment = p;
+            if (p.status != "captured")
+              return compensate(self, OrderStatus::payment_failed, p.failure_reason);
+            if (st.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
+            confirm(self);
+          },
+          [self](caf::error&) {
+            // Outcome unknown: the refund call voids or refunds it, whatever happened.
+            compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+          });
+}
+
+void after_reserve(order_actor* self, const std::vector<errc>& failures) {
+  auto& st = self->state;
+  if (!failures.empty()) {
+    auto has = [&](errc c) { return std::find(failures.begin(), failures.end(), c) != failures.end(); };
+    if (!has(errc::unknown_sku) && !has(errc::insufficient_stock))
+      return release_all(self, [self] { fail(self, make_error(errc::db_unavailable)); });
+    auto reason = has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock";
+    for (auto& line : st.rec.lines) line.unit_price_cents = 0;  // no price was agreed
+    st.rec.total_cents = 0;
+    return compensate(self, OrderStatus::rejected, reason);
+  }
+  st.rec.total_cents = 0;
+  for (const auto& line : st.rec.lines) st.rec.total_cents += line.quantity * line.unit_price_cents;
+  auto now = st.ctx->clock->now_ms();
+  st.rec.payment = PaymentRecord{new_id("pay_", now), st.id, "pending", "", st.card.brand(),
+                                 st.card.last4(), st.card.exp_month, st.card.exp_year, "",
+                                 st.rec.total_cents, st.rec.currency, 0};
+  transition(self, OrderStatus::reserved, "", true, [self] {
+    if (self->state.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
+    charge(self);
+  });
+}
+
+void place(order_actor* self, order_place& req) {
+  auto& st = self->state;
+  auto now = st.ctx->clock->now_ms();
+  st.running = true;
+  st.card = std::move(req.card);
+  req.card.wipe();
+  st.rec = OrderRecord{};
+  st.rec.id = st.id;
+  st.rec.customer_id = req.customer_id;
+  st.rec.lines = std::move(req.lines);
+  st.rec.created_at_ms = now;
+  transition(self, OrderStatus::pending, "", true, [self] {
+    auto id = self->state.id;
+    for_each_line(self, [id](const OrderLine& l) { return item_reserve{id, l.quantity}; },
+                  [self](const std::vector<errc>& failures) { after_reserve(self, failures); });
+  });
+}
+
+// An order found unfinished (after a crash or a lost step) with no saga running here: finish it
+// when the charge went through, else compensate. The card is gone, so no charge is started.
+void recover(order_actor* self) {
+  auto& st = self->state;
+  st.running = true;
+  if (status_of(st) == OrderStatus::pending || !st.rec.payment)
+    return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+  ask(self, st.ctx, payment_type, st.rec.payment->id, get_atom::value)
+      .then(
+          [self](PaymentRecord& p) {
+            self->state.rec.payment = p;
+            if (p.status == "captured") return confirm(self);
+            compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+          },
+          [self](caf::error&) {
+            compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+          });
+}
+
+caf::behavior order_behavior(order_actor* self) {
+  return {
+      [=](order_place& req) -> caf::result<OrderRecord> {
+        auto& st = self->state;
+        if (st.exists && !st.running) return st.rec;  // re-delivery: the order as it is
+        auto rp = self->make_response_promise();
+        st.waiting.push_back(rp);
+        if (!st.running) place(self, req);
+        return rp;
+      },
+      [=](get_atom) -> caf::result<OrderRecord> {
+        if (!self->state.exists) return make_error(errc::not_found);
+        return self->state.rec;
+      },
+      [=](cancel_atom) -> caf::result<OrderRecord> {
+        auto& st = self->state;
+        if (!st.exists) return make_error(errc::not_found);
+        auto rp = self->make_response_promise();
+        if (st.running) {
+          st.cancel_requested = true;
+          st.waiting.push_back(rp);
+          return rp;
+        }
+        switch (status_of(st)) {
+          case OrderStatus::cancelled: return st.rec;
+          case OrderStatus::pending:
+          case OrderStatus::reserved:
+          case OrderStatus::confirmed:
+            st.running = true;
+            st.waiting.push_back(rp);
+            compensate(self, OrderStatus::cancelled, "");
+            return rp;
+          default: return make_error(errc::conflict, "order is " + st.rec.status);
+        }
+      },
+      [=](ship_atom) -> caf::result<OrderRecord> {
+        auto& st = self->state;
+        if (!st.exists) return make_error(errc::not_found);
+        if (st.running) return make_error(errc::busy);
+        if (status_of(st) == OrderStatus::shipped) return st.rec;
+        if (status_of(st) != OrderStatus::confirmed)
+          return make_error(errc::conflict, "order is " + st.rec.status);
+        st.running = true;
+        auto rp = self->make_response_promise();
+        st.waiting.push_back(rp);
+        auto id = st.id;
+        for_each_line(self, [id](const OrderLine&) { return item_ship{id}; },
+                      [self](const std::vector<errc>& failures) {
+                        if (!failures.empty()) return fail(self, make_error(errc::db_unavailable));
+                        transition(self, OrderStatus::shipped, "", false, [self] { finish(self); });
+                      });
+        return rp;
+      },
+      [=](recover_atom) -> caf::result<OrderRecord> {
+        auto& st = self->state;
+        if (!st.exists) return make_error(errc::not_found);
+        if (st.running || is_terminal(status_of(st))) return st.rec;
+        auto rp = self->make_response_promise();
+        st.waiting.push_back(rp);
+        recover(self);
+        return rp;
+      },
+      [=](idle_atom) {
+        if (!self->state.running) self->send(self->state.registry, idle_atom::value, self->state.id);
+      },
+      [=](stop_atom) {
+        if (!self->state.running) return self->quit();
+        self->state.stop_requested = true;
+      },
+      caf::after(ms(self->state.ctx->settings.idle_passivate_ms)) >>
+          [=] {
+            if (!self->state.running)
+              self->send(self->state.registry, idle_atom::value, self->state.id);
+          },
+  };
+}
+
+caf::behavior order_entity(order_actor* self, ContextPtr ctx, std::string id, caf::actor registry) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.id = std::move(id);
+  st.registry = std::move(registry);
+  load_then<OrderRecord>(self, st.ctx->orders_db,
+                         [id = st.id](soci::session& s) { return load_order(s, id); },
+                         [self](std::optional<OrderRecord> loaded) {
+                           if (!loaded) return;
+                           self->state.exists = true;
+                           self->state.rec = std::move(*loaded);
+                         });
+  return order_behavior(self);
+}
+
+}  // namespace
+
+caf::actor spawn_order(caf::local_actor* spawner, ContextPtr ctx, std::string id,
+                       caf::actor registry) {
+  return spawner->spawn(order_entity, std::move(ctx), std::move(id), std::move(registry));
+}
+
+}  // namespace emporium

@@ -1,0 +1,39 @@
+// Order actor, one per order: runs the placement saga (record → reserve every line in parallel →
+// charge → commit reservations → confirmed), compensating on every failure (release reservations,
+// refund), and takes cancel and ship. Every step is idempotent, keyed by the order id.
+//
+// Protocol (reply, or error):
+//   order_place   -> OrderRecord  final state (confirmed, rejected, payment_failed) or cancelled;
+//                                 re-delivery answers the same order          db_unavailable
+//   get_atom      -> OrderRecord                                             not_found
+//   cancel_atom   -> OrderRecord  cancelled (releases stock, refunds)          not_found, conflict
+//   ship_atom     -> OrderRecord  shipped (stock leaves on_hand)               not_found, conflict, busy
+//   recover_atom  -> OrderRecord  an unfinished order finished or compensated  not_found
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+
+#include "actors/card.hpp"
+#include "actors/context.hpp"
+#include "actors/order_status.hpp"
+#include "runtime/records.hpp"
+
+namespace emporium {
+
+struct order_place {
+  std::string customer_id;
+  std::vector<OrderLine> lines;  // sku and quantity; prices come from the items
+  Card card;
+};
+
+caf::actor spawn_order(caf::local_actor* spawner, ContextPtr ctx, std::string id,
+                       caf::actor registry);
+
+}  // namespace emporium
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::OrderRecord)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::order_place)

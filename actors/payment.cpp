@@ -1,0 +1,172 @@
+// The payment session actor.
+#include "actors/payment.hpp"
+
+#include <vector>
+
+#include "actors/entity.hpp"
+#include "runtime/store.hpp"
+
+namespace emporium {
+namespace {
+
+struct payment_state {
+  ContextPtr ctx;
+  std::string id;
+  bool exists = false;
+  PaymentRecord rec;
+  Card card;  // only while a charge is being decided
+  int attempts = 0;
+  std::vector<caf::response_promise> waiting;  // charge requests answered with the outcome
+  bool busy = false;
+  caf::actor registry;
+  static inline const char* name = "payment";
+};
+
+using payment_actor = caf::stateful_actor<payment_state>;
+
+bool final_status(const std::string& status) { return status != "pending"; }
+
+// Writes the record; `then` runs once committed, errors go to every waiting requester.
+template <class Then>
+void persist(payment_actor* self, Then then) {
+  auto& st = self->state;
+  std::int64_t expected = st.exists ? st.rec.version : 0;
+  st.rec.version = expected + 1;
+  st.exists = true;
+  PaymentRecord snapshot = st.rec;
+  self->request(st.ctx->orders_db, caf::infinite,
+                db_write{[snapshot, expected](soci::session& s) {
+                  return save_payment(s, snapshot, expected);
+                }})
+      .then(
+          [self, then](bool applied) mutable {
+            if (!applied) {
+              for (auto& rp : self->state.waiting) rp.deliver(make_error(errc::version_conflict));
+              self->quit();
+              return;
+            }
+            then();
+          },
+          [self](caf::error& err) {
+            for (auto& rp : self->state.waiting) rp.deliver(err);
+            self->quit(err);  // memory may be ahead of storage: reload on the next message
+          });
+}
+
+void finish(payment_actor* self) {
+  auto& st = self->state;
+  st.card.wipe();
+  st.busy = false;
+  persist(self, [self] {
+    auto waiting = std::move(self->state.waiting);
+    self->state.waiting.clear();
+    for (auto& rp : waiting) rp.deliver(self->state.rec);
+  });
+}
+
+void attempt(payment_actor* self) {
+  auto& st = self->state;
+  ChargeRequest req{st.id, st.rec.amount_cents, st.rec.currency, &st.card};
+  auto result = st.ctx->provider->charge(req);
+  st.attempts += 1;
+  switch (result.outcome) {
+    case ChargeOutcome::captured:
+      st.rec.status = "captured";
+      st.rec.provider_ref = result.provider_ref;
+      return finish(self);
+    case ChargeOutcome::declined:
+    case ChargeOutcome::insufficient_funds:
+      st.rec.status = "declined";
+      st.rec.failure_reason =
+          result.outcome == ChargeOutcome::declined ? "card_declined" : "insufficient_funds";
+      st.rec.provider_ref = result.provider_ref;
+      return finish(self);
+    case ChargeOutcome::transient_error:
+      if (st.attempts <= st.ctx->settings.payment_retries_max) {
+        auto backoff = st.ctx->settings.payment_retry_backoff_ms << (st.attempts - 1);
+        self->delayed_send(self, ms(backoff), retry_atom::value);
+        return;
+      }
+      st.rec.status = "failed";
+      st.rec.failure_reason = "payment_unavailable";
+      return finish(self);
+  }
+}
+
+caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string id,
+                              caf::actor registry) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.id = std::move(id);
+  st.registry = std::move(registry);
+  load_then<PaymentRecord>(self, st.ctx->orders_db,
+                           [id = st.id](soci::session& s) { return load_payment(s, id); },
+                           [self](std::optional<PaymentRecord> loaded) {
+                             if (!loaded) return;
+                             self->state.exists = true;
+                             self->state.rec = std::move(*loaded);
+                           });
+  return {
+      [=](payment_charge& req) -> caf::result<PaymentRecord> {
+        auto& st = self->state;
+        if (st.exists && final_status(st.rec.status)) return st.rec;  // re-delivery
+        auto rp = self->make_response_promise();
+        st.waiting.push_back(rp);
+        if (st.busy) return rp;
+        st.busy = true;
+        st.card = std::move(req.card);
+        req.card.wipe();
+        st.rec = PaymentRecord{st.id, req.order_id, "pending", "", st.card.brand(), st.card.last4(),
+                               st.card.exp_month, st.card.exp_year, "", req.amount_cents,
+                               req.currency, st.rec.version};
+        // Intent first: a crash after this leaves a record the recovery sweep can settle.
+        persist(self, [self] { attempt(self); });
+        return rp;
+      },
+      [=](retry_atom) {
+        if (self->state.busy) attempt(self);
+      },
+      [=](refund_atom) -> caf::result<PaymentRecord> {
+        auto& st = self->state;
+        if (!st.exists) return make_error(errc::not_found);
+        if (st.busy) return make_error(errc::busy);
+        if (st.rec.status == "captured") {
+          if (!st.ctx->provider->refund(st.id, st.rec.amount_cents))
+            return make_error(errc::busy);
+          st.rec.status = "refunded";
+        } else if (st.rec.status == "pending") {
+          st.rec.status = "failed";  // never decided: void it so it can never be captured later
+          st.rec.failure_reason = "payment_unavailable";
+        } else {
+          return st.rec;
+        }
+        auto rp = self->make_response_promise();
+        st.waiting.push_back(rp);
+        persist(self, [self] {
+          auto waiting = std::move(self->state.waiting);
+          self->state.waiting.clear();
+          for (auto& p : waiting) p.deliver(self->state.rec);
+        });
+        return rp;
+      },
+      [=](get_atom) -> caf::result<PaymentRecord> {
+        if (!self->state.exists) return make_error(errc::not_found);
+        return self->state.rec;
+      },
+      [=](stop_atom) { self->quit(); },
+      caf::after(ms(self->state.ctx->settings.terminal_passivate_ms)) >>
+          [=] {
+            if (!self->state.busy)
+              self->send(self->state.registry, idle_atom::value, self->state.id);
+          },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_payment(caf::local_actor* spawner, ContextPtr ctx, std::string id,
+                         caf::actor registry) {
+  return spawner->spawn(payment_session, std::move(ctx), std::move(id), std::move(registry));
+}
+
+}  // namespace emporium

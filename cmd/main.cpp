@@ -1,0 +1,208 @@
+// The emporium executable: `serve`, `token`, `migrate`. Thin: it loads the configuration and hands
+// over to the runtime, actors and edge libraries.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <openssl/rand.h>
+#include <soci/soci.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/node.hpp"
+#include "http/auth.hpp"
+#include "http/routes.hpp"
+#include "http/server.hpp"
+#include "runtime/atoms.hpp"
+#include "runtime/config.hpp"
+#include "runtime/metrics.hpp"
+#include "runtime/store.hpp"
+
+namespace fs = std::filesystem;
+using namespace emporium;
+
+namespace {
+
+struct CommonOptions {
+  std::string config_file;
+  std::vector<std::string> sets;
+};
+
+void add_common(CLI::App* cmd, CommonOptions& opts) {
+  cmd->add_option("--config", opts.config_file, "TOML configuration file");
+  cmd->add_option("--set", opts.sets, "override a key: section.key=value")->allow_extra_args(false);
+}
+
+Config load(const CommonOptions& opts) {
+  ConfigSources sources;
+  if (!opts.config_file.empty()) sources.file = opts.config_file;
+  else if (fs::exists("config/emporium.toml")) sources.file = "config/emporium.toml";
+  sources.environment = process_environment();
+  sources.overrides = opts.sets;
+  return load_config(sources);
+}
+
+// The HS256 secret: configured, or generated once into <data_dir>/dev-secret (mode 0600) so that
+// `serve` and `token` agree without set-up.
+std::string hs256_secret(const Config& config) {
+  if (config.auth.hs256_secret) return *config.auth.hs256_secret;
+  fs::path path = fs::path(config.node.data_dir) / "dev-secret";
+  if (std::ifstream in{path}; in) {
+    std::string secret;
+    std::getline(in, secret);
+    if (!secret.empty()) return secret;
+  }
+  fs::create_directories(path.parent_path().empty() ? "." : path.parent_path());
+  unsigned char bytes[32];
+  RAND_bytes(bytes, sizeof bytes);
+  std::string secret;
+  char hex[3];
+  for (auto b : bytes) {
+    std::snprintf(hex, sizeof hex, "%02x", b);
+    secret += hex;
+  }
+  auto tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out{tmp};
+    out << secret << '\n';
+  }
+  fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write);
+  fs::rename(tmp, path);
+  return secret;
+}
+
+int run_migrate(const Config& config) {
+  for (auto [url, db] : {std::pair{config.database.orders, Database::orders},
+                         std::pair{config.database.inventory, Database::inventory}}) {
+    auto parsed = parse_db_url(url);
+    soci::session session;
+    open_session(session, *parsed);
+    int n = migrate(session, parsed->backend, db);
+    std::cout << (db == Database::orders ? "orders" : "inventory") << ": " << n
+              << " migrations applied\n";
+  }
+  return 0;
+}
+
+int run_token(const Config& config, const std::string& sub, const std::string& scope, std::int64_t ttl) {
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  std::cout << auth::sign_hs256(hs256_secret(config), config.auth.issuer, config.auth.audience, sub,
+                                scope, ttl, now)
+            << '\n';
+  return 0;
+}
+
+// Blocks until both databases answer (nothing listens before the node can serve).
+void wait_for_databases(caf::actor_system& system, const NodeContext& ctx) {
+  caf::scoped_actor self{system};
+  for (int attempt = 0;; ++attempt) {
+    bool ok = true;
+    for (const auto& db : {ctx.orders_db, ctx.inventory_db})
+      self->request(db, std::chrono::seconds(10), ping_atom::value)
+          .receive([](bool) {}, [&](caf::error&) { ok = false; });
+    if (ok) return;
+    if (attempt % 10 == 0) spdlog::warn("waiting for the databases to answer");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+int run_serve(const Config& config) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // every thread started below inherits this
+
+  std::string host;
+  std::uint16_t port = 0;
+  split_host_port(config.http.listen, host, port);
+  auto secret = hs256_secret(config);
+  auto provider = make_provider(config.payment);
+
+  caf::actor_system_config caf_config;
+  auto threads = config.actors.scheduler_threads > 0 ? config.actors.scheduler_threads
+                                                     : std::max(2u, std::thread::hardware_concurrency());
+  caf_config.set("scheduler.max-threads", static_cast<size_t>(threads));
+  caf::actor_system system{caf_config};
+
+  auto node = start_node_actors(system, config, std::make_shared<SystemClock>(), provider);
+  wait_for_databases(system, *node.ctx);
+  node.sweeper = spawn_recovery_sweep(system, node.ctx, 30'000);
+
+  ApiSettings api;
+  api.auth = {config.auth.issuer, config.auth.audience, secret, config.auth.leeway_s, 8192};
+  api.rate = config.rate_limit.rate;
+  api.burst = config.rate_limit.burst;
+  api.placement_timeout_ms = config.orders.placement_timeout_ms;
+  api.request_timeout_ms = config.http.request_timeout_ms;
+  api.retry_after_s = config.database.retry_after_s;
+  api.idempotency_ttl_s = config.idempotency.ttl_s;
+  api.items_max = config.orders.items_max;
+  api.quantity_max = config.orders.quantity_max;
+  auto metrics = std::make_shared<Metrics>();
+  auto handler_api = std::make_shared<Api>(system, node.ctx, api, metrics);
+
+  ServerSettings server_settings{host,
+                                 port,
+                                 config.http.header_limit_bytes,
+                                 config.http.body_limit_bytes,
+                                 config.http.request_timeout_ms,
+                                 config.http.idle_timeout_ms,
+                                 config.http.max_connections,
+                                 static_cast<int>(config.http.threads)};
+  Server server(server_settings, [handler_api](HttpRequest&& req, Respond respond) {
+    handler_api->handle(std::move(req), std::move(respond));
+  });
+  auto bound = server.start();
+  spdlog::info("node {} serving on http://{}:{}", config.node.name, host, bound);
+  std::printf("emporium listening on http://%s:%u\n", host.c_str(), bound);
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("signal {}: draining", signal);
+  server.stop(config.http.request_timeout_ms);
+  stop_node_actors(system, node);
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Emporium: an order-processing runtime on actors"};
+  app.require_subcommand(1);
+  CommonOptions serve_opts, token_opts, migrate_opts;
+  auto* serve = app.add_subcommand("serve", "run one node");
+  add_common(serve, serve_opts);
+  auto* token = app.add_subcommand("token", "print a signed dev access token (HS256)");
+  add_common(token, token_opts);
+  std::string sub, scope;
+  std::int64_t ttl = 3600;
+  token->add_option("--sub", sub, "subject (customer id)")->required();
+  token->add_option("--scope", scope, "space-separated scopes")->required();
+  token->add_option("--ttl", ttl, "lifetime in seconds")->check(CLI::Range(1, 31'536'000));
+  auto* migrate_cmd = app.add_subcommand("migrate", "apply database migrations and exit");
+  add_common(migrate_cmd, migrate_opts);
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (serve->parsed()) return run_serve(load(serve_opts));
+    if (token->parsed()) return run_token(load(token_opts), sub, scope, ttl);
+    if (migrate_cmd->parsed()) return run_migrate(load(migrate_opts));
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "emporium: configuration error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "emporium: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,281 @@
+// JSON codecs of the /v1 resources. Decoders collect every field error they find, so a client
+// learns all that is wrong at once; the card number and cvc are never quoted in an error.
+#include "http/codec.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include <boost/json.hpp>
+
+#include "http/json.hpp"
+#include "runtime/clock.hpp"
+
+namespace emporium {
+namespace json = boost::json;
+namespace {
+
+// Walks one object: checks field kinds and ranges, records errors with their paths.
+class Fields {
+ public:
+  Fields(const json::object& obj, std::string prefix, std::vector<FieldError>& errors)
+      : obj_(obj), prefix_(std::move(prefix)), errors_(errors) {}
+
+  void only(std::initializer_list<std::string_view> allowed) {
+    for (const auto& kv : obj_) {
+      std::string_view key = kv.key();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+        error(std::string(key), "unknown field");
+    }
+  }
+  const json::value* required(std::string_view key) {
+    auto* v = obj_.if_contains(key);
+    if (!v || v->is_null()) error(std::string(key), "is required");
+    return v && !v->is_null() ? v : nullptr;
+  }
+  std::optional<std::int64_t> integer(std::string_view key, std::int64_t lo, std::int64_t hi,
+                                      bool needed = true) {
+    auto* v = needed ? required(key) : obj_.if_contains(key);
+    if (!v) return std::nullopt;
+    if (!v->is_int64() && !v->is_uint64()) {
+      error(std::string(key), "must be an integer");
+      return std::nullopt;
+    }
+    if (v->is_uint64() || v->get_int64() < lo || v->get_int64() > hi) {
+      error(std::string(key), "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+      return std::nullopt;
+    }
+    return v->get_int64();
+  }
+  std::optional<std::string> string(std::string_view key, bool needed = true) {
+    auto* v = needed ? required(key) : obj_.if_contains(key);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) {
+      error(std::string(key), "must be a string");
+      return std::nullopt;
+    }
+    return std::string(v->as_string());
+  }
+  const json::object* object(std::string_view key) {
+    auto* v = required(key);
+    if (!v) return nullptr;
+    if (!v->is_object()) error(std::string(key), "must be an object");
+    return v->is_object() ? &v->as_object() : nullptr;
+  }
+  void error(const std::string& key, std::string message) {
+    errors_.push_back({path(key), std::move(message)});
+  }
+  std::string path(const std::string& key) const {
+    return prefix_.empty() ? key : prefix_ + "." + key;
+  }
+
+ private:
+  const json::object& obj_;
+  std::string prefix_;
+  std::vector<FieldError>& errors_;
+};
+
+template <class T>
+std::optional<json::object> body_object(std::string_view body, Decoded<T>& out) {
+  std::string why;
+  auto value = parse_strict(body, &why);
+  if (!value) {
+    out.detail = "request body is not valid JSON: " + why;
+    return std::nullopt;
+  }
+  if (!value->is_object()) {
+    out.detail = "request body must be a JSON object";
+    return std::nullopt;
+  }
+  return std::move(value->as_object());
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+void decode_lines(Fields& top, const json::object& obj, const OrderLimits& limits,
+                  std::vector<FieldError>& errors, PlaceOrderInput& out) {
+  auto* items = top.required("items");
+  if (!items) return;
+  if (!items->is_array()) return top.error("items", "must be an array");
+  const auto& array = items->as_array();
+  if (array.empty() || static_cast<std::int64_t>(array.size()) > limits.items_max)
+    return top.error("items", "must hold 1 to " + std::to_string(limits.items_max) + " items");
+  (void)obj;
+  for (size_t i = 0; i < array.size(); ++i) {
+    std::string prefix = "items[" + std::to_string(i) + "]";
+    if (!array[i].is_object()) {
+      errors.push_back({prefix, "must be an object"});
+      continue;
+    }
+    Fields item(array[i].as_object(), prefix, errors);
+    item.only({"sku", "quantity"});
+    auto sku = item.string("sku");
+    if (sku && !valid_sku(*sku)) item.error("sku", "must match [A-Za-z0-9._-]{1,64}");
+    auto quantity = item.integer("quantity", 1, limits.quantity_max);
+    if (!sku || !valid_sku(*sku) || !quantity) continue;
+    auto same = std::find_if(out.lines.begin(), out.lines.end(),
+                             [&](const OrderLine& l) { return l.sku == *sku; });
+    if (same == out.lines.end()) {
+      out.lines.push_back({*sku, *quantity, 0});
+    } else if ((same->quantity += *quantity) > limits.quantity_max) {
+      item.error("quantity", "total quantity of a sku must not exceed " +
+                                 std::to_string(limits.quantity_max));
+    }
+  }
+}
+
+void decode_card(Fields& top, std::vector<FieldError>& errors, int year, int month,
+                 PlaceOrderInput& out) {
+  auto* payment = top.object("payment");
+  if (!payment) return;
+  Fields pay(*payment, "payment", errors);
+  pay.only({"card"});
+  auto* card_obj = pay.object("card");
+  if (!card_obj) return;
+  Fields card(*card_obj, "payment.card", errors);
+  card.only({"number", "exp_month", "exp_year", "cvc"});
+  auto number = card.string("number");
+  if (number && (!all_digits(*number) || number->size() < 12 || number->size() > 19))
+    card.error("number", "must be 12 to 19 digits");
+  else if (number && !luhn_valid(*number))
+    card.error("number", "is not a valid card number");
+  auto exp_month = card.integer("exp_month", 1, 12);
+  auto exp_year = card.integer("exp_year", 2000, 2100);
+  if (exp_month && exp_year && (*exp_year < year || (*exp_year == year && *exp_month < month)))
+    card.error("exp_year", "card has expired");
+  auto cvc = card.string("cvc");
+  if (cvc && (!all_digits(*cvc) || cvc->size() < 3 || cvc->size() > 4))
+    card.error("cvc", "must be 3 or 4 digits");
+  if (number) out.card.number = SecretString(std::move(*number));
+  if (cvc) out.card.cvc = SecretString(std::move(*cvc));
+  out.card.exp_month = static_cast<int>(exp_month.value_or(0));
+  out.card.exp_year = static_cast<int>(exp_year.value_or(0));
+}
+
+}  // namespace
+
+bool valid_sku(std::string_view sku) {
+  if (sku.empty() || sku.size() > 64) return false;
+  return std::all_of(sku.begin(), sku.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+Decoded<PlaceOrderInput> decode_place_order(std::string_view body, const OrderLimits& limits,
+                                            int year, int month) {
+  Decoded<PlaceOrderInput> out;
+  auto obj = body_object(body, out);
+  if (!obj) return out;
+  PlaceOrderInput input;
+  Fields top(*obj, "", out.errors);
+  top.only({"items", "payment"});
+  decode_lines(top, *obj, limits, out.errors, input);
+  decode_card(top, out.errors, year, month, input);
+  if (out.errors.empty()) out.value = std::move(input);
+  return out;
+}
+
+Decoded<PutItemInput> decode_put_item(std::string_view body) {
+  Decoded<PutItemInput> out;
+  auto obj = body_object(body, out);
+  if (!obj) return out;
+  PutItemInput input;
+  Fields f(*obj, "", out.errors);
+  f.only({"name", "price_cents", "on_hand", "currency"});
+  auto name = f.string("name");
+  if (name && (name->empty() || name->size() > 200)) f.error("name", "must be 1 to 200 bytes");
+  auto price = f.integer("price_cents", 0, 1'000'000'000'000);
+  auto on_hand = f.integer("on_hand", 0, 1'000'000'000);
+  auto currency = f.string("currency", false);
+  if (currency && (currency->size() != 3 ||
+                   !std::all_of(currency->begin(), currency->end(),
+                                [](char c) { return c >= 'A' && c <= 'Z'; })))
+    f.error("currency", "must be an ISO 4217 code such as USD");
+  if (!out.errors.empty()) return out;
+  input.name = *name;
+  input.price_cents = *price;
+  input.on_hand = *on_hand;
+  if (currency) input.currency = *currency;
+  out.value = std::move(input);
+  return out;
+}
+
+Decoded<std::int64_t> decode_adjust(std::string_view body) {
+  Decoded<std::int64_t> out;
+  auto obj = body_object(body, out);
+  if (!obj) return out;
+  Fields f(*obj, "", out.errors);
+  f.only({"delta"});
+  auto delta = f.integer("delta", -1'000'000'000, 1'000'000'000);
+  if (out.errors.empty()) out.value = *delta;
+  return out;
+}
+
+namespace {
+
+json::object order_json(const OrderRecord& o) {
+  json::array items;
+  for (const auto& l : o.lines)
+    items.push_back({{"sku", l.sku},
+                     {"quantity", l.quantity},
+                     {"unit_price_cents", l.unit_price_cents},
+                     {"line_total_cents", l.quantity * l.unit_price_cents}});
+  json::value payment = nullptr;
+  if (o.payment)
+    payment = json::object{{"id", o.payment->id},
+                           {"status", o.payment->status},
+                           {"brand", o.payment->brand},
+                           {"last4", o.payment->last4}};
+  json::value reason = nullptr;
+  if (!o.failure_reason.empty()) reason = o.failure_reason;
+  return {{"id", o.id},
+          {"customer_id", o.customer_id},
+          {"status", o.status},
+          {"items", std::move(items)},
+          {"total_cents", o.total_cents},
+          {"currency", o.currency},
+          {"payment", std::move(payment)},
+          {"failure_reason", std::move(reason)},
+          {"created_at", rfc3339(o.created_at_ms)},
+          {"updated_at", rfc3339(o.updated_at_ms)}};
+}
+
+json::object item_json(const ItemRecord& i, bool admin_view) {
+  json::object o{{"sku", i.sku},
+                 {"name", i.name},
+                 {"price_cents", i.price_cents},
+                 {"currency", i.currency},
+                 {"available", i.available()}};
+  if (admin_view) {
+    o["on_hand"] = i.on_hand;
+    o["reserved"] = i.reserved;
+  }
+  return o;
+}
+
+}  // namespace
+
+std::string encode_order(const OrderRecord& order) { return json::serialize(order_json(order)); }
+
+std::string encode_item(const ItemRecord& item, bool admin_view) {
+  return json::serialize(item_json(item, admin_view));
+}
+
+std::string encode_order_page(const std::vector<OrderRecord>& orders,
+                              const std::optional<std::string>& next_cursor) {
+  json::array data;
+  for (const auto& o : orders) data.push_back(order_json(o));
+  json::value cursor = nullptr;
+  if (next_cursor) cursor = *next_cursor;
+  return json::serialize(json::object{{"data", std::move(data)}, {"next_cursor", std::move(cursor)}});
+}
+
+std::string encode_item_list(const std::vector<ItemRecord>& items, bool admin_view) {
+  json::array data;
+  for (const auto& i : items) data.push_back(item_json(i, admin_view));
+  return json::serialize(json::object{{"data", std::move(data)}});
+}
+
+}  // namespace emporium

@@ -1,0 +1,579 @@
+// Request handling of the edge. Each route is a short function: check the principal's scope,
+// decode, ask the entity through the router, and map the reply (or the failure) to HTTP.
+#include "http/routes.hpp"
+
+#include <chrono>
+#include <mutex>
+#include <set>
+
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+#include <caf/all.hpp>
+#include <openssl/sha.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/inventory.hpp"
+#include "actors/order.hpp"
+#include "actors/payment.hpp"
+#include "http/gateway.hpp"
+#include "http/rate_limit.hpp"
+#include "runtime/atoms.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/metrics.hpp"
+#include "runtime/persistence.hpp"
+#include "runtime/store.hpp"
+
+namespace emporium {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+HttpResponse json_response(int status, std::string body) {
+  return HttpResponse{status, "application/json", {}, std::move(body)};
+}
+
+HttpResponse unauthorized(std::string_view detail) {
+  auto res = problem(401, "Unauthorized", detail);
+  res.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+  return res;
+}
+
+HttpResponse forbidden(std::string_view scope) {
+  auto res = problem(403, "Forbidden", "the token lacks the scope " + std::string(scope));
+  res.headers.emplace_back("WWW-Authenticate",
+                           "Bearer error=\"insufficient_scope\", scope=\"" + std::string(scope) + "\"");
+  return res;
+}
+
+HttpResponse unavailable(std::int64_t retry_after_s, std::string_view detail) {
+  auto res = problem(503, "Service unavailable", detail);
+  res.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
+  return res;
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (auto b : digest) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+bool is_json_content(const HttpRequest& req) {
+  auto* type = req.header("content-type");
+  if (!type) return false;
+  std::string_view t = *type;
+  t = t.substr(0, t.find(';'));
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  std::string lower(t);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "application/json";
+}
+
+bool valid_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > 255) return false;
+  for (char c : key)
+    if (c < 0x21 || c > 0x7e) return false;
+  return true;
+}
+
+bool valid_order_id(std::string_view id) {
+  if (id.size() != 30 || id.substr(0, 4) != "ord_") return false;
+  for (char c : id.substr(4))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'))) return false;
+  return true;
+}
+
+// "GET /v1/orders/{id}": known words kept, ids replaced, anything else "other", so metric labels
+// stay few and never carry request data.
+std::string route_template(const std::vector<std::string>& path, const std::string& method) {
+  static const std::set<std::string, std::less<>> words{
+      "v1",     "admin",  "orders",  "inventory", "cancel", "ship",  "adjust", "actors",
+      "cluster", "healthz", "readyz", "metrics",  "order",  "payment", "passivate"};
+  static const std::set<std::string, std::less<>> methods{"GET", "PUT", "POST", "DELETE", "HEAD"};
+  std::string out = (methods.count(method) ? method : std::string("OTHER")) + " ";
+  if (path.empty() || path.size() > 5) return out + "other";
+  for (size_t i = 0; i < path.size(); ++i) {
+    bool id_position = (i == 2 && path[0] == "v1") || (i == 3 && path[0] == "admin");
+    if (id_position) out += "/{id}";
+    else if (words.count(path[i])) out += "/" + path[i];
+    else return out + "other";
+  }
+  return out;
+}
+
+struct Principal {
+  auth::Claims claims;
+  bool admin() const { return claims.has_scope("admin"); }
+  bool may(std::string_view scope) const { return admin() || claims.has_scope(scope); }
+};
+
+struct Call {
+  HttpRequest req;
+  Respond respond;
+  std::vector<std::string> path;  // decoded segments
+  std::vector<std::pair<std::string, std::string>> params;  // decoded query parameters
+  Principal who;
+};
+
+}  // namespace
+
+struct Api::Impl {
+  caf::actor_system& system;
+  std::shared_ptr<const NodeContext> ctx;
+  ApiSettings settings;
+  std::shared_ptr<Metrics> metrics;
+  auth::TokenVerifier verifier;
+  RateLimiter limiter;
+  Gateway gateway;
+  std::mutex running_mutex;
+  std::set<std::pair<std::string, std::string>> running_keys;  // idempotency keys in flight
+
+  Impl(caf::actor_system& sys, std::shared_ptr<const NodeContext> c, ApiSettings s,
+       std::shared_ptr<Metrics> m)
+      : system(sys),
+        ctx(std::move(c)),
+        settings(std::move(s)),
+        metrics(std::move(m)),
+        verifier(settings.auth),
+        limiter(settings.rate, settings.burst),
+        gateway(sys, 4) {}
+
+  std::chrono::milliseconds timeout() const {
+    return std::chrono::milliseconds(settings.request_timeout_ms);
+  }
+
+  // The one mapping of failures to HTTP.
+  HttpResponse failure(const caf::error& err) const {
+    switch (code_of(err)) {
+      case errc::not_found: return problem(404, "Not found", "no such resource");
+      case errc::conflict: return problem(409, "Conflict", err.context().empty() ? "the resource does not allow this now" : caf::to_string(err.context()));
+      case errc::busy: return problem(409, "Conflict", "the resource is busy; try again");
+      case errc::invalid_argument: return problem(400, "Bad request", "the request cannot be processed");
+      default: break;
+    }
+    if (err == caf::sec::request_timeout)
+      return unavailable(settings.retry_after_s, "the request timed out; try again");
+    return unavailable(settings.retry_after_s, "a database or service is unavailable; try again");
+  }
+
+  template <class... Ts>
+  auto ask(caf::event_based_actor* self, caf::atom_value type, const std::string& id, Ts&&... xs) {
+    return self->request(ctx->router, timeout(), route_atom::value, type, id,
+                         caf::make_message(std::forward<Ts>(xs)...));
+  }
+
+  void handle(HttpRequest&& req, Respond respond);
+  void route_v1(Call& call);
+  std::optional<HttpResponse> authenticate(Call& call);
+
+  void health(Call& call);
+  void ready(Call& call);
+  void get_item(Call& call);
+  void list_items(Call& call);
+  void put_item(Call& call);
+  void adjust_item(Call& call);
+  void place_order(Call& call);
+  void place_order_now(Call& call, std::string key, std::string hash);
+  void get_order(Call& call);
+  void list_orders(Call& call);
+  void order_command(Call& call, bool ship);
+};
+
+Api::Api(caf::actor_system& system, std::shared_ptr<const NodeContext> ctx, ApiSettings settings,
+         std::shared_ptr<Metrics> metrics)
+    : impl_(std::make_unique<Impl>(system, std::move(ctx), std::move(settings), std::move(metrics))) {}
+
+Api::~Api() = default;
+
+void Api::handle(HttpRequest&& request, Respond respond) { impl_->handle(std::move(request), std::move(respond)); }
+
+void Api::Impl::handle(HttpRequest&& req, Respond respond) {
+  auto parsed = boost::urls::parse_origin_form(req.target);
+  if (!parsed) return respond(problem(400, "Bad request", "malformed request target"));
+  Call call{{}, {}, {}, {}, {}};
+  for (auto seg : parsed->segments()) call.path.push_back(std::string(seg));
+  for (auto param : parsed->params()) call.params.emplace_back(param.key, param.value);
+  call.req = std::move(req);  // after reading `parsed`, which points into req.target
+  // Count every answer by route template and status; never by raw path (it holds ids).
+  call.respond = [this, respond = std::move(respond), started = Steady::now(),
+                  route = route_template(call.path, call.req.method)](HttpResponse res) {
+    auto seconds = std::chrono::duration<double>(Steady::now() - started).count();
+    metrics->add("emporium_http_requests_total{route=\"" + route + "\",code=\"" +
+                 std::to_string(res.status) + "\"}");
+    metrics->observe("emporium_http_request_duration_seconds", "route=\"" + route + "\"", seconds);
+    respond(std::move(res));
+  };
+  auto& p = call.path;
+  if (p.size() == 1 && p[0] == "healthz") return health(call);
+  if (p.size() == 1 && p[0] == "readyz") return ready(call);
+  if (p.size() == 1 && p[0] == "metrics") {
+    return call.respond(HttpResponse{200, "text/plain; version=0.0.4", {}, metrics->render()});
+  }
+  if (!p.empty() && (p[0] == "v1" || p[0] == "admin")) return route_v1(call);
+  call.respond(problem(404, "Not found", "no such endpoint"));
+}
+
+std::optional<HttpResponse> Api::Impl::authenticate(Call& call) {
+  int count = call.req.header_count("authorization");
+  if (count == 0) return unauthorized("an access token is required");
+  if (count > 1) return unauthorized("exactly one Authorization header is allowed");
+  auto token = auth::bearer_token(*call.req.header("authorization"));
+  if (!token) return unauthorized("the Authorization header must be 'Bearer <token>'");
+  auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  auto verified = verifier.verify(*token, now_s);
+  if (!verified) return unauthorized("the access token is not valid");
+  call.who.claims = std::move(*verified.claims);
+  return std::nullopt;
+}
+
+void Api::Impl::route_v1(Call& call) {
+  if (auto refused = authenticate(call)) {
+    metrics->add("emporium_auth_failures_total");
+    return call.respond(std::move(*refused));
+  }
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(Steady::now().time_since_epoch()).count();
+  auto decision = limiter.check(call.who.claims.sub, now_us);
+  std::vector<std::pair<std::string, std::string>> rate_headers;
+  rate_headers.emplace_back("RateLimit-Policy", limiter.policy_header());
+  rate_headers.emplace_back("RateLimit", "\"default\";r=" + std::to_string(decision.remaining) +
+                                             ";t=" + std::to_string(decision.reset_s));
+  if (!decision.allowed) {
+    metrics->add("emporium_rate_limited_total");
+    auto res = problem(429, "Too many requests", "rate limit exceeded; retry later");
+    res.headers = rate_headers;
+    res.headers.emplace_back("Retry-After", std::to_string(decision.retry_after_s));
+    return call.respond(std::move(res));
+  }
+  call.respond = [inner = std::move(call.respond), rate_headers](HttpResponse res) {
+    res.headers.insert(res.headers.end(), rate_headers.begin(), rate_headers.end());
+    inner(std::move(res));
+  };
+  const auto& p = call.path;
+  const auto& m = call.req.method;
+  auto wrong_method = [&](const char* allow) {
+    auto res = problem(405, "Method not allowed", "this endpoint allows " + std::string(allow));
+    res.headers.emplace_back("Allow", allow);
+    call.respond(std::move(res));
+  };
+  if (p.size() >= 2 && p[0] == "v1" && p[1] == "inventory") {
+    if (p.size() == 2) return m == "GET" ? list_items(call) : wrong_method("GET");
+    if (p.size() == 3) {
+      if (m == "GET") return get_item(call);
+      if (m == "PUT") return put_item(call);
+      return wrong_method("GET, PUT");
+    }
+    if (p.size() == 4 && p[3] == "adjust") return m == "POST" ? adjust_item(call) : wrong_method("POST");
+  }
+  if (p.size() >= 2 && p[0] == "v1" && p[1] == "orders") {
+    if (p.size() == 2) {
+      if (m == "POST") return place_order(call);
+      if (m == "GET") return list_orders(call);
+      return wrong_method("GET, POST");
+    }
+    if (p.size() == 3) return m == "GET" ? get_order(call) : wrong_method("GET");
+    if (p.size() == 4 && (p[3] == "cancel" || p[3] == "ship"))
+      return m == "POST" ? order_command(call, p[3] == "ship") : wrong_method("POST");
+  }
+  if (!p.empty() && p[0] == "admin") {
+    if (!call.who.admin()) return call.respond(forbidden("admin"));
+    return call.respond(problem(404, "Not found", "no such admin endpoint"));
+  }
+  call.respond(problem(404, "Not found", "no such endpoint"));
+}
+
+void Api::Impl::health(Call& call) { call.respond(json_response(200, R"({"status":"ok"})")); }
+
+void Api::Impl::ready(Call& call) {
+  gateway.run([this, respond = call.respond](caf::event_based_actor* self) {
+    auto left = std::make_shared<int>(2);
+    auto ok = std::make_shared<bool>(true);
+    auto done = [this, respond, left, ok] {
+      if (--*left > 0) return;
+      if (*ok) return respond(json_response(200, R"({"status":"ready"})"));
+      respond(unavailable(settings.retry_after_s, "a database is unavailable"));
+    };
+    for (const auto& db : {ctx->orders_db, ctx->inventory_db})
+      self->request(db, std::chrono::seconds(2), ping_atom::value)
+          .then([done](bool) { done(); },
+                [done, ok](caf::error&) {
+                  *ok = false;
+                  done();
+                });
+  });
+}
+
+// --- inventory ---------------------------------------------------------------------------------
+
+void Api::Impl::get_item(Call& call) {
+  if (!call.who.may("inventory:read")) return call.respond(forbidden("inventory:read"));
+  const auto& sku = call.path[2];
+  if (!valid_sku(sku)) return call.respond(problem(404, "Not found", "no such item"));
+  gateway.run([this, sku, respond = call.respond, admin = call.who.admin()](caf::event_based_actor* self) {
+    ask(self, inventory_type, sku, get_atom::value)
+        .then([respond, admin](ItemRecord& item) { respond(json_response(200, encode_item(item, admin))); },
+              [this, respond](caf::error& err) { respond(failure(err)); });
+  });
+}
+
+void Api::Impl::list_items(Call& call) {
+  if (!call.who.may("inventory:read")) return call.respond(forbidden("inventory:read"));
+  std::vector<std::string> skus;
+  for (const auto& [key, value] : call.params) {
+    if (key != "sku") continue;
+    if (!valid_sku(value))
+      return call.respond(problem(400, "Bad request", "invalid sku", {{"sku", "must match [A-Za-z0-9._-]{1,64}"}}));
+    if (std::find(skus.begin(), skus.end(), value) == skus.end()) skus.push_back(value);
+  }
+  if (skus.empty() || skus.size() > 100)
+    return call.respond(problem(400, "Bad request", "give 1 to 100 sku parameters", {{"sku", "1 to 100 values"}}));
+  gateway.run([this, skus, respond = call.respond, admin = call.who.admin()](caf::event_based_actor* self) {
+    auto found = std::make_shared<std::vector<std::optional<ItemRecord>>>(skus.size());
+    auto left = std::make_shared<size_t>(skus.size());
+    auto failed = std::make_shared<caf::error>();
+    auto done = [this, found, left, failed, respond, admin] {
+      if (--*left > 0) return;
+      if (*failed) return respond(failure(*failed));
+      std::vector<ItemRecord> items;
+      for (auto& f : *found)
+        if (f) items.push_back(*f);
+      respond(json_response(200, encode_item_list(items, admin)));
+    };
+    for (size_t i = 0; i < skus.size(); ++i)
+      ask(self, inventory_type, skus[i], get_atom::value)
+          .then(
+              [found, i, done](ItemRecord& item) {
+                (*found)[i] = item;
+                done();
+              },
+              [failed, done](caf::error& err) {
+                if (code_of(err) != errc::not_found) *failed = err;
+                done();
+              });
+  });
+}
+
+void Api::Impl::put_item(Call& call) {
+  if (!call.who.admin()) return call.respond(forbidden("admin"));
+  const auto& sku = call.path[2];
+  if (!valid_sku(sku))
+    return call.respond(problem(400, "Bad request", "invalid sku", {{"sku", "must match [A-Za-z0-9._-]{1,64}"}}));
+  if (!is_json_content(call.req))
+    return call.respond(problem(415, "Unsupported media type", "the body must be application/json"));
+  auto decoded = decode_put_item(call.req.body);
+  if (!decoded.ok()) return call.respond(problem(400, "Bad request", decoded.detail.empty() ? "invalid item" : decoded.detail, decoded.errors));
+  auto in = *decoded.value;
+  gateway.run([this, sku, in, respond = call.respond](caf::event_based_actor* self) {
+    ask(self, inventory_type, sku, item_put{in.name, in.price_cents, in.on_hand, in.currency})
+        .then([respond](item_put_result& r) {
+                respond(json_response(r.created ? 201 : 200, encode_item(r.item, true)));
+              },
+              [this, respond](caf::error& err) {
+                if (code_of(err) == errc::conflict)
+                  return respond(problem(409, "Conflict", "on_hand would fall below the reserved units"));
+                respond(failure(err));
+              });
+  });
+}
+
+void Api::Impl::adjust_item(Call& call) {
+  if (!call.who.admin()) return call.respond(forbidden("admin"));
+  const auto& sku = call.path[2];
+  if (!valid_sku(sku)) return call.respond(problem(404, "Not found", "no such item"));
+  if (!is_json_content(call.req))
+    return call.respond(problem(415, "Unsupported media type", "the body must be application/json"));
+  auto decoded = decode_adjust(call.req.body);
+  if (!decoded.ok()) return call.respond(problem(400, "Bad request", decoded.detail.empty() ? "invalid adjustment" : decoded.detail, decoded.errors));
+  auto delta = *decoded.value;
+  gateway.run([this, sku, delta, respond = call.respond](caf::event_based_actor* self) {
+    ask(self, inventory_type, sku, item_adjust{delta})
+        .then([respond](ItemRecord& item) { respond(json_response(200, encode_item(item, true))); },
+              [this, respond](caf::error& err) {
+                if (code_of(err) == errc::conflict)
+                  return respond(problem(409, "Conflict", "on_hand would fall below the reserved units"));
+                respond(failure(err));
+              });
+  });
+}
+
+// --- orders ------------------------------------------------------------------------------------
+
+namespace {
+int status_for(const OrderRecord& order) {
+  if (order.status == "confirmed" || order.status == "shipped") return 201;
+  if (order.status == "rejected") return 409;
+  if (order.status == "payment_failed") return 402;
+  if (order.status == "cancelled") return 200;
+  return 202;
+}
+
+std::pair<int, int> utc_year_month() {
+  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return {tm.tm_year + 1900, tm.tm_mon + 1};
+}
+}  // namespace
+
+void Api::Impl::place_order(Call& call) {
+  if (!call.who.may("orders:write")) return call.respond(forbidden("orders:write"));
+  if (!is_json_content(call.req))
+    return call.respond(problem(415, "Unsupported media type", "the body must be application/json"));
+  std::string key;
+  if (auto* k = call.req.header("idempotency-key")) {
+    if (call.req.header_count("idempotency-key") > 1 || !valid_idempotency_key(*k))
+      return call.respond(problem(400, "Bad request", "Idempotency-Key must be 1 to 255 visible ASCII characters"));
+    key = *k;
+  }
+  if (key.empty()) return place_order_now(call, "", "");
+  auto customer = call.who.claims.sub;
+  {
+    std::lock_guard lock(running_mutex);
+    if (!running_keys.insert({customer, key}).second)
+      return call.respond(problem(409, "Conflict", "a request with this Idempotency-Key is still in progress"));
+  }
+  auto hash = sha256_hex(call.req.body);
+  auto release = [this, customer, key] {
+    std::lock_guard lock(running_mutex);
+    running_keys.erase({customer, key});
+  };
+  call.respond = [inner = std::move(call.respond), release](HttpResponse res) {
+    release();
+    inner(std::move(res));
+  };
+  auto found = std::make_shared<std::optional<IdempotencyRecord>>();
+  auto shared_call = std::make_shared<Call>(std::move(call));
+  gateway.run([this, shared_call, found, customer, key, hash](caf::event_based_actor* self) {
+    self->request(ctx->orders_db, timeout(),
+                  db_read{[found, customer, key](soci::session& s) { *found = load_idempotency(s, customer, key); }})
+        .then(
+            [this, shared_call, found, key, hash](bool) {
+              auto& call = *shared_call;
+              if (!*found) return place_order_now(call, key, hash);
+              if ((*found)->request_hash != hash)
+                return call.respond(problem(422, "Unprocessable content",
+                                            "this Idempotency-Key was used with a different request"));
+              HttpResponse replay{(*found)->status, (*found)->status >= 400 ? "application/problem+json" : "application/json",
+                                  {{"Idempotent-Replayed", "true"}}, (*found)->response_body};
+              call.respond(std::move(replay));
+            },
+            [this, shared_call](caf::error& err) { shared_call->respond(failure(err)); });
+  });
+}
+
+void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
+  auto [year, month] = utc_year_month();
+  auto decoded = decode_place_order(call.req.body, {settings.items_max, settings.quantity_max}, year, month);
+  auto customer = call.who.claims.sub;
+  // Answers and, with a key, records the answer first: a retry after a crash then replays it.
+  auto finish = [this, customer, key, hash, respond = call.respond](caf::event_based_actor* self, HttpResponse res) {
+    if (key.empty() || res.status == 503) return respond(std::move(res));
+    IdempotencyRecord rec{customer, key, hash, res.status, res.body, ctx->clock->now_ms()};
+    self->request(ctx->orders_db, timeout(), db_write{[rec](soci::session& s) {
+                    save_idempotency(s, rec);
+                    return true;
+                  }})
+        .then([respond, res](bool) { respond(res); }, [respond, res](caf::error&) { respond(res); });
+  };
+  if (!decoded.ok()) {
+    auto res = problem(400, "Bad request", decoded.detail.empty() ? "invalid order" : decoded.detail, decoded.errors);
+    return gateway.run([finish, res](caf::event_based_actor* self) { finish(self, res); });
+  }
+  auto input = std::make_shared<PlaceOrderInput>(std::move(*decoded.value));
+  auto id = new_id("ord_", ctx->clock->now_ms());
+  gateway.run([this, id, input, customer, finish](caf::event_based_actor* self) {
+    order_place msg{customer, input->lines, std::move(input->card)};
+    input->card.wipe();
+    self->request(ctx->router, std::chrono::milliseconds(settings.placement_timeout_ms), route_atom::value,
+                  order_type, id, caf::make_message(std::move(msg)))
+        .then([self, finish](OrderRecord& order) { finish(self, json_response(status_for(order), encode_order(order))); },
+              [this, self, id, finish](caf::error& err) {
+                if (err != caf::sec::request_timeout) return finish(self, failure(err));
+                // Still running: answer 202 with the order as it stands; it finishes in the background.
+                ask(self, order_type, id, get_atom::value)
+                    .then([self, finish](OrderRecord& order) { finish(self, json_response(202, encode_order(order))); },
+                          [this, self, finish](caf::error& e) { finish(self, failure(e)); });
+              });
+  });
+}
+
+void Api::Impl::get_order(Call& call) {
+  if (!call.who.may("orders:read")) return call.respond(forbidden("orders:read"));
+  const auto& id = call.path[2];
+  if (!valid_order_id(id)) return call.respond(problem(404, "Not found", "no such order"));
+  gateway.run([this, id, respond = call.respond, who = call.who](caf::event_based_actor* self) {
+    ask(self, order_type, id, get_atom::value)
+        .then(
+            [respond, who](OrderRecord& order) {
+              if (!who.admin() && order.customer_id != who.claims.sub)
+                return respond(problem(404, "Not found", "no such order"));
+              respond(json_response(200, encode_order(order)));
+            },
+            [this, respond](caf::error& err) { respond(failure(err)); });
+  });
+}
+
+void Api::Impl::list_orders(Call& call) {
+  if (!call.who.may("orders:read")) return call.respond(forbidden("orders:read"));
+  int limit = 20;
+  std::string cursor;
+  for (const auto& [key, value] : call.params) {
+    if (key == "limit") {
+      const std::string& v = value;
+      bool digits = !v.empty() && v.size() <= 3 && std::all_of(v.begin(), v.end(), ::isdigit);
+      limit = digits ? std::stoi(v) : 0;
+      if (limit < 1 || limit > 100)
+        return call.respond(problem(400, "Bad request", "limit must be 1 to 100", {{"limit", "must be an integer from 1 to 100"}}));
+    } else if (key == "cursor") {
+      cursor = value;
+      if (!valid_order_id(cursor))
+        return call.respond(problem(400, "Bad request", "invalid cursor", {{"cursor", "is not a cursor this API issued"}}));
+    }
+  }
+  auto customer = call.who.claims.sub;
+  gateway.run([this, customer, cursor, limit, respond = call.respond](caf::event_based_actor* self) {
+    auto page = std::make_shared<std::vector<OrderRecord>>();
+    self->request(ctx->orders_db, timeout(), db_read{[page, customer, cursor, limit](soci::session& s) {
+                    *page = emporium::list_orders(s, customer, cursor, limit + 1);
+                  }})
+        .then(
+            [page, limit, respond](bool) {
+              std::optional<std::string> next;
+              if (static_cast<int>(page->size()) > limit) {
+                page->resize(limit);
+                next = page->back().id;
+              }
+              respond(json_response(200, encode_order_page(*page, next)));
+            },
+            [this, respond](caf::error& err) { respond(failure(err)); });
+  });
+}
+
+void Api::Impl::order_command(Call& call, bool ship) {
+  if (ship ? !call.who.admin() : !call.who.may("orders:write"))
+    return call.respond(forbidden(ship ? "admin" : "orders:write"));
+  const auto& id = call.path[2];
+  if (!valid_order_id(id)) return call.respond(problem(404, "Not found", "no such order"));
+  gateway.run([this, id, ship, respond = call.respond, who = call.who](caf::event_based_actor* self) {
+    // Ownership first: another customer's order is 404, never 403.
+    ask(self, order_type, id, get_atom::value)
+        .then(
+            [this, self, id, ship, respond, who](OrderRecord& order) {
+              if (!who.admin() && order.customer_id != who.claims.sub)
+                return respond(problem(404, "Not found", "no such order"));
+              auto command = ship ? caf::make_message(ship_atom::value) : caf::make_message(cancel_atom::value);
+              self->request(ctx->router, timeout(), route_atom::value, order_type, id, std::move(command))
+                  .then([respond](OrderRecord& o) { respond(json_response(200, encode_order(o))); },
+                        [this, respond](caf::error& err) { respond(failure(err)); });
+            },
+            [this, respond](caf::error& err) { respond(failure(err)); });
+  });
+}
+
+}  // namespace emporium

@@ -1,0 +1,45 @@
+// The /v1, operator and health endpoints of API.md: authentication, scopes, rate limits,
+// idempotency, and the mapping of domain results and failures to HTTP, in one place.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "http/auth.hpp"
+#include "http/message.hpp"
+
+namespace caf {
+class actor_system;
+}
+
+namespace emporium {
+
+struct NodeContext;
+class Metrics;
+class Gateway;
+
+struct ApiSettings {
+  auth::VerifierSettings auth;
+  double rate = 200;
+  double burst = 400;
+  std::int64_t placement_timeout_ms = 5000;
+  std::int64_t request_timeout_ms = 30'000;
+  std::int64_t retry_after_s = 2;
+  std::int64_t idempotency_ttl_s = 86'400;
+  std::int64_t items_max = 100;
+  std::int64_t quantity_max = 1000;
+};
+
+class Api {
+ public:
+  Api(caf::actor_system& system, std::shared_ptr<const NodeContext> ctx, ApiSettings settings,
+      std::shared_ptr<Metrics> metrics);
+  ~Api();
+  void handle(HttpRequest&& request, Respond respond);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace emporium

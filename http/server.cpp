@@ -1,0 +1,268 @@
+// One session object per connection (as Beast's advanced_server): read a request with the header
+// and body limits set before reading, refuse framing that Beast 1.81 lets through, hand the
+// request to the handler, write the answer on the connection's strand, then read the next one.
+// Requests on one connection are answered in order because the next is read only after the write.
+#include "http/server.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+namespace emporium {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+bool split_host_port(const std::string& address, std::string& host, std::uint16_t& port) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  try {
+    auto value = std::stoul(address.substr(colon + 1));
+    if (value > 65535) return false;
+    port = static_cast<std::uint16_t>(value);
+  } catch (...) {
+    return false;
+  }
+  return !host.empty();
+}
+
+namespace {
+
+struct Shared {
+  ServerSettings settings;
+  Handler handler;
+  std::atomic<std::int64_t> connections{0};
+  std::atomic<std::int64_t> in_flight{0};
+  std::atomic<bool> stopping{false};
+};
+
+HttpResponse bad_framing(std::string_view detail) {
+  return problem(400, "Bad request", detail);
+}
+
+// Framing rules Beast 1.81's parser does not enforce (request smuggling).
+std::optional<HttpResponse> framing_problem(const http::request<http::string_body>& req) {
+  int lengths = 0, encodings = 0;
+  std::string_view encoding;
+  for (const auto& field : req) {
+    if (field.name() == http::field::content_length) ++lengths;
+    if (field.name() == http::field::transfer_encoding) {
+      ++encodings;
+      encoding = field.value();
+    }
+  }
+  if (lengths > 1) return bad_framing("more than one Content-Length");
+  if (encodings > 1) return bad_framing("more than one Transfer-Encoding");
+  if (lengths && encodings) return bad_framing("both Transfer-Encoding and Content-Length");
+  if (encodings && encoding != "chunked") return bad_framing("Transfer-Encoding must be chunked");
+  if (encodings && req.version() < 11) return bad_framing("chunked encoding needs HTTP/1.1");
+  return std::nullopt;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<Shared> shared)
+      : stream_(std::move(socket)), shared_(std::move(shared)) {
+    shared_->connections += 1;
+  }
+  ~Session() { shared_->connections -= 1; }
+
+  void start() {
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this()));
+  }
+
+  void refuse(HttpResponse res) {
+    close_after_write_ = true;
+    write(std::move(res));
+  }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(shared_->settings.header_limit_bytes));
+    parser_->body_limit(static_cast<std::uint64_t>(shared_->settings.body_limit_bytes));
+    stream_.expires_after(std::chrono::milliseconds(
+        buffer_.size() ? shared_->settings.request_timeout_ms : shared_->settings.idle_timeout_ms));
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+        ec == net::error::eof)
+      return close();
+    if (ec == beast::error::timeout) {
+      if (!parser_->got_some()) return close();  // idle keep-alive connection
+      return refuse(problem(408, "Request timeout", "the request was not received in time"));
+    }
+    if (ec == http::error::body_limit)
+      return refuse(problem(413, "Payload too large", "the request body exceeds the limit of " +
+                                                          std::to_string(shared_->settings.body_limit_bytes) +
+                                                          " bytes"));
+    if (ec == http::error::header_limit)
+      return refuse(problem(431, "Request header fields too large",
+                            "the request headers exceed the limit of " +
+                                std::to_string(shared_->settings.header_limit_bytes) + " bytes"));
+    if (ec) return refuse(bad_framing("malformed HTTP request"));
+    auto req = parser_->release();
+    if (auto bad = framing_problem(req)) return refuse(std::move(*bad));
+    keep_alive_ = req.keep_alive() && !shared_->stopping;
+    handle(std::move(req));
+  }
+
+  void handle(http::request<http::string_body>&& req) {
+    HttpRequest in;
+    in.method = std::string(req.method_string());
+    in.target = std::string(req.target());
+    for (const auto& field : req) {
+      std::string name(field.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      in.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    in.body = std::move(req.body());
+    beast::error_code ec;
+    auto peer = stream_.socket().remote_endpoint(ec);
+    in.client = ec ? "unknown" : peer.address().to_string();
+    stream_.expires_never();  // the handler has its own deadline per request
+    shared_->in_flight += 1;
+    auto self = shared_from_this();
+    shared_->handler(std::move(in), [self](HttpResponse res) {
+      net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
+        self->shared_->in_flight -= 1;
+        self->write(std::move(res));
+      });
+    });
+  }
+
+  void write(HttpResponse res) {
+    auto out = std::make_shared<http::response<http::string_body>>();
+    out->version(11);
+    out->result(static_cast<unsigned>(res.status));
+    out->set(http::field::server, "emporium");
+    if (!res.body.empty() || res.status >= 200) out->set(http::field::content_type, res.content_type);
+    for (auto& [k, v] : res.headers) out->set(k, v);
+    out->body() = std::move(res.body);
+    out->keep_alive(keep_alive_ && !close_after_write_);
+    out->prepare_payload();
+    response_ = out;
+    stream_.expires_after(std::chrono::milliseconds(shared_->settings.request_timeout_ms));
+    http::async_write(stream_, *out, beast::bind_front_handler(&Session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    response_.reset();
+    if (ec || close_after_write_ || !keep_alive_) return close();
+    read();
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<http::response<http::string_body>> response_;
+  std::shared_ptr<Shared> shared_;
+  bool keep_alive_ = true;
+  bool close_after_write_ = false;
+};
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(net::io_context& ioc, tcp::endpoint endpoint, std::shared_ptr<Shared> shared)
+      : ioc_(ioc), acceptor_(net::make_strand(ioc)), shared_(std::move(shared)) {
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(net::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(net::socket_base::max_listen_connections);
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  void accept() {
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           beast::bind_front_handler(&Listener::on_accept, shared_from_this()));
+  }
+  void close() {
+    net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+    });
+  }
+
+ private:
+  void on_accept(beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) {
+      auto session = std::make_shared<Session>(std::move(socket), shared_);
+      if (shared_->connections > shared_->settings.max_connections) {
+        auto res = problem(503, "Service unavailable", "too many connections");
+        res.headers.emplace_back("Retry-After", "1");
+        net::dispatch(net::make_strand(ioc_), [session, res]() mutable { session->refuse(res); });
+      } else {
+        session->start();
+      }
+    }
+    accept();
+  }
+
+  net::io_context& ioc_;
+  tcp::acceptor acceptor_;
+  std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  std::shared_ptr<Shared> shared = std::make_shared<Shared>();
+  net::io_context ioc;
+  std::shared_ptr<Listener> listener;
+  std::vector<std::thread> threads;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+};
+
+Server::Server(ServerSettings settings, Handler handler) : impl_(std::make_unique<Impl>()) {
+  impl_->shared->settings = std::move(settings);
+  impl_->shared->handler = std::move(handler);
+}
+
+Server::~Server() { stop(0); }
+
+std::uint16_t Server::start() {
+  auto& s = impl_->shared->settings;
+  auto address = net::ip::make_address(s.host == "localhost" ? "127.0.0.1" : s.host);
+  impl_->listener = std::make_shared<Listener>(impl_->ioc, tcp::endpoint{address, s.port}, impl_->shared);
+  impl_->listener->accept();
+  impl_->work.emplace(impl_->ioc.get_executor());
+  for (int i = 0; i < std::max(1, s.threads); ++i)
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return impl_->listener->port();
+}
+
+void Server::stop(std::int64_t drain_ms) {
+  if (impl_->threads.empty()) return;
+  impl_->shared->stopping = true;
+  if (impl_->listener) impl_->listener->close();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(drain_ms);
+  while (impl_->shared->in_flight > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  impl_->work.reset();
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+std::int64_t Server::in_flight() const { return impl_->shared->in_flight; }
+
+}  // namespace emporium

@@ -1,0 +1,443 @@
+// Configuration loading: defaults, then the TOML file, then EMPORIUM_* variables, then --set flags.
+// Every key is described once in kKeys; parsing, the environment mapping and range checks all
+// walk that table, so adding a key is one line there.
+#include "runtime/config.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string_view>
+#include <variant>
+
+extern char** environ;
+
+namespace emporium {
+
+namespace {
+
+// A pointer to one field of a Config; the alternative held tells the field's type.
+using FieldRef =
+    std::variant<std::string*, std::optional<std::string>*, std::int64_t*, double*, bool*>;
+
+// Field `Member` of section `Section`; one instantiation per key gives a plain function pointer.
+template <auto Section, auto Member>
+FieldRef field(Config& config) {
+  return &((config.*Section).*Member);
+}
+
+// Inclusive limits of an integer key; the defaults mean "no limit".
+struct Bounds {
+  std::int64_t min = std::numeric_limits<std::int64_t>::min();
+  std::int64_t max = std::numeric_limits<std::int64_t>::max();
+};
+
+struct Key {
+  std::string_view name;  // "section.key"
+  FieldRef (*field)(Config&);
+  Bounds bounds{};  // checked for integer fields only
+};
+
+// Durations, counts and sizes without a stricter rule still cannot be negative.
+constexpr Bounds kNonNegative{0};
+
+using C = Config;
+const Key kKeys[] = {
+    {"node.name", field<&C::node, &C::Node::name>},
+    {"node.data_dir", field<&C::node, &C::Node::data_dir>},
+    {"http.listen", field<&C::http, &C::Http::listen>},
+    {"http.header_limit_bytes", field<&C::http, &C::Http::header_limit_bytes>, {1024}},
+    {"http.body_limit_bytes", field<&C::http, &C::Http::body_limit_bytes>, {1}},
+    {"http.request_timeout_ms", field<&C::http, &C::Http::request_timeout_ms>, {1}},
+    {"http.idle_timeout_ms", field<&C::http, &C::Http::idle_timeout_ms>, kNonNegative},
+    {"http.max_connections", field<&C::http, &C::Http::max_connections>, {1}},
+    {"http.threads", field<&C::http, &C::Http::threads>, {1, 64}},
+    {"database.orders", field<&C::database, &C::Database::orders>},
+    {"database.inventory", field<&C::database, &C::Database::inventory>},
+    {"database.batch_size_max", field<&C::database, &C::Database::batch_size_max>, {1, 10'000}},
+    {"database.retry_after_s", field<&C::database, &C::Database::retry_after_s>, kNonNegative},
+    {"database.reconnect_interval_ms", field<&C::database, &C::Database::reconnect_interval_ms>,
+     kNonNegative},
+    {"auth.issuer", field<&C::auth, &C::Auth::issuer>},
+    {"auth.audience", field<&C::auth, &C::Auth::audience>},
+    {"auth.hs256_secret", field<&C::auth, &C::Auth::hs256_secret>},
+    {"auth.jwks_file", field<&C::auth, &C::Auth::jwks_file>},
+    {"auth.leeway_s", field<&C::auth, &C::Auth::leeway_s>, {0, 3600}},
+    {"rate_limit.rate", field<&C::rate_limit, &C::RateLimit::rate>},
+    {"rate_limit.burst", field<&C::rate_limit, &C::RateLimit::burst>},
+    {"cluster.enabled", field<&C::cluster, &C::Cluster::enabled>},
+    {"cluster.listen", field<&C::cluster, &C::Cluster::listen>},
+    {"cluster.advertise", field<&C::cluster, &C::Cluster::advertise>},
+    {"payment.provider", field<&C::payment, &C::Payment::provider>},
+    {"payment.url", field<&C::payment, &C::Payment::url>},
+    {"payment.retries_max", field<&C::payment, &C::Payment::retries_max>, {0, 20}},
+    {"payment.retry_backoff_ms", field<&C::payment, &C::Payment::retry_backoff_ms>, kNonNegative},
+    {"orders.placement_timeout_ms", field<&C::orders, &C::Orders::placement_timeout_ms>, {1}},
+    {"orders.reservation_ttl_ms", field<&C::orders, &C::Orders::reservation_ttl_ms>, {1000}},
+    {"orders.items_max", field<&C::orders, &C::Orders::items_max>, {1, 1000}},
+    {"orders.quantity_max", field<&C::orders, &C::Orders::quantity_max>, {1}},
+    {"actors.idle_passivate_ms", field<&C::actors, &C::Actors::idle_passivate_ms>, kNonNegative},
+    {"actors.terminal_passivate_ms", field<&C::actors, &C::Actors::terminal_passivate_ms>,
+     kNonNegative},
+    {"actors.scheduler_threads", field<&C::actors, &C::Actors::scheduler_threads>, kNonNegative},
+    {"idempotency.ttl_s", field<&C::idempotency, &C::Idempotency::ttl_s>, kNonNegative},
+};
+
+const Key* find_key(std::string_view name) {
+  for (const Key& key : kKeys) {
+    if (key.name == name) return &key;
+  }
+  return nullptr;
+}
+
+bool is_known_section(std::string_view section) {
+  for (const Key& key : kKeys) {
+    if (key.name.substr(0, key.name.find('.')) == section) return true;
+  }
+  return false;
+}
+
+// "rate_limit.rate" -> "EMPORIUM_RATE_LIMIT_RATE". Generated from the key because sections and
+// keys contain underscores, so a variable name cannot be split back unambiguously.
+std::string env_var_name(std::string_view key) {
+  std::string name = "EMPORIUM_";
+  for (char ch : key) {
+    name += ch == '.' ? '_' : static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 'a' + 'A' : ch);
+  }
+  return name;
+}
+
+[[noreturn]] void type_error(std::string_view key, std::string_view expected,
+                             const std::string& detail) {
+  throw ConfigError(std::string(key), "expected " + std::string(expected) + detail);
+}
+
+// --- TOML values ------------------------------------------------------------------------------
+
+std::string toml_location(const toml::node& value) {
+  const toml::source_region& source = value.source();
+  std::string where = " (";
+  if (source.path) where += *source.path + " ";
+  return where + "line " + std::to_string(source.begin.line) + ")";
+}
+
+void assign_toml(std::string& field, const toml::node& value, std::string_view key) {
+  const auto* text = value.as_string();
+  if (!text) type_error(key, "a string", toml_location(value));
+  field = text->get();
+}
+
+void assign_toml(std::optional<std::string>& field, const toml::node& value, std::string_view key) {
+  std::string text;
+  assign_toml(text, value, key);
+  field = std::move(text);
+}
+
+void assign_toml(std::int64_t& field, const toml::node& value, std::string_view key) {
+  const auto* number = value.as_integer();
+  if (!number) type_error(key, "an integer", toml_location(value));
+  field = number->get();
+}
+
+// TOML writes 200 as an integer; a double key accepts it so users need not write 200.0.
+void assign_toml(double& field, const toml::node& value, std::string_view key) {
+  if (const auto* number = value.as_floating_point()) {
+    field = number->get();
+  } else if (const auto* whole = value.as_integer()) {
+    field = static_cast<double>(whole->get());
+  } else {
+    type_error(key, "a number", toml_location(value));
+  }
+}
+
+void assign_toml(bool& field, const toml::node& value, std::string_view key) {
+  const auto* flag = value.as_boolean();
+  if (!flag) type_error(key, "a boolean", toml_location(value));
+  field = flag->get();
+}
+
+void set_from_toml(Config& config, const Key& key, const toml::node& value) {
+  std::visit([&](auto* target) { assign_toml(*target, value, key.name); }, key.field(config));
+}
+
+toml::table parse_toml_file(const std::string& path) {
+  // An explicit file that is absent is an error, not a silent fall-back to defaults.
+  if (!std::filesystem::exists(path)) throw ConfigError(path, "configuration file not found");
+  std::ifstream in(path);
+  // An ifstream opens a directory without complaint, so check that separately.
+  if (!in || std::filesystem::is_directory(path)) {
+    throw ConfigError(path, "cannot read configuration file");
+  }
+  try {
+    return toml::parse(in, path);
+  } catch (const toml::parse_error& error) {
+    const auto& begin = error.source().begin;
+    throw ConfigError(path, "parse error at line " + std::to_string(begin.line) + ", column " +
+                                std::to_string(begin.column) + ": " +
+                                std::string(error.description()));
+  }
+}
+
+// Settings live in [section] tables; anything else, at any level, is an unknown key.
+void apply_file(const std::string& path, Config& config) {
+  const toml::table root = parse_toml_file(path);
+  for (const auto& [section_key, section_node] : root) {
+    const std::string section(section_key.str());
+    const toml::table* table = section_node.as_table();
+    if (!table) throw ConfigError(section, "unknown key (settings belong in a [section])");
+    if (!is_known_section(section) && table->empty()) {
+      throw ConfigError(section, "unknown section");
+    }
+    for (const auto& [name, value] : *table) {
+      const std::string full = section + "." + std::string(name.str());
+      const Key* key = find_key(full);
+      if (!key) {
+        const std::string problem =
+            is_known_section(section) ? "unknown key" : "unknown section [" + section + "]";
+        throw ConfigError(full, problem + toml_location(value));
+      }
+      set_from_toml(config, *key, value);
+    }
+  }
+}
+
+// --- Text values (environment and --set) ------------------------------------------------------
+
+// `origin` names where the text came from, so the message points at the variable or flag.
+std::string text_detail(std::string_view text, std::string_view origin) {
+  return ", got \"" + std::string(text) + "\" (from " + std::string(origin) + ")";
+}
+
+// Integers are strict: the whole text must be the number, so "8k" or " 8" is an error.
+template <typename Number>
+std::optional<Number> parse_number(std::string_view text) {
+  Number number{};
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, number);
+  if (text.empty() || error != std::errc{} || stop != end) return std::nullopt;
+  return number;
+}
+
+void assign_text(std::string& field, std::string_view text, std::string_view, std::string_view) {
+  field = text;
+}
+
+void assign_text(std::optional<std::string>& field, std::string_view text, std::string_view,
+                 std::string_view) {
+  field = std::string(text);
+}
+
+void assign_text(std::int64_t& field, std::string_view text, std::string_view key,
+                 std::string_view origin) {
+  const auto number = parse_number<std::int64_t>(text);
+  if (!number) type_error(key, "an integer", text_detail(text, origin));
+  field = *number;
+}
+
+// from_chars accepts "inf" and "nan", which no setting means, so those are rejected too.
+void assign_text(double& field, std::string_view text, std::string_view key,
+                 std::string_view origin) {
+  const auto number = parse_number<double>(text);
+  if (!number || !std::isfinite(*number)) type_error(key, "a number", text_detail(text, origin));
+  field = *number;
+}
+
+void assign_text(bool& field, std::string_view text, std::string_view key,
+                 std::string_view origin) {
+  if (text != "true" && text != "false") {
+    type_error(key, "a boolean (true or false)", text_detail(text, origin));
+  }
+  field = text == "true";
+}
+
+void set_from_text(Config& config, const Key& key, std::string_view text, std::string_view origin) {
+  std::visit([&](auto* target) { assign_text(*target, text, key.name, origin); },
+             key.field(config));
+}
+
+// Only variables named after a known key are read; other EMPORIUM_* variables belong to
+// someone else (scripts, tests) and are ignored.
+void apply_environment(const std::map<std::string, std::string>& environment, Config& config) {
+  for (const Key& key : kKeys) {
+    const std::string variable = env_var_name(key.name);
+    const auto found = environment.find(variable);
+    if (found != environment.end()) set_from_text(config, key, found->second, variable);
+  }
+}
+
+void apply_override(const std::string& assignment, Config& config) {
+  const auto equals = assignment.find('=');
+  if (equals == std::string::npos) {
+    throw ConfigError(assignment, "--set expects section.key=value");
+  }
+  const std::string name = assignment.substr(0, equals);
+  const Key* key = find_key(name);
+  if (!key) throw ConfigError(name, "unknown key in --set");
+  set_from_text(config, *key, std::string_view(assignment).substr(equals + 1), "--set");
+}
+
+// --- Validation -------------------------------------------------------------------------------
+
+void check_bounds(Config& config) {
+  for (const Key& key : kKeys) {
+    const FieldRef ref = key.field(config);
+    const auto* value = std::get_if<std::int64_t*>(&ref);
+    if (!value) continue;
+    const std::int64_t number = **value;
+    const Bounds& b = key.bounds;
+    if (number >= b.min && number <= b.max) continue;
+    std::string rule = b.max == Bounds{}.max ? "at least " + std::to_string(b.min)
+                       : b.min == Bounds{}.min
+                           ? "at most " + std::to_string(b.max)
+                           : "between " + std::to_string(b.min) + " and " + std::to_string(b.max);
+    throw ConfigError(std::string(key.name), "must be " + rule + ", got " + std::to_string(number));
+  }
+}
+
+void check_rate_limit(const Config::RateLimit& limit) {
+  // Written as !(x > 0) so that a NaN from a TOML file (nan is valid TOML) also fails.
+  if (!(limit.rate > 0)) throw ConfigError("rate_limit.rate", "must be greater than 0");
+  if (!(limit.burst >= 1)) throw ConfigError("rate_limit.burst", "must be at least 1");
+}
+
+bool is_ip_address(int family, std::string_view text) {
+  in6_addr buffer{};  // large enough for either family
+  return inet_pton(family, std::string(text).c_str(), &buffer) == 1;
+}
+
+bool is_port(std::string_view text) {
+  if (text.size() > 5) return false;
+  const auto port = parse_number<std::int64_t>(text);
+  // Digits only: from_chars would accept a leading '-'.
+  return port && text.front() != '-' && *port <= 65535;
+}
+
+// A host we can bind to: IPv4 address, localhost, or [IPv6 address].
+bool is_bindable_host(std::string_view host) {
+  if (host == "localhost") return true;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    return is_ip_address(AF_INET6, host.substr(1, host.size() - 2));
+  }
+  return is_ip_address(AF_INET, host);
+}
+
+// Another node may reach us by DNS name, so an advertised host may also be a hostname.
+bool is_reachable_host(std::string_view host) {
+  if (is_bindable_host(host)) return true;
+  if (host.empty() || host.size() > 253) return false;
+  for (char ch : host) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '.' || ch == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// host:port, split at the last colon so that "[::1]:80" keeps its brackets in the host.
+void check_address(std::string_view key, std::string_view address,
+                   bool (*valid_host)(std::string_view)) {
+  const auto colon = address.rfind(':');
+  const bool ok = colon != std::string_view::npos && valid_host(address.substr(0, colon)) &&
+                  is_port(address.substr(colon + 1));
+  if (!ok) {
+    throw ConfigError(std::string(key),
+                      "expected host:port with port 0-65535, got \"" + std::string(address) + "\"");
+  }
+}
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+bool is_sqlite(std::string_view url) { return starts_with(url, "sqlite:"); }
+
+void check_database_url(std::string_view key, std::string_view url) {
+  if (is_sqlite(url) || starts_with(url, "postgresql://") || starts_with(url, "postgres://")) {
+    return;
+  }
+  throw ConfigError(std::string(key),
+                    "expected sqlite:PATH or postgresql://..., got \"" + std::string(url) + "\"");
+}
+
+// Cluster nodes share the databases; SQLite files are local to one node.
+void check_cluster_databases(const Config& config) {
+  if (!config.cluster.enabled) return;
+  for (const auto& [key, url] : {std::pair{"database.orders", &config.database.orders},
+                                 std::pair{"database.inventory", &config.database.inventory}}) {
+    if (is_sqlite(*url)) {
+      throw ConfigError(
+          "cluster.enabled",
+          std::string("a cluster needs PostgreSQL databases, but ") + key + " is \"" + *url + "\"");
+    }
+  }
+}
+
+void check_payment(const Config::Payment& payment) {
+  if (payment.provider != "simulated" && payment.provider != "http") {
+    throw ConfigError("payment.provider",
+                      "expected simulated or http, got \"" + payment.provider + "\"");
+  }
+  if (payment.provider == "http" && payment.url.empty()) {
+    throw ConfigError("payment.url", "required when payment.provider is http");
+  }
+}
+
+// The name appears in logs, metrics and cluster membership, so keep it to a safe alphabet.
+void check_node_name(const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 64;
+  for (char ch : name) {
+    ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                ch == '.' || ch == '_' || ch == '-');
+  }
+  if (!ok) {
+    throw ConfigError("node.name",
+                      "expected 1-64 characters of A-Z a-z 0-9 . _ -, got \"" + name + "\"");
+  }
+}
+
+void validate(Config& config) {
+  check_node_name(config.node.name);
+  check_bounds(config);
+  check_rate_limit(config.rate_limit);
+  check_address("http.listen", config.http.listen, is_bindable_host);
+  check_address("cluster.listen", config.cluster.listen, is_bindable_host);
+  if (!config.cluster.advertise.empty()) {
+    check_address("cluster.advertise", config.cluster.advertise, is_reachable_host);
+  }
+  check_database_url("database.orders", config.database.orders);
+  check_database_url("database.inventory", config.database.inventory);
+  check_cluster_databases(config);
+  check_payment(config.payment);
+}
+
+}  // namespace
+
+Config load_config(const ConfigSources& sources) {
+  Config config;
+  if (sources.file) apply_file(*sources.file, config);
+  apply_environment(sources.environment, config);
+  for (const std::string& assignment : sources.overrides) apply_override(assignment, config);
+  validate(config);
+  if (config.cluster.advertise.empty()) config.cluster.advertise = config.cluster.listen;
+  return config;
+}
+
+std::map<std::string, std::string> process_environment() {
+  std::map<std::string, std::string> environment;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    const auto equals = text.find('=');
+    if (equals == std::string_view::npos) continue;
+    // emplace keeps the first of duplicate names, as getenv does.
+    environment.emplace(std::string(text.substr(0, equals)), std::string(text.substr(equals + 1)));
+  }
+  return environment;
+}
+
+}  // namespace emporium

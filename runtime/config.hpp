@@ -1,0 +1,121 @@
+// Node configuration: one struct with defaults, loaded once at start (TOML file, then
+// EMPORIUM_SECTION_KEY environment variables, then --set flags) and validated with errors naming keys.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace emporium {
+
+struct Config {
+  struct Node {
+    std::string name = "node-1";
+    std::string data_dir = "data";  // where dev-secret and default SQLite files live
+    bool operator==(const Node&) const = default;
+  } node;
+
+  struct Http {
+    std::string listen = "127.0.0.1:8080";
+    std::int64_t header_limit_bytes = 8 * 1024;
+    std::int64_t body_limit_bytes = 64 * 1024;
+    std::int64_t request_timeout_ms = 30'000;  // whole request: read, handle, write
+    std::int64_t idle_timeout_ms = 60'000;     // keep-alive connection with no request
+    std::int64_t max_connections = 10'000;
+    std::int64_t threads = 1;                  // Asio threads of the edge
+    bool operator==(const Http&) const = default;
+  } http;
+
+  struct Database {
+    std::string orders = "sqlite:data/orders.db";
+    std::string inventory = "sqlite:data/inventory.db";
+    std::int64_t batch_size_max = 256;          // writes per group-commit transaction
+    std::int64_t retry_after_s = 2;             // Retry-After when the database is unreachable
+    std::int64_t reconnect_interval_ms = 1'000;
+    bool operator==(const Database&) const = default;
+  } database;
+
+  struct Auth {
+    std::string issuer = "emporium-dev";
+    std::string audience = "emporium";
+    std::optional<std::string> hs256_secret;    // unset: generated once into <data_dir>/dev-secret
+    std::string jwks_file;
+    std::int64_t leeway_s = 60;
+    bool operator==(const Auth&) const = default;
+  } auth;
+
+  struct RateLimit {
+    double rate = 200;   // sustained requests per second per principal
+    double burst = 400;
+    bool operator==(const RateLimit&) const = default;
+  } rate_limit;
+
+  struct Cluster {
+    bool enabled = false;
+    std::string listen = "127.0.0.1:7000";
+    std::string advertise;  // empty: same as listen
+    bool operator==(const Cluster&) const = default;
+  } cluster;
+
+  struct Payment {
+    std::string provider = "simulated";
+    std::string url;
+    std::int64_t retries_max = 3;        // retries of a transient provider error
+    std::int64_t retry_backoff_ms = 50;  // first backoff, doubled per retry
+    bool operator==(const Payment&) const = default;
+  } payment;
+
+  struct Orders {
+    std::int64_t placement_timeout_ms = 5'000;  // past this POST /v1/orders answers 202
+    std::int64_t reservation_ttl_ms = 900'000;  // an abandoned reservation is released after this
+    std::int64_t items_max = 100;
+    std::int64_t quantity_max = 1'000;
+    bool operator==(const Orders&) const = default;
+  } orders;
+
+  struct Actors {
+    std::int64_t idle_passivate_ms = 120'000;  // an idle actor stops after this
+    std::int64_t terminal_passivate_ms = 5'000;  // an order in a final state stops sooner
+    std::int64_t scheduler_threads = 0;          // 0: number of cores
+    bool operator==(const Actors&) const = default;
+  } actors;
+
+  struct Idempotency {
+    std::int64_t ttl_s = 86'400;
+    bool operator==(const Idempotency&) const = default;
+  } idempotency;
+
+  // Whole-config comparison, e.g. to check the documented default file against these defaults.
+  bool operator==(const Config&) const = default;
+};
+
+// A bad configuration: `key` is the offending `section.key` (or the file path for a parse error).
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string key, const std::string& message)
+      : std::runtime_error(key + ": " + message), key_(std::move(key)) {}
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string key_;
+};
+
+// Where configuration comes from, lowest precedence first. `environment` is the process
+// environment as NAME=VALUE pairs (only EMPORIUM_* entries are read); `overrides` are
+// `section.key=value` strings from --set flags.
+struct ConfigSources {
+  std::optional<std::string> file;  // TOML file; a missing explicit file is an error
+  std::map<std::string, std::string> environment;
+  std::vector<std::string> overrides;
+};
+
+// Loads and validates; throws ConfigError naming the key on the first problem.
+Config load_config(const ConfigSources& sources);
+
+// The process environment as a map, for ConfigSources::environment.
+std::map<std::string, std::string> process_environment();
+
+}  // namespace emporium

@@ -1,0 +1,192 @@
+// The persistence actor: group commit over one SOCI connection, reconnecting by itself.
+#include "runtime/persistence.hpp"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <soci/soci.h>
+#include <soci/postgresql/soci-postgresql.h>
+#include <spdlog/spdlog.h>
+
+#include "runtime/atoms.hpp"
+#include "runtime/errors.hpp"
+
+namespace emporium {
+namespace {
+
+struct PendingWrite {
+  std::function<bool(soci::session&)> apply;
+  caf::response_promise promise;
+};
+
+struct persistence_state {
+  PersistenceSettings settings;
+  std::optional<DbUrl> url;
+  std::unique_ptr<soci::session> session;
+  bool connected = false;
+  std::chrono::steady_clock::time_point last_attempt{};
+  std::vector<PendingWrite> batch;
+  bool flush_scheduled = false;
+  CommitStats stats;
+  static inline const char* name = "persistence";
+};
+
+using persistence_actor = caf::stateful_actor<persistence_state>;
+
+const char* database_name(Database db) { return db == Database::orders ? "orders" : "inventory"; }
+
+// True when the failure means the server or the connection is gone (retry later), as opposed to a
+// bad statement. PostgreSQL tells by SQLSTATE class 08 (connection) or 57P (shutdown).
+bool is_connection_failure(const std::exception& e, soci::session& session) {
+  if (auto pg = dynamic_cast<const soci::postgresql_soci_error*>(&e)) {
+    auto state = pg->sqlstate();
+    if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0) return true;
+  }
+  if (auto se = dynamic_cast<const soci::soci_error*>(&e))
+    if (se->get_error_category() == soci::soci_error::connection_error) return true;
+  try {
+    return !session.is_connected();
+  } catch (...) {
+    return true;
+  }
+}
+
+bool connect(persistence_state& st) {
+  st.last_attempt = std::chrono::steady_clock::now();
+  try {
+    st.session = std::make_unique<soci::session>();
+    open_session(*st.session, *st.url);
+    migrate(*st.session, st.url->backend, st.settings.database);
+    st.connected = true;
+    spdlog::info("database {} connected", database_name(st.settings.database));
+  } catch (const std::exception& e) {
+    st.connected = false;
+    spdlog::warn("database {} unavailable: {}", database_name(st.settings.database), e.what());
+  }
+  return st.connected;
+}
+
+bool ensure_connected(persistence_state& st) {
+  if (st.connected) return true;
+  auto since = std::chrono::steady_clock::now() - st.last_attempt;
+  if (since < std::chrono::milliseconds(st.settings.reconnect_interval_ms)) return false;
+  return connect(st);
+}
+
+void fail_all(std::vector<PendingWrite>& batch, const caf::error& err) {
+  for (auto& w : batch) w.promise.deliver(err);
+}
+
+// A batch failed for a reason other than the connection: run each write alone so that one bad
+// write does not fail the others.
+void commit_one_by_one(persistence_state& st, std::vector<PendingWrite>& batch) {
+  for (auto& w : batch) {
+    try {
+      soci::transaction tx(*st.session);
+      bool applied = w.apply(*st.session);
+      tx.commit();
+      w.promise.deliver(applied);
+    } catch (const std::exception& e) {
+      if (is_connection_failure(e, *st.session)) {
+        st.connected = false;
+        w.promise.deliver(make_error(errc::db_unavailable));
+        continue;
+      }
+      spdlog::error("database {} write failed: {}", database_name(st.settings.database), e.what());
+      w.promise.deliver(make_error(errc::invalid_argument, "write failed"));
+    }
+  }
+}
+
+void flush(persistence_state& st) {
+  st.flush_scheduled = false;
+  if (st.batch.empty()) return;
+  auto batch = std::move(st.batch);
+  st.batch.clear();
+  if (!ensure_connected(st)) return fail_all(batch, make_error(errc::db_unavailable));
+  std::vector<bool> applied(batch.size());
+  try {
+    soci::transaction tx(*st.session);
+    for (size_t i = 0; i < batch.size(); ++i) applied[i] = batch[i].apply(*st.session);
+    tx.commit();
+  } catch (const std::exception& e) {
+    if (is_connection_failure(e, *st.session)) {
+      st.connected = false;
+      spdlog::warn("database {} lost: {}", database_name(st.settings.database), e.what());
+      return fail_all(batch, make_error(errc::db_unavailable));
+    }
+    return commit_one_by_one(st, batch);
+  }
+  st.stats.batches += 1;
+  st.stats.writes += static_cast<std::int64_t>(batch.size());
+  st.stats.batch_size_max_seen =
+      std::max(st.stats.batch_size_max_seen, static_cast<std::int64_t>(batch.size()));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!applied[i]) st.stats.conflicts += 1;
+    batch[i].promise.deliver(static_cast<bool>(applied[i]));
+  }
+}
+
+caf::behavior persistence(persistence_actor* self, PersistenceSettings settings) {
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  st.url = parse_db_url(st.settings.url);
+  if (!st.url) throw std::invalid_argument("bad database url");
+  connect(st);
+  return {
+      [=](db_write& w) -> caf::result<bool> {
+        auto& st = self->state;
+        if (!st.connected && !ensure_connected(st)) return make_error(errc::db_unavailable);
+        auto rp = self->make_response_promise();
+        st.batch.push_back({std::move(w.apply), rp});
+        if (static_cast<std::int64_t>(st.batch.size()) >= st.settings.batch_size_max) {
+          flush(st);
+        } else if (!st.flush_scheduled) {
+          // Queues behind every write already waiting: they all join this batch.
+          st.flush_scheduled = true;
+          self->send(self, flush_atom::value);
+        }
+        return rp;
+      },
+      [=](flush_atom) { flush(self->state); },
+      [=](db_read& r) -> caf::result<bool> {
+        auto& st = self->state;
+        if (!ensure_connected(st)) return make_error(errc::db_unavailable);
+        try {
+          r.run(*st.session);
+          return true;
+        } catch (const std::exception& e) {
+          if (is_connection_failure(e, *st.session)) {
+            st.connected = false;
+            return make_error(errc::db_unavailable);
+          }
+          spdlog::error("database {} read failed: {}", database_name(st.settings.database),
+                        e.what());
+          return make_error(errc::invalid_argument, "read failed");
+        }
+      },
+      [=](ping_atom) -> caf::result<bool> {
+        auto& st = self->state;
+        if (!ensure_connected(st)) return make_error(errc::db_unavailable);
+        try {
+          ping(*st.session);
+          return true;
+        } catch (...) {
+          st.connected = false;
+          return make_error(errc::db_unavailable);
+        }
+      },
+      [=](stats_atom) { return self->state.stats; },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_persistence(caf::actor_system& system, PersistenceSettings settings) {
+  return system.spawn<caf::detached>(persistence, std::move(settings));
+}
+
+}  // namespace emporium

@@ -1,0 +1,58 @@
+// Persistence actors: one per database, on its own thread (`detached`: SOCI blocks), owning one
+// connection. Writes are group-committed: each write joins the open batch and the whole batch
+// commits in one transaction; every writer is answered only after that commit.
+//
+// Protocol (all jobs are closures run on the actor's connection; local only):
+//   db_write -> bool     true: applied; false: a version check failed (another owner wrote first)
+//   db_read  -> bool     (true) the closure stored its result where the caller can read it
+//   ping     -> bool     (true) the database answers
+// Failures: errc::db_unavailable while the database cannot be reached (retried by the caller;
+// the actor reconnects on its own), errc::invalid_argument when a job's SQL fails otherwise.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+
+#include "runtime/store.hpp"
+
+namespace soci {
+class session;
+}
+
+namespace emporium {
+
+struct db_write {
+  std::function<bool(soci::session&)> apply;
+};
+struct db_read {
+  std::function<void(soci::session&)> run;
+};
+
+struct PersistenceSettings {
+  std::string url;  // sqlite:PATH or postgresql://...
+  Database database = Database::orders;
+  std::int64_t batch_size_max = 256;
+  std::int64_t reconnect_interval_ms = 1000;
+};
+
+// Spawns the actor; it connects and migrates at once (failures make it start unavailable).
+caf::actor spawn_persistence(caf::actor_system& system, PersistenceSettings settings);
+
+// Figures of the group commit, for /metrics and the benchmarks.
+struct CommitStats {
+  std::int64_t batches = 0;
+  std::int64_t writes = 0;
+  std::int64_t batch_size_max_seen = 0;
+  std::int64_t conflicts = 0;
+};
+
+}  // namespace emporium
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::db_write)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::db_read)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::CommitStats)

@@ -1,0 +1,91 @@
+// The activation registry and the node's router.
+#include "runtime/registry.hpp"
+
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "runtime/atoms.hpp"
+
+namespace emporium {
+namespace {
+
+struct registry_state {
+  std::unordered_map<std::string, caf::actor> active;
+  std::unordered_map<caf::actor_addr, std::string> ids;
+  RegistryStats stats;
+  static inline const char* name = "registry";
+};
+
+caf::behavior registry(caf::stateful_actor<registry_state>* self, caf::atom_value type,
+                       EntityFactory factory) {
+  (void)type;
+  // An entity that stopped on its own (crash, fencing) is forgotten too.
+  self->set_down_handler([=](const caf::down_msg& dm) {
+    auto& st = self->state;
+    auto it = st.ids.find(dm.source);
+    if (it == st.ids.end()) return;
+    auto found = st.active.find(it->second);
+    if (found != st.active.end() && found->second.address() == dm.source) st.active.erase(found);
+    st.ids.erase(it);
+  });
+  return {
+      [=](route_atom, caf::atom_value, const std::string& id, caf::message& payload) {
+        auto& st = self->state;
+        auto it = st.active.find(id);
+        if (it == st.active.end()) {
+          auto entity = factory(self, id, caf::actor_cast<caf::actor>(self));
+          self->monitor(entity);
+          st.ids.emplace(entity.address(), id);
+          it = st.active.emplace(id, std::move(entity)).first;
+          st.stats.activations += 1;
+        }
+        return self->delegate(it->second, std::move(payload));
+      },
+      [=](idle_atom, const std::string& id) {
+        auto& st = self->state;
+        auto it = st.active.find(id);
+        auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+        if (it == st.active.end() || it->second != sender) return;
+        st.active.erase(it);
+        st.stats.passivations += 1;
+        self->send(sender, stop_atom::value);
+      },
+      [=](stats_atom) {
+        auto stats = self->state.stats;
+        stats.active = static_cast<std::int64_t>(self->state.active.size());
+        return stats;
+      },
+  };
+}
+
+struct router_state {
+  std::map<caf::atom_value, caf::actor> registries;
+  static inline const char* name = "router";
+};
+
+caf::behavior router(caf::stateful_actor<router_state>* self,
+                     std::map<caf::atom_value, caf::actor> registries) {
+  self->state.registries = std::move(registries);
+  return {
+      [=](route_atom r, caf::atom_value type, std::string& id, caf::message& payload)
+          -> caf::result<caf::message> {
+        auto it = self->state.registries.find(type);
+        if (it == self->state.registries.end()) return caf::sec::unexpected_message;
+        return self->delegate(it->second, r, type, std::move(id), std::move(payload));
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_registry(caf::actor_system& system, caf::atom_value type, EntityFactory factory) {
+  return system.spawn(registry, type, std::move(factory));
+}
+
+caf::actor spawn_router(caf::actor_system& system, std::map<caf::atom_value, caf::actor> registries) {
+  return system.spawn(router, std::move(registries));
+}
+
+}  // namespace emporium
+

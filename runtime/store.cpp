@@ -1,0 +1,376 @@
+// SQL of both databases. Columns are NOT NULL with '' for absent text, so no indicators are needed;
+// values are read with into() so the requested C++ type, not the declared column type, governs.
+#include "runtime/store.hpp"
+
+#include <filesystem>
+#include <sstream>
+
+#include <soci/soci.h>
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+namespace emporium {
+namespace {
+
+using ll = long long;
+
+struct Migration {
+  int version;
+  const char* sql;  // statements separated by ';'
+};
+
+const Migration orders_migrations[] = {
+    {1, R"(
+CREATE TABLE orders (
+  id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL,
+  failure_reason TEXT NOT NULL DEFAULT '', total_cents BIGINT NOT NULL, currency TEXT NOT NULL,
+  payment_id TEXT NOT NULL DEFAULT '', created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL,
+  version BIGINT NOT NULL);
+CREATE INDEX orders_by_customer ON orders (customer_id, id);
+CREATE INDEX orders_by_status ON orders (status);
+CREATE TABLE order_lines (
+  order_id TEXT NOT NULL, line_no BIGINT NOT NULL, sku TEXT NOT NULL, quantity BIGINT NOT NULL,
+  unit_price_cents BIGINT NOT NULL, PRIMARY KEY (order_id, line_no));
+CREATE TABLE payments (
+  id TEXT PRIMARY KEY, order_id TEXT NOT NULL, status TEXT NOT NULL,
+  failure_reason TEXT NOT NULL DEFAULT '', brand TEXT NOT NULL, last4 TEXT NOT NULL,
+  exp_month BIGINT NOT NULL, exp_year BIGINT NOT NULL, provider_ref TEXT NOT NULL DEFAULT '',
+  amount_cents BIGINT NOT NULL, currency TEXT NOT NULL, version BIGINT NOT NULL);
+CREATE TABLE idempotency_keys (
+  customer_id TEXT NOT NULL, idem_key TEXT NOT NULL, request_hash TEXT NOT NULL,
+  status BIGINT NOT NULL, response_body TEXT NOT NULL, created_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (customer_id, idem_key))
+)"},
+};
+
+const Migration inventory_migrations[] = {
+    {1, R"(
+CREATE TABLE items (
+  sku TEXT PRIMARY KEY, name TEXT NOT NULL, price_cents BIGINT NOT NULL, currency TEXT NOT NULL,
+  on_hand BIGINT NOT NULL, reserved BIGINT NOT NULL, version BIGINT NOT NULL,
+  CHECK (reserved >= 0), CHECK (on_hand >= reserved));
+CREATE TABLE reservations (
+  sku TEXT NOT NULL, order_id TEXT NOT NULL, quantity BIGINT NOT NULL, state TEXT NOT NULL,
+  expires_at_ms BIGINT NOT NULL, PRIMARY KEY (sku, order_id));
+CREATE INDEX reservations_by_state ON reservations (sku, state)
+)"},
+};
+
+std::vector<std::string> split_statements(const char* sql) {
+  std::vector<std::string> out;
+  std::stringstream in(sql);
+  std::string statement;
+  while (std::getline(in, statement, ';'))
+    if (statement.find_first_not_of(" \n\t") != std::string::npos) out.push_back(statement);
+  return out;
+}
+
+}  // namespace
+
+std::optional<DbUrl> parse_db_url(const std::string& url) {
+  if (url.rfind("sqlite:", 0) == 0 && url.size() > 7) return DbUrl{Backend::sqlite, url.substr(7)};
+  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0)
+    return DbUrl{Backend::postgresql, url};
+  return std::nullopt;
+}
+
+void open_session(soci::session& session, const DbUrl& url) {
+  if (url.backend == Backend::postgresql) {
+    session.open(soci::postgresql, url.path_or_uri);
+    return;
+  }
+  auto parent = std::filesystem::path(url.path_or_uri).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  session.open(soci::sqlite3, "db=\"" + url.path_or_uri + "\" timeout=10");
+  session << "PRAGMA journal_mode=WAL";
+  // FULL: a commit acknowledged to a customer survives power loss, not only a killed process.
+  session << "PRAGMA synchronous=FULL";
+  session << "PRAGMA foreign_keys=ON";
+}
+
+int migrate(soci::session& s, Backend backend, Database db) {
+  (void)backend;  // both dialects share this SQL so far; a dialect fork goes here when needed
+  s << "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, "
+       "applied_at_ms BIGINT NOT NULL)";
+  ll current = 0;
+  soci::indicator ind = soci::i_ok;
+  s << "SELECT MAX(version) FROM schema_migrations", soci::into(current, ind);
+  if (ind != soci::i_ok) current = 0;
+  int applied = 0;
+  auto apply = [&](const Migration& m) {
+    if (m.version <= current) return;
+    soci::transaction tx(s);
+    for (const auto& statement : split_statements(m.sql)) s << statement;
+    ll version = m.version;
+    ll now = 0;
+    s << "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (:v, :t)", soci::use(version),
+        soci::use(now);
+    tx.commit();
+    ++applied;
+  };
+  if (db == Database::orders)
+    for (const auto& m : orders_migrations) apply(m);
+  else
+    for (const auto& m : inventory_migrations) apply(m);
+  return applied;
+}
+
+// --- orders ----------------------------------------------------------------------------------
+
+namespace {
+
+struct OrderRow {
+  std::string id, customer_id, status, failure_reason, currency, payment_id;
+  ll total_cents = 0, created_at_ms = 0, updated_at_ms = 0, version = 0;
+};
+
+std::vector<OrderLine> load_lines(soci::session& s, const std::string& order_id) {
+  std::vector<OrderLine> lines;
+  std::string sku;
+  ll quantity = 0, price = 0;
+  soci::statement st = (s.prepare << "SELECT sku, quantity, unit_price_cents FROM order_lines "
+                                     "WHERE order_id = :id ORDER BY line_no",
+                        soci::into(sku), soci::into(quantity), soci::into(price), soci::use(order_id));
+  st.execute();
+  while (st.fetch()) lines.push_back({sku, quantity, price});
+  return lines;
+}
+
+OrderRecord to_record(soci::session& s, const OrderRow& row) {
+  OrderRecord rec;
+  rec.id = row.id;
+  rec.customer_id = row.customer_id;
+  rec.status = row.status;
+  rec.failure_reason = row.failure_reason;
+  rec.total_cents = row.total_cents;
+  rec.currency = row.currency;
+  rec.created_at_ms = row.created_at_ms;
+  rec.updated_at_ms = row.updated_at_ms;
+  rec.version = row.version;
+  rec.lines = load_lines(s, row.id);
+  if (!row.payment_id.empty()) rec.payment = load_payment(s, row.payment_id);
+  return rec;
+}
+
+constexpr const char* order_columns =
+    "SELECT id, customer_id, status, failure_reason, currency, payment_id, total_cents, "
+    "created_at_ms, updated_at_ms, version FROM orders ";
+
+void write_lines(soci::session& s, const OrderRecord& rec) {
+  s << "DELETE FROM order_lines WHERE order_id = :id", soci::use(rec.id);
+  ll line_no = 0;
+  for (const auto& line : rec.lines) {
+    ll quantity = line.quantity, price = line.unit_price_cents;
+    s << "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_cents) "
+         "VALUES (:o, :n, :s, :q, :p)",
+        soci::use(rec.id), soci::use(line_no), soci::use(line.sku), soci::use(quantity),
+        soci::use(price);
+    ++line_no;
+  }
+}
+
+}  // namespace
+
+std::optional<OrderRecord> load_order(soci::session& s, const std::string& id) {
+  OrderRow row;
+  s << std::string(order_columns) + "WHERE id = :id", soci::into(row.id), soci::into(row.customer_id),
+      soci::into(row.status), soci::into(row.failure_reason), soci::into(row.currency),
+      soci::into(row.payment_id), soci::into(row.total_cents), soci::into(row.created_at_ms),
+      soci::into(row.updated_at_ms), soci::into(row.version), soci::use(id);
+  if (!s.got_data()) return std::nullopt;
+  return to_record(s, row);
+}
+
+bool save_order(soci::session& s, const OrderRecord& rec, std::int64_t expected_version,
+                bool lines) {
+  std::string payment_id = rec.payment ? rec.payment->id : std::string{};
+  ll total = rec.total_cents, created = rec.created_at_ms, updated = rec.updated_at_ms;
+  ll version = rec.version, expected = expected_version;
+  if (expected_version == 0) {
+    s << "INSERT INTO orders (id, customer_id, status, failure_reason, total_cents, currency, "
+         "payment_id, created_at_ms, updated_at_ms, version) "
+         "VALUES (:id, :c, :st, :fr, :t, :cur, :p, :ca, :ua, :v)",
+        soci::use(rec.id), soci::use(rec.customer_id), soci::use(rec.status),
+        soci::use(rec.failure_reason), soci::use(total), soci::use(rec.currency),
+        soci::use(payment_id), soci::use(created), soci::use(updated), soci::use(version);
+    write_lines(s, rec);
+    return true;
+  }
+  soci::statement st =
+      (s.prepare << "UPDATE orders SET status = :st, failure_reason = :fr, total_cents = :t, "
+                    "currency = :cur, payment_id = :p, updated_at_ms = :ua, version = :v "
+                    "WHERE id = :id AND version = :ev",
+       soci::use(rec.status), soci::use(rec.failure_reason), soci::use(total),
+       soci::use(rec.currency), soci::use(payment_id), soci::use(updated), soci::use(version),
+       soci::use(rec.id), soci::use(expected));
+  st.execute(true);
+  if (st.get_affected_rows() != 1) return false;
+  if (lines) write_lines(s, rec);
+  return true;
+}
+
+std::vector<OrderRecord> list_orders(soci::session& s, const std::string& customer_id,
+                                     const std::string& before_id, int limit) {
+  std::vector<OrderRow> rows;
+  OrderRow row;
+  ll lim = limit;
+  std::string sql = std::string(order_columns) + "WHERE customer_id = :c" +
+                    (before_id.empty() ? "" : " AND id < :b") + " ORDER BY id DESC LIMIT :l";
+  soci::statement st = (s.prepare << sql, soci::into(row.id), soci::into(row.customer_id),
+                        soci::into(row.status), soci::into(row.failure_reason),
+                        soci::into(row.currency), soci::into(row.payment_id),
+                        soci::into(row.total_cents), soci::into(row.created_at_ms),
+                        soci::into(row.updated_at_ms), soci::into(row.version));
+  st.exchange(soci::use(customer_id));
+  if (!before_id.empty()) st.exchange(soci::use(before_id));
+  st.exchange(soci::use(lim));
+  st.define_and_bind();
+  st.execute();
+  while (st.fetch()) rows.push_back(row);
+  std::vector<OrderRecord> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) out.push_back(to_record(s, r));
+  return out;
+}
+
+std::vector<std::string> unfinished_orders(soci::session& s) {
+  std::vector<std::string> ids;
+  std::string id;
+  soci::statement st = (s.prepare << "SELECT id FROM orders WHERE status IN ('pending', 'reserved') "
+                                     "ORDER BY id",
+                        soci::into(id));
+  st.execute();
+  while (st.fetch()) ids.push_back(id);
+  return ids;
+}
+
+std::optional<PaymentRecord> load_payment(soci::session& s, const std::string& id) {
+  PaymentRecord p;
+  ll amount = 0, version = 0;
+  s << "SELECT id, order_id, status, failure_reason, brand, last4, exp_month, exp_year, "
+       "provider_ref, amount_cents, currency, version FROM payments WHERE id = :id",
+      soci::into(p.id), soci::into(p.order_id), soci::into(p.status), soci::into(p.failure_reason),
+      soci::into(p.brand), soci::into(p.last4), soci::into(p.exp_month), soci::into(p.exp_year),
+      soci::into(p.provider_ref), soci::into(amount), soci::into(p.currency), soci::into(version),
+      soci::use(id);
+  if (!s.got_data()) return std::nullopt;
+  p.amount_cents = amount;
+  p.version = version;
+  return p;
+}
+
+bool save_payment(soci::session& s, const PaymentRecord& p, std::int64_t expected_version) {
+  ll amount = p.amount_cents, version = p.version, expected = expected_version;
+  if (expected_version == 0) {
+    s << "INSERT INTO payments (id, order_id, status, failure_reason, brand, last4, exp_month, "
+         "exp_year, provider_ref, amount_cents, currency, version) "
+         "VALUES (:id, :o, :st, :fr, :b, :l4, :em, :ey, :pr, :a, :c, :v)",
+        soci::use(p.id), soci::use(p.order_id), soci::use(p.status), soci::use(p.failure_reason),
+        soci::use(p.brand), soci::use(p.last4), soci::use(p.exp_month), soci::use(p.exp_year),
+        soci::use(p.provider_ref), soci::use(amount), soci::use(p.currency), soci::use(version);
+    return true;
+  }
+  soci::statement st =
+      (s.prepare << "UPDATE payments SET status = :st, failure_reason = :fr, provider_ref = :pr, "
+                    "version = :v WHERE id = :id AND version = :ev",
+       soci::use(p.status), soci::use(p.failure_reason), soci::use(p.provider_ref),
+       soci::use(version), soci::use(p.id), soci::use(expected));
+  st.execute(true);
+  return st.get_affected_rows() == 1;
+}
+
+std::optional<IdempotencyRecord> load_idempotency(soci::session& s, const std::string& customer_id,
+                                                  const std::string& key) {
+  IdempotencyRecord r;
+  ll created = 0;
+  s << "SELECT customer_id, idem_key, request_hash, status, response_body, created_at_ms "
+       "FROM idempotency_keys WHERE customer_id = :c AND idem_key = :k",
+      soci::into(r.customer_id), soci::into(r.key), soci::into(r.request_hash), soci::into(r.status),
+      soci::into(r.response_body), soci::into(created), soci::use(customer_id), soci::use(key);
+  if (!s.got_data()) return std::nullopt;
+  r.created_at_ms = created;
+  return r;
+}
+
+void save_idempotency(soci::session& s, const IdempotencyRecord& r) {
+  ll created = r.created_at_ms;
+  s << "INSERT INTO idempotency_keys (customer_id, idem_key, request_hash, status, response_body, "
+       "created_at_ms) VALUES (:c, :k, :h, :s, :b, :t) ON CONFLICT (customer_id, idem_key) DO NOTHING",
+      soci::use(r.customer_id), soci::use(r.key), soci::use(r.request_hash), soci::use(r.status),
+      soci::use(r.response_body), soci::use(created);
+}
+
+int purge_idempotency(soci::session& s, std::int64_t older_than_ms) {
+  ll t = older_than_ms;
+  soci::statement st =
+      (s.prepare << "DELETE FROM idempotency_keys WHERE created_at_ms < :t", soci::use(t));
+  st.execute(true);
+  return static_cast<int>(st.get_affected_rows());
+}
+
+// --- inventory -------------------------------------------------------------------------------
+
+std::optional<ItemState> load_item(soci::session& s, const std::string& sku) {
+  ItemState state;
+  auto& it = state.item;
+  ll price = 0, on_hand = 0, reserved = 0, version = 0;
+  s << "SELECT sku, name, price_cents, currency, on_hand, reserved, version FROM items "
+       "WHERE sku = :s",
+      soci::into(it.sku), soci::into(it.name), soci::into(price), soci::into(it.currency),
+      soci::into(on_hand), soci::into(reserved), soci::into(version), soci::use(sku);
+  if (!s.got_data()) return std::nullopt;
+  it.price_cents = price;
+  it.on_hand = on_hand;
+  it.reserved = reserved;
+  it.version = version;
+  std::string order_id, state_text;
+  ll quantity = 0, expires = 0;
+  soci::statement st =
+      (s.prepare << "SELECT order_id, quantity, state, expires_at_ms FROM reservations "
+                    "WHERE sku = :s AND state IN ('held', 'committed') ORDER BY order_id",
+       soci::into(order_id), soci::into(quantity), soci::into(state_text), soci::into(expires),
+       soci::use(sku));
+  st.execute();
+  while (st.fetch()) {
+    auto rs = reservation_state_from(state_text).value_or(ReservationState::held);
+    state.reservations.push_back({sku, order_id, quantity, rs, expires});
+  }
+  return state;
+}
+
+bool save_item(soci::session& s, const ItemRecord& it, std::int64_t expected_version,
+               const std::vector<ReservationRecord>& changed) {
+  ll price = it.price_cents, on_hand = it.on_hand, reserved = it.reserved, version = it.version;
+  ll expected = expected_version;
+  if (expected_version == 0) {
+    s << "INSERT INTO items (sku, name, price_cents, currency, on_hand, reserved, version) "
+         "VALUES (:s, :n, :p, :c, :o, :r, :v)",
+        soci::use(it.sku), soci::use(it.name), soci::use(price), soci::use(it.currency),
+        soci::use(on_hand), soci::use(reserved), soci::use(version);
+  } else {
+    soci::statement st =
+        (s.prepare << "UPDATE items SET name = :n, price_cents = :p, currency = :c, on_hand = :o, "
+                      "reserved = :r, version = :v WHERE sku = :s AND version = :ev",
+         soci::use(it.name), soci::use(price), soci::use(it.currency), soci::use(on_hand),
+         soci::use(reserved), soci::use(version), soci::use(it.sku), soci::use(expected));
+    st.execute(true);
+    if (st.get_affected_rows() != 1) return false;
+  }
+  for (const auto& r : changed) {
+    ll quantity = r.quantity, expires = r.expires_at_ms;
+    std::string state = to_string(r.state);
+    s << "INSERT INTO reservations (sku, order_id, quantity, state, expires_at_ms) "
+         "VALUES (:s, :o, :q, :st, :e) ON CONFLICT (sku, order_id) DO UPDATE SET "
+         "quantity = excluded.quantity, state = excluded.state, expires_at_ms = excluded.expires_at_ms",
+        soci::use(r.sku), soci::use(r.order_id), soci::use(quantity), soci::use(state),
+        soci::use(expires);
+  }
+  return true;
+}
+
+void ping(soci::session& s) {
+  int one = 0;
+  s << "SELECT 1", soci::into(one);
+}
+
+}  // namespace emporium

@@ -1,0 +1,71 @@
+// SQL for the two databases (orders, inventory) over SOCI, in both dialects (SQLite, PostgreSQL).
+// Plain synchronous functions on a session: the persistence actors call them on their own thread.
+// Every update is fenced by the row version: it applies only when the stored version is the
+// expected one, and reports false otherwise.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/records.hpp"
+
+namespace soci {
+class session;
+}
+
+namespace emporium {
+
+enum class Backend { sqlite, postgresql };
+
+struct DbUrl {
+  Backend backend = Backend::sqlite;
+  std::string path_or_uri;  // SQLite file path, or the libpq URI
+};
+
+// Parses `sqlite:PATH` or `postgresql://...` / `postgres://...`; nullopt when neither.
+std::optional<DbUrl> parse_db_url(const std::string& url);
+
+// Opens `session` (SQLite: WAL, synchronous=FULL, busy timeout; parent folder created).
+void open_session(soci::session& session, const DbUrl& url);
+
+enum class Database { orders, inventory };
+// Applies the missing versioned migrations of `db` in one transaction each; returns how many ran.
+int migrate(soci::session& session, Backend backend, Database db);
+
+// --- orders database -------------------------------------------------------------------------
+std::optional<OrderRecord> load_order(soci::session& s, const std::string& id);
+// Inserts when expected_version is 0, else updates; `rec.version` must be expected_version + 1.
+// Lines are written on insert and when `write_lines`; the payment row is written with the order
+// when present (its own version check included).
+bool save_order(soci::session& s, const OrderRecord& rec, std::int64_t expected_version,
+                bool write_lines);
+// Own orders newest first; `before_id` empty for the first page.
+std::vector<OrderRecord> list_orders(soci::session& s, const std::string& customer_id,
+                                     const std::string& before_id, int limit);
+// Ids of orders left in a non-terminal state (pending, reserved).
+std::vector<std::string> unfinished_orders(soci::session& s);
+
+std::optional<PaymentRecord> load_payment(soci::session& s, const std::string& id);
+bool save_payment(soci::session& s, const PaymentRecord& rec, std::int64_t expected_version);
+
+std::optional<IdempotencyRecord> load_idempotency(soci::session& s, const std::string& customer_id,
+                                                  const std::string& key);
+// Stores a finished response; an existing record for the key is kept (first response wins).
+void save_idempotency(soci::session& s, const IdempotencyRecord& rec);
+int purge_idempotency(soci::session& s, std::int64_t older_than_ms);
+
+// --- inventory database ----------------------------------------------------------------------
+struct ItemState {
+  ItemRecord item;
+  std::vector<ReservationRecord> reservations;  // active ones (held, committed)
+};
+std::optional<ItemState> load_item(soci::session& s, const std::string& sku);
+// Writes the item (insert when expected_version is 0) and upserts the changed reservations.
+bool save_item(soci::session& s, const ItemRecord& item, std::int64_t expected_version,
+               const std::vector<ReservationRecord>& changed);
+
+void ping(soci::session& s);
+
+}  // namespace emporium

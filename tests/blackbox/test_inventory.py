@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""Inventory API: PUT/GET/list/adjust, admin vs customer views, validation and scopes."""
+
+import unittest
+
+import harness
+from harness import request, unique
+
+NODE = None
+
+
+def setUpModule():
+    global NODE
+    NODE = harness.start_node()
+
+
+def tearDownModule():
+    harness.stop_node(NODE)
+
+
+PUBLIC_FIELDS = {"sku", "name", "price_cents", "currency", "available"}
+
+
+class InventoryTest(harness.NodeTestCase):
+
+    def setUp(self):
+        self.admin = NODE.token("admin-" + unique("a"), "admin")
+        self.reader = NODE.token(unique("reader"), "inventory:read")
+
+    def reserve(self, sku, quantity):
+        """Makes a reservation the only way the contract offers: a confirmed order."""
+        cust = NODE.token(unique("cust"), "orders:write orders:read")
+        r = self.place(NODE, cust, [(sku, quantity)])
+        self.assertStatus(r, 201, "placing an order to reserve stock")
+        return r.json
+
+    # -- PUT / GET ---------------------------------------------------------------------------
+
+    def test_put_creates_201_then_replaces_200(self):
+        sku = unique("inv")
+        r = self.put_item(NODE, self.admin, sku, on_hand=7, price_cents=1250, name="Blue mug")
+        self.assertStatus(r, 201)
+        # The contract names only the status; a user expects the stored item back.
+        self.assertIsInstance(r.json, dict, self.describe(r))
+        self.assertEqual(r.json["sku"], sku)
+        self.assertEqual(r.json["name"], "Blue mug")
+        self.assertEqual(r.json["price_cents"], 1250)
+        self.assertEqual(r.json["available"], 7)
+
+        r = self.put_item(NODE, self.admin, sku, on_hand=9, price_cents=1300, name="Red mug")
+        self.assertStatus(r, 200)
+        it = self.item(NODE, self.reader, sku)
+        self.assertEqual((it["name"], it["price_cents"], it["available"]), ("Red mug", 1300, 9))
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (9, 0, 9))
+
+    def test_get_fields_customer_and_admin_views(self):
+        sku = unique("inv")
+        self.assertStatus(self.put_item(NODE, self.admin, sku, on_hand=5, price_cents=999, name="Pen"), 201)
+        it = self.item(NODE, self.reader, sku)
+        self.assertTrue(PUBLIC_FIELDS <= set(it), "missing fields in %s" % it)
+        self.assertNotIn("on_hand", it, "a non-admin must not see on_hand")
+        self.assertNotIn("reserved", it, "a non-admin must not see reserved")
+        self.assertEqual(it["sku"], sku)
+        self.assertEqual(it["name"], "Pen")
+        self.assertEqual(it["price_cents"], 999)
+        self.assertEqual(it["currency"], "USD", "currency defaults to USD")
+        self.assertEqual(it["available"], 5)
+
+        adm = self.item(NODE, self.admin, sku)
+        self.assertTrue(PUBLIC_FIELDS <= set(adm), adm)
+        self.assertEqual(adm["on_hand"], 5)
+        self.assertEqual(adm["reserved"], 0)
+        self.assertEqual(adm["available"], 5)
+
+    def test_currency_given_is_kept(self):
+        sku = unique("inv")
+        self.assertStatus(self.put_item(NODE, self.admin, sku, on_hand=1, currency="EUR"), 201)
+        self.assertEqual(self.item(NODE, self.reader, sku)["currency"], "EUR")
+
+    def test_get_unknown_404(self):
+        r = request(NODE, "GET", "/v1/inventory/" + unique("nosuch"), token=self.reader)
+        self.assertProblem(r, 404)
+
+    def test_list_returns_only_known(self):
+        a = self.create_item(NODE, self.admin, on_hand=3)
+        b = self.create_item(NODE, self.admin, on_hand=4)
+        unknown = unique("nosuch")
+        r = request(NODE, "GET", "/v1/inventory?sku=%s&sku=%s&sku=%s" % (a, unknown, b), token=self.reader)
+        self.assertStatus(r, 200)
+        data = r.json["data"]
+        self.assertIsInstance(data, list)
+        self.assertEqual(sorted(d["sku"] for d in data), sorted([a, b]))
+        by = {d["sku"]: d for d in data}
+        self.assertEqual(by[a]["available"], 3)
+        self.assertEqual(by[b]["available"], 4)
+        for d in data:
+            self.assertNotIn("on_hand", d)
+
+    def test_list_all_unknown_is_empty(self):
+        r = request(NODE, "GET", "/v1/inventory?sku=%s" % unique("nosuch"), token=self.reader)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"data": []})
+
+    # -- adjust / reserved rules -------------------------------------------------------------
+
+    def test_adjust_up_and_down(self):
+        sku = self.create_item(NODE, self.admin, on_hand=10)
+        r = request(NODE, "POST", "/v1/inventory/%s/adjust" % sku, {"delta": 5}, token=self.admin)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json["sku"], sku)
+        self.assertEqual(r.json["available"], 15)
+        r = request(NODE, "POST", "/v1/inventory/%s/adjust" % sku, {"delta": -12}, token=self.admin)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json["available"], 3)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (3, 0, 3))
+
+    def test_adjust_below_reserved_409(self):
+        sku = self.create_item(NODE, self.admin, on_hand=5)
+        self.reserve(sku, 3)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (5, 3, 2))
+        r = request(NODE, "POST", "/v1/inventory/%s/adjust" % sku, {"delta": -3}, token=self.admin)
+        self.assertProblem(r, 409)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (5, 3, 2), "a refused adjust changed stock")
+        r = request(NODE, "POST", "/v1/inventory/%s/adjust" % sku, {"delta": -2}, token=self.admin)
+        self.assertStatus(r, 200)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (3, 3, 0))
+
+    def test_adjust_below_zero_409(self):
+        # Nothing reserved: going below 0 is "below reserved" too.
+        sku = self.create_item(NODE, self.admin, on_hand=2)
+        r = request(NODE, "POST", "/v1/inventory/%s/adjust" % sku, {"delta": -3}, token=self.admin)
+        self.assertProblem(r, 409)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (2, 0, 2))
+
+    def test_adjust_unknown_404(self):
+        r = request(NODE, "POST", "/v1/inventory/%s/adjust" % unique("nosuch"), {"delta": 1}, token=self.admin)
+        self.assertProblem(r, 404)
+
+    def test_put_on_hand_below_reserved_409(self):
+        sku = self.create_item(NODE, self.admin, on_hand=5, price_cents=100)
+        self.reserve(sku, 4)
+        r = self.put_item(NODE, self.admin, sku, on_hand=3, price_cents=100)
+        self.assertProblem(r, 409)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (5, 4, 1))
+        r = self.put_item(NODE, self.admin, sku, on_hand=4, price_cents=100)
+        self.assertStatus(r, 200)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (4, 4, 0))
+
+    # -- validation --------------------------------------------------------------------------
+
+    def test_put_validation_400(self):
+        good = {"name": "Thing", "price_cents": 100, "on_hand": 1}
+        cases = [
+            ("name", {"price_cents": 100, "on_hand": 1}),
+            ("name", dict(good, name="")),  # an empty name is no name
+            ("name", dict(good, name=5)),
+            ("price_cents", {"name": "Thing", "on_hand": 1}),
+            ("price_cents", dict(good, price_cents=-1)),
+            ("price_cents", dict(good, price_cents=1.5)),
+            ("price_cents", dict(good, price_cents="100")),
+            ("on_hand", {"name": "Thing", "price_cents": 100}),
+            ("on_hand", dict(good, on_hand=-1)),
+            ("on_hand", dict(good, on_hand=2.5)),
+            ("on_hand", dict(good, on_hand=None)),
+            ("currency", dict(good, currency="US")),
+            ("currency", dict(good, currency="DOLLARS")),
+            ("currency", dict(good, currency=840)),
+            # unknown fields are rejected (same rule as POST /v1/orders)
+            ("colour", dict(good, colour="red")),
+        ]
+        for field, body in cases:
+            sku = unique("inv")
+            with self.subTest(field=field, body=body):
+                r = request(NODE, "PUT", "/v1/inventory/" + sku, body, token=self.admin)
+                self.assertProblem(r, 400, fields=field)
+                r = request(NODE, "GET", "/v1/inventory/" + sku, token=self.admin)
+                self.assertStatus(r, 404, "an invalid PUT created the item")
+        for raw in (b"", b"{", b"[]", b"not json", b'{"name":"a","price_cents":1,"on_hand":1} x'):
+            with self.subTest(raw=raw):
+                r = request(NODE, "PUT", "/v1/inventory/" + unique("inv"), raw, token=self.admin)
+                self.assertProblem(r, 400)
+
+    def test_adjust_validation_400(self):
+        sku = self.create_item(NODE, self.admin, on_hand=10)
+        cases = [
+            ("delta", {}),
+            ("delta", {"delta": "5"}),
+            ("delta", {"delta": 1.5}),
+            ("delta", {"delta": None}),
+            ("delta", {"delta": 99999999999999999999999999}),
+            ("extra", {"delta": 1, "extra": True}),
+        ]
+        for field, body in cases:
+            with self.subTest(body=body):
+                r = request(NODE, "POST", "/v1/inventory/%s/adjust" % sku, body, token=self.admin)
+                self.assertProblem(r, 400, fields=field)
+        for raw in (b"", b"[1]", b"delta=5"):
+            with self.subTest(raw=raw):
+                r = request(NODE, "POST", "/v1/inventory/%s/adjust" % sku, raw, token=self.admin)
+                self.assertProblem(r, 400)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10, 0, 10), "an invalid adjust changed stock")
+
+    # -- scopes ------------------------------------------------------------------------------
+
+    def test_scopes(self):
+        sku = self.create_item(NODE, self.admin, on_hand=10)
+        writer = NODE.token(unique("cust"), "orders:write orders:read")
+        # GET needs inventory:read
+        r = request(NODE, "GET", "/v1/inventory/" + sku, token=writer)
+        self.assertAuthChallenge(r, "insufficient_scope", 403)
+        r = request(NODE, "GET", "/v1/inventory?sku=" + sku, token=writer)
+        self.assertAuthChallenge(r, "insufficient_scope", 403)
+        # PUT and adjust need admin
+        for tok in (self.reader, writer):
+            r = self.put_item(NODE, tok, sku, on_hand=99)
+            self.assertAuthChallenge(r, "insufficient_scope", 403)
+            r = request(NODE, "POST", "/v1/inventory/%s/adjust" % sku, {"delta": 5}, token=tok)
+            self.assertAuthChallenge(r, "insufficient_scope", 403)
+            r = self.put_item(NODE, tok, unique("inv"), on_hand=1)
+            self.assertAuthChallenge(r, "insufficient_scope", 403)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10, 0, 10))
+
+    def test_missing_or_garbled_token_401(self):
+        sku = self.create_item(NODE, self.admin, on_hand=1)
+        for tok in (None, "garbage", "a.b.c", self.reader[:-4] + "AAAA"):
+            with self.subTest(token=tok):
+                r = request(NODE, "GET", "/v1/inventory/" + sku, token=tok)
+                self.assertAuthChallenge(r, "invalid_token", 401)
+                r = self.put_item(NODE, tok, sku, on_hand=50)
+                self.assertAuthChallenge(r, "invalid_token", 401)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (1, 0, 1))
+
+
+if __name__ == "__main__":
+    unittest.main()

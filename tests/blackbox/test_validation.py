@@ -1,0 +1,258 @@
+#!/usr/bin/python3
+"""Malformed POST /v1/orders bodies: 400 problem+json, nothing recorded; size limits 413/431."""
+
+import datetime
+import json
+import unittest
+
+import harness
+from harness import MASTERCARD, VISA, request, unique
+
+NODE = None
+
+
+def setUpModule():
+    global NODE
+    NODE = harness.start_node()
+
+
+def tearDownModule():
+    harness.stop_node(NODE)
+
+
+SCOPES = "orders:write orders:read inventory:read"
+
+
+def luhn(prefix):
+    return prefix + harness.luhn_check_digit(prefix)
+
+
+def past_month():
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (now.month - 1, now.year) if now.month > 1 else (12, now.year - 1)
+
+
+def cases(sku):
+    """(name, body, acceptable error field(s) or None when no field error is required)."""
+
+    def base():
+        return harness.order_body([(sku, 1)], card=VISA, cvc="123")
+
+    def with_item(**kw):
+        b = base()
+        b["items"][0].update(kw)
+        for k, v in list(kw.items()):
+            if v is _DROP:
+                del b["items"][0][k]
+        return b
+
+    def with_card(**kw):
+        b = base()
+        b["payment"]["card"].update(kw)
+        for k, v in list(kw.items()):
+            if v is _DROP:
+                del b["payment"]["card"][k]
+        return b
+
+    def without(*path):
+        b = base()
+        d = b
+        for p in path[:-1]:
+            d = d[p]
+        del d[path[-1]]
+        return b
+
+    def with_top(**kw):
+        b = base()
+        b.update(kw)
+        return b
+
+    valid = json.dumps(base())
+    pm, py = past_month()
+    out = [
+        # -- not a JSON object at all --
+        ("not json", b"this is not json", None),
+        ("empty body", b"", None),
+        ("json array", json.dumps([base()]), None),
+        ("json string", b'"items"', None),
+        ("json null", b"null", None),
+        ("single quotes", valid.replace('"', "'"), None),
+        ("NaN quantity", valid.replace('"quantity": 1', '"quantity": NaN'), None),
+        ("leading zero quantity", valid.replace('"quantity": 1', '"quantity": 01'), None),
+        ("duplicate keys", valid[:-1] + ', "items": [{"sku": "%s", "quantity": 2}]}' % sku, None),
+        ("trailing garbage", valid + " garbage", None),
+        ("trailing second object", valid + "{}", None),
+        ("invalid utf-8", valid.encode().replace(sku.encode(), sku.encode() + b"\xff\xfe"), None),
+        ("truncated", valid[:-5], None),
+        ("deeply nested arrays", b'{"items": ' + b"[" * 20000 + b"]" * 20000 + b"}", None),
+        ("deeply nested objects", b'{"items": ' + b'{"a": ' * 6000 + b"1" + b"}" * 6000 + b"}", None),
+        # -- items --
+        ("items missing", without("items"), "items"),
+        ("items null", with_top(items=None), "items"),
+        ("items empty", with_top(items=[]), "items"),
+        ("items an object", with_top(items={"sku": sku, "quantity": 1}), "items"),
+        ("101 items", with_top(items=[{"sku": sku, "quantity": 1}] * 101), "items"),
+        ("item not an object", with_top(items=[sku]), "items[0]"),
+        ("quantity 0", with_item(quantity=0), "items[0].quantity"),
+        ("quantity -1", with_item(quantity=-1), "items[0].quantity"),
+        ("quantity 1001", with_item(quantity=1001), "items[0].quantity"),
+        ("quantity 1.5", with_item(quantity=1.5), "items[0].quantity"),
+        ("quantity string", with_item(quantity="2"), "items[0].quantity"),
+        ("quantity null", with_item(quantity=None), "items[0].quantity"),
+        ("quantity missing", with_item(quantity=_DROP), "items[0].quantity"),
+        ("quantity huge integer", with_item(quantity=10 ** 40), None),
+        ("second item quantity 0",
+         with_top(items=[{"sku": sku, "quantity": 1}, {"sku": sku, "quantity": 0}]), "items[1].quantity"),
+        ("sku empty", with_item(sku=""), "items[0].sku"),
+        ("sku 65 chars", with_item(sku="a" * 65), "items[0].sku"),
+        ("sku with space", with_item(sku="bad sku"), "items[0].sku"),
+        ("sku with slash", with_item(sku="bad/sku"), "items[0].sku"),
+        ("sku unicode", with_item(sku="sk\u00fc-1"), "items[0].sku"),
+        ("sku number", with_item(sku=12345), "items[0].sku"),
+        ("sku null", with_item(sku=None), "items[0].sku"),
+        ("sku missing", with_item(sku=_DROP), "items[0].sku"),
+        ("unknown item field", with_item(colour="red"), "items[0].colour"),
+        # -- payment / card --
+        ("payment missing", without("payment"), "payment"),
+        ("payment null", with_top(payment=None), "payment"),
+        ("card missing", with_top(payment={}), "payment.card"),
+        ("card null", with_top(payment={"card": None}), "payment.card"),
+        ("number non-Luhn", with_card(number="4242424242424241"), "payment.card.number"),
+        ("number 11 digits", with_card(number=luhn("4242424242")), "payment.card.number"),
+        ("number 20 digits", with_card(number=luhn("4242424242424242424")), "payment.card.number"),
+        ("number letters", with_card(number="4242abcd42424242"), "payment.card.number"),
+        ("number integer", with_card(number=4242424242424242), "payment.card.number"),
+        ("number null", with_card(number=None), "payment.card.number"),
+        ("number missing", with_card(number=_DROP), "payment.card.number"),
+        ("expiry last month", with_card(exp_month=pm, exp_year=py), "payment.card"),
+        ("expiry past year", with_card(exp_month=12, exp_year=2020), "payment.card"),
+        ("exp_month 0", with_card(exp_month=0), "payment.card.exp_month"),
+        ("exp_month 13", with_card(exp_month=13), "payment.card.exp_month"),
+        ("exp_month string", with_card(exp_month="12"), "payment.card.exp_month"),
+        ("exp_year missing", with_card(exp_year=_DROP), "payment.card.exp_year"),
+        ("exp_year huge", with_card(exp_year=10 ** 30), None),
+        ("cvc 2 digits", with_card(cvc="12"), "payment.card.cvc"),
+        ("cvc 5 digits", with_card(cvc="12345"), "payment.card.cvc"),
+        ("cvc letters", with_card(cvc="12a"), "payment.card.cvc"),
+        ("cvc missing", with_card(cvc=_DROP), "payment.card.cvc"),
+        ("unknown card field", with_card(nickname="mine"), "payment.card.nickname"),
+        # -- unknown fields are rejected (decision: a typo must not be ignored silently) --
+        ("unknown top-level field", with_top(coupon="FREE"), "coupon"),
+    ]
+    return out
+
+
+_DROP = object()
+
+
+class MalformedOrderTest(harness.NodeTestCase):
+
+    def setUp(self):
+        self.admin = NODE.token("admin-ops", "admin")
+        self.cust_id = unique("cust")
+        self.cust = NODE.token(self.cust_id, SCOPES)
+        self.sku = self.create_item(NODE, self.admin, on_hand=50, price_cents=100)
+
+    def assertNothingRecorded(self, msg):
+        r = request(NODE, "GET", "/v1/orders", token=self.cust)
+        self.assertStatus(r, 200, msg)
+        self.assertEqual(r.json["data"], [], "an order was recorded for a rejected body: " + msg)
+        self.assertEqual(self.admin_stock(NODE, self.admin, self.sku), (50, 0, 50), "stock changed: " + msg)
+
+    def test_malformed_bodies_400(self):
+        all_cases = cases(self.sku)
+        self.assertGreaterEqual(len(all_cases), 30)
+        names = [c[0] for c in all_cases]
+        self.assertEqual(len(names), len(set(names)))
+        for name, body, fields in all_cases:
+            with self.subTest(case=name):
+                r = request(NODE, "POST", "/v1/orders", body, token=self.cust)
+                self.assertProblem(r, 400, fields=fields, msg="(case %r)" % name)
+                self.assertNotIn(b"<html", r.body.lower())
+                self.assertNothingRecorded(name)
+
+    def test_wrong_or_missing_content_type(self):
+        body = json.dumps(harness.order_body([(self.sku, 1)]))
+        for ctype in ("text/plain", "application/x-www-form-urlencoded", None):
+            with self.subTest(content_type=ctype):
+                r = request(NODE, "POST", "/v1/orders", body, token=self.cust, content_type=ctype)
+                self.assertProblem(r, (400, 415))
+                self.assertNothingRecorded("content type %r" % ctype)
+
+    def test_body_over_limit_413(self):
+        pad = b"a" * 70000  # default http.body_limit_bytes is 65536
+        body = b'{"items": [{"sku": "' + self.sku.encode() + b'", "quantity": 1}], "pad": "' + pad + b'"}'
+        head = ("POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                % (NODE.port, self.cust, len(body))).encode()
+        r = harness.raw_request(NODE, head, body)
+        self.assertProblem(r, 413)
+        self.assertNothingRecorded("413")
+
+    def test_headers_over_limit_431(self):
+        for name, extra in (("one big header", "X-Pad: %s\r\n" % ("a" * 10000)),
+                            ("many headers", "".join("X-Pad-%d: %s\r\n" % (i, "b" * 100) for i in range(120)))):
+            with self.subTest(case=name):
+                head = ("GET /v1/orders HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+                        "%sConnection: close\r\n\r\n" % (NODE.port, self.cust, extra)).encode()
+                r = harness.raw_request(NODE, head)
+                self.assertProblem(r, 431)
+
+    def test_unknown_route_and_method_are_problems(self):
+        r = request(NODE, "GET", "/v1/nothing-here", token=self.cust)
+        self.assertProblem(r, 404)
+        # Contract is silent on methods: 405 is what HTTP says, 404 is tolerated; never HTML.
+        r = request(NODE, "DELETE", "/v1/orders", token=self.cust)
+        self.assertProblem(r, (404, 405))
+
+
+class BoundaryAcceptedTest(harness.NodeTestCase):
+    """The edges of the valid ranges are accepted (so the 400s above are about the values)."""
+
+    def setUp(self):
+        self.admin = NODE.token("admin-ops", "admin")
+        self.cust = NODE.token(unique("cust"), SCOPES)
+
+    def test_quantity_1000_and_100_items(self):
+        sku = self.create_item(NODE, self.admin, on_hand=2000, price_cents=1)
+        r = self.place(NODE, self.cust, [(sku, 1000)])
+        self.assertStatus(r, 201)
+        r = self.place(NODE, self.cust, [(sku, 1)] * 100)
+        self.assertStatus(r, 201)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (2000, 1100, 900))
+
+    def test_sku_charset_and_64_chars(self):
+        sku = "A.b_c-9." + unique("Z")
+        self.assertStatus(self.put_item(NODE, self.admin, sku, on_hand=5), 201)
+        self.assertStatus(self.place(NODE, self.cust, [(sku, 1)]), 201)
+        sku64 = (unique("u") + "x" * 64)[:64]
+        self.assertEqual(len(sku64), 64)
+        r = self.place(NODE, self.cust, [(sku64, 1)])
+        self.assertStatus(r, 409)  # well-formed but unknown
+        self.assertEqual(r.json["failure_reason"], "unknown_sku")
+
+    def test_card_edges(self):
+        sku = self.create_item(NODE, self.admin, on_hand=50)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        # expiring this month is not past
+        r = self.place(NODE, self.cust, [(sku, 1)], exp_month=now.month, exp_year=now.year)
+        self.assertStatus(r, 201)
+        r = self.place(NODE, self.cust, [(sku, 1)], card=MASTERCARD, cvc="1234")
+        self.assertStatus(r, 201)
+        # 12 and 19 digit Luhn-valid numbers are well-formed; what the simulated provider
+        # makes of them is not in the contract (201 or 402).
+        for number in (luhn("42424242424"), luhn("424242424242424242")):
+            with self.subTest(number_len=len(number)):
+                r = self.place(NODE, self.cust, [(sku, 1)], card=number)
+                self.assertStatus(r, (201, 402))
+
+    def test_body_just_under_limit_accepted(self):
+        sku = self.create_item(NODE, self.admin, on_hand=5)
+        body = json.dumps(harness.order_body([(sku, 1)])).encode()
+        body += b" " * (60000 - len(body))  # trailing JSON whitespace
+        r = request(NODE, "POST", "/v1/orders", body, token=self.cust)
+        self.assertStatus(r, 201)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,516 @@
+// Configuration loading: precedence of file, environment and --set, and errors naming the key.
+#include "runtime/config.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace emporium {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Loads expecting a ConfigError and returns it, so a test can check which key it names.
+ConfigError load_error(const ConfigSources& sources) {
+  try {
+    load_config(sources);
+  } catch (const ConfigError& error) {
+    return error;
+  }
+  ADD_FAILURE() << "expected a ConfigError";
+  return ConfigError("<none>", "no error was raised");
+}
+
+ConfigSources with_set(std::vector<std::string> overrides) {
+  ConfigSources sources;
+  sources.overrides = std::move(overrides);
+  return sources;
+}
+
+ConfigSources with_env(std::map<std::string, std::string> environment) {
+  ConfigSources sources;
+  sources.environment = std::move(environment);
+  return sources;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "emporium-config-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Writes a TOML file into the test's directory and returns sources that load it.
+  ConfigSources file(const std::string& text, const std::string& name = "emporium.toml") {
+    const fs::path path = dir_ / name;
+    std::ofstream(path) << text;
+    ConfigSources sources;
+    sources.file = path.string();
+    return sources;
+  }
+
+  fs::path dir_;
+};
+
+// --- Defaults and precedence ---
+
+TEST_F(ConfigTest, DefaultsMatchTheDocumentedValues) {
+  const Config config = load_config({});
+  EXPECT_EQ(config.node.name, "node-1");
+  EXPECT_EQ(config.node.data_dir, "data");
+  EXPECT_EQ(config.http.listen, "127.0.0.1:8080");
+  EXPECT_EQ(config.http.header_limit_bytes, 8192);
+  EXPECT_EQ(config.http.body_limit_bytes, 65536);
+  EXPECT_EQ(config.http.threads, 1);
+  EXPECT_EQ(config.database.orders, "sqlite:data/orders.db");
+  EXPECT_EQ(config.database.inventory, "sqlite:data/inventory.db");
+  EXPECT_EQ(config.auth.issuer, "emporium-dev");
+  EXPECT_EQ(config.auth.audience, "emporium");
+  EXPECT_FALSE(config.auth.hs256_secret.has_value());
+  EXPECT_EQ(config.auth.jwks_file, "");
+  EXPECT_EQ(config.rate_limit.rate, 200);
+  EXPECT_EQ(config.rate_limit.burst, 400);
+  EXPECT_FALSE(config.cluster.enabled);
+  EXPECT_EQ(config.cluster.listen, "127.0.0.1:7000");
+  EXPECT_EQ(config.payment.provider, "simulated");
+}
+
+TEST_F(ConfigTest, EmptyAdvertiseBecomesListen) {
+  EXPECT_EQ(load_config({}).cluster.advertise, "127.0.0.1:7000");
+  EXPECT_EQ(load_config(with_set({"cluster.listen=0.0.0.0:7100"})).cluster.advertise,
+            "0.0.0.0:7100");
+}
+
+TEST_F(ConfigTest, ExplicitAdvertiseIsKept) {
+  const Config config = load_config(with_set({"cluster.advertise=node-2.internal:7000"}));
+  EXPECT_EQ(config.cluster.advertise, "node-2.internal:7000");
+}
+
+// The documented file must list the built-in defaults, or the documentation would lie.
+TEST_F(ConfigTest, DocumentedDefaultFileMatchesBuiltInDefaults) {
+  const fs::path documented = fs::path(__FILE__).parent_path() / "../../../config/emporium.toml";
+  if (!fs::exists(documented)) GTEST_SKIP() << "not found from here: " << documented;
+  ConfigSources sources;
+  sources.file = documented.string();
+  EXPECT_TRUE(load_config(sources) == load_config({}));
+}
+
+TEST_F(ConfigTest, FileValuesOverrideDefaults) {
+  const Config config = load_config(file(R"(
+[http]
+listen = "0.0.0.0:9090"
+threads = 4
+[rate_limit]
+rate = 12.5
+[auth]
+hs256_secret = "s3cret"
+)"));
+  EXPECT_EQ(config.http.listen, "0.0.0.0:9090");
+  EXPECT_EQ(config.http.threads, 4);
+  EXPECT_EQ(config.rate_limit.rate, 12.5);
+  EXPECT_EQ(config.auth.hs256_secret, "s3cret");
+  EXPECT_EQ(config.http.body_limit_bytes, 65536) << "keys not in the file keep their default";
+}
+
+TEST_F(ConfigTest, EnvironmentOverridesFile) {
+  ConfigSources sources = file("[http]\nthreads = 4\nlisten = \"127.0.0.1:9000\"\n");
+  sources.environment = {{"EMPORIUM_HTTP_THREADS", "6"}};
+  const Config config = load_config(sources);
+  EXPECT_EQ(config.http.threads, 6);
+  EXPECT_EQ(config.http.listen, "127.0.0.1:9000");
+}
+
+TEST_F(ConfigTest, SetOverridesEnvironment) {
+  ConfigSources sources = file("[http]\nthreads = 4\n");
+  sources.environment = {{"EMPORIUM_HTTP_THREADS", "6"}};
+  sources.overrides = {"http.threads=8"};
+  EXPECT_EQ(load_config(sources).http.threads, 8);
+}
+
+TEST_F(ConfigTest, LaterSetWins) {
+  EXPECT_EQ(load_config(with_set({"http.threads=2", "http.threads=3"})).http.threads, 3);
+}
+
+TEST_F(ConfigTest, SetValueMayContainEqualsSigns) {
+  EXPECT_EQ(load_config(with_set({"auth.hs256_secret=a=b="})).auth.hs256_secret, "a=b=");
+}
+
+TEST_F(ConfigTest, Hs256SecretMayBeSetEmpty) {
+  const Config config = load_config(with_env({{"EMPORIUM_AUTH_HS256_SECRET", ""}}));
+  ASSERT_TRUE(config.auth.hs256_secret.has_value());
+  EXPECT_EQ(*config.auth.hs256_secret, "");
+}
+
+TEST_F(ConfigTest, IntegerIsAcceptedForADoubleInFile) {
+  EXPECT_EQ(load_config(file("[rate_limit]\nburst = 7\n")).rate_limit.burst, 7.0);
+}
+
+// --- Every key is reachable ---
+
+// One sample per key of the struct, written from config.hpp independently of the loader's table
+// so that a key missing from that table fails here. Values differ from the defaults and are valid.
+struct KeySample {
+  std::string key;
+  std::string variable;
+  std::string value;
+  std::function<bool(const Config&)> is_set;
+};
+
+const std::vector<KeySample>& every_key() {
+  static const std::vector<KeySample> samples = {
+      {"node.name", "EMPORIUM_NODE_NAME", "node-7",
+       [](const Config& c) { return c.node.name == "node-7"; }},
+      {"node.data_dir", "EMPORIUM_NODE_DATA_DIR", "/var/lib/e",
+       [](const Config& c) { return c.node.data_dir == "/var/lib/e"; }},
+      {"http.listen", "EMPORIUM_HTTP_LISTEN", "[::1]:0",
+       [](const Config& c) { return c.http.listen == "[::1]:0"; }},
+      {"http.header_limit_bytes", "EMPORIUM_HTTP_HEADER_LIMIT_BYTES", "4096",
+       [](const Config& c) { return c.http.header_limit_bytes == 4096; }},
+      {"http.body_limit_bytes", "EMPORIUM_HTTP_BODY_LIMIT_BYTES", "1000",
+       [](const Config& c) { return c.http.body_limit_bytes == 1000; }},
+      {"http.request_timeout_ms", "EMPORIUM_HTTP_REQUEST_TIMEOUT_MS", "1500",
+       [](const Config& c) { return c.http.request_timeout_ms == 1500; }},
+      {"http.idle_timeout_ms", "EMPORIUM_HTTP_IDLE_TIMEOUT_MS", "2500",
+       [](const Config& c) { return c.http.idle_timeout_ms == 2500; }},
+      {"http.max_connections", "EMPORIUM_HTTP_MAX_CONNECTIONS", "10",
+       [](const Config& c) { return c.http.max_connections == 10; }},
+      {"http.threads", "EMPORIUM_HTTP_THREADS", "64",
+       [](const Config& c) { return c.http.threads == 64; }},
+      {"database.orders", "EMPORIUM_DATABASE_ORDERS", "postgres://db/o2",
+       [](const Config& c) { return c.database.orders == "postgres://db/o2"; }},
+      {"database.inventory", "EMPORIUM_DATABASE_INVENTORY", "postgres://db/i2",
+       [](const Config& c) { return c.database.inventory == "postgres://db/i2"; }},
+      {"database.batch_size_max", "EMPORIUM_DATABASE_BATCH_SIZE_MAX", "10000",
+       [](const Config& c) { return c.database.batch_size_max == 10000; }},
+      {"database.retry_after_s", "EMPORIUM_DATABASE_RETRY_AFTER_S", "9",
+       [](const Config& c) { return c.database.retry_after_s == 9; }},
+      {"database.reconnect_interval_ms", "EMPORIUM_DATABASE_RECONNECT_INTERVAL_MS", "333",
+       [](const Config& c) { return c.database.reconnect_interval_ms == 333; }},
+      {"auth.issuer", "EMPORIUM_AUTH_ISSUER", "iss-x",
+       [](const Config& c) { return c.auth.issuer == "iss-x"; }},
+      {"auth.audience", "EMPORIUM_AUTH_AUDIENCE", "aud-x",
+       [](const Config& c) { return c.auth.audience == "aud-x"; }},
+      {"auth.hs256_secret", "EMPORIUM_AUTH_HS256_SECRET", "k3y",
+       [](const Config& c) { return c.auth.hs256_secret == "k3y"; }},
+      {"auth.jwks_file", "EMPORIUM_AUTH_JWKS_FILE", "/etc/jwks.json",
+       [](const Config& c) { return c.auth.jwks_file == "/etc/jwks.json"; }},
+      {"auth.leeway_s", "EMPORIUM_AUTH_LEEWAY_S", "3600",
+       [](const Config& c) { return c.auth.leeway_s == 3600; }},
+      {"rate_limit.rate", "EMPORIUM_RATE_LIMIT_RATE", "0.5",
+       [](const Config& c) { return c.rate_limit.rate == 0.5; }},
+      {"rate_limit.burst", "EMPORIUM_RATE_LIMIT_BURST", "1e3",
+       [](const Config& c) { return c.rate_limit.burst == 1000.0; }},
+      {"cluster.enabled", "EMPORIUM_CLUSTER_ENABLED", "true",
+       [](const Config& c) { return c.cluster.enabled; }},
+      {"cluster.listen", "EMPORIUM_CLUSTER_LISTEN", "localhost:7001",
+       [](const Config& c) { return c.cluster.listen == "localhost:7001"; }},
+      {"cluster.advertise", "EMPORIUM_CLUSTER_ADVERTISE", "10.0.0.2:7000",
+       [](const Config& c) { return c.cluster.advertise == "10.0.0.2:7000"; }},
+      {"payment.provider", "EMPORIUM_PAYMENT_PROVIDER", "http",
+       [](const Config& c) { return c.payment.provider == "http"; }},
+      {"payment.url", "EMPORIUM_PAYMENT_URL", "http://pay/v2",
+       [](const Config& c) { return c.payment.url == "http://pay/v2"; }},
+      {"payment.retries_max", "EMPORIUM_PAYMENT_RETRIES_MAX", "20",
+       [](const Config& c) { return c.payment.retries_max == 20; }},
+      {"payment.retry_backoff_ms", "EMPORIUM_PAYMENT_RETRY_BACKOFF_MS", "7",
+       [](const Config& c) { return c.payment.retry_backoff_ms == 7; }},
+      {"orders.placement_timeout_ms", "EMPORIUM_ORDERS_PLACEMENT_TIMEOUT_MS", "1",
+       [](const Config& c) { return c.orders.placement_timeout_ms == 1; }},
+      {"orders.reservation_ttl_ms", "EMPORIUM_ORDERS_RESERVATION_TTL_MS", "1000",
+       [](const Config& c) { return c.orders.reservation_ttl_ms == 1000; }},
+      {"orders.items_max", "EMPORIUM_ORDERS_ITEMS_MAX", "1000",
+       [](const Config& c) { return c.orders.items_max == 1000; }},
+      {"orders.quantity_max", "EMPORIUM_ORDERS_QUANTITY_MAX", "5",
+       [](const Config& c) { return c.orders.quantity_max == 5; }},
+      {"actors.idle_passivate_ms", "EMPORIUM_ACTORS_IDLE_PASSIVATE_MS", "10",
+       [](const Config& c) { return c.actors.idle_passivate_ms == 10; }},
+      {"actors.terminal_passivate_ms", "EMPORIUM_ACTORS_TERMINAL_PASSIVATE_MS", "11",
+       [](const Config& c) { return c.actors.terminal_passivate_ms == 11; }},
+      {"actors.scheduler_threads", "EMPORIUM_ACTORS_SCHEDULER_THREADS", "3",
+       [](const Config& c) { return c.actors.scheduler_threads == 3; }},
+      {"idempotency.ttl_s", "EMPORIUM_IDEMPOTENCY_TTL_S", "60",
+       [](const Config& c) { return c.idempotency.ttl_s == 60; }},
+  };
+  return samples;
+}
+
+// Values that let every sample above validate on its own (cluster and http payment need them).
+const std::map<std::string, std::string> kCompatibleBase = {
+    {"EMPORIUM_DATABASE_ORDERS", "postgresql://db/orders"},
+    {"EMPORIUM_DATABASE_INVENTORY", "postgresql://db/inventory"},
+    {"EMPORIUM_PAYMENT_URL", "http://pay/base"},
+};
+
+TEST_F(ConfigTest, EveryKeyCanBeSetFromItsEnvironmentVariable) {
+  for (const KeySample& sample : every_key()) {
+    SCOPED_TRACE(sample.variable);
+    std::map<std::string, std::string> environment = kCompatibleBase;
+    environment[sample.variable] = sample.value;
+    EXPECT_TRUE(sample.is_set(load_config(with_env(environment))));
+  }
+}
+
+TEST_F(ConfigTest, EveryKeyCanBeSetWithSet) {
+  for (const KeySample& sample : every_key()) {
+    SCOPED_TRACE(sample.key);
+    ConfigSources sources = with_env(kCompatibleBase);
+    sources.overrides = {sample.key + "=" + sample.value};
+    EXPECT_TRUE(sample.is_set(load_config(sources)));
+  }
+}
+
+TEST_F(ConfigTest, UnrelatedEmporiumVariablesAreIgnored) {
+  const Config config = load_config(with_env({{"EMPORIUM_BIN", "/usr/bin/emporium"},
+                                              {"EMPORIUM_HTTP_NOPE", "1"},
+                                              {"EMPORIUM_", ""},
+                                              {"PATH", "/usr/bin"}}));
+  EXPECT_TRUE(config == load_config({}));
+}
+
+TEST_F(ConfigTest, ProcessEnvironmentReadsEnviron) {
+  ASSERT_EQ(setenv("EMPORIUM_CONFIG_TEST_PROBE", "a=b", 1), 0);
+  const auto environment = process_environment();
+  unsetenv("EMPORIUM_CONFIG_TEST_PROBE");
+  const auto found = environment.find("EMPORIUM_CONFIG_TEST_PROBE");
+  ASSERT_NE(found, environment.end());
+  EXPECT_EQ(found->second, "a=b");
+}
+
+// --- File errors ---
+
+TEST_F(ConfigTest, MissingFileIsRejectedNamingThePath) {
+  ConfigSources sources;
+  sources.file = (dir_ / "absent.toml").string();
+  EXPECT_EQ(load_error(sources).key(), *sources.file);
+}
+
+TEST_F(ConfigTest, TomlSyntaxErrorNamesTheFileAndLine) {
+  const ConfigSources sources = file("[http]\nthreads = 4\nlisten = \n");
+  const ConfigError error = load_error(sources);
+  EXPECT_EQ(error.key(), *sources.file);
+  EXPECT_TRUE(contains(error.what(), "line 3")) << error.what();
+}
+
+TEST_F(ConfigTest, UnknownKeyInFileIsRejectedNamingIt) {
+  const ConfigError error = load_error(file("[http]\nthreads = 2\nthread_count = 4\n"));
+  EXPECT_EQ(error.key(), "http.thread_count");
+  EXPECT_TRUE(contains(error.what(), "unknown key")) << error.what();
+}
+
+TEST_F(ConfigTest, UnknownSectionInFileIsRejectedNamingSectionAndKey) {
+  EXPECT_EQ(load_error(file("[htp]\nthreads = 4\n")).key(), "htp.threads");
+  EXPECT_EQ(load_error(file("[nothing]\n")).key(), "nothing");
+}
+
+TEST_F(ConfigTest, KeyOutsideASectionIsRejectedNamingIt) {
+  EXPECT_EQ(load_error(file("threads = 4\n")).key(), "threads");
+}
+
+TEST_F(ConfigTest, NestedTableIsRejectedAsUnknownKey) {
+  EXPECT_EQ(load_error(file("[http.tls]\ncert = \"x\"\n")).key(), "http.tls");
+}
+
+TEST_F(ConfigTest, WrongTypeInFileIsRejectedNamingTheKey) {
+  struct Case {
+    std::string toml, key, expected;
+  };
+  const std::vector<Case> cases = {
+      {"[http]\nthreads = \"4\"\n", "http.threads", "expected an integer"},
+      {"[http]\nthreads = 1.5\n", "http.threads", "expected an integer"},
+      {"[http]\nlisten = 8080\n", "http.listen", "expected a string"},
+      {"[cluster]\nenabled = \"yes\"\n", "cluster.enabled", "expected a boolean"},
+      {"[rate_limit]\nrate = \"fast\"\n", "rate_limit.rate", "expected a number"},
+      {"[auth]\nhs256_secret = 1\n", "auth.hs256_secret", "expected a string"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.toml);
+    const ConfigError error = load_error(file(c.toml));
+    EXPECT_EQ(error.key(), c.key);
+    EXPECT_TRUE(contains(error.what(), c.key + ": " + c.expected)) << error.what();
+  }
+}
+
+// --- Text value errors (environment and --set) ---
+
+TEST_F(ConfigTest, MalformedEnvironmentValueIsRejectedNamingTheKey) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"EMPORIUM_HTTP_THREADS", "12abc"},
+      {"EMPORIUM_HTTP_THREADS", ""},
+      {"EMPORIUM_HTTP_THREADS", " 4"},
+      {"EMPORIUM_HTTP_THREADS", "4.0"},
+      {"EMPORIUM_HTTP_THREADS", "99999999999999999999"},
+      {"EMPORIUM_CLUSTER_ENABLED", "yes"},
+      {"EMPORIUM_CLUSTER_ENABLED", "1"},
+      {"EMPORIUM_RATE_LIMIT_RATE", "fast"},
+      {"EMPORIUM_RATE_LIMIT_RATE", "nan"},
+      {"EMPORIUM_RATE_LIMIT_RATE", "1.5x"},
+  };
+  const std::map<std::string, std::string> key_of = {
+      {"EMPORIUM_HTTP_THREADS", "http.threads"},
+      {"EMPORIUM_CLUSTER_ENABLED", "cluster.enabled"},
+      {"EMPORIUM_RATE_LIMIT_RATE", "rate_limit.rate"},
+  };
+  for (const auto& [variable, value] : cases) {
+    SCOPED_TRACE(variable + "=" + value);
+    EXPECT_EQ(load_error(with_env({{variable, value}})).key(), key_of.at(variable));
+  }
+}
+
+TEST_F(ConfigTest, ValueErrorNamesTheVariableItCameFrom) {
+  const ConfigError error = load_error(with_env({{"EMPORIUM_HTTP_THREADS", "four"}}));
+  EXPECT_TRUE(contains(error.what(), "http.threads: expected an integer")) << error.what();
+  EXPECT_TRUE(contains(error.what(), "EMPORIUM_HTTP_THREADS")) << error.what();
+}
+
+TEST_F(ConfigTest, MalformedSetValueIsRejectedNamingTheKey) {
+  EXPECT_EQ(load_error(with_set({"http.threads=lots"})).key(), "http.threads");
+}
+
+TEST_F(ConfigTest, SetWithoutEqualsIsRejectedNamingIt) {
+  EXPECT_EQ(load_error(with_set({"http.threads"})).key(), "http.threads");
+}
+
+TEST_F(ConfigTest, SetWithUnknownKeyIsRejectedNamingIt) {
+  const ConfigError error = load_error(with_set({"http.thread=4"}));
+  EXPECT_EQ(error.key(), "http.thread");
+  EXPECT_TRUE(contains(error.what(), "unknown key")) << error.what();
+}
+
+// --- Validation ---
+
+TEST_F(ConfigTest, OutOfRangeValuesAreRejectedNamingTheKey) {
+  const std::vector<std::string> keys_and_values = {
+      "http.header_limit_bytes=1023",
+      "http.body_limit_bytes=0",
+      "http.request_timeout_ms=0",
+      "http.max_connections=0",
+      "http.threads=0",
+      "http.threads=65",
+      "database.batch_size_max=0",
+      "database.batch_size_max=10001",
+      "rate_limit.rate=0",
+      "rate_limit.rate=-1",
+      "rate_limit.burst=0.5",
+      "payment.retries_max=-1",
+      "payment.retries_max=21",
+      "orders.placement_timeout_ms=0",
+      "orders.reservation_ttl_ms=999",
+      "orders.items_max=0",
+      "orders.items_max=1001",
+      "orders.quantity_max=0",
+      "auth.leeway_s=-1",
+      "auth.leeway_s=3601",
+      "http.idle_timeout_ms=-1",
+      "idempotency.ttl_s=-5",
+  };
+  for (const std::string& assignment : keys_and_values) {
+    SCOPED_TRACE(assignment);
+    EXPECT_EQ(load_error(with_set({assignment})).key(), assignment.substr(0, assignment.find('=')));
+  }
+}
+
+TEST_F(ConfigTest, BoundaryValuesAreAccepted) {
+  const Config config = load_config(with_set({
+      "http.header_limit_bytes=1024",
+      "http.threads=1",
+      "database.batch_size_max=1",
+      "rate_limit.burst=1",
+      "payment.retries_max=0",
+      "orders.reservation_ttl_ms=1000",
+      "orders.items_max=1",
+      "auth.leeway_s=0",
+      "rate_limit.rate=0.001",
+  }));
+  EXPECT_EQ(config.http.header_limit_bytes, 1024);
+  EXPECT_EQ(config.auth.leeway_s, 0);
+}
+
+TEST_F(ConfigTest, MalformedListenAddressIsRejectedNamingTheKey) {
+  const std::vector<std::string> addresses = {
+      "127.0.0.1", "127.0.0.1:",     "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:80x",
+      ":8080",     "example.com:80", "::1:80",          "[::1]",        "[]:80",
+      "[nope]:80", "256.0.0.1:80",   "localhost:+80",
+  };
+  for (const std::string key : {"http.listen", "cluster.listen"}) {
+    for (const std::string& address : addresses) {
+      SCOPED_TRACE(key + "=" + address);
+      EXPECT_EQ(load_error(with_set({key + "=" + address})).key(), key);
+    }
+  }
+}
+
+TEST_F(ConfigTest, ListenAcceptsIpv4LocalhostAndBracketedIpv6) {
+  for (const std::string address :
+       {"0.0.0.0:0", "127.0.0.1:65535", "localhost:8080", "[::1]:8080", "[::]:0"}) {
+    SCOPED_TRACE(address);
+    EXPECT_EQ(load_config(with_set({"http.listen=" + address})).http.listen, address);
+    EXPECT_EQ(load_config(with_set({"cluster.listen=" + address})).cluster.listen, address);
+  }
+}
+
+TEST_F(ConfigTest, MalformedAdvertiseAddressIsRejected) {
+  EXPECT_EQ(load_error(with_set({"cluster.advertise=node-2"})).key(), "cluster.advertise");
+}
+
+TEST_F(ConfigTest, DatabaseUrlMustBeSqliteOrPostgres) {
+  EXPECT_EQ(load_error(with_set({"database.orders=mysql://db/o"})).key(), "database.orders");
+  EXPECT_EQ(load_error(with_set({"database.inventory=data/inv.db"})).key(), "database.inventory");
+  const Config config = load_config(with_set(
+      {"database.orders=postgres://u:p@db:5432/o", "database.inventory=sqlite:/tmp/i.db"}));
+  EXPECT_EQ(config.database.orders, "postgres://u:p@db:5432/o");
+}
+
+TEST_F(ConfigTest, ClusterWithSqliteIsRefused) {
+  for (const auto& sqlite_key : {"database.orders", "database.inventory"}) {
+    SCOPED_TRACE(sqlite_key);
+    ConfigSources sources = with_env(kCompatibleBase);
+    sources.overrides = {"cluster.enabled=true", std::string(sqlite_key) + "=sqlite:x.db"};
+    const ConfigError error = load_error(sources);
+    EXPECT_EQ(error.key(), "cluster.enabled");
+    EXPECT_TRUE(contains(error.what(), "PostgreSQL")) << error.what();
+  }
+  EXPECT_EQ(load_error(with_set({"cluster.enabled=true"})).key(), "cluster.enabled");
+}
+
+TEST_F(ConfigTest, ClusterWithPostgresIsAccepted) {
+  ConfigSources sources = with_env(kCompatibleBase);
+  sources.overrides = {"cluster.enabled=true"};
+  EXPECT_TRUE(load_config(sources).cluster.enabled);
+}
+
+TEST_F(ConfigTest, UnknownPaymentProviderIsRejected) {
+  EXPECT_EQ(load_error(with_set({"payment.provider=stripe"})).key(), "payment.provider");
+}
+
+TEST_F(ConfigTest, HttpPaymentProviderRequiresUrl) {
+  EXPECT_EQ(load_error(with_set({"payment.provider=http"})).key(), "payment.url");
+  const Config config =
+      load_config(with_set({"payment.provider=http", "payment.url=http://pay.local"}));
+  EXPECT_EQ(config.payment.url, "http://pay.local");
+}
+
+TEST_F(ConfigTest, NodeNameMustBeShortAndSimple) {
+  const std::vector<std::string> bad_names = {"", "node 1", "node/1", "nöde", std::string(65, 'n')};
+  for (const std::string& bad : bad_names) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(load_error(with_set({"node.name=" + bad})).key(), "node.name");
+  }
+  const std::string longest(64, 'n');
+  EXPECT_EQ(load_config(with_set({"node.name=" + longest})).node.name, longest);
+  EXPECT_EQ(load_config(with_set({"node.name=Node_1.eu-west"})).node.name, "Node_1.eu-west");
+}
+
+}  // namespace
+}  // namespace emporium
