@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 
 #include <caf/actor.hpp>
@@ -22,6 +23,7 @@ struct ActorSettings {
 
 struct NodeContext {
   caf::actor router;
+  std::map<caf::atom_value, caf::actor> registries;  // local registry per entity type
   caf::actor orders_db;
   caf::actor inventory_db;
   std::shared_ptr<const Clock> clock;

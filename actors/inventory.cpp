@@ -9,6 +9,7 @@
 #include <map>
 
 #include "actors/entity.hpp"
+#include "runtime/registry.hpp"
 #include "runtime/store.hpp"
 
 namespace emporium {
@@ -23,6 +24,7 @@ struct inventory_state {
   std::map<std::string, ReservationRecord> reservations;  // active ones, by order id
   int writes_in_flight = 0;
   bool broken = false;
+  bool stop_requested = false;  // passivation asked while writes were in flight
   caf::actor registry;
   static inline const char* name = "inventory";
 };
@@ -56,7 +58,7 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
               st.committed = snapshot;
               if (rp.pending()) rp.deliver(reply.empty() ? caf::make_message(snapshot) : reply);
             }
-            if (st.broken && st.writes_in_flight == 0) self->quit();
+            if ((st.broken || st.stop_requested) && st.writes_in_flight == 0) self->quit();
           },
           [self, rp](caf::error& err) mutable {
             auto& st = self->state;
@@ -132,6 +134,7 @@ caf::behavior running(inventory_actor* self) {
     return std::nullopt;
   };
   return {
+      [=](mailbox_atom) { return self->mailbox().size(); },
       [=](get_atom) -> caf::result<ItemRecord> {
         if (!self->state.exists) return failure(errc::not_found);
         return self->state.committed;
@@ -229,7 +232,10 @@ caf::behavior running(inventory_actor* self) {
         expire_reservations(self);
         schedule_expiry(self);
       },
-      [=](stop_atom) { self->quit(); },
+      [=](stop_atom) {
+        if (self->state.writes_in_flight == 0) return self->quit();
+        self->state.stop_requested = true;  // the last write's answer stops it
+      },
       caf::after(ms(self->state.ctx->settings.idle_passivate_ms)) >>
           [=] {
             auto& st = self->state;

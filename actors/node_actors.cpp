@@ -37,20 +37,22 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
   ctx->orders_db = db(config.database.orders, Database::orders);
   ctx->inventory_db = db(config.database.inventory, Database::inventory);
   ContextPtr shared = ctx;
+  auto now = [clock = ctx->clock] { return clock->now_ms(); };
   node.registries[order_type] = spawn_registry(
       system, order_type, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
         return spawn_order(s, shared, id, std::move(reg));
-      });
+      }, now);
   node.registries[inventory_type] = spawn_registry(
       system, inventory_type, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
         return spawn_inventory_item(s, shared, id, std::move(reg));
-      });
+      }, now);
   node.registries[payment_type] = spawn_registry(
       system, payment_type, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
         return spawn_payment(s, shared, id, std::move(reg));
-      });
+      }, now);
   // The context is complete before any entity can run: entities spawn only on routed messages.
   ctx->router = spawn_router(system, node.registries);
+  ctx->registries = node.registries;
   node.ctx = ctx;
   return node;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "actors/entity.hpp"
+#include "runtime/registry.hpp"
 #include "actors/inventory.hpp"
 #include "actors/payment.hpp"
 #include "runtime/store.hpp"
@@ -104,6 +105,8 @@ void transition(order_actor* self, OrderStatus to, std::string reason, bool writ
   if (st.exists && !legal_transition(status_of(st), to))
     return fail(self, make_error(errc::conflict, "illegal order transition"));
   std::int64_t expected = st.exists ? st.rec.version : 0;
+  st.rec.total_cents = 0;  // derived: the sum of the line totals, as agreed so far
+  for (const auto& line : st.rec.lines) st.rec.total_cents += line.quantity * line.unit_price_cents;
   st.rec.status = std::string(to_string(to));
   st.rec.failure_reason = std::move(reason);
   st.rec.version = expected + 1;
@@ -211,12 +214,8 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
     if (!has(errc::unknown_sku) && !has(errc::insufficient_stock))
       return release_all(self, [self] { fail(self, make_error(errc::db_unavailable)); });
     auto reason = has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock";
-    for (auto& line : st.rec.lines) line.unit_price_cents = 0;  // no price was agreed
-    st.rec.total_cents = 0;
     return compensate(self, OrderStatus::rejected, reason);
   }
-  st.rec.total_cents = 0;
-  for (const auto& line : st.rec.lines) st.rec.total_cents += line.quantity * line.unit_price_cents;
   auto now = st.ctx->clock->now_ms();
   st.rec.payment = PaymentRecord{new_id("pay_", now), st.id, "pending", "", st.card.brand(),
                                  st.card.last4(), st.card.exp_month, st.card.exp_year, "",
@@ -274,18 +273,19 @@ caf::behavior order_behavior(order_actor* self) {
         if (!st.running) place(self, req);
         return rp;
       },
+      [=](mailbox_atom) { return self->mailbox().size(); },
       [=](get_atom) -> caf::result<OrderRecord> {
         if (!self->state.exists) return make_error(errc::not_found);
         return self->state.rec;
       },
       [=](cancel_atom) -> caf::result<OrderRecord> {
+        // A promise is made only where the answer comes later: making one takes over the reply.
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
-        auto rp = self->make_response_promise();
         if (st.running) {
           st.cancel_requested = true;
-          st.waiting.push_back(rp);
-          return rp;
+          st.waiting.push_back(self->make_response_promise());
+          return st.waiting.back();
         }
         switch (status_of(st)) {
           case OrderStatus::cancelled: return st.rec;
@@ -293,9 +293,9 @@ caf::behavior order_behavior(order_actor* self) {
           case OrderStatus::reserved:
           case OrderStatus::confirmed:
             st.running = true;
-            st.waiting.push_back(rp);
+            st.waiting.push_back(self->make_response_promise());
             compensate(self, OrderStatus::cancelled, "");
-            return rp;
+            return st.waiting.back();
           default: return make_error(errc::conflict, "order is " + st.rec.status);
         }
       },
@@ -303,7 +303,6 @@ caf::behavior order_behavior(order_actor* self) {
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
         if (st.running) return make_error(errc::busy);
-        if (status_of(st) == OrderStatus::shipped) return st.rec;
         if (status_of(st) != OrderStatus::confirmed)
           return make_error(errc::conflict, "order is " + st.rec.status);
         st.running = true;

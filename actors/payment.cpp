@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "actors/entity.hpp"
+#include "runtime/registry.hpp"
 #include "runtime/store.hpp"
 
 namespace emporium {
@@ -149,6 +150,7 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         });
         return rp;
       },
+      [=](mailbox_atom) { return self->mailbox().size(); },
       [=](get_atom) -> caf::result<PaymentRecord> {
         if (!self->state.exists) return make_error(errc::not_found);
         return self->state.rec;

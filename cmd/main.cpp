@@ -137,6 +137,8 @@ int run_serve(const Config& config) {
   node.sweeper = spawn_recovery_sweep(system, node.ctx, 30'000);
 
   ApiSettings api;
+  api.node_name = config.node.name;
+  api.cluster_address = config.cluster.advertise.empty() ? config.cluster.listen : config.cluster.advertise;
   api.auth = {config.auth.issuer, config.auth.audience, secret, config.auth.leeway_s, 8192};
   api.rate = config.rate_limit.rate;
   api.burst = config.rate_limit.burst;
@@ -161,6 +163,7 @@ int run_serve(const Config& config) {
     handler_api->handle(std::move(req), std::move(respond));
   });
   auto bound = server.start();
+  handler_api->set_http_address(host + ":" + std::to_string(bound));
   spdlog::info("node {} serving on http://{}:{}", config.node.name, host, bound);
   std::printf("emporium listening on http://%s:%u\n", host.c_str(), bound);
   std::fflush(stdout);

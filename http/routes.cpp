@@ -2,6 +2,8 @@
 // decode, ask the entity through the router, and map the reply (or the failure) to HTTP.
 #include "http/routes.hpp"
 
+#include "http/api_impl.hpp"
+
 #include <chrono>
 #include <mutex>
 #include <set>
@@ -24,171 +26,14 @@
 #include "runtime/store.hpp"
 
 namespace emporium {
-namespace {
-
-using Steady = std::chrono::steady_clock;
-
-HttpResponse json_response(int status, std::string body) {
-  return HttpResponse{status, "application/json", {}, std::move(body)};
-}
-
-HttpResponse unauthorized(std::string_view detail) {
-  auto res = problem(401, "Unauthorized", detail);
-  res.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-  return res;
-}
-
-HttpResponse forbidden(std::string_view scope) {
-  auto res = problem(403, "Forbidden", "the token lacks the scope " + std::string(scope));
-  res.headers.emplace_back("WWW-Authenticate",
-                           "Bearer error=\"insufficient_scope\", scope=\"" + std::string(scope) + "\"");
-  return res;
-}
-
-HttpResponse unavailable(std::int64_t retry_after_s, std::string_view detail) {
-  auto res = problem(503, "Service unavailable", detail);
-  res.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
-  return res;
-}
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (auto b : digest) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
-}
-
-bool is_json_content(const HttpRequest& req) {
-  auto* type = req.header("content-type");
-  if (!type) return false;
-  std::string_view t = *type;
-  t = t.substr(0, t.find(';'));
-  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
-  std::string lower(t);
-  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower == "application/json";
-}
-
-bool valid_idempotency_key(std::string_view key) {
-  if (key.empty() || key.size() > 255) return false;
-  for (char c : key)
-    if (c < 0x21 || c > 0x7e) return false;
-  return true;
-}
-
-bool valid_order_id(std::string_view id) {
-  if (id.size() != 30 || id.substr(0, 4) != "ord_") return false;
-  for (char c : id.substr(4))
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'))) return false;
-  return true;
-}
-
-// "GET /v1/orders/{id}": known words kept, ids replaced, anything else "other", so metric labels
-// stay few and never carry request data.
-std::string route_template(const std::vector<std::string>& path, const std::string& method) {
-  static const std::set<std::string, std::less<>> words{
-      "v1",     "admin",  "orders",  "inventory", "cancel", "ship",  "adjust", "actors",
-      "cluster", "healthz", "readyz", "metrics",  "order",  "payment", "passivate"};
-  static const std::set<std::string, std::less<>> methods{"GET", "PUT", "POST", "DELETE", "HEAD"};
-  std::string out = (methods.count(method) ? method : std::string("OTHER")) + " ";
-  if (path.empty() || path.size() > 5) return out + "other";
-  for (size_t i = 0; i < path.size(); ++i) {
-    bool id_position = (i == 2 && path[0] == "v1") || (i == 3 && path[0] == "admin");
-    if (id_position) out += "/{id}";
-    else if (words.count(path[i])) out += "/" + path[i];
-    else return out + "other";
-  }
-  return out;
-}
-
-struct Principal {
-  auth::Claims claims;
-  bool admin() const { return claims.has_scope("admin"); }
-  bool may(std::string_view scope) const { return admin() || claims.has_scope(scope); }
-};
-
-struct Call {
-  HttpRequest req;
-  Respond respond;
-  std::vector<std::string> path;  // decoded segments
-  std::vector<std::pair<std::string, std::string>> params;  // decoded query parameters
-  Principal who;
-};
-
-}  // namespace
-
-struct Api::Impl {
-  caf::actor_system& system;
-  std::shared_ptr<const NodeContext> ctx;
-  ApiSettings settings;
-  std::shared_ptr<Metrics> metrics;
-  auth::TokenVerifier verifier;
-  RateLimiter limiter;
-  Gateway gateway;
-  std::mutex running_mutex;
-  std::set<std::pair<std::string, std::string>> running_keys;  // idempotency keys in flight
-
-  Impl(caf::actor_system& sys, std::shared_ptr<const NodeContext> c, ApiSettings s,
-       std::shared_ptr<Metrics> m)
-      : system(sys),
-        ctx(std::move(c)),
-        settings(std::move(s)),
-        metrics(std::move(m)),
-        verifier(settings.auth),
-        limiter(settings.rate, settings.burst),
-        gateway(sys, 4) {}
-
-  std::chrono::milliseconds timeout() const {
-    return std::chrono::milliseconds(settings.request_timeout_ms);
-  }
-
-  // The one mapping of failures to HTTP.
-  HttpResponse failure(const caf::error& err) const {
-    switch (code_of(err)) {
-      case errc::not_found: return problem(404, "Not found", "no such resource");
-      case errc::conflict: return problem(409, "Conflict", err.context().empty() ? "the resource does not allow this now" : caf::to_string(err.context()));
-      case errc::busy: return problem(409, "Conflict", "the resource is busy; try again");
-      case errc::invalid_argument: return problem(400, "Bad request", "the request cannot be processed");
-      default: break;
-    }
-    if (err == caf::sec::request_timeout)
-      return unavailable(settings.retry_after_s, "the request timed out; try again");
-    return unavailable(settings.retry_after_s, "a database or service is unavailable; try again");
-  }
-
-  template <class... Ts>
-  auto ask(caf::event_based_actor* self, caf::atom_value type, const std::string& id, Ts&&... xs) {
-    return self->request(ctx->router, timeout(), route_atom::value, type, id,
-                         caf::make_message(std::forward<Ts>(xs)...));
-  }
-
-  void handle(HttpRequest&& req, Respond respond);
-  void route_v1(Call& call);
-  std::optional<HttpResponse> authenticate(Call& call);
-
-  void health(Call& call);
-  void ready(Call& call);
-  void get_item(Call& call);
-  void list_items(Call& call);
-  void put_item(Call& call);
-  void adjust_item(Call& call);
-  void place_order(Call& call);
-  void place_order_now(Call& call, std::string key, std::string hash);
-  void get_order(Call& call);
-  void list_orders(Call& call);
-  void order_command(Call& call, bool ship);
-};
 
 Api::Api(caf::actor_system& system, std::shared_ptr<const NodeContext> ctx, ApiSettings settings,
          std::shared_ptr<Metrics> metrics)
     : impl_(std::make_unique<Impl>(system, std::move(ctx), std::move(settings), std::move(metrics))) {}
 
 Api::~Api() = default;
+
+void Api::set_http_address(std::string address) { impl_->settings.http_address = std::move(address); }
 
 void Api::handle(HttpRequest&& request, Respond respond) { impl_->handle(std::move(request), std::move(respond)); }
 
@@ -281,10 +126,7 @@ void Api::Impl::route_v1(Call& call) {
     if (p.size() == 4 && (p[3] == "cancel" || p[3] == "ship"))
       return m == "POST" ? order_command(call, p[3] == "ship") : wrong_method("POST");
   }
-  if (!p.empty() && p[0] == "admin") {
-    if (!call.who.admin()) return call.respond(forbidden("admin"));
-    return call.respond(problem(404, "Not found", "no such admin endpoint"));
-  }
+  if (!p.empty() && p[0] == "admin") return route_admin(call);
   call.respond(problem(404, "Not found", "no such endpoint"));
 }
 

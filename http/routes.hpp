@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "http/auth.hpp"
 #include "http/message.hpp"
@@ -19,6 +20,9 @@ class Metrics;
 class Gateway;
 
 struct ApiSettings {
+  std::string node_name = "node-1";
+  std::string cluster_address;
+  std::string http_address;
   auth::VerifierSettings auth;
   double rate = 200;
   double burst = 400;
@@ -36,6 +40,7 @@ class Api {
       std::shared_ptr<Metrics> metrics);
   ~Api();
   void handle(HttpRequest&& request, Respond respond);
+  void set_http_address(std::string address);  // once the server is bound (port 0 picks one)
 
  private:
   struct Impl;

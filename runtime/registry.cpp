@@ -1,24 +1,26 @@
 // The activation registry and the node's router.
 #include "runtime/registry.hpp"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include <caf/all.hpp>
 
 #include "runtime/atoms.hpp"
+#include "runtime/errors.hpp"
 
 namespace emporium {
 namespace {
 
 struct registry_state {
-  std::unordered_map<std::string, caf::actor> active;
+  std::unordered_map<std::string, ActiveEntity> active;
   std::unordered_map<caf::actor_addr, std::string> ids;
   RegistryStats stats;
   static inline const char* name = "registry";
 };
 
 caf::behavior registry(caf::stateful_actor<registry_state>* self, caf::atom_value type,
-                       EntityFactory factory) {
+                       EntityFactory factory, std::function<std::int64_t()> now_ms) {
   (void)type;
   // An entity that stopped on its own (crash, fencing) is forgotten too.
   self->set_down_handler([=](const caf::down_msg& dm) {
@@ -26,30 +28,57 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, caf::atom_valu
     auto it = st.ids.find(dm.source);
     if (it == st.ids.end()) return;
     auto found = st.active.find(it->second);
-    if (found != st.active.end() && found->second.address() == dm.source) st.active.erase(found);
+    if (found != st.active.end() && found->second.handle.address() == dm.source)
+      st.active.erase(found);
     st.ids.erase(it);
   });
   return {
       [=](route_atom, caf::atom_value, const std::string& id, caf::message& payload) {
         auto& st = self->state;
         auto it = st.active.find(id);
+        auto now = now_ms();
         if (it == st.active.end()) {
           auto entity = factory(self, id, caf::actor_cast<caf::actor>(self));
           self->monitor(entity);
           st.ids.emplace(entity.address(), id);
-          it = st.active.emplace(id, std::move(entity)).first;
+          it = st.active.emplace(id, ActiveEntity{id, std::move(entity), now, now, 0}).first;
           st.stats.activations += 1;
         }
-        return self->delegate(it->second, std::move(payload));
+        it->second.messages += 1;
+        it->second.last_active_ms = now;
+        return self->delegate(it->second.handle, std::move(payload));
       },
       [=](idle_atom, const std::string& id) {
         auto& st = self->state;
         auto it = st.active.find(id);
         auto sender = caf::actor_cast<caf::actor>(self->current_sender());
-        if (it == st.active.end() || it->second != sender) return;
+        if (it == st.active.end() || it->second.handle != sender) return;
         st.active.erase(it);
         st.stats.passivations += 1;
         self->send(sender, stop_atom::value);
+      },
+      [=](passivate_atom, const std::string& id) {
+        auto& st = self->state;
+        auto it = st.active.find(id);
+        if (it == st.active.end()) return false;
+        auto handle = it->second.handle;
+        st.active.erase(it);
+        st.stats.passivations += 1;
+        self->send(handle, stop_atom::value);  // after everything forwarded before
+        return true;
+      },
+      [=](find_atom, const std::string& id) -> caf::result<ActiveEntity> {
+        auto it = self->state.active.find(id);
+        if (it == self->state.active.end()) return make_error(errc::not_found);
+        return it->second;
+      },
+      [=](list_atom, std::int64_t limit) {
+        std::vector<ActiveEntity> out;
+        for (auto& [_, e] : self->state.active) out.push_back(e);
+        std::sort(out.begin(), out.end(),
+                  [](auto& a, auto& b) { return a.last_active_ms > b.last_active_ms; });
+        if (static_cast<std::int64_t>(out.size()) > limit) out.resize(static_cast<size_t>(limit));
+        return out;
       },
       [=](stats_atom) {
         auto stats = self->state.stats;
@@ -79,8 +108,9 @@ caf::behavior router(caf::stateful_actor<router_state>* self,
 
 }  // namespace
 
-caf::actor spawn_registry(caf::actor_system& system, caf::atom_value type, EntityFactory factory) {
-  return system.spawn(registry, type, std::move(factory));
+caf::actor spawn_registry(caf::actor_system& system, caf::atom_value type, EntityFactory factory,
+                          std::function<std::int64_t()> now_ms) {
+  return system.spawn(registry, type, std::move(factory), std::move(now_ms));
 }
 
 caf::actor spawn_router(caf::actor_system& system, std::map<caf::atom_value, caf::actor> registries) {

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -27,10 +28,33 @@ namespace emporium {
 using EntityFactory =
     std::function<caf::actor(caf::local_actor* spawner, const std::string& id, caf::actor registry)>;
 
-caf::actor spawn_registry(caf::actor_system& system, caf::atom_value type, EntityFactory factory);
+// `now_ms` gives wall-clock time for the operators' view.
+caf::actor spawn_registry(caf::actor_system& system, caf::atom_value type, EntityFactory factory,
+                          std::function<std::int64_t()> now_ms);
 
 // registries: entity type -> its registry.
 caf::actor spawn_router(caf::actor_system& system, std::map<caf::atom_value, caf::actor> registries);
+
+// One active entity, as operators see it (list_atom).
+struct ActiveEntity {
+  std::string id;
+  caf::actor handle;
+  std::int64_t activated_at_ms = 0;
+  std::int64_t last_active_ms = 0;
+  std::int64_t messages = 0;  // routed to it since activation
+};
+
+using list_atom = caf::atom_constant<caf::atom("list")>;
+using find_atom = caf::atom_constant<caf::atom("find")>;
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
+using mailbox_atom = caf::atom_constant<caf::atom("mailbox")>;
+
+// Registry protocol besides routing:
+//   (list_atom, limit)      -> std::vector<ActiveEntity>   up to `limit`, most recently active first
+//   (find_atom, id)         -> ActiveEntity                 sec::no_such_key... when not active
+//   (passivate_atom, id)    -> bool                         true when it was active
+//   stats_atom              -> RegistryStats
+// Every entity answers mailbox_atom with its mailbox depth (std::size_t).
 
 // What a registry reports to (stats_atom): active actors and activations since start.
 struct RegistryStats {
@@ -42,3 +66,5 @@ struct RegistryStats {
 }  // namespace emporium
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::RegistryStats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::ActiveEntity)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<emporium::ActiveEntity>)

@@ -1,0 +1,251 @@
+// Operators' endpoints under /admin (admin scope): the cluster view, the active actors, one
+// actor's state (live when active, stored otherwise) and passivation, and an HTML dashboard.
+#include <boost/json.hpp>
+
+#include "actors/inventory.hpp"
+#include "actors/order.hpp"
+#include "actors/payment.hpp"
+#include "http/api_impl.hpp"
+#include "runtime/persistence.hpp"
+#include "runtime/registry.hpp"
+#include "runtime/store.hpp"
+
+namespace emporium {
+namespace json = boost::json;
+
+namespace {
+
+std::optional<caf::atom_value> entity_type(std::string_view name) {
+  if (name == "order") return order_type;
+  if (name == "inventory") return inventory_type;
+  if (name == "payment") return payment_type;
+  return std::nullopt;
+}
+
+const char* type_name(caf::atom_value type) {
+  if (type == order_type) return "order";
+  if (type == inventory_type) return "inventory";
+  return "payment";
+}
+
+json::value payment_state(const PaymentRecord& p) {
+  // Brand, last4 and expiry only: the card number and cvc were never stored.
+  return json::object{{"id", p.id},           {"order_id", p.order_id},
+                      {"status", p.status},   {"failure_reason", p.failure_reason},
+                      {"brand", p.brand},     {"last4", p.last4},
+                      {"exp_month", p.exp_month}, {"exp_year", p.exp_year},
+                      {"amount_cents", p.amount_cents}, {"currency", p.currency},
+                      {"version", p.version}};
+}
+
+json::value item_state(const ItemRecord& item, const std::vector<ReservationRecord>& reservations) {
+  json::object o = json::parse(encode_item(item, true)).as_object();
+  o["version"] = item.version;
+  json::array rs;
+  for (const auto& r : reservations)
+    rs.push_back({{"order_id", r.order_id},
+                  {"quantity", r.quantity},
+                  {"state", to_string(r.state)},
+                  {"expires_at_ms", r.expires_at_ms}});
+  o["reservations"] = std::move(rs);
+  return o;
+}
+
+json::value order_state(const OrderRecord& o) {
+  json::object out = json::parse(encode_order(o)).as_object();
+  out["version"] = o.version;
+  return out;
+}
+
+}  // namespace
+
+void Api::Impl::route_admin(Call& call) {
+  if (!call.who.admin()) return call.respond(forbidden("admin"));
+  const auto& p = call.path;
+  const auto& m = call.req.method;
+  if (p.size() == 1 && m == "GET") return admin_dashboard(call);
+  if (p.size() == 2 && p[1] == "cluster" && m == "GET") return admin_cluster(call);
+  if (p.size() == 2 && p[1] == "actors" && m == "GET") return admin_actors(call);
+  if (p.size() >= 4 && p[1] == "actors") {
+    auto type = entity_type(p[2]);
+    if (!type) return call.respond(problem(404, "Not found", "unknown actor type"));
+    if (p.size() == 4 && m == "GET") return admin_actor(call, *type, p[3]);
+    if (p.size() == 5 && p[4] == "passivate" && m == "POST") return admin_passivate(call, *type, p[3]);
+  }
+  call.respond(problem(404, "Not found", "no such admin endpoint"));
+}
+
+void Api::Impl::admin_cluster(Call& call) {
+  gateway.run([this, respond = call.respond](caf::event_based_actor* self) {
+    auto counts = std::make_shared<std::map<std::string, std::int64_t>>();
+    auto left = std::make_shared<size_t>(ctx->registries.size());
+    auto done = [this, counts, left, respond] {
+      if (--*left > 0) return;
+      json::object active;
+      for (auto& [k, v] : *counts) active[k] = v;
+      json::object member{{"name", settings.node_name},
+                          {"cluster_address", settings.cluster_address},
+                          {"http_address", settings.http_address},
+                          {"status", "up"},
+                          {"last_heartbeat", rfc3339(ctx->clock->now_ms())},
+                          {"active_actors", std::move(active)}};
+      json::object body{{"self", settings.node_name}, {"members", json::array{std::move(member)}}};
+      respond(json_response(200, json::serialize(body)));
+    };
+    for (const auto& [type, registry] : ctx->registries)
+      self->request(registry, timeout(), stats_atom::value)
+          .then(
+              [counts, done, name = type_name(type)](RegistryStats& s) {
+                (*counts)[name] = s.active;
+                done();
+              },
+              [done](caf::error&) { done(); });
+  });
+}
+
+void Api::Impl::admin_actors(Call& call) {
+  std::vector<caf::atom_value> types;
+  std::int64_t limit = 100;
+  for (const auto& [key, value] : call.params) {
+    if (key == "type") {
+      auto t = entity_type(value);
+      if (!t) return call.respond(problem(400, "Bad request", "type must be order, inventory or payment", {{"type", "unknown type"}}));
+      types.push_back(*t);
+    } else if (key == "limit") {
+      bool digits = !value.empty() && value.size() <= 4 && std::all_of(value.begin(), value.end(), ::isdigit);
+      limit = digits ? std::stoll(value) : 0;
+      if (limit < 1 || limit > 1000)
+        return call.respond(problem(400, "Bad request", "limit must be 1 to 1000", {{"limit", "must be 1 to 1000"}}));
+    }
+  }
+  if (types.empty()) types = {order_type, inventory_type, payment_type};
+  gateway.run([this, types, limit, respond = call.respond](caf::event_based_actor* self) {
+    auto rows = std::make_shared<json::array>();
+    auto left = std::make_shared<size_t>(types.size());
+    auto finish = [rows, respond] { respond(json_response(200, json::serialize(json::object{{"data", *rows}}))); };
+    for (auto type : types) {
+      self->request(ctx->registries.at(type), timeout(), list_atom::value, limit)
+          .then(
+              [this, self, rows, left, finish, type](std::vector<ActiveEntity>& list) {
+                // Each entity reports its own mailbox depth (only its own thread may read it).
+                auto pending = std::make_shared<size_t>(list.size() + 1);
+                auto step = [pending, left, finish] {
+                  if (--*pending == 0 && --*left == 0) finish();
+                };
+                for (auto& e : list) {
+                  auto row = std::make_shared<json::object>(json::object{
+                      {"type", type_name(type)},
+                      {"id", e.id},
+                      {"node", settings.node_name},
+                      {"mailbox", 0},
+                      {"messages", e.messages},
+                      {"activated_at", rfc3339(e.activated_at_ms)},
+                      {"last_active_at", rfc3339(e.last_active_ms)}});
+                  self->request(e.handle, std::chrono::seconds(1), mailbox_atom::value)
+                      .then(
+                          [rows, row, step](size_t depth) {
+                            (*row)["mailbox"] = depth;
+                            rows->push_back(std::move(*row));
+                            step();
+                          },
+                          [rows, row, step](caf::error&) {
+                            rows->push_back(std::move(*row));  // it stopped meanwhile
+                            step();
+                          });
+                }
+                step();
+              },
+              [left, finish](caf::error&) {
+                if (--*left == 0) finish();
+              });
+    }
+  });
+}
+
+void Api::Impl::admin_actor(Call& call, caf::atom_value type, const std::string& id) {
+  gateway.run([this, type, id, respond = call.respond](caf::event_based_actor* self) {
+    auto answer = [this, type, id, respond](bool active, json::value state) {
+      respond(json_response(200, json::serialize(json::object{{"type", type_name(type)},
+                                                              {"id", id},
+                                                              {"node", settings.node_name},
+                                                              {"active", active},
+                                                              {"state", std::move(state)}})));
+    };
+    auto stored = [this, self, type, id, answer, respond] {
+      auto out = std::make_shared<std::optional<json::value>>();
+      auto db = type == inventory_type ? ctx->inventory_db : ctx->orders_db;
+      self->request(db, timeout(), db_read{[type, id, out](soci::session& s) {
+                      if (type == order_type) {
+                        if (auto o = load_order(s, id)) *out = order_state(*o);
+                      } else if (type == payment_type) {
+                        if (auto p = load_payment(s, id)) *out = payment_state(*p);
+                      } else if (auto i = load_item(s, id)) {
+                        *out = item_state(i->item, i->reservations);
+                      }
+                    }})
+          .then(
+              [out, answer, respond](bool) {
+                if (!*out) return respond(problem(404, "Not found", "no such actor"));
+                answer(false, std::move(**out));
+              },
+              [this, respond](caf::error& err) { respond(failure(err)); });
+    };
+    self->request(ctx->registries.at(type), timeout(), find_atom::value, id)
+        .then(
+            [this, self, type, answer, stored](ActiveEntity& e) {
+              auto live = [answer](json::value state) { answer(true, std::move(state)); };
+              auto gone = [stored](caf::error&) { stored(); };
+              if (type == order_type)
+                self->request(e.handle, timeout(), get_atom::value)
+                    .then([live](OrderRecord& o) { live(order_state(o)); }, gone);
+              else if (type == payment_type)
+                self->request(e.handle, timeout(), get_atom::value)
+                    .then([live](PaymentRecord& p) { live(payment_state(p)); }, gone);
+              else
+                self->request(e.handle, timeout(), inspect_atom::value)
+                    .then([live](item_state_view& v) { live(item_state(v.item, v.reservations)); }, gone);
+            },
+            [stored](caf::error&) { stored(); });
+  });
+}
+
+void Api::Impl::admin_passivate(Call& call, caf::atom_value type, const std::string& id) {
+  gateway.run([this, type, id, respond = call.respond](caf::event_based_actor* self) {
+    self->request(ctx->registries.at(type), timeout(), passivate_atom::value, id)
+        .then(
+            [type, id, respond](bool was_active) {
+              respond(json_response(200, json::serialize(json::object{
+                                             {"type", type_name(type)}, {"id", id}, {"passivated", was_active}})));
+            },
+            [this, respond](caf::error& err) { respond(failure(err)); });
+  });
+}
+
+void Api::Impl::admin_dashboard(Call& call) {
+  // The page asks for the admin token once and reads the JSON endpoints with it.
+  static const std::string page = R"HTML(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Emporium admin</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head>
+<body><h1>Emporium</h1>
+<p><label>Admin token <input id="token" size="60"></label> <button id="load">Load</button></p>
+<h2>Members</h2><table id="members"></table><h2>Active actors</h2><table id="actors"></table>
+<script>
+const get = (path) => fetch(path, {headers: {Authorization: 'Bearer ' + document.getElementById('token').value}}).then(r => r.json());
+function fill(id, rows, cols) {
+  const t = document.getElementById(id); t.textContent = '';
+  const head = t.insertRow(); cols.forEach(c => { const th = document.createElement('th'); th.textContent = c; head.appendChild(th); });
+  rows.forEach(r => { const tr = t.insertRow(); cols.forEach(c => { tr.insertCell().textContent = typeof r[c] === 'object' ? JSON.stringify(r[c]) : r[c]; }); });
+}
+document.getElementById('load').onclick = async () => {
+  const cluster = await get('/admin/cluster');
+  fill('members', cluster.members || [], ['name', 'status', 'http_address', 'last_heartbeat', 'active_actors']);
+  const actors = await get('/admin/actors?limit=200');
+  fill('actors', actors.data || [], ['type', 'id', 'node', 'mailbox', 'messages', 'activated_at', 'last_active_at']);
+};
+</script></body></html>
+)HTML";
+  call.respond(HttpResponse{200, "text/html; charset=utf-8", {}, page});
+}
+
+}  // namespace emporium
