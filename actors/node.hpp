@@ -29,7 +29,8 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
 // Runs the sweep now (and then every `interval_ms`, when not 0).
 caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms);
 
-// Stops every actor of the node (persistence last, after its batch is flushed).
+// Stops every actor of the node (persistence last, after its batch is flushed) and waits until
+// they are gone; `node` is emptied. Release every other copy of the context first.
 void stop_node_actors(caf::actor_system& system, NodeActors& node);
 
 }  // namespace emporium

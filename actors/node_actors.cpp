@@ -92,7 +92,6 @@ caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::
 }
 
 void stop_node_actors(caf::actor_system& system, NodeActors& node) {
-  (void)system;
   auto kill = [](const caf::actor& a) {
     if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
@@ -104,6 +103,11 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
   caf::anon_send(node.ctx->inventory_db, flush_atom::value);
   kill(node.ctx->orders_db);
   kill(node.ctx->inventory_db);
+  // Detached (persistence) actors end only once every handle to them is gone, and their threads
+  // must be done before the actor system is destroyed: the caller's other handles must already
+  // be released (the edge's context).
+  node = NodeActors{};
+  system.await_all_actors_done();
 }
 
 }  // namespace emporium

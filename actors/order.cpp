@@ -196,9 +196,10 @@ void charge(order_actor* self) {
           [self](PaymentRecord& p) {
             auto& st = self->state;
             st.rec.payment = p;
+            // A cancel that came while the charge ran wins: refund (or void) and release.
+            if (st.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
             if (p.status != "captured")
               return compensate(self, OrderStatus::payment_failed, p.failure_reason);
-            if (st.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
             confirm(self);
           },
           [self](caf::error&) {

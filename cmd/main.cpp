@@ -99,17 +99,19 @@ int run_token(const Config& config, const std::string& sub, const std::string& s
   return 0;
 }
 
-// Blocks until both databases answer (nothing listens before the node can serve).
-void wait_for_databases(caf::actor_system& system, const NodeContext& ctx) {
+// Blocks until both databases answer (nothing listens before the node can serve); false when a
+// stop signal came first.
+bool wait_for_databases(caf::actor_system& system, const NodeContext& ctx, const sigset_t& signals) {
   caf::scoped_actor self{system};
   for (int attempt = 0;; ++attempt) {
     bool ok = true;
     for (const auto& db : {ctx.orders_db, ctx.inventory_db})
       self->request(db, std::chrono::seconds(10), ping_atom::value)
           .receive([](bool) {}, [&](caf::error&) { ok = false; });
-    if (ok) return;
+    if (ok) return true;
     if (attempt % 10 == 0) spdlog::warn("waiting for the databases to answer");
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    timespec pause{0, 500'000'000};
+    if (sigtimedwait(&signals, nullptr, &pause) > 0) return false;
   }
 }
 
@@ -133,7 +135,11 @@ int run_serve(const Config& config) {
   caf::actor_system system{caf_config};
 
   auto node = start_node_actors(system, config, std::make_shared<SystemClock>(), provider);
-  wait_for_databases(system, *node.ctx);
+  if (!wait_for_databases(system, *node.ctx, signals)) {
+    spdlog::info("stopped before the databases answered");
+    stop_node_actors(system, node);
+    return 1;
+  }
   node.sweeper = spawn_recovery_sweep(system, node.ctx, 30'000);
 
   ApiSettings api;
@@ -159,10 +165,10 @@ int run_serve(const Config& config) {
                                  config.http.idle_timeout_ms,
                                  config.http.max_connections,
                                  static_cast<int>(config.http.threads)};
-  Server server(server_settings, [handler_api](HttpRequest&& req, Respond respond) {
+  auto server = std::make_unique<Server>(server_settings, [handler_api](HttpRequest&& req, Respond respond) {
     handler_api->handle(std::move(req), std::move(respond));
   });
-  auto bound = server.start();
+  auto bound = server->start();
   handler_api->set_http_address(host + ":" + std::to_string(bound));
   spdlog::info("node {} serving on http://{}:{}", config.node.name, host, bound);
   std::printf("emporium listening on http://%s:%u\n", host.c_str(), bound);
@@ -171,7 +177,9 @@ int run_serve(const Config& config) {
   int signal = 0;
   sigwait(&signals, &signal);
   spdlog::info("signal {}: draining", signal);
-  server.stop(config.http.request_timeout_ms);
+  server->stop(config.http.request_timeout_ms);
+  server.reset();
+  handler_api.reset();
   stop_node_actors(system, node);
   spdlog::info("stopped");
   return 0;

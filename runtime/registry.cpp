@@ -22,6 +22,13 @@ struct registry_state {
 caf::behavior registry(caf::stateful_actor<registry_state>* self, caf::atom_value type,
                        EntityFactory factory, std::function<std::int64_t()> now_ms) {
   (void)type;
+  // Shutdown: the registry takes its entities with it (they are monitored, not linked, so an
+  // entity that fails does not take the registry down).
+  self->set_exit_handler([=](const caf::exit_msg& msg) {
+    for (auto& [_, e] : self->state.active) self->send_exit(e.handle, msg.reason);
+    self->state.active.clear();
+    self->quit(msg.reason);
+  });
   // An entity that stopped on its own (crash, fencing) is forgotten too.
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;

@@ -2,6 +2,7 @@
 // values are read with into() so the requested C++ type, not the declared column type, governs.
 #include "runtime/store.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -74,9 +75,86 @@ std::optional<DbUrl> parse_db_url(const std::string& url) {
   return std::nullopt;
 }
 
+namespace {
+
+std::string percent_decode(std::string_view in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+// libpq keyword=value form of a postgresql:// URI: SOCI 4.0.3 mangles URIs (it appends to the
+// connection string), so the URI is taken apart here. Values are single-quoted for libpq.
+std::string libpq_conninfo(const std::string& uri) {
+  auto quote = [](const std::string& v) {
+    std::string q = "'";
+    for (char c : v) {
+      if (c == '\\' || c == '\'') q += '\\';
+      q += c;
+    }
+    return q + "'";
+  };
+  std::string rest = uri.substr(uri.find("://") + 3);
+  std::string query;
+  if (auto q = rest.find('?'); q != std::string::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  std::string path;
+  if (auto slash = rest.find('/'); slash != std::string::npos) {
+    path = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  std::string out;
+  auto add = [&](const char* key, const std::string& value) {
+    if (!value.empty()) out += std::string(out.empty() ? "" : " ") + key + "=" + quote(value);
+  };
+  if (auto at = rest.rfind('@'); at != std::string::npos) {
+    auto userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    auto colon = userinfo.find(':');
+    add("user", percent_decode(userinfo.substr(0, colon)));
+    if (colon != std::string::npos) add("password", percent_decode(userinfo.substr(colon + 1)));
+  }
+  std::string host = rest, port;
+  if (!rest.empty() && rest.front() == '[') {  // [v6]:port
+    auto close = rest.find(']');
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
+  } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  add("host", percent_decode(host));
+  add("port", port);
+  add("dbname", percent_decode(path));
+  std::stringstream params(query);
+  std::string pair;
+  while (std::getline(params, pair, '&')) {
+    auto eq = pair.find('=');
+    if (eq == std::string::npos) continue;
+    auto key = percent_decode(pair.substr(0, eq));
+    bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+    if (plain) add(key.c_str(), percent_decode(pair.substr(eq + 1)));
+  }
+  return out;
+}
+
+}  // namespace
+
 void open_session(soci::session& session, const DbUrl& url) {
   if (url.backend == Backend::postgresql) {
-    session.open(soci::postgresql, url.path_or_uri);
+    session.open(soci::postgresql, libpq_conninfo(url.path_or_uri));
     return;
   }
   auto parent = std::filesystem::path(url.path_or_uri).parent_path();

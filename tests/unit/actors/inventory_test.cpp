@@ -1,0 +1,126 @@
+// The inventory item actor on a real node (SQLite): stock arithmetic after every step,
+// reservations per order, expiry, and idempotent re-delivery.
+#include "tests/unit/actors/node_fixture.hpp"
+
+namespace emporium::testing {
+namespace {
+
+class InventoryActor : public NodeFixture {};
+
+TEST_F(InventoryActor, PutCreatesThenReplaces) {
+  auto first = ask<item_put_result>(inventory_type, "mug", item_put{"Mug", 1999, 10, "USD"});
+  ASSERT_TRUE(first.value);
+  EXPECT_TRUE(first.value->created);
+  EXPECT_EQ(first.value->item.available(), 10);
+  auto second = ask<item_put_result>(inventory_type, "mug", item_put{"Big mug", 2499, 20, "EUR"});
+  ASSERT_TRUE(second.value);
+  EXPECT_FALSE(second.value->created);
+  auto now = item("mug");
+  EXPECT_EQ(now.name, "Big mug");
+  EXPECT_EQ(now.price_cents, 2499);
+  EXPECT_EQ(now.currency, "EUR");
+  EXPECT_EQ(now.on_hand, 20);
+}
+
+TEST_F(InventoryActor, UnknownSkuIsNotFoundAndCannotBeReserved) {
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "none", get_atom::value).code(), errc::not_found);
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "none", item_reserve{"ord_1", 1}).code(), errc::unknown_sku);
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "none", item_adjust{5}).code(), errc::not_found);
+}
+
+TEST_F(InventoryActor, ReserveMovesUnitsFromAvailableToReserved) {
+  put_item("mug", 10);
+  auto r = ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 3});
+  ASSERT_TRUE(r.value);
+  auto now = item("mug");
+  EXPECT_EQ(now.on_hand, 10);
+  EXPECT_EQ(now.reserved, 3);
+  EXPECT_EQ(now.available(), 7);
+}
+
+TEST_F(InventoryActor, ReservingMoreThanAvailableIsInsufficientStockAndChangesNothing) {
+  put_item("mug", 5);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 4}).value);
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_2", 2}).code(),
+            errc::insufficient_stock);
+  auto now = item("mug");
+  EXPECT_EQ(now.reserved, 4);
+  EXPECT_EQ(now.available(), 1);
+  EXPECT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_3", 1}).value);
+  EXPECT_EQ(item("mug").available(), 0);
+}
+
+TEST_F(InventoryActor, ReserveIsIdempotentPerOrder) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 3}).value);
+  EXPECT_EQ(item("mug").reserved, 3);
+}
+
+TEST_F(InventoryActor, ReleaseRestoresAvailableOnceOnly) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{"ord_1"}).value);
+  EXPECT_EQ(item("mug").available(), 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{"ord_1"}).value);
+  auto now = item("mug");
+  EXPECT_EQ(now.available(), 10);
+  EXPECT_EQ(now.reserved, 0);
+}
+
+TEST_F(InventoryActor, ShipTakesCommittedUnitsOffOnHandOnce) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_1"}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_1"}).value);
+  auto now = item("mug");
+  EXPECT_EQ(now.on_hand, 7);
+  EXPECT_EQ(now.reserved, 0);
+  EXPECT_EQ(now.available(), 7);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_1"}).value);
+  EXPECT_EQ(item("mug").on_hand, 7);
+}
+
+TEST_F(InventoryActor, HeldReservationExpiresButCommittedOneDoesNot) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_held", 2}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_done", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_done"}).value);
+  clock_->advance(config_.orders.reservation_ttl_ms + 1);
+  caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
+                 caf::make_message(expire_atom::value));
+  // The expiry write is committed before the next read is answered: reads queue behind it.
+  for (int i = 0; i < 100 && item("mug").reserved != 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto now = item("mug");
+  EXPECT_EQ(now.reserved, 3);
+  EXPECT_EQ(now.available(), 7);
+  // An expired order's commit finds nothing to commit.
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_held"}).code(), errc::not_found);
+}
+
+TEST_F(InventoryActor, AdjustAndPutBelowReservedAreConflicts) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 6}).value);
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_adjust{-5}).code(), errc::conflict);
+  EXPECT_EQ(ask<item_put_result>(inventory_type, "mug", item_put{"Mug", 1, 5, "USD"}).code(),
+            errc::conflict);
+  auto adjusted = ask<ItemRecord>(inventory_type, "mug", item_adjust{-4});
+  ASSERT_TRUE(adjusted.value);
+  EXPECT_EQ(adjusted.value->on_hand, 6);
+  EXPECT_EQ(item("mug").available(), 0);
+}
+
+TEST_F(InventoryActor, StateAndReservationsSurvivePassivation) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 4}).value);
+  EXPECT_TRUE(passivate(inventory_type, "mug"));
+  auto now = item("mug");  // activated again from storage
+  EXPECT_EQ(now.on_hand, 10);
+  EXPECT_EQ(now.reserved, 4);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{"ord_1"}).value);
+  EXPECT_EQ(item("mug").available(), 10);
+}
+
+}  // namespace
+}  // namespace emporium::testing

@@ -1,0 +1,254 @@
+// The order actor's saga on a real node (SQLite): each outcome, compensation, cancel from each
+// state, ship, recovery of interrupted orders, and idempotent re-delivery of every command.
+#include <future>
+#include <thread>
+
+#include <soci/soci.h>
+
+#include "runtime/persistence.hpp"
+#include "runtime/store.hpp"
+#include "tests/unit/actors/node_fixture.hpp"
+
+namespace emporium::testing {
+namespace {
+
+class OrderActor : public NodeFixture {
+ protected:
+  void configure(Config& c) override { c.payment.retries_max = 3; }
+
+  OrderRecord get(const std::string& id) {
+    auto r = ask<OrderRecord>(order_type, id, get_atom::value);
+    EXPECT_TRUE(r.value) << to_string(r.code());
+    return r.value.value_or(OrderRecord{});
+  }
+
+  void expect_stock(const std::string& sku, std::int64_t on_hand, std::int64_t reserved) {
+    auto it = item(sku);
+    EXPECT_EQ(it.on_hand, on_hand) << sku;
+    EXPECT_EQ(it.reserved, reserved) << sku;
+    EXPECT_EQ(it.available(), on_hand - reserved) << sku;
+  }
+
+  // Writes an order straight to storage, as a crash would have left it.
+  void store_order(const OrderRecord& rec) {
+    caf::scoped_actor self{*system_};
+    self->request(node_.ctx->orders_db, std::chrono::seconds(5),
+                  db_write{[rec](soci::session& s) { return save_order(s, rec, 0, true); }})
+        .receive([](bool applied) { EXPECT_TRUE(applied); },
+                 [](caf::error& e) { FAIL() << caf::to_string(e); });
+  }
+};
+
+TEST_F(OrderActor, PlacementConfirmsCapturesAndKeepsUnitsReserved) {
+  put_item("mug", 10, 1999);
+  put_item("pen", 5, 250);
+  auto r = place("ord_a", {{"mug", 2, 0}, {"pen", 3, 0}});
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  const auto& o = *r.value;
+  EXPECT_EQ(o.status, "confirmed");
+  EXPECT_EQ(o.failure_reason, "");
+  EXPECT_EQ(o.total_cents, 2 * 1999 + 3 * 250);
+  ASSERT_TRUE(o.payment);
+  EXPECT_EQ(o.payment->status, "captured");
+  EXPECT_EQ(o.payment->brand, "visa");
+  EXPECT_EQ(o.payment->last4, "4242");
+  expect_stock("mug", 10, 2);
+  expect_stock("pen", 5, 3);
+  EXPECT_EQ(provider_->charges, 1);
+}
+
+TEST_F(OrderActor, InsufficientStockIsRejectedWithoutPaymentAndReleasesOtherLines) {
+  put_item("mug", 10);
+  put_item("pen", 1);
+  auto r = place("ord_b", {{"mug", 2, 0}, {"pen", 2, 0}});
+  ASSERT_TRUE(r.value);
+  EXPECT_EQ(r.value->status, "rejected");
+  EXPECT_EQ(r.value->failure_reason, "insufficient_stock");
+  EXPECT_FALSE(r.value->payment);
+  EXPECT_EQ(provider_->charges, 0);
+  expect_stock("mug", 10, 0);
+  expect_stock("pen", 1, 0);
+}
+
+TEST_F(OrderActor, UnknownSkuIsRejected) {
+  put_item("mug", 10);
+  auto r = place("ord_c", {{"mug", 1, 0}, {"ghost", 1, 0}});
+  ASSERT_TRUE(r.value);
+  EXPECT_EQ(r.value->status, "rejected");
+  EXPECT_EQ(r.value->failure_reason, "unknown_sku");
+  EXPECT_EQ(provider_->charges, 0);
+  expect_stock("mug", 10, 0);
+}
+
+TEST_F(OrderActor, EachFailingCardFailsPaymentAndReleasesStock) {
+  put_item("mug", 10);
+  struct Case {
+    const char* number;
+    const char* reason;
+    const char* payment_status;
+  };
+  for (auto c : {Case{"4000000000000002", "card_declined", "declined"},
+                 Case{"4000000000009995", "insufficient_funds", "declined"},
+                 Case{"4000000000000119", "payment_unavailable", "failed"}}) {
+    auto id = std::string("ord_") + c.reason;
+    auto r = place(id, {{"mug", 4, 0}}, c.number);
+    ASSERT_TRUE(r.value) << c.number;
+    EXPECT_EQ(r.value->status, "payment_failed") << c.number;
+    EXPECT_EQ(r.value->failure_reason, c.reason);
+    ASSERT_TRUE(r.value->payment);
+    EXPECT_EQ(r.value->payment->status, c.payment_status);
+    expect_stock("mug", 10, 0);
+  }
+  // The transient card was tried once and retried retries_max times.
+  EXPECT_EQ(provider_->charges, 2 + 1 + config_.payment.retries_max);
+}
+
+TEST_F(OrderActor, TransientErrorThenSuccessConfirms) {
+  put_item("mug", 10);
+  provider_->transient_left = 2;
+  auto r = place("ord_t", {{"mug", 1, 0}}, "4000000000000119");
+  ASSERT_TRUE(r.value);
+  EXPECT_EQ(r.value->status, "confirmed");
+  EXPECT_EQ(r.value->payment->status, "captured");
+  EXPECT_EQ(provider_->charges, 3);
+  expect_stock("mug", 10, 1);
+}
+
+TEST_F(OrderActor, PlaceIsIdempotentPerOrderId) {
+  put_item("mug", 10);
+  auto first = place("ord_i", {{"mug", 2, 0}});
+  auto again = place("ord_i", {{"mug", 2, 0}});
+  ASSERT_TRUE(first.value && again.value);
+  EXPECT_EQ(again.value->status, "confirmed");
+  EXPECT_EQ(again.value->payment->id, first.value->payment->id);
+  EXPECT_EQ(provider_->charges, 1);
+  expect_stock("mug", 10, 2);
+}
+
+TEST_F(OrderActor, CancelConfirmedRefundsAndReleasesAndIsIdempotent) {
+  put_item("mug", 10);
+  ASSERT_TRUE(place("ord_x", {{"mug", 3, 0}}).value);
+  auto c = ask<OrderRecord>(order_type, "ord_x", cancel_atom::value);
+  ASSERT_TRUE(c.value) << to_string(c.code());
+  EXPECT_EQ(c.value->status, "cancelled");
+  EXPECT_EQ(c.value->payment->status, "refunded");
+  EXPECT_EQ(provider_->refunds, 1);
+  expect_stock("mug", 10, 0);
+  auto again = ask<OrderRecord>(order_type, "ord_x", cancel_atom::value);
+  ASSERT_TRUE(again.value);
+  EXPECT_EQ(again.value->status, "cancelled");
+  EXPECT_EQ(again.value->version, c.value->version);
+  EXPECT_EQ(provider_->refunds, 1);
+}
+
+TEST_F(OrderActor, CancelWhileReservedAndChargingEndsCancelled) {
+  config_.payment.retry_backoff_ms = 1;
+  put_item("mug", 10);
+  provider_->transient_left = 3;  // the charge takes three retries: the cancel lands meanwhile
+  auto placing = std::async(std::launch::async, [&] { return place("ord_r", {{"mug", 2, 0}}, "4000000000000119"); });
+  Reply<OrderRecord> cancelled;
+  for (int i = 0; i < 200; ++i) {
+    auto now = ask<OrderRecord>(order_type, "ord_r", get_atom::value);
+    if (now.value && now.value->status == "reserved") {
+      cancelled = ask<OrderRecord>(order_type, "ord_r", cancel_atom::value);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto placed = placing.get();
+  ASSERT_TRUE(placed.value);
+  if (cancelled.value) {  // the cancel reached the order while it was reserved
+    EXPECT_EQ(cancelled.value->status, "cancelled");
+    EXPECT_EQ(placed.value->status, "cancelled");
+    expect_stock("mug", 10, 0);
+  } else {
+    GTEST_SKIP() << "the placement finished before the cancel could land";
+  }
+}
+
+TEST_F(OrderActor, CancelShippedOrFailedOrdersIsConflict) {
+  put_item("mug", 10);
+  ASSERT_TRUE(place("ord_s", {{"mug", 1, 0}}).value);
+  ASSERT_TRUE(ask<OrderRecord>(order_type, "ord_s", ship_atom::value).value);
+  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_s", cancel_atom::value).code(), errc::conflict);
+  ASSERT_TRUE(place("ord_f", {{"mug", 1, 0}}, "4000000000000002").value);
+  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_f", cancel_atom::value).code(), errc::conflict);
+  ASSERT_TRUE(place("ord_j", {{"mug", 100, 0}}).value);
+  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_j", cancel_atom::value).code(), errc::conflict);
+  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_none", cancel_atom::value).code(), errc::not_found);
+}
+
+TEST_F(OrderActor, ShipMovesStockOffOnHandAndOnlyFromConfirmed) {
+  put_item("mug", 10);
+  ASSERT_TRUE(place("ord_sh", {{"mug", 4, 0}}).value);
+  auto s = ask<OrderRecord>(order_type, "ord_sh", ship_atom::value);
+  ASSERT_TRUE(s.value);
+  EXPECT_EQ(s.value->status, "shipped");
+  expect_stock("mug", 6, 0);
+  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_sh", ship_atom::value).code(), errc::conflict);
+  expect_stock("mug", 6, 0);
+  ASSERT_TRUE(place("ord_rej", {{"mug", 100, 0}}).value);
+  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_rej", ship_atom::value).code(), errc::conflict);
+}
+
+TEST_F(OrderActor, StateSurvivesPassivation) {
+  put_item("mug", 10);
+  ASSERT_TRUE(place("ord_p", {{"mug", 2, 0}}).value);
+  EXPECT_TRUE(passivate(order_type, "ord_p"));
+  auto o = get("ord_p");
+  EXPECT_EQ(o.status, "confirmed");
+  ASSERT_EQ(o.lines.size(), 1u);
+  EXPECT_EQ(o.lines[0].quantity, 2);
+  EXPECT_EQ(o.payment->status, "captured");
+}
+
+TEST_F(OrderActor, RecoveryCompensatesAnInterruptedPendingOrder) {
+  put_item("mug", 10);
+  // A crash after the order was recorded and one line reserved.
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_crash", 3}).value);
+  OrderRecord rec{"ord_crash", "alice", "pending", "", {{"mug", 3, 0}}, 0, "USD", std::nullopt,
+                  clock_->now_ms(), clock_->now_ms(), 1};
+  store_order(rec);
+  auto r = ask<OrderRecord>(order_type, "ord_crash", recover_atom::value);
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "payment_failed");
+  EXPECT_EQ(r.value->failure_reason, "payment_unavailable");
+  expect_stock("mug", 10, 0);
+  auto again = ask<OrderRecord>(order_type, "ord_crash", recover_atom::value);
+  EXPECT_EQ(again.value->version, r.value->version);  // nothing left to do
+}
+
+TEST_F(OrderActor, RecoveryConfirmsAReservedOrderWhosePaymentWasCaptured) {
+  put_item("mug", 10);
+  // A crash after the capture, before the order was confirmed.
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_cap", 2}).value);
+  auto charged = ask<PaymentRecord>(payment_type, "pay_cap",
+                                    payment_charge{"ord_cap", 2000, "USD", card("4242424242424242")});
+  ASSERT_TRUE(charged.value);
+  OrderRecord rec{"ord_cap", "alice", "reserved", "", {{"mug", 2, 1000}}, 2000, "USD",
+                  charged.value, clock_->now_ms(), clock_->now_ms(), 2};
+  store_order(rec);
+  auto r = ask<OrderRecord>(order_type, "ord_cap", recover_atom::value);
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "confirmed");
+  expect_stock("mug", 10, 2);
+  // The reservation is committed now: it does not expire.
+  clock_->advance(config_.orders.reservation_ttl_ms + 1);
+  caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
+                 caf::make_message(expire_atom::value));
+  expect_stock("mug", 10, 2);
+}
+
+TEST_F(OrderActor, StatusTableAllowsOnlyTheDocumentedMoves) {
+  EXPECT_TRUE(legal_transition(OrderStatus::pending, OrderStatus::reserved));
+  EXPECT_TRUE(legal_transition(OrderStatus::reserved, OrderStatus::confirmed));
+  EXPECT_TRUE(legal_transition(OrderStatus::confirmed, OrderStatus::shipped));
+  EXPECT_TRUE(legal_transition(OrderStatus::confirmed, OrderStatus::cancelled));
+  EXPECT_FALSE(legal_transition(OrderStatus::shipped, OrderStatus::cancelled));
+  EXPECT_FALSE(legal_transition(OrderStatus::rejected, OrderStatus::confirmed));
+  EXPECT_FALSE(legal_transition(OrderStatus::cancelled, OrderStatus::confirmed));
+  EXPECT_FALSE(legal_transition(OrderStatus::pending, OrderStatus::shipped));
+}
+
+}  // namespace
+}  // namespace emporium::testing

@@ -1,0 +1,78 @@
+// The payment session actor on a real node: outcomes, re-delivery, refunds, and that the stored
+// row carries brand and last4 only.
+#include <soci/soci.h>
+
+#include "runtime/persistence.hpp"
+#include "tests/unit/actors/node_fixture.hpp"
+
+namespace emporium::testing {
+namespace {
+
+class PaymentActor : public NodeFixture {};
+
+TEST_F(PaymentActor, CaptureStoresBrandAndLast4Only) {
+  auto r = ask<PaymentRecord>(payment_type, "pay_1",
+                              payment_charge{"ord_1", 1500, "USD", card("5555555555554444", "987")});
+  ASSERT_TRUE(r.value);
+  EXPECT_EQ(r.value->status, "captured");
+  EXPECT_EQ(r.value->brand, "mastercard");
+  EXPECT_EQ(r.value->last4, "4444");
+  caf::scoped_actor self{*system_};
+  std::string row;
+  self->request(node_.ctx->orders_db, std::chrono::seconds(5), db_read{[&row](soci::session& s) {
+                  soci::rowset<soci::row> rows = s.prepare << "SELECT * FROM payments";
+                  for (const auto& r : rows)
+                    for (std::size_t i = 0; i < r.size(); ++i)
+                      if (r.get_properties(i).get_data_type() == soci::dt_string &&
+                          r.get_indicator(i) == soci::i_ok)
+                        row += r.get<std::string>(i) + "|";
+                }})
+      .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  EXPECT_NE(row.find("4444"), std::string::npos);
+  EXPECT_EQ(row.find("5555555555554444"), std::string::npos);
+  EXPECT_EQ(row.find("987"), std::string::npos);
+}
+
+TEST_F(PaymentActor, RedeliveredChargeAnswersTheSameOutcomeWithoutChargingAgain) {
+  auto first = ask<PaymentRecord>(payment_type, "pay_2",
+                                  payment_charge{"ord_2", 100, "USD", card("4000000000000002")});
+  auto again = ask<PaymentRecord>(payment_type, "pay_2",
+                                  payment_charge{"ord_2", 100, "USD", card("4000000000000002")});
+  ASSERT_TRUE(first.value && again.value);
+  EXPECT_EQ(first.value->status, "declined");
+  EXPECT_EQ(first.value->failure_reason, "card_declined");
+  EXPECT_EQ(again.value->version, first.value->version);
+  EXPECT_EQ(provider_->charges, 1);
+}
+
+TEST_F(PaymentActor, RefundOfCaptureIsRecordedOnce) {
+  ASSERT_TRUE(ask<PaymentRecord>(payment_type, "pay_3",
+                                 payment_charge{"ord_3", 100, "USD", card("4242424242424242")})
+                  .value);
+  auto refunded = ask<PaymentRecord>(payment_type, "pay_3", refund_atom::value);
+  ASSERT_TRUE(refunded.value);
+  EXPECT_EQ(refunded.value->status, "refunded");
+  auto again = ask<PaymentRecord>(payment_type, "pay_3", refund_atom::value);
+  EXPECT_EQ(again.value->status, "refunded");
+  EXPECT_EQ(provider_->refunds, 1);
+}
+
+TEST_F(PaymentActor, UnknownPaymentIsNotFound) {
+  EXPECT_EQ(ask<PaymentRecord>(payment_type, "pay_none", get_atom::value).code(), errc::not_found);
+  EXPECT_EQ(ask<PaymentRecord>(payment_type, "pay_none", refund_atom::value).code(), errc::not_found);
+}
+
+TEST_F(PaymentActor, CardHelpersKnowBrandsAndLuhn) {
+  EXPECT_TRUE(luhn_valid("4242424242424242"));
+  EXPECT_FALSE(luhn_valid("4242424242424241"));
+  EXPECT_FALSE(luhn_valid("42424242a2424242"));
+  EXPECT_EQ(card("4242424242424242").brand(), "visa");
+  EXPECT_EQ(card("5555555555554444").brand(), "mastercard");
+  EXPECT_EQ(card("378282246310005").brand(), "amex");
+  SecretString secret("4242424242424242");
+  secret.wipe();
+  EXPECT_TRUE(secret.empty());
+}
+
+}  // namespace
+}  // namespace emporium::testing
