@@ -1,0 +1,328 @@
+// The stores and persistence actors against real databases: SQLite files and the PostgreSQL that
+// tests/run-all.sh starts (EMPORIUM_TEST_PG); one test stops and restarts a private PostgreSQL.
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+#include <gtest/gtest.h>
+#include <soci/soci.h>
+
+#include "runtime/atoms.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/persistence.hpp"
+#include "runtime/store.hpp"
+
+namespace emporium {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string unique_name(const std::string& prefix) {
+  static std::atomic<int> n{0};
+  return prefix + std::to_string(::getpid()) + "_" + std::to_string(n++);
+}
+
+// A fresh database of the backend under test: a new SQLite file, or a new PostgreSQL database.
+std::string fresh_database(Backend backend, const fs::path& dir) {
+  if (backend == Backend::sqlite) return "sqlite:" + (dir / (unique_name("db") + ".db")).string();
+  const char* admin = std::getenv("EMPORIUM_TEST_PG");
+  if (!admin) throw std::runtime_error("EMPORIUM_TEST_PG is not set (tests/run-all.sh sets it)");
+  std::string url = admin;
+  auto name = unique_name("emporium_it_");
+  soci::session s;
+  open_session(s, *parse_db_url(url));
+  s << "CREATE DATABASE " + name;
+  return url.substr(0, url.rfind('/') + 1) + name;
+}
+
+class Persistence : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / unique_name("emporium-it-");
+    fs::create_directories(dir_);
+    orders_url_ = fresh_database(GetParam(), dir_);
+    inventory_url_ = fresh_database(GetParam(), dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<soci::session> connect(const std::string& url) {
+    auto s = std::make_unique<soci::session>();
+    open_session(*s, *parse_db_url(url));
+    return s;
+  }
+
+  fs::path dir_;
+  std::string orders_url_, inventory_url_;
+};
+
+OrderRecord sample_order(const std::string& id, std::int64_t version) {
+  return OrderRecord{id, "alice", "pending", "", {{"mug", 2, 1999}, {"pen", 1, 250}}, 4248, "USD",
+                     std::nullopt, 1000, 1000, version};
+}
+
+TEST_P(Persistence, MigrationsApplyOnceAndAreRecorded) {
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  EXPECT_EQ(migrate(s, GetParam(), Database::orders), 1);
+  EXPECT_EQ(migrate(s, GetParam(), Database::orders), 0);
+  long long version = 0;
+  s << "SELECT MAX(version) FROM schema_migrations", soci::into(version);
+  EXPECT_EQ(version, 1);
+  auto inv_session = connect(inventory_url_);
+  auto& inv = *inv_session;
+  EXPECT_EQ(migrate(inv, GetParam(), Database::inventory), 1);
+  EXPECT_EQ(migrate(inv, GetParam(), Database::inventory), 0);
+}
+
+TEST_P(Persistence, OrderUpdatesAreFencedByVersion) {
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  auto rec = sample_order("ord_1", 1);
+  ASSERT_TRUE(save_order(s, rec, 0, true));
+  rec.status = "reserved";
+  rec.version = 2;
+  EXPECT_TRUE(save_order(s, rec, 1, false));
+  auto stale = rec;
+  stale.status = "cancelled";
+  EXPECT_FALSE(save_order(s, stale, 1, false));  // an older owner writing late
+  auto loaded = load_order(s, "ord_1");
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->status, "reserved");
+  EXPECT_EQ(loaded->version, 2);
+  ASSERT_EQ(loaded->lines.size(), 2u);
+  EXPECT_EQ(loaded->lines[0].sku, "mug");
+  EXPECT_EQ(loaded->lines[1].unit_price_cents, 250);
+  EXPECT_EQ(unfinished_orders(s), std::vector<std::string>{"ord_1"});
+}
+
+TEST_P(Persistence, ItemAndReservationsRoundTripWithVersionCheck) {
+  auto session = connect(inventory_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::inventory);
+  ItemRecord item{"mug", "Mug", 1999, "USD", 10, 3, 1};
+  ReservationRecord held{"mug", "ord_1", 3, ReservationState::held, 5000};
+  ASSERT_TRUE(save_item(s, item, 0, {held}));
+  item.reserved = 0;
+  item.version = 2;
+  held.state = ReservationState::released;
+  EXPECT_TRUE(save_item(s, item, 1, {held}));
+  EXPECT_FALSE(save_item(s, item, 1, {}));
+  auto loaded = load_item(s, "mug");
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->item.reserved, 0);
+  EXPECT_EQ(loaded->item.version, 2);
+  EXPECT_TRUE(loaded->reservations.empty());  // released ones are not active
+  EXPECT_FALSE(load_item(s, "none"));
+}
+
+TEST_P(Persistence, StockConstraintsHoldInTheDatabaseToo) {
+  auto session = connect(inventory_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::inventory);
+  ItemRecord broken{"mug", "Mug", 1999, "USD", 2, 5, 1};  // reserved above on_hand
+  EXPECT_THROW(save_item(s, broken, 0, {}), soci::soci_error);
+}
+
+class PersistenceActor : public Persistence {
+ protected:
+  void SetUp() override {
+    Persistence::SetUp();
+    caf_config_.set("scheduler.max-threads", size_t{2});
+    system_ = std::make_unique<caf::actor_system>(caf_config_);
+  }
+  void TearDown() override {
+    for (auto& a : actors_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    actors_.clear();
+    system_->await_all_actors_done();
+    system_.reset();
+    Persistence::TearDown();
+  }
+  caf::actor spawn(const std::string& url, Database db) {
+    actors_.push_back(spawn_persistence(*system_, {url, db, 256, 200}));
+    return actors_.back();
+  }
+  // Sends every write at once (from an event-based actor, so none waits for another) and
+  // returns each outcome: 1 applied, 0 version conflict, -1 error.
+  std::vector<int> fire(const caf::actor& db, std::vector<db_write> writes) {
+    auto done = std::make_shared<std::promise<std::vector<int>>>();
+    system_->spawn([db, writes = std::move(writes), done](caf::event_based_actor* self) {
+      auto out = std::make_shared<std::vector<int>>(writes.size(), -2);
+      auto left = std::make_shared<size_t>(writes.size());
+      for (size_t i = 0; i < writes.size(); ++i)
+        self->request(db, std::chrono::seconds(30), writes[i])
+            .then(
+                [=](bool applied) {
+                  (*out)[i] = applied ? 1 : 0;
+                  if (--*left == 0) done->set_value(*out);
+                },
+                [=](caf::error& e) {
+                  (*out)[i] = code_of(e) == errc::invalid_argument ? -1 : -3;
+                  if (--*left == 0) done->set_value(*out);
+                });
+    });
+    return done->get_future().get();
+  }
+
+  CommitStats stats(const caf::actor& db) {
+    caf::scoped_actor self{*system_};
+    CommitStats out;
+    self->request(db, std::chrono::seconds(5), stats_atom::value).receive([&](CommitStats& s) { out = s; }, [](caf::error&) {});
+    return out;
+  }
+
+  caf::actor_system_config caf_config_;
+  std::unique_ptr<caf::actor_system> system_;
+  std::vector<caf::actor> actors_;
+};
+
+TEST_P(PersistenceActor, ConcurrentWritesShareCommits) {
+  auto db = spawn(orders_url_, Database::orders);
+  constexpr int writes = 200;
+  std::vector<db_write> batch;
+  for (int i = 0; i < writes; ++i) {
+    auto rec = sample_order("ord_" + std::to_string(i), 1);
+    batch.push_back(db_write{[rec](soci::session& s) { return save_order(s, rec, 0, true); }});
+  }
+  auto outcomes = fire(db, std::move(batch));
+  EXPECT_EQ(std::count(outcomes.begin(), outcomes.end(), 1), writes);
+  caf::scoped_actor self{*system_};
+  auto st = stats(db);
+  EXPECT_EQ(st.writes, writes);
+  EXPECT_LT(st.batches, writes);  // one transaction served several writers
+  EXPECT_GT(st.batch_size_max_seen, 1);
+  auto count = std::make_shared<long long>(0);
+  self->request(db, std::chrono::seconds(5), db_read{[count](soci::session& s) { s << "SELECT COUNT(*) FROM orders", soci::into(*count); }})
+      .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  EXPECT_EQ(*count, writes);
+}
+
+TEST_P(PersistenceActor, AFailingWriteDoesNotFailTheRestOfItsBatch) {
+  auto db = spawn(orders_url_, Database::orders);
+  auto good = [](int i) {
+    auto rec = sample_order("ord_ok_" + std::to_string(i), 1);
+    return db_write{[rec](soci::session& s) { return save_order(s, rec, 0, true); }};
+  };
+  auto bad = db_write{[](soci::session& s) {
+    s << "INSERT INTO no_such_table VALUES (1)";
+    return true;
+  }};
+  auto outcomes = fire(db, {good(1), bad, good(2)});
+  EXPECT_EQ(outcomes, (std::vector<int>{1, -1, 1}));
+}
+
+TEST_P(PersistenceActor, VersionConflictIsReportedNotApplied) {
+  auto db = spawn(orders_url_, Database::orders);
+  caf::scoped_actor self{*system_};
+  auto rec = sample_order("ord_v", 1);
+  bool first = false, second = true;
+  self->request(db, std::chrono::seconds(10), db_write{[rec](soci::session& s) { return save_order(s, rec, 0, true); }})
+      .receive([&](bool b) { first = b; }, [](caf::error&) {});
+  auto stale = rec;
+  stale.version = 5;
+  self->request(db, std::chrono::seconds(10), db_write{[stale](soci::session& s) { return save_order(s, stale, 4, false); }})
+      .receive([&](bool b) { second = b; }, [](caf::error&) {});
+  EXPECT_TRUE(first);
+  EXPECT_FALSE(second);
+  EXPECT_EQ(stats(db).conflicts, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Persistence, ::testing::Values(Backend::sqlite, Backend::postgresql),
+                         [](const auto& info) { return info.param == Backend::sqlite ? "SQLite" : "PostgreSQL"; });
+INSTANTIATE_TEST_SUITE_P(Backends, PersistenceActor, ::testing::Values(Backend::sqlite, Backend::postgresql),
+                         [](const auto& info) { return info.param == Backend::sqlite ? "SQLite" : "PostgreSQL"; });
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// A PostgreSQL of its own that the test stops and starts again.
+class DatabaseOutage : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / unique_name("emporium-pg-outage-");
+    script_ = fs::path(EMPORIUM_SOURCE_DIR) / "tests/integration/pg_instance.sh";
+    port_ = free_port();
+    ASSERT_EQ(run("init"), 0);
+    ASSERT_EQ(run("start"), 0);
+    caf_config_.set("scheduler.max-threads", size_t{2});
+    system_ = std::make_unique<caf::actor_system>(caf_config_);
+  }
+  void TearDown() override {
+    caf::anon_send_exit(db_, caf::exit_reason::user_shutdown);
+    db_ = nullptr;
+    system_->await_all_actors_done();
+    system_.reset();
+    run("stop");
+    fs::remove_all(dir_);
+  }
+  int run(const std::string& cmd) {
+    auto line = script_.string() + " " + cmd + " " + dir_.string() + " " + std::to_string(port_);
+    return std::system(line.c_str());
+  }
+  std::string url() const { return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/postgres"; }
+
+  // true: applied; false: refused as unavailable (errc::db_unavailable), and how long it took.
+  bool write(int i, std::chrono::milliseconds* took = nullptr) {
+    caf::scoped_actor self{*system_};
+    auto rec = sample_order("ord_out_" + std::to_string(i), 1);
+    bool applied = false;
+    auto start = std::chrono::steady_clock::now();
+    self->request(db_, std::chrono::seconds(20), db_write{[rec](soci::session& s) { return save_order(s, rec, 0, true); }})
+        .receive([&](bool b) { applied = b; },
+                 [&](caf::error& e) { EXPECT_EQ(code_of(e), errc::db_unavailable) << caf::to_string(e); });
+    if (took) *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    return applied;
+  }
+
+  fs::path dir_, script_;
+  int port_ = 0;
+  caf::actor_system_config caf_config_;
+  std::unique_ptr<caf::actor_system> system_;
+  caf::actor db_;
+};
+
+TEST_F(DatabaseOutage, WritesFailFastWhileDownAndSucceedOnceItIsBack) {
+  db_ = spawn_persistence(*system_, {url(), Database::orders, 256, 200});
+  ASSERT_TRUE(write(1));
+  run("stop");
+  std::chrono::milliseconds took{0};
+  EXPECT_FALSE(write(2, &took));
+  EXPECT_LT(took.count(), 5000) << "a write while the database is down must fail fast";
+  EXPECT_FALSE(write(3));
+  ASSERT_EQ(run("start"), 0);
+  bool back = false;
+  for (int i = 0; i < 100 && !back; ++i) {
+    back = write(100 + i);
+    if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(back) << "the actor reconnects by itself";
+  // The failed writes left nothing behind; the one before the outage is still there.
+  auto count = std::make_shared<long long>(-1);
+  caf::scoped_actor self{*system_};
+  self->request(db_, std::chrono::seconds(5), db_read{[count](soci::session& s) {
+                  s << "SELECT COUNT(*) FROM orders WHERE id IN ('ord_out_1', 'ord_out_2', 'ord_out_3')", soci::into(*count);
+                }})
+      .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  EXPECT_EQ(*count, 1);
+}
+
+}  // namespace
+}  // namespace emporium
