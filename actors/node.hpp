@@ -26,8 +26,10 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
                              std::shared_ptr<const Clock> clock,
                              std::shared_ptr<PaymentProvider> provider);
 
-// Runs the sweep now (and then every `interval_ms`, when not 0).
-caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms);
+// Runs the sweep now (and then every `interval_ms`, when not 0); each round also drops the
+// idempotency keys older than `idempotency_keep_ms`.
+caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms,
+                                std::int64_t idempotency_keep_ms);
 
 // Stops every actor of the node (persistence last, after its batch is flushed) and waits until
 // they are gone; `node` is emptied. Release every other copy of the context first.

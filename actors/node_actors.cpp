@@ -59,6 +59,15 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
 
 namespace {
 
+void purge_keys(caf::event_based_actor* self, const ContextPtr& ctx, std::int64_t keep_ms) {
+  auto cutoff = ctx->clock->now_ms() - keep_ms;
+  self->request(ctx->orders_db, caf::infinite, db_write{[cutoff](soci::session& s) {
+                  purge_idempotency(s, cutoff);
+                  return true;
+                }})
+      .then([](bool) {}, [](caf::error&) {});
+}
+
 void sweep_once(caf::event_based_actor* self, const ContextPtr& ctx) {
   auto ids = std::make_shared<std::vector<std::string>>();
   self->request(ctx->orders_db, caf::infinite,
@@ -79,12 +88,14 @@ void sweep_once(caf::event_based_actor* self, const ContextPtr& ctx) {
 
 }  // namespace
 
-caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms) {
-  return system.spawn([ctx, interval_ms](caf::event_based_actor* self) -> caf::behavior {
+caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms,
+                                std::int64_t idempotency_keep_ms) {
+  return system.spawn([ctx, interval_ms, idempotency_keep_ms](caf::event_based_actor* self) -> caf::behavior {
     self->send(self, recover_atom::value);
     return {
         [=](recover_atom) {
           sweep_once(self, ctx);
+          purge_keys(self, ctx, idempotency_keep_ms);
           if (interval_ms > 0) self->delayed_send(self, ms(interval_ms), recover_atom::value);
         },
     };

@@ -140,7 +140,7 @@ int run_serve(const Config& config) {
     stop_node_actors(system, node);
     return 1;
   }
-  node.sweeper = spawn_recovery_sweep(system, node.ctx, 30'000);
+  node.sweeper = spawn_recovery_sweep(system, node.ctx, 30'000, config.idempotency.ttl_s * 1000);
 
   ApiSettings api;
   api.node_name = config.node.name;

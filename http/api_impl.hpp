@@ -176,6 +176,7 @@ struct Api::Impl {
   void route_v1(Call& call);
   std::optional<HttpResponse> authenticate(Call& call);
 
+  void scrape(Call& call);
   void health(Call& call);
   void ready(Call& call);
   void get_item(Call& call);

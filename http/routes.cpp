@@ -23,6 +23,7 @@
 #include "runtime/errors.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/persistence.hpp"
+#include "runtime/registry.hpp"
 #include "runtime/store.hpp"
 
 namespace emporium {
@@ -56,9 +57,7 @@ void Api::Impl::handle(HttpRequest&& req, Respond respond) {
   auto& p = call.path;
   if (p.size() == 1 && p[0] == "healthz") return health(call);
   if (p.size() == 1 && p[0] == "readyz") return ready(call);
-  if (p.size() == 1 && p[0] == "metrics") {
-    return call.respond(HttpResponse{200, "text/plain; version=0.0.4", {}, metrics->render()});
-  }
+  if (p.size() == 1 && p[0] == "metrics") return scrape(call);
   if (!p.empty() && (p[0] == "v1" || p[0] == "admin")) return route_v1(call);
   call.respond(problem(404, "Not found", "no such endpoint"));
 }
@@ -128,6 +127,38 @@ void Api::Impl::route_v1(Call& call) {
   }
   if (!p.empty() && p[0] == "admin") return route_admin(call);
   call.respond(problem(404, "Not found", "no such endpoint"));
+}
+
+// Gauges read at scrape time: active actors per type and the group-commit figures per database.
+void Api::Impl::scrape(Call& call) {
+  gateway.run([this, respond = call.respond](caf::event_based_actor* self) {
+    auto left = std::make_shared<size_t>(ctx->registries.size() + 2);
+    auto done = [this, left, respond] {
+      if (--*left == 0) respond(HttpResponse{200, "text/plain; version=0.0.4", {}, metrics->render()});
+    };
+    for (const auto& [type, registry] : ctx->registries)
+      self->request(registry, std::chrono::seconds(2), stats_atom::value)
+          .then(
+              [this, done, name = caf::to_string(type)](RegistryStats& s) {
+                metrics->set("emporium_active_actors{type=\"" + name + "\"}", double(s.active));
+                metrics->set("emporium_activations_total{type=\"" + name + "\"}", double(s.activations));
+                metrics->set("emporium_passivations_total{type=\"" + name + "\"}", double(s.passivations));
+                done();
+              },
+              [done](caf::error&) { done(); });
+    for (auto [db, name] : {std::pair{ctx->orders_db, "orders"}, std::pair{ctx->inventory_db, "inventory"}})
+      self->request(db, std::chrono::seconds(2), stats_atom::value)
+          .then(
+              [this, done, name = std::string(name)](CommitStats& s) {
+                auto label = "{database=\"" + name + "\"}";
+                metrics->set("emporium_commit_batches_total" + label, double(s.batches));
+                metrics->set("emporium_commit_writes_total" + label, double(s.writes));
+                metrics->set("emporium_commit_batch_size_max" + label, double(s.batch_size_max_seen));
+                metrics->set("emporium_version_conflicts_total" + label, double(s.conflicts));
+                done();
+              },
+              [done](caf::error&) { done(); });
+  });
 }
 
 void Api::Impl::health(Call& call) { call.respond(json_response(200, R"({"status":"ok"})")); }

@@ -72,7 +72,7 @@ std::optional<HttpResponse> framing_problem(const http::request<http::string_bod
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)) {
+      : stream_(std::move(socket)), deadline_(stream_.get_executor()), shared_(std::move(shared)) {
     shared_->connections += 1;
   }
   ~Session() { shared_->connections -= 1; }
@@ -87,24 +87,47 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Between requests the idle timeout applies; from the first byte of a request on, the whole
+  // request (header and body) must arrive within the request deadline, so a slow client is cut
+  // off and does not hold the connection.
   void read() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(shared_->settings.header_limit_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(shared_->settings.body_limit_bytes));
-    stream_.expires_after(std::chrono::milliseconds(
-        buffer_.size() ? shared_->settings.request_timeout_ms : shared_->settings.idle_timeout_ms));
+    if (buffer_.size() > 0) return read_request();
+    stream_.expires_after(std::chrono::milliseconds(shared_->settings.idle_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->close();  // idle, closed or reset
+                              self->buffer_.commit(n);
+                              self->read_request();
+                            });
+  }
+
+  // Beast's own stream timeout closes the socket, which would leave no way to answer 408; this
+  // timer only cancels the read, and on_read answers.
+  void read_request() {
+    stream_.expires_never();
+    timed_out_ = false;
+    deadline_.expires_after(std::chrono::milliseconds(shared_->settings.request_timeout_ms));
+    deadline_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::on_read, shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
+    deadline_.cancel();
+    if (timed_out_)
+      return refuse(problem(408, "Request timeout", "the request was not received in time"));
     if (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
         ec == net::error::eof)
       return close();
-    if (ec == beast::error::timeout) {
-      if (!parser_->got_some()) return close();  // idle keep-alive connection
-      return refuse(problem(408, "Request timeout", "the request was not received in time"));
-    }
     if (ec == http::error::body_limit)
       return refuse(problem(413, "Payload too large", "the request body exceeds the limit of " +
                                                           std::to_string(shared_->settings.body_limit_bytes) +
@@ -172,6 +195,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
+  net::steady_timer deadline_;
+  bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::string_body>> response_;

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Edge limits and start-up: slow clients are cut off with 408 within the request deadline while
+others are served, framing that Beast lets through is refused, the `migrate` command applies the
+migrations once, and a bad configuration stops the node with a message naming the key."""
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import request
+
+NODE = None
+DEADLINE_MS = 700
+
+
+def setUpModule():
+    global NODE
+    NODE = harness.start_node({"http.request_timeout_ms": str(DEADLINE_MS)})
+
+
+def tearDownModule():
+    harness.stop_node(NODE)
+
+
+def read_all(sock, timeout):
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return data
+
+
+class SlowClientTest(harness.NodeTestCase):
+
+    def slow(self, first_bytes):
+        s = socket.create_connection((NODE.host, NODE.port), timeout=10)
+        start = time.time()
+        s.sendall(first_bytes)
+        # Others are served while this client stalls.
+        self.assertStatus(request(NODE, "GET", "/healthz"), 200)
+        data = read_all(s, 10)
+        took = time.time() - start
+        s.close()
+        return data, took
+
+    def test_slow_headers_get_408_within_the_deadline(self):
+        data, took = self.slow(b"GET /v1/inventory/x HTTP/1.1\r\nHost: a\r\n")
+        self.assertTrue(data.startswith(b"HTTP/1.1 408"), data[:200])
+        self.assertIn(b"application/problem+json", data)
+        self.assertLess(took, DEADLINE_MS / 1000 + 2.0)
+        self.assertGreaterEqual(took, DEADLINE_MS / 1000 * 0.8)
+
+    def test_slow_body_gets_408_within_the_deadline(self):
+        head = (b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{\"items\":")
+        data, took = self.slow(head)
+        self.assertTrue(data.startswith(b"HTTP/1.1 408"), data[:200])
+        self.assertLess(took, DEADLINE_MS / 1000 + 2.0)
+
+    def test_idle_keep_alive_connection_is_not_cut_at_the_request_deadline(self):
+        s = socket.create_connection((NODE.host, NODE.port), timeout=10)
+        time.sleep(DEADLINE_MS / 1000 * 1.5)  # idle, before any byte: the idle timeout applies
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        s.settimeout(5)
+        data = s.recv(65536)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+
+
+class FramingTest(harness.NodeTestCase):
+
+    def framing(self, head, body=b""):
+        r = harness.raw_request(NODE, head, body)
+        self.assertEqual(r.status, 400, "%s -> %s" % (head, r.status))
+
+    def test_smuggling_shapes_are_refused(self):
+        base = b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+        self.framing(base + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n", b"{}")
+        self.framing(base + b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n", b"2\r\n{}\r\n0\r\n\r\n")
+        self.framing(base + b"Transfer-Encoding: gzip, chunked\r\n\r\n", b"2\r\n{}\r\n0\r\n\r\n")
+        self.framing(b"POST /v1/orders HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                     b"2\r\n{}\r\n0\r\n\r\n")
+
+
+class CommandLineTest(unittest.TestCase):
+
+    def run_emporium(self, *args, env_extra=None):
+        env = dict(os.environ)
+        env.update(env_extra or {})
+        return subprocess.run([harness.emporium_bin()] + list(args), capture_output=True, text=True,
+                              timeout=60, env=env, cwd=tempfile.gettempdir())
+
+    def test_migrate_applies_each_migration_once(self):
+        d = tempfile.mkdtemp(prefix="emporium-migrate-")
+        sets = ["--set", "database.orders=sqlite:%s/o.db" % d, "--set", "database.inventory=sqlite:%s/i.db" % d]
+        first = self.run_emporium("migrate", *sets)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertIn("orders: 1 migrations applied", first.stdout)
+        self.assertIn("inventory: 1 migrations applied", first.stdout)
+        again = self.run_emporium("migrate", *sets)
+        self.assertIn("orders: 0 migrations applied", again.stdout)
+
+    def test_bad_configuration_names_the_key(self):
+        cases = [
+            (["--set", "http.threads=abc"], None, "http.threads"),
+            (["--set", "nosuch.key=1"], None, "nosuch.key"),
+            (["--set", "cluster.enabled=true"], None, "cluster.enabled"),
+            (["--set", "http.listen=127.0.0.1:99999"], None, "http.listen"),
+            ([], {"EMPORIUM_RATE_LIMIT_RATE": "fast"}, "rate_limit.rate"),
+        ]
+        for args, env, key in cases:
+            with self.subTest(key=key):
+                r = self.run_emporium("serve", *args, env_extra=env)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn(key, r.stderr)
+
+    def test_token_command_signs_a_token_the_node_accepts(self):
+        tok = NODE.token("cli-user", "inventory:read")
+        self.assertEqual(tok.count("."), 2)
+        r = request(NODE, "GET", "/v1/inventory/none", token=tok)
+        self.assertEqual(r.status, 404)
+
+
+if __name__ == "__main__":
+    unittest.main()

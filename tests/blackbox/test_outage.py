@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""The database goes away and comes back: requests that need it get 503 with Retry-After and leave
+nothing half-done, /readyz says 503, and the node serves again by itself once the database is back.
+Runs a private PostgreSQL (tests/integration/pg_instance.sh) that it stops and starts."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import request, unique
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration", "pg_instance.sh")
+SCOPES = "orders:write orders:read inventory:read"
+
+
+class OutageTest(harness.NodeTestCase):
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="emporium-outage-")
+        self.port = harness.free_port()
+        subprocess.run([SCRIPT, "init", self.dir], check=True)
+        self.pg("start")
+        admin_url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
+        for db in ("orders", "inventory"):
+            subprocess.run(["psql", admin_url, "-q", "-c", "CREATE DATABASE " + db], check=True)
+        # Built as a SQLite node, then pointed at the private server (the shared one stays up).
+        saved, harness.BACKEND = harness.BACKEND, "sqlite"
+        try:
+            self.node = harness.Node({"database.reconnect_interval_ms": "200"})
+        finally:
+            harness.BACKEND = saved
+        self.node.orders_url = "postgresql://postgres@127.0.0.1:%d/orders" % self.port
+        self.node.inventory_url = "postgresql://postgres@127.0.0.1:%d/inventory" % self.port
+        self.node.start()
+
+    def tearDown(self):
+        harness.stop_node(self.node)
+        self.pg("stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
+
+    def pg(self, cmd):
+        subprocess.run([SCRIPT, cmd, self.dir, str(self.port)], check=True)
+
+    def test_outage_answers_503_and_the_node_recovers(self):
+        node = self.node
+        admin = node.token("admin-ops", "admin")
+        cust_id = unique("cust")
+        cust = node.token(cust_id, SCOPES)
+        sku = self.create_item(node, admin, on_hand=10)
+        first = self.place(node, cust, [(sku, 1)])
+        self.assertStatus(first, 201)
+
+        self.pg("stop")
+        during = self.place(node, cust, [(sku, 1)])
+        self.assertProblem(during, 503)
+        self.assertIn("retry-after", during.headers, "503 without Retry-After")
+        self.assertTrue(during.headers["retry-after"].isdigit(), during.headers["retry-after"])
+        self.assertStatus(request(node, "GET", "/readyz"), 503)
+        listed = request(node, "GET", "/v1/orders", token=cust)
+        self.assertProblem(listed, 503)
+
+        self.pg("start")
+        deadline = time.time() + 20
+        while request(node, "GET", "/readyz").status != 200:
+            self.assertLess(time.time(), deadline, "the node did not become ready again")
+            time.sleep(0.2)
+        after = self.place(node, cust, [(sku, 1)])
+        self.assertStatus(after, 201)
+
+        # Nothing half-done: the order refused during the outage was never recorded.
+        orders = request(node, "GET", "/v1/orders?limit=100", token=cust).json["data"]
+        self.assertEqual(sorted(o["id"] for o in orders), sorted([first.json["id"], after.json["id"]]))
+        self.assertTrue(all(o["status"] == "confirmed" for o in orders), orders)
+        on_hand, reserved, available = self.admin_stock(node, admin, sku)
+        self.assertEqual((on_hand, reserved, available), (10, 2, 8))
+
+
+if __name__ == "__main__":
+    unittest.main()
