@@ -22,8 +22,10 @@ class OutageTest(harness.NodeTestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="emporium-outage-")
         self.port = harness.free_port()
+        self.addCleanup(shutil.rmtree, self.dir, True)
         subprocess.run([SCRIPT, "init", self.dir], check=True)
         self.pg("start")
+        self.addCleanup(self.pg, "stop")  # even when the set-up below fails
         admin_url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
         for db in ("orders", "inventory"):
             subprocess.run(["psql", admin_url, "-q", "-c", "CREATE DATABASE " + db], check=True)
@@ -39,8 +41,6 @@ class OutageTest(harness.NodeTestCase):
 
     def tearDown(self):
         harness.stop_node(self.node)
-        self.pg("stop")
-        shutil.rmtree(self.dir, ignore_errors=True)
         super().tearDown()
 
     def pg(self, cmd):
