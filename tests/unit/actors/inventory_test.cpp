@@ -124,3 +124,40 @@ TEST_F(InventoryActor, StateAndReservationsSurvivePassivation) {
 
 }  // namespace
 }  // namespace emporium::testing
+
+namespace emporium::testing {
+namespace {
+
+class IdleActors : public NodeFixture {
+ protected:
+  void configure(Config& c) override { c.actors.idle_passivate_ms = 100; }
+
+  RegistryStats stats(caf::atom_value type) {
+    caf::scoped_actor self{*system_};
+    RegistryStats out;
+    self->request(node_.registries.at(type), std::chrono::seconds(5), stats_atom::value)
+        .receive([&](RegistryStats& s) { out = s; }, [](caf::error&) {});
+    return out;
+  }
+};
+
+TEST_F(IdleActors, IdleItemPassivatesAndComesBackFromStorage) {
+  put_item("mug", 10);
+  EXPECT_EQ(stats(inventory_type).active, 1);
+  for (int i = 0; i < 100 && stats(inventory_type).active != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(stats(inventory_type).active, 0);
+  EXPECT_EQ(stats(inventory_type).passivations, 1);
+  EXPECT_EQ(item("mug").on_hand, 10);  // activated again from storage
+  EXPECT_EQ(stats(inventory_type).activations, 2);
+}
+
+TEST_F(IdleActors, ItemWithHeldReservationStaysActiveForItsExpiry) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 1}).value);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(stats(inventory_type).active, 1);
+}
+
+}  // namespace
+}  // namespace emporium::testing
