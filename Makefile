@@ -10,9 +10,13 @@ DEPS := cmake ninja-build g++ ccache pkg-config python3 curl \
 	libsoci-dev libpq-dev libsqlite3-dev libssl-dev \
 	libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev \
 	libgtest-dev libgmock-dev googletest libbenchmark-dev \
-	postgresql-15 postgresql-client-15
+	postgresql-15 postgresql-client-15 python3-jwcrypto \
+	clang libclang-rt-14-dev
 
-.PHONY: deps build run test clean
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: deps build run test clean fuzz fuzz-smoke
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -30,6 +34,15 @@ run: build
 
 test: build
 	./tests/run-all.sh $(BUILD)
+
+# libFuzzer targets (clang 14, ASan + UBSan), a CMake project of their own: each runs FUZZ_SECONDS.
+fuzz: deps
+	cmake -S tests/fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-14
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=20
 
 clean:
 	rm -rf $(BUILD)

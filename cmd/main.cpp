@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <soci/soci.h>
 #include <spdlog/spdlog.h>
@@ -89,13 +90,44 @@ int run_migrate(const Config& config) {
   return 0;
 }
 
-int run_token(const Config& config, const std::string& sub, const std::string& scope, std::int64_t ttl) {
+struct TokenOptions {
+  std::string sub, scope;
+  std::int64_t ttl_s = 3600;
+  std::string alg = "HS256";
+  std::string key_file;  // PEM private key for RS256/ES256
+  std::string kid;
+};
+
+// A private key file, bounded: a PEM key is a few KiB.
+std::string read_key_file(const std::string& path) {
+  constexpr std::size_t kKeyBytesMax = 64 * 1024;
+  std::ifstream in{path, std::ios::binary};
+  if (!in) throw std::runtime_error("--key: cannot open " + path);
+  std::string pem(kKeyBytesMax + 1, '\0');
+  in.read(pem.data(), static_cast<std::streamsize>(pem.size()));
+  pem.resize(static_cast<std::size_t>(in.gcount()));
+  if (pem.size() > kKeyBytesMax) throw std::runtime_error("--key: file over 64 KiB");
+  return pem;
+}
+
+int run_token(const Config& config, const TokenOptions& opts) {
   auto now = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
-  std::cout << auth::sign_hs256(hs256_secret(config), config.auth.issuer, config.auth.audience, sub,
-                                scope, ttl, now)
-            << '\n';
+  const bool hs256 = opts.alg == "HS256";
+  if (hs256 && !opts.key_file.empty()) throw std::runtime_error("--key is for RS256/ES256");
+  if (!hs256 && opts.key_file.empty())
+    throw std::runtime_error("--alg " + opts.alg + " needs --key FILE");
+  // Only HS256 needs the secret: asking for it may create <data_dir>/dev-secret.
+  const std::string secret = hs256 ? hs256_secret(config) : std::string();
+  std::string pem = hs256 ? std::string() : read_key_file(opts.key_file);
+  // The private key does not outlive its use, also when signing throws.
+  const std::unique_ptr<std::string, void (*)(std::string*)> wipe{
+      &pem, [](std::string* s) { OPENSSL_cleanse(s->data(), s->size()); }};
+  const auth::SigningKey key{opts.alg, secret, pem, opts.kid};
+  const auth::TokenRequest request{config.auth.issuer, config.auth.audience, opts.sub, opts.scope,
+                                   opts.ttl_s, now};
+  std::cout << auth::sign_token(key, request) << '\n';
   return 0;
 }
 
@@ -126,6 +158,10 @@ int run_serve(const Config& config) {
   std::uint16_t port = 0;
   split_host_port(config.http.listen, host, port);
   auto secret = hs256_secret(config);
+  // A node told to trust a JWKS does not start without it; later rereads keep the last good set.
+  if (!config.auth.jwks_file.empty())
+    if (auto error = auth::check_jwks_file(config.auth.jwks_file))
+      throw ConfigError("auth.jwks_file", *error);
   auto provider = make_provider(config.payment);
 
   caf::actor_system_config caf_config;
@@ -145,9 +181,13 @@ int run_serve(const Config& config) {
   ApiSettings api;
   api.node_name = config.node.name;
   api.cluster_address = config.cluster.advertise.empty() ? config.cluster.listen : config.cluster.advertise;
-  api.auth = {config.auth.issuer, config.auth.audience, secret, config.auth.leeway_s, 8192};
+  api.auth = {config.auth.issuer, config.auth.audience, secret, config.auth.leeway_s, 8192,
+              config.auth.jwks_file};
   api.rate = config.rate_limit.rate;
   api.burst = config.rate_limit.burst;
+  api.place_rate = config.rate_limit.place_rate > 0 ? config.rate_limit.place_rate : config.rate_limit.rate;
+  api.place_burst = config.rate_limit.place_burst > 0 ? config.rate_limit.place_burst : config.rate_limit.burst;
+  api.rate_entries_max = config.rate_limit.entries_max;
   api.placement_timeout_ms = config.orders.placement_timeout_ms;
   api.request_timeout_ms = config.http.request_timeout_ms;
   api.retry_after_s = config.database.retry_after_s;
@@ -157,14 +197,18 @@ int run_serve(const Config& config) {
   auto metrics = std::make_shared<Metrics>();
   auto handler_api = std::make_shared<Api>(system, node.ctx, api, metrics);
 
-  ServerSettings server_settings{host,
-                                 port,
-                                 config.http.header_limit_bytes,
-                                 config.http.body_limit_bytes,
-                                 config.http.request_timeout_ms,
-                                 config.http.idle_timeout_ms,
-                                 config.http.max_connections,
-                                 static_cast<int>(config.http.threads)};
+  ServerSettings server_settings;
+  server_settings.host = host;
+  server_settings.port = port;
+  server_settings.header_limit_bytes = config.http.header_limit_bytes;
+  server_settings.body_limit_bytes = config.http.body_limit_bytes;
+  server_settings.request_timeout_ms = config.http.request_timeout_ms;
+  server_settings.header_timeout_ms = config.http.header_timeout_ms;
+  server_settings.body_timeout_ms = config.http.body_timeout_ms;
+  server_settings.idle_timeout_ms = config.http.idle_timeout_ms;
+  server_settings.max_connections = config.http.max_connections;
+  server_settings.max_in_flight = config.http.max_in_flight;
+  server_settings.threads = static_cast<int>(config.http.threads);
   auto server = std::make_unique<Server>(server_settings, [handler_api](HttpRequest&& req, Respond respond) {
     handler_api->handle(std::move(req), std::move(respond));
   });
@@ -193,20 +237,25 @@ int main(int argc, char** argv) {
   CommonOptions serve_opts, token_opts, migrate_opts;
   auto* serve = app.add_subcommand("serve", "run one node");
   add_common(serve, serve_opts);
-  auto* token = app.add_subcommand("token", "print a signed dev access token (HS256)");
+  auto* token = app.add_subcommand("token", "print a signed access token for local testing");
   add_common(token, token_opts);
-  std::string sub, scope;
-  std::int64_t ttl = 3600;
-  token->add_option("--sub", sub, "subject (customer id)")->required();
-  token->add_option("--scope", scope, "space-separated scopes")->required();
-  token->add_option("--ttl", ttl, "lifetime in seconds")->check(CLI::Range(1, 31'536'000));
+  TokenOptions token_args;
+  token->add_option("--sub", token_args.sub, "subject (customer id)")->required();
+  token->add_option("--scope", token_args.scope, "space-separated scopes")->required();
+  token->add_option("--ttl", token_args.ttl_s, "lifetime in seconds")
+      ->check(CLI::Range(1, 31'536'000));
+  token->add_option("--alg", token_args.alg, "HS256 (auth.hs256_secret), RS256 or ES256 (--key)")
+      ->check(CLI::IsMember({"HS256", "RS256", "ES256"}));
+  token->add_option("--key", token_args.key_file, "PEM private key for RS256/ES256")
+      ->check(CLI::ExistingFile);
+  token->add_option("--kid", token_args.kid, "kid of the matching JWKS key (RS256/ES256)");
   auto* migrate_cmd = app.add_subcommand("migrate", "apply database migrations and exit");
   add_common(migrate_cmd, migrate_opts);
   CLI11_PARSE(app, argc, argv);
 
   try {
     if (serve->parsed()) return run_serve(load(serve_opts));
-    if (token->parsed()) return run_token(load(token_opts), sub, scope, ttl);
+    if (token->parsed()) return run_token(load(token_opts), token_args);
     if (migrate_cmd->parsed()) return run_migrate(load(migrate_opts));
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "emporium: configuration error: %s\n", e.what());

@@ -127,7 +127,8 @@ struct Api::Impl {
   ApiSettings settings;
   std::shared_ptr<Metrics> metrics;
   auth::TokenVerifier verifier;
-  RateLimiter limiter;
+  RateLimiter limiter;        // every limited route
+  RateLimiter place_limiter;  // order placement and cancel: stricter where configured
   Gateway gateway;
   std::mutex running_mutex;
   std::set<std::pair<std::string, std::string>> running_keys;  // idempotency keys in flight
@@ -139,7 +140,9 @@ struct Api::Impl {
         settings(std::move(s)),
         metrics(std::move(m)),
         verifier(settings.auth),
-        limiter(settings.rate, settings.burst),
+        limiter("default", settings.rate, settings.burst, static_cast<std::size_t>(settings.rate_entries_max)),
+        place_limiter("place", settings.place_rate, settings.place_burst,
+                      static_cast<std::size_t>(settings.rate_entries_max)),
         gateway(sys, 4) {}
 
   std::chrono::milliseconds timeout() const {
@@ -175,6 +178,9 @@ struct Api::Impl {
   void handle(HttpRequest&& req, Respond respond);
   void route_v1(Call& call);
   std::optional<HttpResponse> authenticate(Call& call);
+  // Checks the principal's budget; on refusal answers 429 and returns false, else makes every
+  // answer carry the RateLimit headers.
+  bool within_rate(Call& call, RateLimiter& which, const std::string& principal);
 
   void scrape(Call& call);
   void health(Call& call);

@@ -5,14 +5,31 @@
 
 namespace emporium {
 
-RateLimiter::RateLimiter(double rate_per_s, double burst, std::size_t entries_max)
-    : interval_us_(1e6 / rate_per_s), burst_(burst), entries_max_(entries_max) {}
+RateLimiter::RateLimiter(std::string name, double rate_per_s, double burst, std::size_t entries_max)
+    : name_(std::move(name)),
+      interval_us_(1e6 / rate_per_s),
+      burst_(burst),
+      entries_max_(std::max<std::size_t>(1, entries_max)) {
+  auto window_s = std::max<std::int64_t>(1, std::llround(interval_us_ * burst_ / 1e6));
+  policy_ = "\"" + name_ + "\";q=" + std::to_string(static_cast<std::int64_t>(burst_)) +
+            ";w=" + std::to_string(window_s);
+}
 
 RateDecision RateLimiter::check(const std::string& principal, std::int64_t now_us) {
   std::lock_guard lock(mutex_);
-  if (tat_us_.size() >= entries_max_ && !tat_us_.count(principal)) evict(now_us);
+  auto found = index_.find(principal);
+  if (found != index_.end()) {
+    recent_.splice(recent_.begin(), recent_, found->second);
+  } else {
+    if (recent_.size() >= entries_max_) {
+      index_.erase(recent_.back().principal);
+      recent_.pop_back();
+    }
+    recent_.push_front(Entry{principal, 0});
+    index_.emplace(recent_.front().principal, recent_.begin());
+  }
+  auto& tat = recent_.front().tat_us;
   auto window_us = static_cast<std::int64_t>(interval_us_ * burst_);
-  auto& tat = tat_us_[principal];
   auto start = std::max(tat, now_us);
   auto next = start + static_cast<std::int64_t>(interval_us_);
   auto allow_at = next - window_us;
@@ -29,26 +46,13 @@ RateDecision RateLimiter::check(const std::string& principal, std::int64_t now_u
   return d;
 }
 
-void RateLimiter::evict(std::int64_t now_us) {
-  for (auto it = tat_us_.begin(); it != tat_us_.end();)
-    it = it->second <= now_us ? tat_us_.erase(it) : std::next(it);
-  // Everyone is still busy: drop the one furthest from refusal rather than grow without bound.
-  if (tat_us_.size() >= entries_max_) {
-    auto oldest = std::min_element(tat_us_.begin(), tat_us_.end(),
-                                   [](auto& a, auto& b) { return a.second < b.second; });
-    tat_us_.erase(oldest);
-  }
-}
-
 std::size_t RateLimiter::size() const {
   std::lock_guard lock(mutex_);
-  return tat_us_.size();
+  return recent_.size();
 }
 
-std::string RateLimiter::policy_header() const {
-  auto window_s = std::max<std::int64_t>(1, std::llround(interval_us_ * burst_ / 1e6));
-  return "\"default\";q=" + std::to_string(static_cast<std::int64_t>(burst_)) + ";w=" +
-         std::to_string(window_s);
+std::string RateLimiter::rate_header(const RateDecision& d) const {
+  return "\"" + name_ + "\";r=" + std::to_string(d.remaining) + ";t=" + std::to_string(d.reset_s);
 }
 
 }  // namespace emporium

@@ -77,28 +77,37 @@ std::optional<HttpResponse> Api::Impl::authenticate(Call& call) {
   return std::nullopt;
 }
 
-void Api::Impl::route_v1(Call& call) {
-  if (auto refused = authenticate(call)) {
-    metrics->add("emporium_auth_failures_total");
-    return call.respond(std::move(*refused));
-  }
+bool Api::Impl::within_rate(Call& call, RateLimiter& which, const std::string& principal) {
   auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(Steady::now().time_since_epoch()).count();
-  auto decision = limiter.check(call.who.claims.sub, now_us);
-  std::vector<std::pair<std::string, std::string>> rate_headers;
-  rate_headers.emplace_back("RateLimit-Policy", limiter.policy_header());
-  rate_headers.emplace_back("RateLimit", "\"default\";r=" + std::to_string(decision.remaining) +
-                                             ";t=" + std::to_string(decision.reset_s));
+  auto decision = which.check(principal, now_us);
+  std::vector<std::pair<std::string, std::string>> headers;
+  headers.emplace_back("RateLimit-Policy", which.policy_header());
+  headers.emplace_back("RateLimit", which.rate_header(decision));
   if (!decision.allowed) {
     metrics->add("emporium_rate_limited_total");
     auto res = problem(429, "Too many requests", "rate limit exceeded; retry later");
-    res.headers = rate_headers;
+    res.headers = std::move(headers);
     res.headers.emplace_back("Retry-After", std::to_string(decision.retry_after_s));
-    return call.respond(std::move(res));
+    call.respond(std::move(res));
+    return false;
   }
-  call.respond = [inner = std::move(call.respond), rate_headers](HttpResponse res) {
-    res.headers.insert(res.headers.end(), rate_headers.begin(), rate_headers.end());
+  call.respond = [inner = std::move(call.respond), headers = std::move(headers)](HttpResponse res) {
+    res.headers.insert(res.headers.end(), headers.begin(), headers.end());
     inner(std::move(res));
   };
+  return true;
+}
+
+void Api::Impl::route_v1(Call& call) {
+  if (auto refused = authenticate(call)) {
+    metrics->add("emporium_auth_failures_total");
+    // Unauthenticated clients are limited by address, so guessing tokens is slow too.
+    if (!within_rate(call, limiter, "addr:" + call.req.client)) return;
+    return call.respond(std::move(*refused));
+  }
+  bool placing = call.req.method == "POST" && call.path.size() >= 2 && call.path[1] == "orders" &&
+                 (call.path.size() == 2 || (call.path.size() == 4 && call.path[3] == "cancel"));
+  if (!within_rate(call, placing ? place_limiter : limiter, "sub:" + call.who.claims.sub)) return;
   const auto& p = call.path;
   const auto& m = call.req.method;
   auto wrong_method = [&](const char* allow) {

@@ -4,6 +4,8 @@
 // Requests on one connection are answered in order because the next is read only after the write.
 #include "http/server.hpp"
 
+#include "http/framing.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -46,28 +48,7 @@ struct Shared {
   std::atomic<bool> stopping{false};
 };
 
-HttpResponse bad_framing(std::string_view detail) {
-  return problem(400, "Bad request", detail);
-}
-
-// Framing rules Beast 1.81's parser does not enforce (request smuggling).
-std::optional<HttpResponse> framing_problem(const http::request<http::string_body>& req) {
-  int lengths = 0, encodings = 0;
-  std::string_view encoding;
-  for (const auto& field : req) {
-    if (field.name() == http::field::content_length) ++lengths;
-    if (field.name() == http::field::transfer_encoding) {
-      ++encodings;
-      encoding = field.value();
-    }
-  }
-  if (lengths > 1) return bad_framing("more than one Content-Length");
-  if (encodings > 1) return bad_framing("more than one Transfer-Encoding");
-  if (lengths && encodings) return bad_framing("both Transfer-Encoding and Content-Length");
-  if (encodings && encoding != "chunked") return bad_framing("Transfer-Encoding must be chunked");
-  if (encodings && req.version() < 11) return bad_framing("chunked encoding needs HTTP/1.1");
-  return std::nullopt;
-}
+HttpResponse bad_framing(std::string_view detail) { return problem(400, "Bad request", detail); }
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -87,29 +68,44 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  // Between requests the idle timeout applies; from the first byte of a request on, the whole
-  // request (header and body) must arrive within the request deadline, so a slow client is cut
-  // off and does not hold the connection.
+  // Between requests the idle timeout applies; from the first byte of a request on, its headers
+  // must arrive within the header deadline and then its body within the body deadline, so a slow
+  // client is cut off with 408 and does not hold the connection.
   void read() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(shared_->settings.header_limit_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(shared_->settings.body_limit_bytes));
-    if (buffer_.size() > 0) return read_request();
+    if (buffer_.size() > 0) return read_header();
     stream_.expires_after(std::chrono::milliseconds(shared_->settings.idle_timeout_ms));
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->close();  // idle, closed or reset
                               self->buffer_.commit(n);
-                              self->read_request();
+                              self->read_header();
                             });
+  }
+
+  void read_header() {
+    arm_deadline(shared_->settings.header_timeout_ms);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec || self->parser_->is_done()) return self->on_read(ec, 0);
+                              self->read_body();
+                            });
+  }
+
+  void read_body() {
+    arm_deadline(shared_->settings.body_timeout_ms);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
   }
 
   // Beast's own stream timeout closes the socket, which would leave no way to answer 408; this
   // timer only cancels the read, and on_read answers.
-  void read_request() {
+  void arm_deadline(std::int64_t ms) {
     stream_.expires_never();
     timed_out_ = false;
-    deadline_.expires_after(std::chrono::milliseconds(shared_->settings.request_timeout_ms));
+    deadline_.expires_after(std::chrono::milliseconds(ms));
     deadline_.async_wait([weak = weak_from_this()](beast::error_code ec) {
       auto self = weak.lock();
       if (ec || !self) return;
@@ -117,8 +113,6 @@ class Session : public std::enable_shared_from_this<Session> {
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
     });
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
@@ -138,7 +132,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                 std::to_string(shared_->settings.header_limit_bytes) + " bytes"));
     if (ec) return refuse(bad_framing("malformed HTTP request"));
     auto req = parser_->release();
-    if (auto bad = framing_problem(req)) return refuse(std::move(*bad));
+    if (auto why = framing_problem(req)) return refuse(bad_framing(*why));
     keep_alive_ = req.keep_alive() && !shared_->stopping;
     handle(std::move(req));
   }
@@ -157,6 +151,12 @@ class Session : public std::enable_shared_from_this<Session> {
     auto peer = stream_.socket().remote_endpoint(ec);
     in.client = ec ? "unknown" : peer.address().to_string();
     stream_.expires_never();  // the handler has its own deadline per request
+    if (shared_->in_flight >= shared_->settings.max_in_flight) {
+      // Shed load rather than queue without bound: the client may retry shortly.
+      auto res = problem(503, "Service unavailable", "too many requests in flight; retry shortly");
+      res.headers.emplace_back("Retry-After", "1");
+      return write(std::move(res));
+    }
     shared_->in_flight += 1;
     auto self = shared_from_this();
     shared_->handler(std::move(in), [self](HttpResponse res) {

@@ -14,9 +14,12 @@ struct ServerSettings {
   std::uint16_t port = 8080;
   std::int64_t header_limit_bytes = 8 * 1024;
   std::int64_t body_limit_bytes = 64 * 1024;
-  std::int64_t request_timeout_ms = 30'000;
-  std::int64_t idle_timeout_ms = 60'000;
+  std::int64_t request_timeout_ms = 30'000;  // writing an answer
+  std::int64_t header_timeout_ms = 10'000;   // first byte to last header
+  std::int64_t body_timeout_ms = 30'000;     // the body
+  std::int64_t idle_timeout_ms = 60'000;     // keep-alive connection between requests
   std::int64_t max_connections = 10'000;
+  std::int64_t max_in_flight = 4'096;        // requests being handled; past it 503 at once
   int threads = 1;
 };
 

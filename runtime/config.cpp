@@ -56,6 +56,9 @@ const Key kKeys[] = {
     {"http.body_limit_bytes", field<&C::http, &C::Http::body_limit_bytes>, {1}},
     {"http.request_timeout_ms", field<&C::http, &C::Http::request_timeout_ms>, {1}},
     {"http.idle_timeout_ms", field<&C::http, &C::Http::idle_timeout_ms>, kNonNegative},
+    {"http.header_timeout_ms", field<&C::http, &C::Http::header_timeout_ms>, {1}},
+    {"http.body_timeout_ms", field<&C::http, &C::Http::body_timeout_ms>, {1}},
+    {"http.max_in_flight", field<&C::http, &C::Http::max_in_flight>, {1}},
     {"http.max_connections", field<&C::http, &C::Http::max_connections>, {1}},
     {"http.threads", field<&C::http, &C::Http::threads>, {1, 64}},
     {"database.orders", field<&C::database, &C::Database::orders>},
@@ -71,6 +74,9 @@ const Key kKeys[] = {
     {"auth.leeway_s", field<&C::auth, &C::Auth::leeway_s>, {0, 3600}},
     {"rate_limit.rate", field<&C::rate_limit, &C::RateLimit::rate>},
     {"rate_limit.burst", field<&C::rate_limit, &C::RateLimit::burst>},
+    {"rate_limit.place_rate", field<&C::rate_limit, &C::RateLimit::place_rate>},
+    {"rate_limit.place_burst", field<&C::rate_limit, &C::RateLimit::place_burst>},
+    {"rate_limit.entries_max", field<&C::rate_limit, &C::RateLimit::entries_max>, {1000}},
     {"cluster.enabled", field<&C::cluster, &C::Cluster::enabled>},
     {"cluster.listen", field<&C::cluster, &C::Cluster::listen>},
     {"cluster.advertise", field<&C::cluster, &C::Cluster::advertise>},
@@ -304,6 +310,9 @@ void check_rate_limit(const Config::RateLimit& limit) {
   // Written as !(x > 0) so that a NaN from a TOML file (nan is valid TOML) also fails.
   if (!(limit.rate > 0)) throw ConfigError("rate_limit.rate", "must be greater than 0");
   if (!(limit.burst >= 1)) throw ConfigError("rate_limit.burst", "must be at least 1");
+  if (!(limit.place_rate >= 0)) throw ConfigError("rate_limit.place_rate", "must be 0 (use rate) or more");
+  if (!(limit.place_burst == 0 || limit.place_burst >= 1))
+    throw ConfigError("rate_limit.place_burst", "must be 0 (use burst) or at least 1");
 }
 
 bool is_ip_address(int family, std::string_view text) {

@@ -22,7 +22,10 @@ struct Config {
     std::string listen = "127.0.0.1:8080";
     std::int64_t header_limit_bytes = 8 * 1024;
     std::int64_t body_limit_bytes = 64 * 1024;
-    std::int64_t request_timeout_ms = 30'000;  // whole request: read, handle, write
+    std::int64_t request_timeout_ms = 30'000;  // handling one request, and writing its answer
+    std::int64_t header_timeout_ms = 10'000;   // from a request's first byte to its last header
+    std::int64_t body_timeout_ms = 30'000;     // reading a request's body
+    std::int64_t max_in_flight = 4'096;        // requests being handled at once; past it 503
     std::int64_t idle_timeout_ms = 60'000;     // keep-alive connection with no request
     std::int64_t max_connections = 10'000;
     std::int64_t threads = 1;                  // Asio threads of the edge
@@ -50,6 +53,9 @@ struct Config {
   struct RateLimit {
     double rate = 200;   // sustained requests per second per principal
     double burst = 400;
+    double place_rate = 0;   // POST /v1/orders and cancel, per principal; 0: `rate`
+    double place_burst = 0;  // 0: `burst`
+    std::int64_t entries_max = 100'000;  // principals tracked; the least recently seen go first
     bool operator==(const RateLimit&) const = default;
   } rate_limit;
 

@@ -19,7 +19,8 @@ DEADLINE_MS = 700
 
 def setUpModule():
     global NODE
-    NODE = harness.start_node({"http.request_timeout_ms": str(DEADLINE_MS)})
+    NODE = harness.start_node({"http.header_timeout_ms": str(DEADLINE_MS),
+                               "http.body_timeout_ms": str(DEADLINE_MS)})
 
 
 def tearDownModule():

@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""The gateway under pressure: per-principal rate limits with the RateLimit headers and a stricter
+class for order placement, load shedding past the in-flight bound, the connection cap, and 100
+pipelined requests answered in order."""
+
+import socket
+import threading
+import time
+import unittest
+
+import harness
+from harness import request, unique
+
+SCOPES = "orders:write orders:read inventory:read"
+
+
+class RateLimitTest(harness.NodeTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = harness.start_node({"rate_limit.rate": "1", "rate_limit.burst": "5",
+                                       "rate_limit.place_rate": "0.2", "rate_limit.place_burst": "2"})
+
+    @classmethod
+    def tearDownClass(cls):
+        harness.stop_node(cls.node)
+
+    def test_burst_then_429_with_headers(self):
+        tok = self.node.token(unique("cust"), SCOPES)
+        statuses = []
+        for _ in range(5):
+            r = request(self.node, "GET", "/v1/inventory/none", token=tok)
+            statuses.append(r.status)
+            self.assertIn("ratelimit-policy", r.headers)
+            self.assertIn("ratelimit", r.headers)
+        self.assertEqual(statuses, [404] * 5)
+        refused = request(self.node, "GET", "/v1/inventory/none", token=tok)
+        self.assertProblem(refused, 429)
+        self.assertTrue(refused.headers.get("retry-after", "").isdigit(), refused.headers)
+        self.assertGreaterEqual(int(refused.headers["retry-after"]), 1)
+        self.assertIn('q=5', refused.headers["ratelimit-policy"])
+        # another principal is not affected
+        other = self.node.token(unique("cust"), SCOPES)
+        self.assertStatus(request(self.node, "GET", "/v1/inventory/none", token=other), 404)
+
+    def test_order_placement_is_stricter(self):
+        tok = self.node.token(unique("cust"), SCOPES)
+        body = harness.order_body([("none-sku", 1)])
+        first = [request(self.node, "POST", "/v1/orders", body, token=tok).status for _ in range(2)]
+        self.assertEqual(first, [409, 409])
+        refused = request(self.node, "POST", "/v1/orders", body, token=tok)
+        self.assertProblem(refused, 429)
+        self.assertIn('"place"', refused.headers["ratelimit-policy"])
+        self.assertGreaterEqual(int(refused.headers["retry-after"]), 4)  # 0.2/s: 5 s apart
+        # stock checks still pass for the same principal
+        self.assertStatus(request(self.node, "GET", "/v1/inventory/none", token=tok), 404)
+
+    def test_health_is_never_limited(self):
+        for _ in range(20):
+            self.assertStatus(request(self.node, "GET", "/healthz"), 200)
+
+
+class SheddingTest(harness.NodeTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = harness.start_node({"http.max_in_flight": "1", "http.max_connections": "4",
+                                       "payment.retry_backoff_ms": "1500", "payment.retries_max": "1"})
+
+    @classmethod
+    def tearDownClass(cls):
+        harness.stop_node(cls.node)
+
+    def test_past_the_in_flight_bound_503_with_retry_after(self):
+        admin = self.node.token("admin-ops", "admin")
+        tok = self.node.token(unique("cust"), SCOPES)
+        sku = self.create_item(self.node, admin, on_hand=5)
+        slow = {}
+        t = threading.Thread(target=lambda: slow.setdefault(
+            "r", self.place(self.node, tok, [(sku, 1)], card=harness.TRANSIENT)))
+        t.start()
+        time.sleep(0.5)  # the slow placement holds the only slot (retry backoff 1.5 s)
+        r = request(self.node, "GET", "/v1/inventory/" + sku, token=tok)
+        self.assertProblem(r, 503)
+        self.assertEqual(r.headers.get("retry-after"), "1")
+        t.join(30)
+        self.assertEqual(slow["r"].status, 402)
+        self.assertStatus(request(self.node, "GET", "/v1/inventory/" + sku, token=tok), 200)
+
+    def test_connection_cap(self):
+        held = [socket.create_connection((self.node.host, self.node.port)) for _ in range(5)]
+        try:
+            time.sleep(0.3)
+            # Past the cap, a new connection is answered 503 and closed.
+            extra = socket.create_connection((self.node.host, self.node.port), timeout=5)
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            data = extra.recv(65536)
+            extra.close()
+            self.assertTrue(data.startswith(b"HTTP/1.1 503"), data[:100])
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.3)
+        self.assertStatus(request(self.node, "GET", "/healthz"), 200)
+
+
+class PipeliningTest(harness.NodeTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = harness.start_node()
+
+    @classmethod
+    def tearDownClass(cls):
+        harness.stop_node(cls.node)
+
+    def test_hundred_pipelined_requests_answered_in_order(self):
+        admin = self.node.token("admin-ops", "admin")
+        skus = [self.create_item(self.node, admin, on_hand=i + 1) for i in range(5)]
+        tok = self.node.token(unique("cust"), SCOPES)
+        wanted = [skus[i % 5] for i in range(100)]
+        payload = b"".join(("GET /v1/inventory/%s HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n\r\n"
+                            % (sku, tok)).encode() for sku in wanted)
+        s = socket.create_connection((self.node.host, self.node.port), timeout=30)
+        s.sendall(payload)
+        data = b""
+        deadline = time.time() + 30
+        while data.count(b"HTTP/1.1 ") < 100 or not data.endswith(b"}"):
+            self.assertLess(time.time(), deadline, "only %d answers" % data.count(b"HTTP/1.1 "))
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        bodies = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 ")[1:]]
+        self.assertEqual(len(bodies), 100)
+        got = [harness._parse_json(b)["sku"] for b in bodies]
+        self.assertEqual(got, wanted)
+
+
+if __name__ == "__main__":
+    unittest.main()
