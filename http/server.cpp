@@ -75,18 +75,42 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(shared_->settings.header_limit_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(shared_->settings.body_limit_bytes));
-    if (buffer_.size() > 0) return read_header();
+    if (buffer_.size() > 0) {
+      arm_deadline(shared_->settings.header_timeout_ms);
+      return read_header_bytes();
+    }
     stream_.expires_after(std::chrono::milliseconds(shared_->settings.idle_timeout_ms));
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->close();  // idle, closed or reset
                               self->buffer_.commit(n);
-                              self->read_header();
+                              self->arm_deadline(self->shared_->settings.header_timeout_ms);
+                              self->read_header_bytes();
                             });
   }
 
-  void read_header() {
-    arm_deadline(shared_->settings.header_timeout_ms);
+  // Gathers the whole header block before parsing it, so it can be checked as sent: Beast 1.81
+  // unfolds obs-fold silently, and a folded line must be refused (RFC 9112 §5.2).
+  void read_header_bytes() {
+    std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    auto end = data.find("\r\n\r\n");
+    if (end != std::string_view::npos) {
+      auto block = data.substr(0, end + 2);
+      if (block.find("\r\n ") != std::string_view::npos || block.find("\r\n\t") != std::string_view::npos)
+        return refuse(bad_framing("obsolete line folding in a header"));
+      return parse_header();
+    }
+    if (static_cast<std::int64_t>(data.size()) > shared_->settings.header_limit_bytes)
+      return on_read(http::error::header_limit, 0);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->on_read(ec, 0);
+                              self->buffer_.commit(n);
+                              self->read_header_bytes();
+                            });
+  }
+
+  void parse_header() {
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
                               if (ec || self->parser_->is_done()) return self->on_read(ec, 0);

@@ -79,18 +79,41 @@ class SlowClientTest(harness.NodeTestCase):
 
 
 class FramingTest(harness.NodeTestCase):
+    """Each smuggling or framing shape: 400 problem+json, then the connection is closed."""
 
-    def framing(self, head, body=b""):
-        r = harness.raw_request(NODE, head, body)
-        self.assertEqual(r.status, 400, "%s -> %s" % (head, r.status))
+    def refused_and_closed(self, raw, what):
+        s = socket.create_connection((NODE.host, NODE.port), timeout=10)
+        s.sendall(raw)
+        data = read_all(s, 5)  # read_all returns at EOF: the server closed the connection
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 400"), "%s: %r" % (what, data[:120]))
+        self.assertIn(b"application/problem+json", data, what)
+        self.assertEqual(data.count(b"HTTP/1.1 "), 1, "%s: a second response means it kept reading" % what)
 
-    def test_smuggling_shapes_are_refused(self):
+    def test_smuggling_and_framing_shapes(self):
         base = b"POST /v1/orders HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
-        self.framing(base + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n", b"{}")
-        self.framing(base + b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n", b"2\r\n{}\r\n0\r\n\r\n")
-        self.framing(base + b"Transfer-Encoding: gzip, chunked\r\n\r\n", b"2\r\n{}\r\n0\r\n\r\n")
-        self.framing(b"POST /v1/orders HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
-                     b"2\r\n{}\r\n0\r\n\r\n")
+        chunked = b"2\r\n{}\r\n0\r\n\r\n"
+        follow = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"  # must never be answered
+        cases = {
+            "duplicate Content-Length": base + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}" + follow,
+            "differing Content-Length": base + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}" + follow,
+            "malformed Content-Length": base + b"Content-Length: 2x\r\n\r\n{}" + follow,
+            "negative Content-Length": base + b"Content-Length: -2\r\n\r\n{}" + follow,
+            "Transfer-Encoding and Content-Length": base + b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n" + chunked + follow,
+            "Transfer-Encoding not chunked": base + b"Transfer-Encoding: gzip, chunked\r\n\r\n" + chunked + follow,
+            "Transfer-Encoding identity": base + b"Transfer-Encoding: identity\r\n\r\n{}" + follow,
+            "two Transfer-Encoding": base + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked + follow,
+            "chunked HTTP/1.0": b"POST /v1/orders HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked + follow,
+            "Content-Length in trailer": base + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nContent-Length: 5\r\n\r\n" + follow,
+            "Transfer-Encoding in trailer": base + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n" + follow,
+            "Host in trailer": base + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nHost: b\r\n\r\n" + follow,
+            "obs-fold": b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n" + follow,
+            "space before colon": b"GET /healthz HTTP/1.1\r\nHost: a\r\nContent-Length : 0\r\n\r\n" + follow,
+            "bad chunk size": base + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n" + follow,
+        }
+        for what, raw in cases.items():
+            with self.subTest(case=what):
+                self.refused_and_closed(raw, what)
 
 
 class CommandLineTest(unittest.TestCase):
