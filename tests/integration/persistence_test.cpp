@@ -125,6 +125,23 @@ TEST_P(Persistence, ItemAndReservationsRoundTripWithVersionCheck) {
   EXPECT_FALSE(load_item(s, "none"));
 }
 
+TEST_P(Persistence, IdempotencyKeysKeepTheFirstAnswerAndArePurgedAfterTheirTime) {
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  save_idempotency(s, {"alice", "k1", "h1", 201, "{\"first\":true}", 1'000});
+  save_idempotency(s, {"alice", "k1", "h2", 409, "{}", 2'000});  // a second answer never replaces it
+  save_idempotency(s, {"alice", "k2", "h3", 402, "{}", 50'000});
+  auto first = load_idempotency(s, "alice", "k1");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 201);
+  EXPECT_EQ(first->request_hash, "h1");
+  EXPECT_FALSE(load_idempotency(s, "bob", "k1"));
+  EXPECT_EQ(purge_idempotency(s, 10'000), 1);
+  EXPECT_FALSE(load_idempotency(s, "alice", "k1"));
+  EXPECT_TRUE(load_idempotency(s, "alice", "k2"));
+}
+
 TEST_P(Persistence, StockConstraintsHoldInTheDatabaseToo) {
   auto session = connect(inventory_url_);
   auto& s = *session;
@@ -147,8 +164,8 @@ class PersistenceActor : public Persistence {
     system_.reset();
     Persistence::TearDown();
   }
-  caf::actor spawn(const std::string& url, Database db) {
-    actors_.push_back(spawn_persistence(*system_, {url, db, 256, 200}));
+  caf::actor spawn(const std::string& url, Database db, std::int64_t batch_size_max = 256) {
+    actors_.push_back(spawn_persistence(*system_, {url, db, batch_size_max, 200}));
     return actors_.back();
   }
   // Sends every write at once (from an event-based actor, so none waits for another) and
@@ -204,6 +221,20 @@ TEST_P(PersistenceActor, ConcurrentWritesShareCommits) {
   self->request(db, std::chrono::seconds(5), db_read{[count](soci::session& s) { s << "SELECT COUNT(*) FROM orders", soci::into(*count); }})
       .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
   EXPECT_EQ(*count, writes);
+}
+
+TEST_P(PersistenceActor, NoBatchExceedsItsLimit) {
+  auto db = spawn(orders_url_, Database::orders, 4);
+  std::vector<db_write> batch;
+  for (int i = 0; i < 40; ++i) {
+    auto rec = sample_order("ord_lim_" + std::to_string(i), 1);
+    batch.push_back(db_write{[rec](soci::session& s) { return save_order(s, rec, 0, true); }});
+  }
+  auto outcomes = fire(db, std::move(batch));
+  EXPECT_EQ(std::count(outcomes.begin(), outcomes.end(), 1), 40);
+  auto st = stats(db);
+  EXPECT_LE(st.batch_size_max_seen, 4);
+  EXPECT_GE(st.batches, 10);
 }
 
 TEST_P(PersistenceActor, AFailingWriteDoesNotFailTheRestOfItsBatch) {
