@@ -34,6 +34,7 @@ run: build
 
 test: build
 	./tests/run-all.sh $(BUILD)
+	$(MAKE) fuzz FUZZ_SECONDS=20
 
 # libFuzzer targets (clang 14, ASan + UBSan), a CMake project of their own: each runs FUZZ_SECONDS.
 fuzz: deps

@@ -7,6 +7,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace emporium {
 
@@ -15,5 +16,9 @@ namespace emporium {
 // Transfer-Encoding of exactly `chunked`, and chunked only with HTTP/1.1 or later.
 std::optional<std::string> framing_problem(
     const boost::beast::http::request<boost::beast::http::string_body>& req);
+
+// The same for the raw header block as received (request line and fields, up to the blank
+// line): obsolete line folding, which Beast 1.81 would silently unfold, is refused.
+std::optional<std::string> header_block_problem(std::string_view block);
 
 }  // namespace emporium

@@ -81,15 +81,16 @@ std::optional<json::value> parse_strict(std::string_view text, std::string* erro
     if (error) *error = why;
     return std::nullopt;
   };
-  json::basic_parser<StrictCheck> check{json::parse_options{}, depth_max};
+  // Boost's own depth limit (32 by default) sits one above ours, so our bound decides and is named.
+  json::parse_options options;
+  options.max_depth = depth_max + 1;
+  json::basic_parser<StrictCheck> check{options, depth_max};
   json::error_code ec;
   auto used = check.write_some(false, text.data(), text.size(), ec);
   if (check.handler().duplicate) return fail("duplicate key in JSON object");
   if (check.handler().too_deep) return fail("JSON nested too deeply");
   if (ec) return fail("malformed JSON");
   if (used != text.size() || !check.done()) return fail("malformed JSON");
-  json::parse_options options;
-  options.max_depth = depth_max + 1;
   auto value = json::parse(text, ec, {}, options);
   if (ec) return fail("malformed JSON");
   return value;

@@ -53,7 +53,11 @@ HttpResponse bad_framing(std::string_view detail) { return problem(400, "Bad req
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)), deadline_(stream_.get_executor()), shared_(std::move(shared)) {
+      : stream_(std::move(socket)),
+        deadline_(stream_.get_executor()),
+        buffer_(static_cast<std::size_t>(shared->settings.header_limit_bytes +
+                                         shared->settings.body_limit_bytes + 16 * 1024)),
+        shared_(std::move(shared)) {
     shared_->connections += 1;
   }
   ~Session() { shared_->connections -= 1; }
@@ -80,7 +84,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return read_header_bytes();
     }
     stream_.expires_after(std::chrono::milliseconds(shared_->settings.idle_timeout_ms));
-    stream_.async_read_some(buffer_.prepare(4096),
+    stream_.async_read_some(buffer_.prepare(read_chunk()),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->close();  // idle, closed or reset
                               self->buffer_.commit(n);
@@ -95,14 +99,12 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
     auto end = data.find("\r\n\r\n");
     if (end != std::string_view::npos) {
-      auto block = data.substr(0, end + 2);
-      if (block.find("\r\n ") != std::string_view::npos || block.find("\r\n\t") != std::string_view::npos)
-        return refuse(bad_framing("obsolete line folding in a header"));
+      if (auto why = header_block_problem(data.substr(0, end + 2))) return refuse(bad_framing(*why));
       return parse_header();
     }
     if (static_cast<std::int64_t>(data.size()) > shared_->settings.header_limit_bytes)
       return on_read(http::error::header_limit, 0);
-    stream_.async_read_some(buffer_.prepare(4096),
+    stream_.async_read_some(buffer_.prepare(read_chunk()),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->on_read(ec, 0);
                               self->buffer_.commit(n);
@@ -113,9 +115,20 @@ class Session : public std::enable_shared_from_this<Session> {
   void parse_header() {
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->header_fields_ = field_count(self->parser_->get());
                               if (ec || self->parser_->is_done()) return self->on_read(ec, 0);
                               self->read_body();
                             });
+  }
+
+  static std::size_t field_count(const http::request<http::string_body>& req) {
+    return static_cast<std::size_t>(std::distance(req.begin(), req.end()));
+  }
+
+  // The buffer is bounded (header + body + a little), so reading never grows it past that.
+  std::size_t read_chunk() const {
+    auto room = buffer_.max_size() - buffer_.size();
+    return std::max<std::size_t>(1, std::min<std::size_t>(4096, room));
   }
 
   void read_body() {
@@ -146,6 +159,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
         ec == net::error::eof)
       return close();
+    if (ec == http::error::buffer_overflow)
+      return refuse(bad_framing("the request framing exceeds the buffer limit"));
     if (ec == http::error::body_limit)
       return refuse(problem(413, "Payload too large", "the request body exceeds the limit of " +
                                                           std::to_string(shared_->settings.body_limit_bytes) +
@@ -157,6 +172,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return refuse(bad_framing("malformed HTTP request"));
     auto req = parser_->release();
     if (auto why = framing_problem(req)) return refuse(bad_framing(*why));
+    // Beast merges chunked trailers into the header fields, where they would pass for headers
+    // (an Authorization or Host sent only in a trailer): no trailer is accepted.
+    if (field_count(req) != header_fields_) return refuse(bad_framing("trailer fields are not accepted"));
     keep_alive_ = req.keep_alive() && !shared_->stopping;
     handle(std::move(req));
   }
@@ -222,6 +240,7 @@ class Session : public std::enable_shared_from_this<Session> {
   net::steady_timer deadline_;
   bool timed_out_ = false;
   beast::flat_buffer buffer_;
+  std::size_t header_fields_ = 0;  // fields in the header block, to tell trailers apart
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::string_body>> response_;
   std::shared_ptr<Shared> shared_;

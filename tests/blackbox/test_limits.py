@@ -109,6 +109,8 @@ class FramingTest(harness.NodeTestCase):
             "Host in trailer": base + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nHost: b\r\n\r\n" + follow,
             "obs-fold": b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n" + follow,
             "space before colon": b"GET /healthz HTTP/1.1\r\nHost: a\r\nContent-Length : 0\r\n\r\n" + follow,
+            "Content-Length list": base + b"Content-Length: 2, 2\r\n\r\n{}" + follow,
+            "Authorization only in a trailer": b"GET /v1/orders HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nAuthorization: Bearer x.y.z\r\n\r\n" + follow,
             "bad chunk size": base + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n" + follow,
         }
         for what, raw in cases.items():

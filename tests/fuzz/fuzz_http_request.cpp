@@ -130,7 +130,15 @@ void check_accepted(const http::request<http::string_body>& req) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  Wire wire(std::string_view(reinterpret_cast<const char*>(data), size));
+  // The server first checks the raw header block (obs-fold) before Beast parses it.
+  std::string_view raw(reinterpret_cast<const char*>(data), size);
+  if (auto end = raw.find("\r\n\r\n"); end != std::string_view::npos) {
+    if (auto problem = emporium::header_block_problem(raw.substr(0, end + 2))) {
+      FUZZ_CHECK(!problem->empty());
+      return 0;  // 400, connection closed
+    }
+  }
+  Wire wire(raw);
   beast::flat_buffer buffer;
   for (int i = 0; i < kRequestsMax; ++i) {
     http::request_parser<http::string_body> parser;
