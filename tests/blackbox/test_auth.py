@@ -77,6 +77,37 @@ class AuthTest(harness.NodeTestCase):
             with self.subTest(what=what):
                 self.assert401("Bearer " + bad, what)
 
+    def test_malformed_segments(self):
+        tok = NODE.token(self.sub, SCOPE)
+        h, p, sig = tok.split(".")
+        for bad, what in ((tok + ".x", "four segments"),
+                          (tok + ".x.y", "five segments"),
+                          (h.replace("e", "+", 1) + "." + p + "." + sig, "'+' in base64url"),
+                          (h + "=." + p + "." + sig, "padding"),
+                          (h + "." + p + "." + sig[:-2], "short signature")):
+            with self.subTest(what=what):
+                self.assert401("Bearer " + bad, what)
+
+    def test_boundaries_inside_the_leeway_are_accepted(self):
+        # Positive controls for the boundary cases: 60 s of leeway on exp, nbf and iat.
+        now = int(time.time())
+        for what, changes in (("expired within the leeway", {"iat": now - 7200, "nbf": now - 7200, "exp": now - 55}),
+                              ("nbf within the leeway", {"nbf": now + 55}),
+                              ("aud array with ours", {"aud": ["other", "emporium"]})):
+            with self.subTest(what=what):
+                r = self.get_orders("Bearer " + NODE.craft_token(self.sub, SCOPE, claim_changes=changes))
+                self.assertStatus(r, 200, what)
+
+    def test_scheme_spacing_and_two_headers(self):
+        tok = NODE.token(self.sub, SCOPE)
+        self.assert401("Bearer  " + tok, "two spaces")
+        # (A trailing space is optional whitespace around the field value, stripped by HTTP itself.)
+        head = ("GET /v1/orders HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n"
+                "Authorization: Bearer %s\r\n\r\n" % (tok, tok)).encode()
+        r = harness.raw_request(NODE, head)
+        self.assertEqual(r.status, 401)
+        self.assertIn("invalid_token", r.headers.get("www-authenticate", ""))
+
     def test_other_secret(self):
         tok = NODE.token_with_secret(self.sub, SCOPE, "another-secret-" + unique("s"))
         self.assert401("Bearer " + tok, "signed with another secret")
@@ -112,6 +143,15 @@ class AuthTest(harness.NodeTestCase):
             ("missing exp", NODE.craft_token(self.sub, SCOPE, drop_claims=("exp",))),
             ("exp not a number", NODE.craft_token(self.sub, SCOPE, claim_changes={"exp": "tomorrow"})),
             ("wrong key bytes", NODE.craft_token(self.sub, SCOPE, key=key + b"x")),
+            ("alg None", NODE.craft_token(self.sub, SCOPE, header_changes={"alg": "None"}, alg="none")),
+            ("alg NONE", NODE.craft_token(self.sub, SCOPE, header_changes={"alg": "NONE"}, alg="none")),
+            ("alg nOnE", NODE.craft_token(self.sub, SCOPE, header_changes={"alg": "nOnE"}, alg="none")),
+            ("expired just past the leeway", NODE.craft_token(self.sub, SCOPE, claim_changes={
+                "iat": now - 7200, "nbf": now - 7200, "exp": now - 63})),
+            ("aud array without ours", NODE.craft_token(self.sub, SCOPE, claim_changes={
+                "aud": ["other", "another"]})),
+            ("unknown kid", NODE.craft_token(self.sub, SCOPE, header_changes={"kid": "no-such-key"})),
+            ("typ not a JWT", NODE.craft_token(self.sub, SCOPE, header_changes={"typ": "JOSE+JSON"})),
         ]
         for what, tok in cases:
             with self.subTest(what=what):
