@@ -149,11 +149,19 @@ void for_each_line(order_actor* self, MakeMsg make_msg, Done done) {
   }
 }
 
+// Releases every line's reservation; `then` runs only when all are released (an unknown sku has
+// nothing to release). Otherwise the order stays as stored and the sweep or a retry does it again:
+// releasing is idempotent, and moving on would leave units reserved for good.
 template <class Then>
 void release_all(order_actor* self, Then then) {
   auto id = self->state.id;
   for_each_line(self, [id](const OrderLine&) { return item_release{id}; },
-                [then](const std::vector<errc>&) { then(); });
+                [self, then](const std::vector<errc>& failures) {
+                  for (auto code : failures)
+                    if (code != errc::not_found && code != errc::unknown_sku)
+                      return fail(self, make_error(errc::db_unavailable));
+                  then();
+                });
 }
 
 // Ends the order as `to` after undoing what was done: refund or void the payment, release stock.
@@ -212,8 +220,10 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
   auto& st = self->state;
   if (!failures.empty()) {
     auto has = [&](errc c) { return std::find(failures.begin(), failures.end(), c) != failures.end(); };
-    if (!has(errc::unknown_sku) && !has(errc::insufficient_stock))
+    if (!has(errc::unknown_sku) && !has(errc::insufficient_stock)) {
+      // A step failed for want of a database or a reply: undo what was reserved, then report it.
       return release_all(self, [self] { fail(self, make_error(errc::db_unavailable)); });
+    }
     auto reason = has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock";
     return compensate(self, OrderStatus::rejected, reason);
   }

@@ -136,7 +136,10 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
             return make_error(errc::busy);
           st.rec.status = "refunded";
         } else if (st.rec.status == "pending") {
-          st.rec.status = "failed";  // never decided: void it so it can never be captured later
+          // Never decided here (a crash or a lost write after the provider call): the provider
+          // may have captured it, so void or refund it there too, by the same idempotency key.
+          if (!st.ctx->provider->refund(st.id, st.rec.amount_cents)) return make_error(errc::busy);
+          st.rec.status = "failed";
           st.rec.failure_reason = "payment_unavailable";
         } else {
           return st.rec;

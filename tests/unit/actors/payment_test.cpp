@@ -3,6 +3,7 @@
 #include <soci/soci.h>
 
 #include "runtime/persistence.hpp"
+#include "runtime/store.hpp"
 #include "tests/unit/actors/node_fixture.hpp"
 
 namespace emporium::testing {
@@ -54,6 +55,21 @@ TEST_F(PaymentActor, RefundOfCaptureIsRecordedOnce) {
   EXPECT_EQ(refunded.value->status, "refunded");
   auto again = ask<PaymentRecord>(payment_type, "pay_3", refund_atom::value);
   EXPECT_EQ(again.value->status, "refunded");
+  EXPECT_EQ(provider_->refunds, 1);
+}
+
+TEST_F(PaymentActor, RefundOfAnUndecidedPaymentVoidsItAtTheProvider) {
+  // As a crash between the provider call and the write would leave it.
+  PaymentRecord pending{"pay_4", "ord_4", "pending", "", "visa", "4242", 12, 2030, "", 500, "USD", 1};
+  caf::scoped_actor self{*system_};
+  self->request(node_.ctx->orders_db, std::chrono::seconds(5),
+                db_write{[pending](soci::session& s) { return save_payment(s, pending, 0); }})
+      .receive([](bool applied) { EXPECT_TRUE(applied); }, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  auto r = ask<PaymentRecord>(payment_type, "pay_4", refund_atom::value);
+  ASSERT_TRUE(r.value);
+  EXPECT_EQ(r.value->status, "failed");
+  EXPECT_EQ(provider_->refunds, 1);  // the provider may have captured it: voided there too
+  EXPECT_EQ(ask<PaymentRecord>(payment_type, "pay_4", refund_atom::value).value->status, "failed");
   EXPECT_EQ(provider_->refunds, 1);
 }
 
