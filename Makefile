@@ -11,12 +11,13 @@ DEPS := cmake ninja-build g++ ccache pkg-config python3 curl \
 	libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev \
 	libgtest-dev libgmock-dev googletest libbenchmark-dev \
 	postgresql-15 postgresql-client-15 python3-jwcrypto \
-	clang libclang-rt-14-dev
+	clang libclang-rt-14-dev \
+	wrk nginx-light
 
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: deps build run test clean fuzz fuzz-smoke
+.PHONY: deps build run test clean fuzz fuzz-smoke bench
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -44,6 +45,14 @@ fuzz: deps
 
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=20
+
+# Benchmarks against the machine's own ceilings (nginx, pgbench); they build into BENCH_BUILD
+# (/tmp/build-bench-suite). `make bench-stock` (orders-pg, orders-sqlite, hot, micro) runs one.
+bench: deps
+	./bench/run.sh
+
+bench-%: deps
+	./bench/run.sh $*
 
 clean:
 	rm -rf $(BUILD)

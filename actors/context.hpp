@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 
@@ -24,8 +26,20 @@ struct ActorSettings {
 struct NodeContext {
   caf::actor router;
   std::map<caf::atom_value, caf::actor> registries;  // local registry per entity type
-  caf::actor orders_db;
-  caf::actor inventory_db;
+  // Persistence actors, one connection each. An entity always uses the same one (picked by its
+  // id), so its writes stay in order while different entities' writes go out in parallel.
+  std::vector<caf::actor> orders_shards;
+  std::vector<caf::actor> inventory_shards;
+  caf::actor orders_db;     // orders_shards[0]: it migrates; reads and node-wide work use it
+  caf::actor inventory_db;  // inventory_shards[0]
+
+  const caf::actor& orders_db_for(const std::string& id) const { return pick(orders_shards, id); }
+  const caf::actor& inventory_db_for(const std::string& sku) const {
+    return pick(inventory_shards, sku);
+  }
+  static const caf::actor& pick(const std::vector<caf::actor>& shards, const std::string& key) {
+    return shards[std::hash<std::string>{}(key) % shards.size()];
+  }
   std::shared_ptr<const Clock> clock;
   std::shared_ptr<PaymentProvider> provider;
   ActorSettings settings;

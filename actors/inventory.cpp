@@ -42,7 +42,7 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
   st.exists = true;
   ItemRecord snapshot = st.item;
   st.writes_in_flight += 1;
-  self->request(st.ctx->inventory_db, caf::infinite,
+  self->request(st.ctx->inventory_db_for(st.sku), caf::infinite,
                 db_write{[snapshot, expected, changed = std::move(changed)](soci::session& s) {
                   return save_item(s, snapshot, expected, changed);
                 }})
@@ -114,7 +114,7 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
   st.ctx = std::move(ctx);
   st.sku = std::move(sku);
   st.registry = std::move(registry);
-  load_then<ItemState>(self, st.ctx->inventory_db,
+  load_then<ItemState>(self, st.ctx->inventory_db_for(st.sku),
                        [sku = st.sku](soci::session& s) { return load_item(s, sku); },
                        [self](std::optional<ItemState> loaded) {
                          auto& st = self->state;

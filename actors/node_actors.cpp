@@ -30,24 +30,32 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
   ctx->clock = std::move(clock);
   ctx->provider = std::move(provider);
   ctx->settings = actor_settings(config);
-  auto db = [&](const std::string& url, Database which) {
-    return spawn_persistence(system, {url, which, config.database.batch_size_max,
-                                      config.database.reconnect_interval_ms});
+  // SQLite has one writer: more connections would only wait on each other's locks.
+  auto shards = [&](const std::string& url, Database which) {
+    auto parsed = parse_db_url(url);
+    auto count = parsed && parsed->backend == Backend::postgresql ? config.database.connections : 1;
+    std::vector<caf::actor> out;
+    for (std::int64_t i = 0; i < count; ++i)
+      out.push_back(spawn_persistence(system, {url, which, config.database.batch_size_max,
+                                               config.database.reconnect_interval_ms, i == 0}));
+    return out;
   };
-  ctx->orders_db = db(config.database.orders, Database::orders);
-  ctx->inventory_db = db(config.database.inventory, Database::inventory);
+  ctx->orders_shards = shards(config.database.orders, Database::orders);
+  ctx->inventory_shards = shards(config.database.inventory, Database::inventory);
+  ctx->orders_db = ctx->orders_shards.front();
+  ctx->inventory_db = ctx->inventory_shards.front();
   ContextPtr shared = ctx;
   auto now = [clock = ctx->clock] { return clock->now_ms(); };
   node.registries[order_type] = spawn_registry(
-      system, order_type, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
+      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
         return spawn_order(s, shared, id, std::move(reg));
       }, now);
   node.registries[inventory_type] = spawn_registry(
-      system, inventory_type, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
+      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
         return spawn_inventory_item(s, shared, id, std::move(reg));
       }, now);
   node.registries[payment_type] = spawn_registry(
-      system, payment_type, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
+      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
         return spawn_payment(s, shared, id, std::move(reg));
       }, now);
   // The context is complete before any entity can run: entities spawn only on routed messages.
@@ -110,10 +118,11 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
   kill(node.ctx->router);
   for (auto& [_, r] : node.registries) kill(r);
   // Persistence actors drain their mailbox (and so their pending batch) before the exit message.
-  caf::anon_send(node.ctx->orders_db, flush_atom::value);
-  caf::anon_send(node.ctx->inventory_db, flush_atom::value);
-  kill(node.ctx->orders_db);
-  kill(node.ctx->inventory_db);
+  for (const auto* shards : {&node.ctx->orders_shards, &node.ctx->inventory_shards})
+    for (const auto& db : *shards) {
+      caf::anon_send(db, flush_atom::value);
+      kill(db);
+    }
   // Detached (persistence) actors end only once every handle to them is gone, and their threads
   // must be done before the actor system is destroyed: the caller's other handles must already
   // be released (the edge's context).

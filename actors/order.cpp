@@ -113,7 +113,7 @@ void transition(order_actor* self, OrderStatus to, std::string reason, bool writ
   st.rec.updated_at_ms = st.ctx->clock->now_ms();
   st.exists = true;
   OrderRecord snapshot = st.rec;
-  self->request(st.ctx->orders_db, caf::infinite,
+  self->request(st.ctx->orders_db_for(st.id), caf::infinite,
                 db_write{[snapshot, expected, write_lines](soci::session& s) {
                   return save_order(s, snapshot, expected, write_lines);
                 }})
@@ -356,7 +356,7 @@ caf::behavior order_entity(order_actor* self, ContextPtr ctx, std::string id, ca
   st.ctx = std::move(ctx);
   st.id = std::move(id);
   st.registry = std::move(registry);
-  load_then<OrderRecord>(self, st.ctx->orders_db,
+  load_then<OrderRecord>(self, st.ctx->orders_db_for(st.id),
                          [id = st.id](soci::session& s) { return load_order(s, id); },
                          [self](std::optional<OrderRecord> loaded) {
                            if (!loaded) return;

@@ -35,7 +35,7 @@ void persist(payment_actor* self, Then then) {
   st.rec.version = expected + 1;
   st.exists = true;
   PaymentRecord snapshot = st.rec;
-  self->request(st.ctx->orders_db, caf::infinite,
+  self->request(st.ctx->orders_db_for(st.id), caf::infinite,
                 db_write{[snapshot, expected](soci::session& s) {
                   return save_payment(s, snapshot, expected);
                 }})
@@ -100,7 +100,7 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
   st.ctx = std::move(ctx);
   st.id = std::move(id);
   st.registry = std::move(registry);
-  load_then<PaymentRecord>(self, st.ctx->orders_db,
+  load_then<PaymentRecord>(self, st.ctx->orders_db_for(st.id),
                            [id = st.id](soci::session& s) { return load_payment(s, id); },
                            [self](std::optional<PaymentRecord> loaded) {
                              if (!loaded) return;

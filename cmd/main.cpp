@@ -137,7 +137,9 @@ bool wait_for_databases(caf::actor_system& system, const NodeContext& ctx, const
   caf::scoped_actor self{system};
   for (int attempt = 0;; ++attempt) {
     bool ok = true;
-    for (const auto& db : {ctx.orders_db, ctx.inventory_db})
+    // Shard 0 of each database migrates on connecting, so its answer means the schema is there.
+    for (const auto* shards : {&ctx.orders_shards, &ctx.inventory_shards})
+      for (const auto& db : *shards)
       self->request(db, std::chrono::seconds(10), ping_atom::value)
           .receive([](bool) {}, [&](caf::error&) { ok = false; });
     if (ok) return true;

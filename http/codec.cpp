@@ -93,15 +93,14 @@ bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-void decode_lines(Fields& top, const json::object& obj, const OrderLimits& limits,
-                  std::vector<FieldError>& errors, PlaceOrderInput& out) {
+void decode_lines(Fields& top, const OrderLimits& limits, std::vector<FieldError>& errors,
+                  PlaceOrderInput& out) {
   auto* items = top.required("items");
   if (!items) return;
   if (!items->is_array()) return top.error("items", "must be an array");
   const auto& array = items->as_array();
   if (array.empty() || static_cast<std::int64_t>(array.size()) > limits.items_max)
     return top.error("items", "must hold 1 to " + std::to_string(limits.items_max) + " items");
-  (void)obj;
   for (size_t i = 0; i < array.size(); ++i) {
     std::string prefix = "items[" + std::to_string(i) + "]";
     if (!array[i].is_object()) {
@@ -171,7 +170,7 @@ Decoded<PlaceOrderInput> decode_place_order(std::string_view body, const OrderLi
   PlaceOrderInput input;
   Fields top(*obj, "", out.errors);
   top.only({"items", "payment"});
-  decode_lines(top, *obj, limits, out.errors, input);
+  decode_lines(top, limits, out.errors, input);
   decode_card(top, out.errors, year, month, input);
   if (out.errors.empty()) out.value = std::move(input);
   return out;

@@ -141,7 +141,8 @@ void Api::Impl::route_v1(Call& call) {
 // Gauges read at scrape time: active actors per type and the group-commit figures per database.
 void Api::Impl::scrape(Call& call) {
   gateway.run([this, respond = call.respond](caf::event_based_actor* self) {
-    auto left = std::make_shared<size_t>(ctx->registries.size() + 2);
+    auto left = std::make_shared<size_t>(ctx->registries.size() + ctx->orders_shards.size() +
+                                         ctx->inventory_shards.size());
     auto done = [this, left, respond] {
       if (--*left == 0) respond(HttpResponse{200, "text/plain; version=0.0.4", {}, metrics->render()});
     };
@@ -155,18 +156,19 @@ void Api::Impl::scrape(Call& call) {
                 done();
               },
               [done](caf::error&) { done(); });
-    for (auto [db, name] : {std::pair{ctx->orders_db, "orders"}, std::pair{ctx->inventory_db, "inventory"}})
-      self->request(db, std::chrono::seconds(2), stats_atom::value)
-          .then(
-              [this, done, name = std::string(name)](CommitStats& s) {
-                auto label = "{database=\"" + name + "\"}";
-                metrics->set("emporium_commit_batches_total" + label, double(s.batches));
-                metrics->set("emporium_commit_writes_total" + label, double(s.writes));
-                metrics->set("emporium_commit_batch_size_max" + label, double(s.batch_size_max_seen));
-                metrics->set("emporium_version_conflicts_total" + label, double(s.conflicts));
-                done();
-              },
-              [done](caf::error&) { done(); });
+    for (auto [shards, name] : {std::pair{&ctx->orders_shards, "orders"}, std::pair{&ctx->inventory_shards, "inventory"}})
+      for (size_t i = 0; i < shards->size(); ++i)
+        self->request((*shards)[i], std::chrono::seconds(2), stats_atom::value)
+            .then(
+                [this, done, label = "{database=\"" + std::string(name) + "\",connection=\"" + std::to_string(i) + "\"}"](
+                    CommitStats& s) {
+                  metrics->set("emporium_commit_batches_total" + label, double(s.batches));
+                  metrics->set("emporium_commit_writes_total" + label, double(s.writes));
+                  metrics->set("emporium_commit_batch_size_max" + label, double(s.batch_size_max_seen));
+                  metrics->set("emporium_version_conflicts_total" + label, double(s.conflicts));
+                  done();
+                },
+                [done](caf::error&) { done(); });
   });
 }
 
@@ -174,14 +176,16 @@ void Api::Impl::health(Call& call) { call.respond(json_response(200, R"({"status
 
 void Api::Impl::ready(Call& call) {
   gateway.run([this, respond = call.respond](caf::event_based_actor* self) {
-    auto left = std::make_shared<int>(2);
+    std::vector<caf::actor> dbs = ctx->orders_shards;
+    dbs.insert(dbs.end(), ctx->inventory_shards.begin(), ctx->inventory_shards.end());
+    auto left = std::make_shared<int>(static_cast<int>(dbs.size()));
     auto ok = std::make_shared<bool>(true);
     auto done = [this, respond, left, ok] {
       if (--*left > 0) return;
       if (*ok) return respond(json_response(200, R"({"status":"ready"})"));
       respond(unavailable(settings.retry_after_s, "a database is unavailable"));
     };
-    for (const auto& db : {ctx->orders_db, ctx->inventory_db})
+    for (const auto& db : dbs)
       self->request(db, std::chrono::seconds(2), ping_atom::value)
           .then([done](bool) { done(); },
                 [done, ok](caf::error&) {

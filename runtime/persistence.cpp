@@ -59,7 +59,7 @@ bool connect(persistence_state& st) {
   try {
     st.session = std::make_unique<soci::session>();
     open_session(*st.session, *st.url);
-    migrate(*st.session, st.url->backend, st.settings.database);
+    if (st.settings.migrate) migrate(*st.session, st.url->backend, st.settings.database);
     st.connected = true;
     spdlog::info("database {} connected", database_name(st.settings.database));
   } catch (const std::exception& e) {

@@ -38,6 +38,7 @@ struct PersistenceSettings {
   Database database = Database::orders;
   std::int64_t batch_size_max = 256;
   std::int64_t reconnect_interval_ms = 1000;
+  bool migrate = true;  // one connection per database migrates; the node waits for it to answer
 };
 
 // Spawns the actor; it connects and migrates at once (failures make it start unavailable).

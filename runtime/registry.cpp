@@ -19,9 +19,8 @@ struct registry_state {
   static inline const char* name = "registry";
 };
 
-caf::behavior registry(caf::stateful_actor<registry_state>* self, caf::atom_value type,
-                       EntityFactory factory, std::function<std::int64_t()> now_ms) {
-  (void)type;
+caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory factory,
+                       std::function<std::int64_t()> now_ms) {
   // Shutdown: the registry takes its entities with it (they are monitored, not linked, so an
   // entity that fails does not take the registry down).
   self->set_exit_handler([=](const caf::exit_msg& msg) {
@@ -115,9 +114,9 @@ caf::behavior router(caf::stateful_actor<router_state>* self,
 
 }  // namespace
 
-caf::actor spawn_registry(caf::actor_system& system, caf::atom_value type, EntityFactory factory,
+caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
                           std::function<std::int64_t()> now_ms) {
-  return system.spawn(registry, type, std::move(factory), std::move(now_ms));
+  return system.spawn(registry, std::move(factory), std::move(now_ms));
 }
 
 caf::actor spawn_router(caf::actor_system& system, std::map<caf::atom_value, caf::actor> registries) {

@@ -29,7 +29,7 @@ using EntityFactory =
     std::function<caf::actor(caf::local_actor* spawner, const std::string& id, caf::actor registry)>;
 
 // `now_ms` gives wall-clock time for the operators' view.
-caf::actor spawn_registry(caf::actor_system& system, caf::atom_value type, EntityFactory factory,
+caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
                           std::function<std::int64_t()> now_ms);
 
 // registries: entity type -> its registry.

@@ -200,6 +200,8 @@ const std::vector<KeySample>& every_key() {
        [](const Config& c) { return c.database.inventory == "postgres://db/i2"; }},
       {"database.batch_size_max", "EMPORIUM_DATABASE_BATCH_SIZE_MAX", "10000",
        [](const Config& c) { return c.database.batch_size_max == 10000; }},
+      {"database.connections", "EMPORIUM_DATABASE_CONNECTIONS", "8",
+       [](const Config& c) { return c.database.connections == 8; }},
       {"database.retry_after_s", "EMPORIUM_DATABASE_RETRY_AFTER_S", "9",
        [](const Config& c) { return c.database.retry_after_s == 9; }},
       {"database.reconnect_interval_ms", "EMPORIUM_DATABASE_RECONNECT_INTERVAL_MS", "333",

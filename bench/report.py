@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Helpers of bench/run.sh that are easier in Python than in bash.
+
+  report.py pgbench-latency LOG...        p50/p99/p99.9 (ms) of pgbench --log files: "k=v ..."
+  report.py cpu TOPFILE                   %CPU per command in the last frame of `top -b -n2`
+  report.py commit-delta BEFORE AFTER N   group commit per database over N requests (/metrics)
+  report.py micro JSON TABLE              appends the microbenchmark rows to the results table
+  report.py table TABLE                   prints the results table
+"""
+import json
+import sys
+
+COLUMNS = ["scenario", "thr/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "ratio",
+           "target", "met", "note"]
+WATCHED = ("emporium", "wrk", "postgres", "nginx", "emporium-openlo", "pgbench", "emporium-micro")
+IDLE_ACTOR_BYTES_MAX = 2048
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return 0.0
+    idx = round(p / 100 * (len(sorted_values) - 1))
+    return sorted_values[min(idx, len(sorted_values) - 1)]
+
+
+def pgbench_latency(paths):
+    # pgbench --log: client_id transaction_no latency_us script_no epoch_s epoch_us
+    values = []
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 3 and fields[2].isdigit():
+                    values.append(int(fields[2]) / 1000)
+    values.sort()
+    print(f"p50_ms={percentile(values, 50):.3f} p99_ms={percentile(values, 99):.3f} "
+          f"p999_ms={percentile(values, 99.9):.3f}")
+
+
+def cpu(path):
+    frames = open(path).read().split("\ntop - ")
+    last = frames[-1].splitlines()
+    header = next((i for i, l in enumerate(last) if l.lstrip().startswith("PID")), None)
+    if header is None:
+        return
+    per_command = {}
+    for line in last[header + 1:]:
+        fields = line.split()
+        if len(fields) < 12:
+            continue
+        command = fields[11]
+        if command.startswith(WATCHED):
+            per_command[command] = per_command.get(command, 0.0) + float(fields[8].replace(",", "."))
+    print(" ".join(f"{c}={v:.0f}%" for c, v in sorted(per_command.items(), key=lambda kv: -kv[1])))
+
+
+def metrics(path):
+    values = {}
+    for line in open(path):
+        if line.strip():
+            key, value = line.rsplit(" ", 1)
+            values[key] = float(value)
+    return values
+
+
+def commit_delta(before_path, after_path, requests):
+    # Sums over every series of a database (one per connection, when the node shards them).
+    before, after, requests = metrics(before_path), metrics(after_path), max(int(requests), 1)
+
+    def total(values, name, db, combine=sum):
+        found = [v for k, v in values.items()
+                 if k.startswith(name + "{") and f'database="{db}"' in k]
+        return combine(found) if found else 0.0
+
+    parts = []
+    for db in ("orders", "inventory"):
+        batches = total(after, "emporium_commit_batches_total", db) - total(
+            before, "emporium_commit_batches_total", db)
+        writes = total(after, "emporium_commit_writes_total", db) - total(
+            before, "emporium_commit_writes_total", db)
+        biggest = total(after, "emporium_commit_batch_size_max", db, max)
+        parts.append(f"{db} db {writes / requests:.2f} writes/request in "
+                     f"{batches / requests:.2f} commits/request (avg batch "
+                     f"{writes / batches if batches else 0:.1f}, max seen {biggest:.0f})")
+    print("; ".join(parts))
+
+
+def micro(json_path, table_path):
+    data = json.load(open(json_path))
+    rows = []
+    for b in data["benchmarks"]:
+        name = b["run_name"] if "run_name" in b else b["name"]
+        name = name.split("/")[0].removeprefix("BM_")
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            continue
+        if "bytes_per_actor" in b:
+            per_actor = b["bytes_per_actor"]
+            ratio = per_actor / IDLE_ACTOR_BYTES_MAX
+            left = b.get("bytes_left_per_passivated", 0)
+            heap = b.get("heap_bytes_per_actor", 0)
+            heap_left = b.get("heap_bytes_left_per_passivated", 0)
+            floor = "Bare" in name  # CAF's own cost, for comparison: no target
+            rows.append([f"micro {name}", "-", "-", "-", "-", "0", "-" if floor else "2 KiB",
+                         "-" if floor else f"{ratio:.2f}", "-" if floor else "<= 1.00",
+                         "-" if floor else ("yes" if ratio <= 1 else "no"),
+                         f"RSS {per_actor:.0f} B/actor (heap {heap:.0f}); after passivation "
+                         f"RSS {left:.0f}, heap {heap_left:.0f} B/actor, "
+                         f"{b.get('active_after_passivation', 0):.0f} active"])
+        else:
+            rate = b.get("items_per_second", 0)
+            rows.append([f"micro {name}", f"{rate:.0f}", "-", "-", "-", "0", "-", "-", "-", "-",
+                         f"{1e6 / rate:.2f} us/op" if rate else ""])
+    with open(table_path, "a") as f:
+        for r in rows:
+            f.write("\t".join(r) + "\n")
+
+
+def table(path):
+    rows = [COLUMNS] + [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
+    width = [max(len(r[i]) if i < len(r) else 0 for r in rows) for i in range(len(COLUMNS))]
+    for n, r in enumerate(rows):
+        cells = [(r[i] if i < len(r) else "") for i in range(len(COLUMNS))]
+        print("  ".join(c.ljust(width[i]) if i in (0, 6, 8, 10) else c.rjust(width[i])
+                        for i, c in enumerate(cells)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in width))
+
+
+if __name__ == "__main__":
+    command, args = sys.argv[1], sys.argv[2:]
+    {"pgbench-latency": lambda: pgbench_latency(args), "cpu": lambda: cpu(args[0]),
+     "commit-delta": lambda: commit_delta(*args),
+     "micro": lambda: micro(args[0], args[1]), "table": lambda: table(args[0])}[command]()
