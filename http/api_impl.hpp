@@ -145,9 +145,9 @@ struct Api::Impl {
                       static_cast<std::size_t>(settings.rate_entries_max)),
         gateway(sys, 4) {}
 
-  std::chrono::milliseconds timeout() const {
-    return std::chrono::milliseconds(settings.request_timeout_ms);
-  }
+  // Requests to actors carry no CAF timeout: the server bounds each HTTP request on its own
+  // timer (http.request_timeout_ms) and answers 503 when it fires.
+  static caf::infinite_t timeout() { return caf::infinite; }
 
   // The one mapping of failures to HTTP.
   HttpResponse failure(const caf::error& err) const {

@@ -201,12 +201,34 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     shared_->in_flight += 1;
     auto self = shared_from_this();
-    shared_->handler(std::move(in), [self](HttpResponse res) {
-      net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
-        self->shared_->in_flight -= 1;
-        self->write(std::move(res));
+    // The deadline of handling lives here, on an Asio timer that is cancelled with the answer;
+    // the handler asks its actors without timeouts of their own (CAF 0.17 keeps every request
+    // timeout queued until it fires, answered or not, which costs dearly under load).
+    auto answered = std::make_shared<bool>(false);  // touched on this connection's strand only
+    deadline_.expires_after(std::chrono::milliseconds(shared_->settings.request_timeout_ms));
+    deadline_.async_wait([self, answered](beast::error_code ec) {
+      if (ec || *answered) return;
+      self->answer(answered, unavailable_late());
+    });
+    shared_->handler(std::move(in), [self, answered](HttpResponse res) {
+      net::post(self->stream_.get_executor(), [self, answered, res = std::move(res)]() mutable {
+        self->answer(answered, std::move(res));  // a late answer after the 503 is dropped
       });
     });
+  }
+
+  static HttpResponse unavailable_late() {
+    auto res = problem(503, "Service unavailable", "the request could not be completed in time; try again");
+    res.headers.emplace_back("Retry-After", "1");
+    return res;
+  }
+
+  void answer(const std::shared_ptr<bool>& answered, HttpResponse res) {
+    if (*answered) return;
+    *answered = true;
+    deadline_.cancel();
+    shared_->in_flight -= 1;
+    write(std::move(res));
   }
 
   void write(HttpResponse res) {

@@ -104,6 +104,34 @@ class SheddingTest(harness.NodeTestCase):
         self.assertStatus(request(self.node, "GET", "/healthz"), 200)
 
 
+class HandlingDeadlineTest(harness.NodeTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = harness.start_node({"http.request_timeout_ms": "400", "payment.retry_backoff_ms": "2000",
+                                       "payment.retries_max": "1"})
+
+    @classmethod
+    def tearDownClass(cls):
+        harness.stop_node(cls.node)
+
+    def test_a_request_past_its_deadline_gets_503_and_the_connection_serves_on(self):
+        admin = self.node.token("admin-ops", "admin")
+        tok = self.node.token(unique("cust"), SCOPES)
+        sku = self.create_item(self.node, admin, on_hand=5)
+        conn = harness.connect(self.node)
+        start = time.time()
+        r = request(self.node, "POST", "/v1/orders", harness.order_body([(sku, 1)], card=harness.TRANSIENT),
+                    token=tok, conn=conn)
+        took = time.time() - start
+        self.assertProblem(r, 503)
+        self.assertEqual(r.headers.get("retry-after"), "1")
+        self.assertLess(took, 1.9, "answered at the handling deadline, not when the charge ended")
+        # The same connection answers the next request; the late answer was dropped.
+        self.assertStatus(request(self.node, "GET", "/v1/inventory/" + sku, token=tok, conn=conn), 200)
+        conn.close()
+
+
 class PipeliningTest(harness.NodeTestCase):
 
     @classmethod
