@@ -191,9 +191,7 @@ int run_serve(const Config& config) {
   api.place_burst = config.rate_limit.place_burst > 0 ? config.rate_limit.place_burst : config.rate_limit.burst;
   api.rate_entries_max = config.rate_limit.entries_max;
   api.placement_timeout_ms = config.orders.placement_timeout_ms;
-  api.request_timeout_ms = config.http.request_timeout_ms;
   api.retry_after_s = config.database.retry_after_s;
-  api.idempotency_ttl_s = config.idempotency.ttl_s;
   api.items_max = config.orders.items_max;
   api.quantity_max = config.orders.quantity_max;
   auto metrics = std::make_shared<Metrics>();

@@ -30,9 +30,7 @@ struct ApiSettings {
   double place_burst = 400;
   std::int64_t rate_entries_max = 100'000;
   std::int64_t placement_timeout_ms = 5000;
-  std::int64_t request_timeout_ms = 30'000;
   std::int64_t retry_after_s = 2;
-  std::int64_t idempotency_ttl_s = 86'400;
   std::int64_t items_max = 100;
   std::int64_t quantity_max = 1000;
 };
