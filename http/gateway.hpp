@@ -25,6 +25,7 @@ class Gateway {
   void run(std::function<void(caf::event_based_actor*)> job);
 
  private:
+  caf::actor_system& system_;
   std::vector<caf::actor> actors_;
   std::atomic<std::size_t> next_{0};
 };

@@ -14,16 +14,22 @@ from harness import request, unique
 SCOPES = "orders:write orders:read inventory:read"
 
 
-class RateLimitTest(harness.NodeTestCase):
+class OwnNodeTest(harness.NodeTestCase):
+    """A node of the class's own, started with NODE_SETTINGS."""
+    NODE_SETTINGS = {}
 
     @classmethod
     def setUpClass(cls):
-        cls.node = harness.start_node({"rate_limit.rate": "1", "rate_limit.burst": "5",
-                                       "rate_limit.place_rate": "0.2", "rate_limit.place_burst": "2"})
+        cls.node = harness.start_node(cls.NODE_SETTINGS)
 
     @classmethod
     def tearDownClass(cls):
         harness.stop_node(cls.node)
+
+
+class RateLimitTest(OwnNodeTest):
+    NODE_SETTINGS = {"rate_limit.rate": "1", "rate_limit.burst": "5",
+                     "rate_limit.place_rate": "0.2", "rate_limit.place_burst": "2"}
 
     def test_burst_then_429_with_headers(self):
         tok = self.node.token(unique("cust"), SCOPES)
@@ -60,16 +66,9 @@ class RateLimitTest(harness.NodeTestCase):
             self.assertStatus(request(self.node, "GET", "/healthz"), 200)
 
 
-class SheddingTest(harness.NodeTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.node = harness.start_node({"http.max_in_flight": "1", "http.max_connections": "4",
-                                       "payment.retry_backoff_ms": "1500", "payment.retries_max": "1"})
-
-    @classmethod
-    def tearDownClass(cls):
-        harness.stop_node(cls.node)
+class SheddingTest(OwnNodeTest):
+    NODE_SETTINGS = {"http.max_in_flight": "1", "http.max_connections": "4",
+                     "payment.retry_backoff_ms": "1500", "payment.retries_max": "1"}
 
     def test_past_the_in_flight_bound_503_with_retry_after(self):
         admin = self.node.token("admin-ops", "admin")
@@ -104,16 +103,9 @@ class SheddingTest(harness.NodeTestCase):
         self.assertStatus(request(self.node, "GET", "/healthz"), 200)
 
 
-class HandlingDeadlineTest(harness.NodeTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.node = harness.start_node({"http.request_timeout_ms": "400", "payment.retry_backoff_ms": "2000",
-                                       "payment.retries_max": "1"})
-
-    @classmethod
-    def tearDownClass(cls):
-        harness.stop_node(cls.node)
+class HandlingDeadlineTest(OwnNodeTest):
+    NODE_SETTINGS = {"http.request_timeout_ms": "400", "payment.retry_backoff_ms": "2000",
+                     "payment.retries_max": "1"}
 
     def test_a_request_past_its_deadline_gets_503_and_the_connection_serves_on(self):
         admin = self.node.token("admin-ops", "admin")
@@ -132,15 +124,24 @@ class HandlingDeadlineTest(harness.NodeTestCase):
         conn.close()
 
 
-class PipeliningTest(harness.NodeTestCase):
+class IdleConnectionTest(OwnNodeTest):
+    NODE_SETTINGS = {"http.idle_timeout_ms": "300"}
 
-    @classmethod
-    def setUpClass(cls):
-        cls.node = harness.start_node()
+    def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(self):
+        s = socket.create_connection((self.node.host, self.node.port), timeout=10)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 200"))
+        start = time.time()
+        s.settimeout(5)
+        self.assertEqual(s.recv(65536), b"", "the idle connection was not closed")
+        took = time.time() - start
+        s.close()
+        self.assertGreaterEqual(took, 0.2)
+        self.assertLess(took, 2.5)
 
-    @classmethod
-    def tearDownClass(cls):
-        harness.stop_node(cls.node)
+
+class PipeliningTest(OwnNodeTest):
+    NODE_SETTINGS = {}
 
     def test_hundred_pipelined_requests_answered_in_order(self):
         admin = self.node.token("admin-ops", "admin")
