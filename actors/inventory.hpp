@@ -18,7 +18,7 @@
 #include <vector>
 
 #include <caf/actor.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/meta/type_name.hpp>
 
 #include "actors/context.hpp"
 #include "runtime/records.hpp"
@@ -59,17 +59,40 @@ struct item_state_view {
 };
 using inspect_atom = caf::atom_constant<caf::atom("inspect")>;
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_put& x) {
+  return f(caf::meta::type_name("item_put"), x.name, x.price_cents, x.on_hand, x.currency);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_put_result& x) {
+  return f(caf::meta::type_name("item_put_result"), x.item, x.created);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_adjust& x) {
+  return f(caf::meta::type_name("item_adjust"), x.delta);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_reserve& x) {
+  return f(caf::meta::type_name("item_reserve"), x.order_id, x.quantity);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_commit& x) {
+  return f(caf::meta::type_name("item_commit"), x.order_id);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_release& x) {
+  return f(caf::meta::type_name("item_release"), x.order_id);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_ship& x) {
+  return f(caf::meta::type_name("item_ship"), x.order_id);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_state_view& x) {
+  return f(caf::meta::type_name("item_state_view"), x.item, x.reservations);
+}
+
 caf::actor spawn_inventory_item(caf::local_actor* spawner, ContextPtr ctx, std::string sku,
                                 caf::actor registry);
 
 }  // namespace emporium
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::ItemRecord)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::item_put)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::item_put_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::item_adjust)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::item_reserve)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::item_commit)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::item_release)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::item_ship)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::item_state_view)

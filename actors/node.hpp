@@ -26,10 +26,14 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
                              std::shared_ptr<const Clock> clock,
                              std::shared_ptr<PaymentProvider> provider);
 
-// Runs the sweep now (and then every `interval_ms`, when not 0); each round also drops the
-// idempotency keys older than `idempotency_keep_ms`.
+// Runs the sweep now (and then every `interval_ms`, when not 0, and on sweep_atom): the unfinished
+// orders this node owns, untouched for `grace_ms`, are finished or compensated. Each periodic round
+// also drops the idempotency keys older than `idempotency_keep_ms`.
 caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms,
-                                std::int64_t idempotency_keep_ms);
+                                std::int64_t idempotency_keep_ms, std::int64_t grace_ms = 0);
+
+// Announces the entity messages and replies that cross between nodes, and the cluster envelopes.
+void add_message_types(caf::actor_system_config& config);
 
 // Stops every actor of the node (persistence last, after its batch is flushed) and waits until
 // they are gone; `node` is emptied. Release every other copy of the context first.

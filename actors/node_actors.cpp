@@ -7,6 +7,7 @@
 #include "actors/inventory.hpp"
 #include "actors/order.hpp"
 #include "actors/payment.hpp"
+#include "runtime/cluster.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/store.hpp"
 
@@ -76,20 +77,29 @@ void purge_keys(caf::event_based_actor* self, const ContextPtr& ctx, std::int64_
       .then([](bool) {}, [](caf::error&) {});
 }
 
-void sweep_once(caf::event_based_actor* self, const ContextPtr& ctx) {
+void sweep_once(caf::event_based_actor* self, const ContextPtr& ctx, std::int64_t grace_ms) {
   auto ids = std::make_shared<std::vector<std::string>>();
+  auto before = ctx->clock->now_ms() - grace_ms;
   self->request(ctx->orders_db, caf::infinite,
-                db_read{[ids](soci::session& s) { *ids = unfinished_orders(s); }})
+                db_read{[ids, before](soci::session& s) { *ids = unfinished_orders(s, before); }})
       .then(
           [self, ctx, ids](bool) {
-            if (!ids->empty()) spdlog::info("recovery sweep: {} unfinished orders", ids->size());
-            for (const auto& id : *ids)
-              ask(self, ctx, order_type, id, recover_atom::value)
-                  .then([](OrderRecord&) {},
-                        [id](caf::error& err) {
-                          spdlog::warn("recovery of {} failed: {}", id,
-                                       to_string(code_of(err)));
-                        });
+            if (ids->empty()) return;
+            // In a cluster each node finishes the orders it owns (the router knows which).
+            self->request(ctx->router, caf::infinite, owned_atom::value, order_type, *ids)
+                .then(
+                    [self, ctx](std::vector<std::string>& owned) {
+                      if (!owned.empty())
+                        spdlog::info("recovery sweep: {} unfinished orders", owned.size());
+                      for (const auto& id : owned)
+                        ask(self, ctx, order_type, id, recover_atom::value)
+                            .then([](OrderRecord&) {},
+                                  [id](caf::error& err) {
+                                    spdlog::warn("recovery of {} failed: {}", id,
+                                                 to_string(code_of(err)));
+                                  });
+                    },
+                    [](caf::error&) {});
           },
           [](caf::error&) { spdlog::warn("recovery sweep: orders database unavailable"); });
 }
@@ -97,17 +107,35 @@ void sweep_once(caf::event_based_actor* self, const ContextPtr& ctx) {
 }  // namespace
 
 caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms,
-                                std::int64_t idempotency_keep_ms) {
-  return system.spawn([ctx, interval_ms, idempotency_keep_ms](caf::event_based_actor* self) -> caf::behavior {
+                                std::int64_t idempotency_keep_ms, std::int64_t grace_ms) {
+  return system.spawn([ctx, interval_ms, idempotency_keep_ms, grace_ms](caf::event_based_actor* self) -> caf::behavior {
     self->send(self, recover_atom::value);
     return {
+        [=](sweep_atom) { sweep_once(self, ctx, grace_ms); },
         [=](recover_atom) {
-          sweep_once(self, ctx);
+          sweep_once(self, ctx, grace_ms);
           purge_keys(self, ctx, idempotency_keep_ms);
           if (interval_ms > 0) self->delayed_send(self, ms(interval_ms), recover_atom::value);
         },
     };
   });
+}
+
+void add_message_types(caf::actor_system_config& config) {
+  config.add_message_type<order_place>("emporium::order_place")
+      .add_message_type<OrderRecord>("emporium::OrderRecord")
+      .add_message_type<item_put>("emporium::item_put")
+      .add_message_type<item_put_result>("emporium::item_put_result")
+      .add_message_type<item_adjust>("emporium::item_adjust")
+      .add_message_type<item_reserve>("emporium::item_reserve")
+      .add_message_type<item_commit>("emporium::item_commit")
+      .add_message_type<item_release>("emporium::item_release")
+      .add_message_type<item_ship>("emporium::item_ship")
+      .add_message_type<item_state_view>("emporium::item_state_view")
+      .add_message_type<ItemRecord>("emporium::ItemRecord")
+      .add_message_type<payment_charge>("emporium::payment_charge")
+      .add_message_type<PaymentRecord>("emporium::PaymentRecord");
+  add_cluster_message_types(config);
 }
 
 void stop_node_actors(caf::actor_system& system, NodeActors& node) {

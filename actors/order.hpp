@@ -15,7 +15,6 @@
 #include <vector>
 
 #include <caf/actor.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
 
 #include "actors/card.hpp"
 #include "actors/context.hpp"
@@ -30,10 +29,13 @@ struct order_place {
   Card card;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, order_place& x) {
+  return f(caf::meta::type_name("order_place"), x.customer_id, x.lines, x.card);
+}
+
 caf::actor spawn_order(caf::local_actor* spawner, ContextPtr ctx, std::string id,
                        caf::actor registry);
 
 }  // namespace emporium
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::OrderRecord)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::order_place)

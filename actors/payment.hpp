@@ -13,7 +13,6 @@
 #include <string>
 
 #include <caf/actor.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
 
 #include "actors/card.hpp"
 #include "actors/context.hpp"
@@ -28,10 +27,13 @@ struct payment_charge {
   Card card;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, payment_charge& x) {
+  return f(caf::meta::type_name("payment_charge"), x.order_id, x.amount_cents, x.currency, x.card);
+}
+
 caf::actor spawn_payment(caf::local_actor* spawner, ContextPtr ctx, std::string id,
                          caf::actor registry);
 
 }  // namespace emporium
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::PaymentRecord)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::payment_charge)

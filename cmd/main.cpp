@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <soci/soci.h>
@@ -19,6 +20,8 @@
 #include "http/routes.hpp"
 #include "http/server.hpp"
 #include "runtime/atoms.hpp"
+#include "runtime/cluster.hpp"
+#include "runtime/persistence.hpp"
 #include "runtime/config.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/store.hpp"
@@ -149,6 +152,38 @@ bool wait_for_databases(caf::actor_system& system, const NodeContext& ctx, const
   }
 }
 
+// The HTTP address other nodes list for this one: known once the server is bound.
+class SharedAddress {
+ public:
+  explicit SharedAddress(std::string value) : value_(std::move(value)) {}
+  void set(std::string value) {
+    std::lock_guard lock{mutex_};
+    value_ = std::move(value);
+  }
+  std::string get() const {
+    std::lock_guard lock{mutex_};
+    return value_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string value_;
+};
+
+// Blocks until the membership actor reports the node joined and serving; false on a stop signal.
+bool wait_for_join(caf::actor_system& system, const caf::actor& membership, const sigset_t& signals) {
+  caf::scoped_actor self{system};
+  for (int attempt = 0;; ++attempt) {
+    bool joined = false;
+    self->request(membership, std::chrono::seconds(5), joined_atom::value)
+        .receive([&](bool serving) { joined = serving; }, [](caf::error&) {});
+    if (joined) return true;
+    if (attempt > 0 && attempt % 25 == 0) spdlog::warn("waiting to join the cluster");
+    timespec pause{0, 200'000'000};
+    if (sigtimedwait(&signals, nullptr, &pause) > 0) return false;
+  }
+}
+
 int run_serve(const Config& config) {
   sigset_t signals;
   sigemptyset(&signals);
@@ -170,6 +205,16 @@ int run_serve(const Config& config) {
   auto threads = config.actors.scheduler_threads > 0 ? config.actors.scheduler_threads
                                                      : std::max(2u, std::thread::hardware_concurrency());
   caf_config.set("scheduler.max-threads", static_cast<size_t>(threads));
+  add_message_types(caf_config);
+  if (config.cluster.enabled) {
+    caf_config.load<caf::io::middleman>();
+    // CAF's own liveness check between nodes: a silent connection is dropped within the failure
+    // timeout, which marks the peer suspect at once.
+    caf_config.set("middleman.heartbeat-interval",
+                   caf::timespan{std::chrono::milliseconds(config.cluster.heartbeat_interval_ms / 2)});
+    caf_config.set("middleman.connection-timeout",
+                   caf::timespan{std::chrono::milliseconds(config.cluster.failure_timeout_ms)});
+  }
   caf::actor_system system{caf_config};
 
   auto node = start_node_actors(system, config, std::make_shared<SystemClock>(), provider);
@@ -178,7 +223,52 @@ int run_serve(const Config& config) {
     stop_node_actors(system, node);
     return 1;
   }
-  node.sweeper = spawn_recovery_sweep(system, node.ctx, 30'000, config.idempotency.ttl_s * 1000);
+  node.sweeper = spawn_recovery_sweep(system, node.ctx, 30'000, config.idempotency.ttl_s * 1000,
+                                     config.cluster.enabled ? config.cluster.sweep_grace_ms : 0);
+
+  auto http_address = std::make_shared<SharedAddress>(config.http.listen);
+  ClusterHandles cluster;
+  caf::actor membership_db;
+  auto stop_cluster = [&] {
+    for (const auto& a : {cluster.membership, cluster.endpoint, membership_db})
+      if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    cluster = ClusterHandles{};
+    membership_db = nullptr;
+  };
+  if (config.cluster.enabled) {
+    ClusterSettings cs;
+    cs.self = config.node.name;
+    cs.cluster_address = config.cluster.advertise;
+    cs.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
+    cs.failure_timeout_ms = config.cluster.failure_timeout_ms;
+    cs.connect_timeout_ms = config.cluster.connect_timeout_ms;
+    cs.sweep_grace_ms = config.cluster.sweep_grace_ms;
+    cs.batch_max = static_cast<std::size_t>(config.cluster.batch_max);
+    cs.calls_pending_max = static_cast<std::size_t>(config.cluster.calls_pending_max);
+    membership_db = spawn_persistence(system, {config.database.orders, Database::orders, 16,
+                                               config.database.reconnect_interval_ms, false});
+    cluster = start_cluster(system, cs, node.ctx->router, node.registries, membership_db,
+                            caf::actor_cast<caf::actor>(system.middleman().actor_handle()),
+                            node.sweeper, [http_address] { return http_address->get(); });
+    std::string chost;
+    std::uint16_t cport = 0;
+    split_host_port(config.cluster.listen, chost, cport);
+    auto published = system.middleman().publish(cluster.endpoint, cport, chost.c_str(), true);
+    if (!published) {
+      auto why = system.render(published.error());
+      stop_cluster();
+      stop_node_actors(system, node);
+      throw ConfigError("cluster.listen", "cannot listen on " + config.cluster.listen + ": " +
+                                              why);
+    }
+    spdlog::info("node {} listening for its cluster on {}:{}", config.node.name, chost, *published);
+    if (!wait_for_join(system, cluster.membership, signals)) {
+      spdlog::info("stopped before joining the cluster");
+      stop_cluster();
+      stop_node_actors(system, node);
+      return 1;
+    }
+  }
 
   ApiSettings api;
   api.node_name = config.node.name;
@@ -196,6 +286,7 @@ int run_serve(const Config& config) {
   api.quantity_max = config.orders.quantity_max;
   auto metrics = std::make_shared<Metrics>();
   auto handler_api = std::make_shared<Api>(system, node.ctx, api, metrics);
+  if (cluster.membership) handler_api->set_membership(cluster.membership);
 
   ServerSettings server_settings;
   server_settings.host = host;
@@ -214,6 +305,7 @@ int run_serve(const Config& config) {
   });
   auto bound = server->start();
   handler_api->set_http_address(host + ":" + std::to_string(bound));
+  http_address->set(host + ":" + std::to_string(bound));
   spdlog::info("node {} serving on http://{}:{}", config.node.name, host, bound);
   std::printf("emporium listening on http://%s:%u\n", host.c_str(), bound);
   std::fflush(stdout);
@@ -221,9 +313,27 @@ int run_serve(const Config& config) {
   int signal = 0;
   sigwait(&signals, &signal);
   spdlog::info("signal {}: draining", signal);
+  auto left_at = std::chrono::steady_clock::now();
+  if (cluster.membership) {
+    // Leave first: peers stop placing entities here at their next heartbeat, and what this node
+    // still gets (its own in-flight requests, calls from peers that have not seen it leave) is
+    // forwarded to the new owners.
+    caf::scoped_actor self{system};
+    self->request(cluster.membership, std::chrono::milliseconds(config.cluster.failure_timeout_ms),
+                  leave_atom::value)
+        .receive([](bool) {}, [](caf::error&) {});
+    spdlog::info("left the cluster");
+  }
   server->stop(config.http.request_timeout_ms);
   server.reset();
   handler_api.reset();
+  if (cluster.membership) {
+    // Keep forwarding until every peer has read the table at least twice since we left.
+    auto settle = std::chrono::milliseconds(2 * config.cluster.heartbeat_interval_ms + 200);
+    auto waited = std::chrono::steady_clock::now() - left_at;
+    if (waited < settle) std::this_thread::sleep_for(settle - waited);
+    stop_cluster();
+  }
   stop_node_actors(system, node);
   spdlog::info("stopped");
   return 0;

@@ -6,6 +6,7 @@
 #include "actors/order.hpp"
 #include "actors/payment.hpp"
 #include "http/api_impl.hpp"
+#include "runtime/cluster.hpp"
 #include "runtime/persistence.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/store.hpp"
@@ -79,6 +80,7 @@ void Api::Impl::admin_cluster(Call& call) {
   gateway.run([this, respond = call.respond](caf::event_based_actor* self) {
     auto counts = std::make_shared<std::map<std::string, std::int64_t>>();
     auto left = std::make_shared<size_t>(ctx->registries.size());
+    // A single node reports itself from its registries.
     auto done = [this, counts, left, respond] {
       if (--*left > 0) return;
       json::object active;
@@ -92,6 +94,31 @@ void Api::Impl::admin_cluster(Call& call) {
       json::object body{{"self", settings.node_name}, {"members", json::array{std::move(member)}}};
       respond(json_response(200, json::serialize(body)));
     };
+    if (membership) {
+      // A cluster: the membership table as this node sees it; counts are each node's last beat.
+      self->request(membership, std::chrono::seconds(2), members_atom::value)
+          .then(
+              [this, respond](std::vector<MemberStatus>& members) {
+                json::array rows;
+                for (const auto& m : members)
+                  rows.push_back(json::object{
+                      {"name", m.name},
+                      {"cluster_address", m.cluster_address},
+                      {"http_address", m.http_address},
+                      {"status", m.status},
+                      {"incarnation", m.incarnation},
+                      {"last_heartbeat", rfc3339(m.last_heartbeat_ms)},
+                      {"active_actors", json::object{{"order", m.active_order},
+                                                     {"inventory", m.active_inventory},
+                                                     {"payment", m.active_payment}}}});
+                json::object body{{"self", settings.node_name}, {"members", std::move(rows)}};
+                respond(json_response(200, json::serialize(body)));
+              },
+              [this, respond](caf::error&) {
+                respond(unavailable(settings.retry_after_s, "the membership view is unavailable"));
+              });
+      return;
+    }
     for (const auto& [type, registry] : ctx->registries)
       self->request(registry, timeout(), stats_atom::value)
           .then(

@@ -130,6 +130,7 @@ struct Api::Impl {
   RateLimiter limiter;        // every limited route
   RateLimiter place_limiter;  // order placement and cancel: stricter where configured
   Gateway gateway;
+  caf::actor membership;  // in a cluster
   std::mutex running_mutex;
   std::set<std::pair<std::string, std::string>> running_keys;  // idempotency keys in flight
 

@@ -3,6 +3,7 @@
 #include "http/routes.hpp"
 
 #include "http/api_impl.hpp"
+#include "runtime/cluster.hpp"
 
 #include <chrono>
 #include <mutex>
@@ -35,6 +36,7 @@ Api::Api(caf::actor_system& system, std::shared_ptr<const NodeContext> ctx, ApiS
 Api::~Api() = default;
 
 void Api::set_http_address(std::string address) { impl_->settings.http_address = std::move(address); }
+void Api::set_membership(const caf::actor& membership) { impl_->membership = membership; }
 
 void Api::handle(HttpRequest&& request, Respond respond) { impl_->handle(std::move(request), std::move(respond)); }
 
@@ -178,13 +180,25 @@ void Api::Impl::ready(Call& call) {
   gateway.run([this, respond = call.respond](caf::event_based_actor* self) {
     std::vector<caf::actor> dbs = ctx->orders_shards;
     dbs.insert(dbs.end(), ctx->inventory_shards.begin(), ctx->inventory_shards.end());
-    auto left = std::make_shared<int>(static_cast<int>(dbs.size()));
+    auto left = std::make_shared<int>(static_cast<int>(dbs.size()) + (membership ? 1 : 0));
     auto ok = std::make_shared<bool>(true);
-    auto done = [this, respond, left, ok] {
+    auto joined = std::make_shared<bool>(true);
+    auto done = [this, respond, left, ok, joined] {
       if (--*left > 0) return;
-      if (*ok) return respond(json_response(200, R"({"status":"ready"})"));
-      respond(unavailable(settings.retry_after_s, "a database is unavailable"));
+      if (!*ok) return respond(unavailable(settings.retry_after_s, "a database is unavailable"));
+      if (!*joined) return respond(unavailable(settings.retry_after_s, "the node has not joined its cluster"));
+      respond(json_response(200, R"({"status":"ready"})"));
     };
+    if (membership)
+      self->request(membership, std::chrono::seconds(2), joined_atom::value)
+          .then([done, joined](bool serving) {
+                  *joined = serving;
+                  done();
+                },
+                [done, joined](caf::error&) {
+                  *joined = false;
+                  done();
+                });
     for (const auto& db : dbs)
       self->request(db, std::chrono::seconds(2), ping_atom::value)
           .then([done](bool) { done(); },

@@ -10,6 +10,7 @@
 #include "http/message.hpp"
 
 namespace caf {
+class actor;
 class actor_system;
 }
 
@@ -42,6 +43,8 @@ class Api {
   ~Api();
   void handle(HttpRequest&& request, Respond respond);
   void set_http_address(std::string address);  // once the server is bound (port 0 picks one)
+  // In a cluster: the membership actor, for /admin/cluster and /readyz. Before serving.
+  void set_membership(const caf::actor& membership);
 
  private:
   struct Impl;

@@ -18,6 +18,8 @@ using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+using owned_atom = caf::atom_constant<caf::atom("owned")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 
 // Entity types, as routed.

@@ -81,6 +81,12 @@ const Key kKeys[] = {
     {"cluster.enabled", field<&C::cluster, &C::Cluster::enabled>},
     {"cluster.listen", field<&C::cluster, &C::Cluster::listen>},
     {"cluster.advertise", field<&C::cluster, &C::Cluster::advertise>},
+    {"cluster.heartbeat_interval_ms", field<&C::cluster, &C::Cluster::heartbeat_interval_ms>, {50, 60'000}},
+    {"cluster.failure_timeout_ms", field<&C::cluster, &C::Cluster::failure_timeout_ms>, {200, 600'000}},
+    {"cluster.connect_timeout_ms", field<&C::cluster, &C::Cluster::connect_timeout_ms>, {100, 60'000}},
+    {"cluster.batch_max", field<&C::cluster, &C::Cluster::batch_max>, {1, 10'000}},
+    {"cluster.calls_pending_max", field<&C::cluster, &C::Cluster::calls_pending_max>, {1}},
+    {"cluster.sweep_grace_ms", field<&C::cluster, &C::Cluster::sweep_grace_ms>, kNonNegative},
     {"payment.provider", field<&C::payment, &C::Payment::provider>},
     {"payment.url", field<&C::payment, &C::Payment::url>},
     {"payment.retries_max", field<&C::payment, &C::Payment::retries_max>, {0, 20}},
@@ -423,6 +429,9 @@ void validate(Config& config) {
   check_database_url("database.orders", config.database.orders);
   check_database_url("database.inventory", config.database.inventory);
   check_cluster_databases(config);
+  if (config.cluster.failure_timeout_ms < 2 * config.cluster.heartbeat_interval_ms)
+    throw ConfigError("cluster.failure_timeout_ms",
+                      "must be at least twice cluster.heartbeat_interval_ms");
   check_payment(config.payment);
 }
 

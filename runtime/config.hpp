@@ -64,6 +64,12 @@ struct Config {
     bool enabled = false;
     std::string listen = "127.0.0.1:7000";
     std::string advertise;  // empty: same as listen
+    std::int64_t heartbeat_interval_ms = 1000;  // membership row refresh and view read
+    std::int64_t failure_timeout_ms = 3000;     // a member silent this long is down
+    std::int64_t connect_timeout_ms = 2000;     // connecting to another node
+    std::int64_t batch_max = 256;               // entity calls per CAF message to one node
+    std::int64_t calls_pending_max = 20'000;    // calls waiting on one node before refusing more
+    std::int64_t sweep_grace_ms = 3000;  // after a view change, orders untouched this long are swept
     bool operator==(const Cluster&) const = default;
   } cluster;
 

@@ -28,6 +28,7 @@ const char* to_string(errc code) {
     case errc::invalid_argument: return "invalid_argument";
     case errc::busy: return "busy";
     case errc::timeout: return "timeout";
+    case errc::unavailable: return "unavailable";
   }
   return "unknown";
 }

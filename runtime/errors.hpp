@@ -21,6 +21,7 @@ enum class errc : std::uint8_t {
   invalid_argument,
   busy,                 // entity is in the middle of something that must finish first
   timeout,
+  unavailable,          // the owner node is unreachable or this node is rejoining; retry
 };
 
 constexpr caf::atom_value error_category = caf::atom("emporium");

@@ -7,6 +7,11 @@
 #include <string>
 #include <vector>
 
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/none.hpp>
+#include <caf/meta/type_name.hpp>
+
 namespace emporium {
 
 struct ItemRecord {
@@ -81,5 +86,44 @@ struct IdempotencyRecord {
   std::string response_body;
   std::int64_t created_at_ms = 0;
 };
+
+// Field lists for CAF: records cross between nodes in messages, and print in CAF's logs.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ItemRecord& x) {
+  return f(caf::meta::type_name("ItemRecord"), x.sku, x.name, x.price_cents, x.currency, x.on_hand,
+           x.reserved, x.version);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ReservationRecord& x) {
+  return f(caf::meta::type_name("ReservationRecord"), x.sku, x.order_id, x.quantity, x.state,
+           x.expires_at_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, PaymentRecord& x) {
+  return f(caf::meta::type_name("PaymentRecord"), x.id, x.order_id, x.status, x.failure_reason,
+           x.brand, x.last4, x.exp_month, x.exp_year, x.provider_ref, x.amount_cents, x.currency,
+           x.version);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, OrderLine& x) {
+  return f(caf::meta::type_name("OrderLine"), x.sku, x.quantity, x.unit_price_cents);
+}
+
+// The optional payment travels as a flag and a record.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, OrderRecord& x) {
+  bool has_payment = x.payment.has_value();
+  PaymentRecord payment = has_payment ? *x.payment : PaymentRecord{};
+  return f(caf::meta::type_name("OrderRecord"), x.id, x.customer_id, x.status, x.failure_reason,
+           x.lines, x.total_cents, x.currency, has_payment, payment, x.created_at_ms,
+           x.updated_at_ms, x.version, caf::meta::load_callback([&]() -> caf::error {
+             if (has_payment) x.payment = std::move(payment);
+             else x.payment.reset();
+             return caf::none;
+           }));
+}
 
 }  // namespace emporium

@@ -86,28 +86,22 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
         if (static_cast<std::int64_t>(out.size()) > limit) out.resize(static_cast<size_t>(limit));
         return out;
       },
+      [=](view_atom, const OwnershipTest& test) {
+        auto& st = self->state;
+        std::vector<std::string> moved;
+        for (auto& [id, e] : st.active)
+          if (!test.owns(id)) moved.push_back(id);
+        for (const auto& id : moved) {
+          auto it = st.active.find(id);
+          self->send(it->second.handle, stop_atom::value);  // after everything forwarded before
+          st.active.erase(it);
+          st.stats.passivations += 1;
+        }
+      },
       [=](stats_atom) {
         auto stats = self->state.stats;
         stats.active = static_cast<std::int64_t>(self->state.active.size());
         return stats;
-      },
-  };
-}
-
-struct router_state {
-  std::map<caf::atom_value, caf::actor> registries;
-  static inline const char* name = "router";
-};
-
-caf::behavior router(caf::stateful_actor<router_state>* self,
-                     std::map<caf::atom_value, caf::actor> registries) {
-  self->state.registries = std::move(registries);
-  return {
-      [=](route_atom r, caf::atom_value type, std::string& id, caf::message& payload)
-          -> caf::result<caf::message> {
-        auto it = self->state.registries.find(type);
-        if (it == self->state.registries.end()) return caf::sec::unexpected_message;
-        return self->delegate(it->second, r, type, std::move(id), std::move(payload));
       },
   };
 }
@@ -119,9 +113,4 @@ caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
   return system.spawn(registry, std::move(factory), std::move(now_ms));
 }
 
-caf::actor spawn_router(caf::actor_system& system, std::map<caf::atom_value, caf::actor> registries) {
-  return system.spawn(router, std::move(registries));
-}
-
 }  // namespace emporium
-

@@ -32,8 +32,11 @@ using EntityFactory =
 caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
                           std::function<std::int64_t()> now_ms);
 
-// registries: entity type -> its registry.
-caf::actor spawn_router(caf::actor_system& system, std::map<caf::atom_value, caf::actor> registries);
+// Which entities of its type this node owns, as the cluster view says (local message only).
+struct OwnershipTest {
+  std::function<bool(const std::string& id)> owns;
+};
+using view_atom = caf::atom_constant<caf::atom("view")>;
 
 // One active entity, as operators see it (list_atom).
 struct ActiveEntity {
@@ -54,6 +57,7 @@ using mailbox_atom = caf::atom_constant<caf::atom("mailbox")>;
 //   (find_atom, id)         -> ActiveEntity                 sec::no_such_key... when not active
 //   (passivate_atom, id)    -> bool                         true when it was active
 //   stats_atom              -> RegistryStats
+//   (view_atom, OwnershipTest)                              passivates the entities not owned
 // Every entity answers mailbox_atom with its mailbox depth (std::size_t).
 
 // What a registry reports to (stats_atom): active actors and activations since start.
@@ -66,5 +70,6 @@ struct RegistryStats {
 }  // namespace emporium
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::RegistryStats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::OwnershipTest)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::ActiveEntity)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<emporium::ActiveEntity>)

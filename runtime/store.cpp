@@ -42,6 +42,14 @@ CREATE TABLE idempotency_keys (
   status BIGINT NOT NULL, response_body TEXT NOT NULL, created_at_ms BIGINT NOT NULL,
   PRIMARY KEY (customer_id, idem_key))
 )"},
+    // Cluster membership (as Orleans' membership table): one row per node name.
+    {2, R"(
+CREATE TABLE cluster_members (
+  name TEXT PRIMARY KEY, cluster_address TEXT NOT NULL, http_address TEXT NOT NULL,
+  incarnation BIGINT NOT NULL, status TEXT NOT NULL, heartbeat_ms BIGINT NOT NULL,
+  active_order BIGINT NOT NULL DEFAULT 0, active_inventory BIGINT NOT NULL DEFAULT 0,
+  active_payment BIGINT NOT NULL DEFAULT 0)
+)"},
 };
 
 const Migration inventory_migrations[] = {
@@ -311,12 +319,13 @@ std::vector<OrderRecord> list_orders(soci::session& s, const std::string& custom
   return out;
 }
 
-std::vector<std::string> unfinished_orders(soci::session& s) {
+std::vector<std::string> unfinished_orders(soci::session& s, std::int64_t updated_before_ms) {
   std::vector<std::string> ids;
   std::string id;
+  ll before = updated_before_ms;
   soci::statement st = (s.prepare << "SELECT id FROM orders WHERE status IN ('pending', 'reserved') "
-                                     "ORDER BY id",
-                        soci::into(id));
+                                     "AND updated_at_ms < :before ORDER BY id",
+                        soci::into(id), soci::use(before));
   st.execute();
   while (st.fetch()) ids.push_back(id);
   return ids;
@@ -449,6 +458,78 @@ bool save_item(soci::session& s, const ItemRecord& it, std::int64_t expected_ver
 void ping(soci::session& s) {
   int one = 0;
   s << "SELECT 1", soci::into(one);
+}
+
+}  // namespace emporium
+
+namespace emporium {
+
+// --- cluster membership ------------------------------------------------------------------------
+
+std::int64_t database_now_ms(soci::session& s) {
+  ll now = 0;
+  if (s.get_backend_name() == "postgresql")
+    s << "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)", soci::into(now);
+  else
+    s << "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)", soci::into(now);
+  return now;
+}
+
+std::int64_t register_member(soci::session& s, const MemberRow& me) {
+  ll last = 0;
+  soci::indicator ind = soci::i_null;
+  s << "SELECT MAX(incarnation) FROM cluster_members WHERE name = :n", soci::into(last, ind),
+      soci::use(me.name);
+  ll incarnation = std::max<ll>(ind == soci::i_ok ? last : 0, me.incarnation) + 1;
+  ll now = database_now_ms(s);
+  s << "DELETE FROM cluster_members WHERE name = :n", soci::use(me.name);
+  s << "INSERT INTO cluster_members (name, cluster_address, http_address, incarnation, status, "
+       "heartbeat_ms) VALUES (:n, :c, :h, :i, 'up', :t)",
+      soci::use(me.name), soci::use(me.cluster_address), soci::use(me.http_address),
+      soci::use(incarnation), soci::use(now);
+  return incarnation;
+}
+
+bool heartbeat_member(soci::session& s, const MemberRow& me, std::int64_t failure_timeout_ms,
+                      std::vector<MemberRow>& out, std::int64_t& now_ms) {
+  ll now = database_now_ms(s);
+  ll inc = me.incarnation, o = me.active_order, i = me.active_inventory, p = me.active_payment;
+  soci::statement beat = (s.prepare << "UPDATE cluster_members SET heartbeat_ms = :t, http_address = :h, "
+                                       "active_order = :o, active_inventory = :i, active_payment = :p "
+                                       "WHERE name = :n AND incarnation = :inc AND status = 'up'",
+                          soci::use(now), soci::use(me.http_address), soci::use(o), soci::use(i),
+                          soci::use(p), soci::use(me.name), soci::use(inc));
+  beat.execute(true);
+  bool alive = beat.get_affected_rows() == 1;
+  ll stale = now - failure_timeout_ms;
+  s << "UPDATE cluster_members SET status = 'down' WHERE status = 'up' AND heartbeat_ms < :stale",
+      soci::use(stale);
+  out.clear();
+  MemberRow row;
+  ll r_inc = 0, r_beat = 0, r_o = 0, r_i = 0, r_p = 0;
+  soci::statement read = (s.prepare << "SELECT name, cluster_address, http_address, incarnation, status, "
+                                       "heartbeat_ms, active_order, active_inventory, active_payment "
+                                       "FROM cluster_members ORDER BY name",
+                          soci::into(row.name), soci::into(row.cluster_address),
+                          soci::into(row.http_address), soci::into(r_inc), soci::into(row.status),
+                          soci::into(r_beat), soci::into(r_o), soci::into(r_i), soci::into(r_p));
+  read.execute();
+  while (read.fetch()) {
+    row.incarnation = r_inc;
+    row.heartbeat_ms = r_beat;
+    row.active_order = r_o;
+    row.active_inventory = r_i;
+    row.active_payment = r_p;
+    out.push_back(row);
+  }
+  now_ms = now;
+  return alive;
+}
+
+void leave_member(soci::session& s, const std::string& name, std::int64_t incarnation) {
+  ll inc = incarnation;
+  s << "UPDATE cluster_members SET status = 'left' WHERE name = :n AND incarnation = :i",
+      soci::use(name), soci::use(inc);
 }
 
 }  // namespace emporium

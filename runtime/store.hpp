@@ -44,8 +44,8 @@ bool save_order(soci::session& s, const OrderRecord& rec, std::int64_t expected_
 // Own orders newest first; `before_id` empty for the first page.
 std::vector<OrderRecord> list_orders(soci::session& s, const std::string& customer_id,
                                      const std::string& before_id, int limit);
-// Ids of orders left in a non-terminal state (pending, reserved).
-std::vector<std::string> unfinished_orders(soci::session& s);
+// Ids of orders left in a non-terminal state (pending, reserved), last changed before the time.
+std::vector<std::string> unfinished_orders(soci::session& s, std::int64_t updated_before_ms);
 
 std::optional<PaymentRecord> load_payment(soci::session& s, const std::string& id);
 bool save_payment(soci::session& s, const PaymentRecord& rec, std::int64_t expected_version);
@@ -67,5 +67,27 @@ bool save_item(soci::session& s, const ItemRecord& item, std::int64_t expected_v
                const std::vector<ReservationRecord>& changed);
 
 void ping(soci::session& s);
+
+// --- cluster membership (orders database) ------------------------------------------------------
+struct MemberRow {
+  std::string name;
+  std::string cluster_address;
+  std::string http_address;
+  std::int64_t incarnation = 0;
+  std::string status;  // up, down (declared by a peer), left
+  std::int64_t heartbeat_ms = 0;  // the database's clock, so nodes' clocks need not agree
+  std::int64_t active_order = 0;
+  std::int64_t active_inventory = 0;
+  std::int64_t active_payment = 0;
+};
+// The database's wall clock in milliseconds.
+std::int64_t database_now_ms(soci::session& s);
+// Registers `me` (inside the caller's transaction) with a new incarnation (above any before it, and above me.incarnation), up.
+std::int64_t register_member(soci::session& s, const MemberRow& me);
+// One heartbeat: refreshes my row (false when it is no longer mine and up: declared down), marks
+// members silent past the timeout down, and reads every row into `out`.
+bool heartbeat_member(soci::session& s, const MemberRow& me, std::int64_t failure_timeout_ms,
+                      std::vector<MemberRow>& out, std::int64_t& now_ms);
+void leave_member(soci::session& s, const std::string& name, std::int64_t incarnation);
 
 }  // namespace emporium

@@ -1,0 +1,666 @@
+// The router, the links between nodes, the endpoint each node publishes, and membership.
+#include "runtime/cluster.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "runtime/atoms.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/persistence.hpp"
+#include "runtime/registry.hpp"
+#include "runtime/store.hpp"
+
+namespace emporium {
+
+// --- wire envelopes ------------------------------------------------------------------------------
+
+// One entity call to another node, and its answer. `final`: the sender already forwarded it once,
+// so the receiver delivers it locally whatever its own view says (views differ only briefly).
+struct remote_call {
+  std::uint64_t seq = 0;
+  caf::atom_value type = caf::atom("");
+  std::string id;
+  caf::message payload;
+  bool final = false;
+};
+struct remote_reply {
+  std::uint64_t seq = 0;
+  caf::message value;
+  caf::error error;
+};
+struct call_batch {
+  std::vector<remote_call> calls;
+};
+struct reply_batch {
+  std::vector<remote_reply> replies;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, remote_call& x) {
+  return f(caf::meta::type_name("remote_call"), x.seq, x.type, x.id, x.payload, x.final);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, remote_reply& x) {
+  return f(caf::meta::type_name("remote_reply"), x.seq, x.value, x.error);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, call_batch& x) {
+  return f(caf::meta::type_name("call_batch"), x.calls);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reply_batch& x) {
+  return f(caf::meta::type_name("reply_batch"), x.replies);
+}
+
+void add_cluster_message_types(caf::actor_system_config& config) {
+  config.add_message_type<call_batch>("emporium::call_batch");
+  config.add_message_type<reply_batch>("emporium::reply_batch");
+}
+
+namespace {
+
+using suspect_atom = caf::atom_constant<caf::atom("suspect")>;
+using connected_atom = caf::atom_constant<caf::atom("connected")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
+
+std::chrono::milliseconds ms(std::int64_t v) { return std::chrono::milliseconds(v); }
+
+// A peer as the view lists it: links are keyed by name and rebuilt when address or incarnation change.
+struct Peer {
+  std::string name;
+  std::string address;
+  std::int64_t incarnation = 0;
+};
+
+// What the membership actor tells the router.
+struct ClusterView {
+  std::string self;
+  bool serving = false;
+  std::vector<std::string> placement;  // sorted names of the members entities are placed on
+  std::vector<Peer> peers;             // other members up by heartbeat (links are kept to them)
+};
+
+struct ClusterWiring {
+  ClusterSettings settings;
+  caf::actor membership;
+  caf::actor middleman;
+  caf::actor sweeper;
+};
+
+}  // namespace
+}  // namespace emporium
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::ClusterView)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::ClusterWiring)
+
+namespace emporium {
+
+std::size_t rendezvous_owner(const std::vector<std::string>& members, caf::atom_value type,
+                             const std::string& id) {
+  // FNV-1a over (type, id, member), then a SplitMix64 finish: the same on every node and build.
+  auto mix = [](std::uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  std::uint64_t base = 1469598103934665603ULL;
+  auto feed = [](std::uint64_t h, const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+  };
+  auto t = static_cast<std::uint64_t>(type);
+  base = feed(base, &t, sizeof t);
+  base = feed(base, id.data(), id.size());
+  std::size_t best = 0;
+  std::uint64_t best_score = 0;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    auto score = mix(feed(feed(base, "\0", 1), members[i].data(), members[i].size()));
+    if (i == 0 || score > best_score) {
+      best = i;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+namespace {
+
+caf::error unavailable(std::string detail) { return make_error(errc::unavailable, std::move(detail)); }
+
+// --- link: calls to one other node ---------------------------------------------------------------
+
+struct link_state {
+  Peer peer;
+  ClusterWiring wiring;
+  caf::actor remote;  // the peer's endpoint, once connected
+  bool connecting = false;
+  std::uint64_t next_seq = 1;
+  std::unordered_map<std::uint64_t, caf::response_promise> pending;
+  std::vector<remote_call> outbox;
+  bool flush_scheduled = false;
+  static inline const char* name = "cluster_link";
+};
+using link_actor = caf::stateful_actor<link_state>;
+
+void link_flush(link_actor* self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  if (!st.remote || st.outbox.empty()) return;
+  auto batch_max = std::max<std::size_t>(1, st.wiring.settings.batch_max);
+  for (std::size_t i = 0; i < st.outbox.size(); i += batch_max) {
+    call_batch batch;
+    auto end = std::min(st.outbox.size(), i + batch_max);
+    batch.calls.assign(std::make_move_iterator(st.outbox.begin() + static_cast<std::ptrdiff_t>(i)),
+                       std::make_move_iterator(st.outbox.begin() + static_cast<std::ptrdiff_t>(end)));
+    self->send(st.remote, std::move(batch));
+  }
+  st.outbox.clear();
+}
+
+void link_lost(link_actor* self, const std::string& why) {
+  auto& st = self->state;
+  if (st.remote) self->demonitor(st.remote);
+  st.remote = nullptr;
+  st.connecting = false;
+  auto err = unavailable("node " + st.peer.name + " is unreachable");
+  for (auto& [_, rp] : st.pending) rp.deliver(err);
+  st.pending.clear();
+  st.outbox.clear();
+  spdlog::warn("cluster: lost {} ({}): suspect", st.peer.name, why);
+  self->send(st.wiring.membership, suspect_atom::value, st.peer.name, st.peer.incarnation);
+  self->delayed_send(self, ms(st.wiring.settings.heartbeat_interval_ms), reconnect_atom::value);
+}
+
+void link_connect(link_actor* self) {
+  auto& st = self->state;
+  if (st.remote || st.connecting) return;
+  auto colon = st.peer.address.rfind(':');
+  if (colon == std::string::npos) return link_lost(self, "bad address " + st.peer.address);
+  auto host = st.peer.address.substr(0, colon);
+  auto port = static_cast<std::uint16_t>(std::stoi(st.peer.address.substr(colon + 1)));
+  st.connecting = true;
+  self->request(st.wiring.middleman, ms(st.wiring.settings.connect_timeout_ms),
+                caf::connect_atom::value, host, port)
+      .then(
+          [self](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+            auto& st = self->state;
+            st.connecting = false;
+            if (!ptr) return link_lost(self, "no endpoint published");
+            st.remote = caf::actor_cast<caf::actor>(ptr);
+            self->monitor(st.remote);
+            spdlog::info("cluster: connected to {} at {}", st.peer.name, st.peer.address);
+            self->send(st.wiring.membership, connected_atom::value, st.peer.name, st.peer.incarnation);
+            link_flush(self);
+          },
+          [self](caf::error& err) { link_lost(self, to_string(err)); });
+}
+
+caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
+  self->state.peer = std::move(peer);
+  self->state.wiring = std::move(wiring);
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    if (self->state.remote && dm.source == self->state.remote.address())
+      link_lost(self, to_string(dm.reason));
+  });
+  // Stopping (the peer left the view): whoever waits is answered.
+  self->attach_functor([self] {
+    auto err = unavailable("node " + self->state.peer.name + " left the view");
+    for (auto& [_, rp] : self->state.pending) rp.deliver(err);
+    self->state.pending.clear();
+  });
+  link_connect(self);
+  return {
+      [=](route_atom, caf::atom_value type, std::string& id, caf::message& payload,
+          bool final) -> caf::result<caf::message> {
+        auto& st = self->state;
+        if (!st.remote && !st.connecting)
+          return unavailable("node " + st.peer.name + " is unreachable");
+        if (st.pending.size() >= st.wiring.settings.calls_pending_max)
+          return unavailable("too many calls waiting for node " + st.peer.name);
+        auto seq = st.next_seq++;
+        auto rp = self->make_response_promise();
+        st.pending.emplace(seq, rp);
+        st.outbox.push_back(remote_call{seq, type, std::move(id), std::move(payload), final});
+        if (st.remote) {
+          if (st.outbox.size() >= st.wiring.settings.batch_max) {
+            link_flush(self);
+          } else if (!st.flush_scheduled) {
+            // Everything already in the mailbox joins this batch before it goes.
+            st.flush_scheduled = true;
+            self->send(self, flush_atom::value);
+          }
+        }
+        return rp;
+      },
+      [=](flush_atom) { link_flush(self); },
+      [=](reply_batch& batch) {
+        auto& st = self->state;
+        for (auto& r : batch.replies) {
+          auto it = st.pending.find(r.seq);
+          if (it == st.pending.end()) continue;
+          if (r.error) it->second.deliver(std::move(r.error));
+          else it->second.deliver(std::move(r.value));
+          st.pending.erase(it);
+        }
+      },
+      [=](reconnect_atom) { link_connect(self); },
+  };
+}
+
+// --- endpoint: calls from other nodes ------------------------------------------------------------
+
+struct reply_outbox {
+  caf::actor to;
+  std::vector<remote_reply> replies;
+};
+
+struct endpoint_state {
+  caf::actor router;
+  std::size_t batch_max = 256;
+  std::map<caf::actor_addr, reply_outbox> outboxes;
+  bool flush_scheduled = false;
+  static inline const char* name = "cluster_endpoint";
+};
+using endpoint_actor = caf::stateful_actor<endpoint_state>;
+
+void endpoint_reply(endpoint_actor* self, const caf::actor& to, remote_reply reply) {
+  auto& st = self->state;
+  auto& box = st.outboxes[to.address()];
+  box.to = to;
+  box.replies.push_back(std::move(reply));
+  if (!st.flush_scheduled) {
+    st.flush_scheduled = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
+caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::size_t batch_max) {
+  self->state.router = std::move(router);
+  self->state.batch_max = std::max<std::size_t>(1, batch_max);
+  return {
+      [=](call_batch& batch) {
+        auto to = caf::actor_cast<caf::actor>(self->current_sender());
+        if (!to) return;
+        for (auto& call : batch.calls) {
+          auto seq = call.seq;
+          // Any reply type: CAF 0.17 has no catch-all response handler, but a reply that matches
+          // no handler arrives at the error handler as unexpected_response carrying the reply.
+          self->request(self->state.router, caf::infinite, route_atom::value, call.type,
+                        std::move(call.id), std::move(call.payload), call.final)
+              .then([](caf::message&) {},
+                    [self, to, seq](caf::error& err) {
+                      if (err == caf::sec::unexpected_response)
+                        endpoint_reply(self, to, remote_reply{seq, err.context(), caf::error{}});
+                      else
+                        endpoint_reply(self, to, remote_reply{seq, caf::message{}, std::move(err)});
+                    });
+        }
+      },
+      [=](flush_atom) {
+        auto& st = self->state;
+        st.flush_scheduled = false;
+        for (auto& [_, box] : st.outboxes) {
+          for (std::size_t i = 0; i < box.replies.size(); i += st.batch_max) {
+            reply_batch out;
+            auto end = std::min(box.replies.size(), i + st.batch_max);
+            out.replies.assign(
+                std::make_move_iterator(box.replies.begin() + static_cast<std::ptrdiff_t>(i)),
+                std::make_move_iterator(box.replies.begin() + static_cast<std::ptrdiff_t>(end)));
+            self->send(box.to, std::move(out));
+          }
+        }
+        st.outboxes.clear();
+      },
+  };
+}
+
+// --- router --------------------------------------------------------------------------------------
+
+struct router_state {
+  std::map<caf::atom_value, caf::actor> registries;
+  bool clustered = false;
+  ClusterWiring wiring;
+  ClusterView view;
+  std::map<std::string, std::pair<Peer, caf::actor>> links;
+  static inline const char* name = "router";
+};
+using router_actor = caf::stateful_actor<router_state>;
+
+bool owns(const ClusterView& view, caf::atom_value type, const std::string& id) {
+  if (!view.serving || view.placement.empty()) return false;
+  return view.placement[rendezvous_owner(view.placement, type, id)] == view.self;
+}
+
+// `from_peer`: the call came from another node's link; `final`: deliver it here regardless.
+caf::result<caf::message> dispatch(router_actor* self, caf::atom_value type, std::string& id,
+                                   caf::message& payload, bool from_peer, bool final) {
+  auto& st = self->state;
+  auto reg = st.registries.find(type);
+  if (reg == st.registries.end()) return caf::sec::unexpected_message;
+  if (!st.clustered) return self->delegate(reg->second, route_atom::value, type, std::move(id), std::move(payload));
+  if (!st.view.serving) return unavailable("node " + st.view.self + " is not serving: rejoining its cluster");
+  if (final) return self->delegate(reg->second, route_atom::value, type, std::move(id), std::move(payload));
+  if (st.view.placement.empty()) return unavailable("no cluster member is up");
+  const auto& owner = st.view.placement[rendezvous_owner(st.view.placement, type, id)];
+  if (owner == st.view.self)
+    return self->delegate(reg->second, route_atom::value, type, std::move(id), std::move(payload));
+  auto link = st.links.find(owner);
+  if (link == st.links.end()) return unavailable("node " + owner + " is not connected");
+  return self->delegate(link->second.second, route_atom::value, type, std::move(id),
+                        std::move(payload), from_peer);
+}
+
+void apply_view(router_actor* self, ClusterView view) {
+  auto& st = self->state;
+  bool moved = view.placement != st.view.placement || view.serving != st.view.serving;
+  st.clustered = true;
+  // Links: one per peer incarnation.
+  std::set<std::string> keep;
+  for (const auto& peer : view.peers) {
+    keep.insert(peer.name);
+    auto it = st.links.find(peer.name);
+    if (it != st.links.end() && it->second.first.address == peer.address &&
+        it->second.first.incarnation == peer.incarnation)
+      continue;
+    if (it != st.links.end()) self->send_exit(it->second.second, caf::exit_reason::user_shutdown);
+    auto link = self->spawn(cluster_link, peer, st.wiring);
+    st.links[peer.name] = {peer, link};
+  }
+  for (auto it = st.links.begin(); it != st.links.end();) {
+    if (keep.count(it->first)) {
+      ++it;
+      continue;
+    }
+    self->send_exit(it->second.second, caf::exit_reason::user_shutdown);
+    it = st.links.erase(it);
+  }
+  st.view = std::move(view);
+  if (!moved) return;
+  spdlog::info("cluster: view [{}], serving {}", fmt::join(st.view.placement, ", "), st.view.serving);
+  // Entities this node no longer owns passivate; their next message activates them at the owner.
+  auto shared = std::make_shared<const ClusterView>(st.view);
+  for (const auto& [type, registry] : st.registries)
+    self->send(registry, view_atom::value,
+               OwnershipTest{[shared, type = type](const std::string& id) { return owns(*shared, type, id); }});
+  // The orders this node now owns that were left unfinished: now, and once the old owner's
+  // in-flight steps have had time to end.
+  if (st.wiring.sweeper && st.view.serving) {
+    self->send(st.wiring.sweeper, sweep_atom::value);
+    self->delayed_send(st.wiring.sweeper, ms(st.wiring.settings.sweep_grace_ms + 500), sweep_atom::value);
+  }
+}
+
+caf::behavior router(router_actor* self, std::map<caf::atom_value, caf::actor> registries) {
+  self->state.registries = std::move(registries);
+  // Links are children: they go when the router goes.
+  self->attach_functor([self] {
+    for (auto& [_, link] : self->state.links) caf::anon_send_exit(link.second, caf::exit_reason::user_shutdown);
+  });
+  return {
+      [=](route_atom, caf::atom_value type, std::string& id, caf::message& payload) {
+        return dispatch(self, type, id, payload, false, false);
+      },
+      [=](route_atom, caf::atom_value type, std::string& id, caf::message& payload, bool final) {
+        return dispatch(self, type, id, payload, true, final);
+      },
+      [=](ClusterWiring& wiring) {
+        // From now on the node serves entities only as its cluster view says (none until joined).
+        self->state.wiring = std::move(wiring);
+        self->state.clustered = true;
+        self->state.view.self = self->state.wiring.settings.self;
+        self->state.view.serving = false;
+      },
+      [=](view_atom, ClusterView& view) { apply_view(self, std::move(view)); },
+      [=](owned_atom, caf::atom_value type, std::vector<std::string>& ids) {
+        auto& st = self->state;
+        if (!st.clustered) return ids;
+        std::vector<std::string> out;
+        for (auto& id : ids)
+          if (owns(st.view, type, id)) out.push_back(std::move(id));
+        return out;
+      },
+  };
+}
+
+// --- membership ----------------------------------------------------------------------------------
+
+struct membership_state {
+  ClusterSettings settings;
+  caf::actor db;
+  caf::actor router;
+  std::map<caf::atom_value, caf::actor> registries;
+  std::function<std::string()> http_address;
+  std::int64_t incarnation = 0;
+  bool registered = false;
+  bool serving = false;
+  bool leaving = false;
+  std::vector<MemberRow> rows;
+  std::int64_t db_now_ms = 0;
+  std::map<std::string, std::int64_t> suspects;  // name -> incarnation the link lost
+  std::map<caf::atom_value, std::int64_t> active;  // this node's active actors, for its row
+  std::chrono::steady_clock::time_point last_beat = std::chrono::steady_clock::now();
+  ClusterView last_view;
+  bool view_sent = false;
+  static inline const char* name = "membership";
+};
+using membership_actor = caf::stateful_actor<membership_state>;
+
+bool alive(const membership_state& st, const MemberRow& row) {
+  return row.status == "up" && st.db_now_ms - row.heartbeat_ms <= st.settings.failure_timeout_ms;
+}
+
+void publish_view(membership_actor* self) {
+  auto& st = self->state;
+  ClusterView view;
+  view.self = st.settings.self;
+  view.serving = st.serving;
+  for (const auto& row : st.rows) {
+    if (!alive(st, row)) continue;
+    if (row.name == st.settings.self) {
+      if (st.serving && row.incarnation == st.incarnation) view.placement.push_back(row.name);
+      continue;
+    }
+    view.peers.push_back(Peer{row.name, row.cluster_address, row.incarnation});
+    auto s = st.suspects.find(row.name);
+    if (s == st.suspects.end() || s->second != row.incarnation) view.placement.push_back(row.name);
+  }
+  std::sort(view.placement.begin(), view.placement.end());
+  bool same = st.view_sent && view.serving == st.last_view.serving &&
+              view.placement == st.last_view.placement &&
+              view.peers.size() == st.last_view.peers.size() &&
+              std::equal(view.peers.begin(), view.peers.end(), st.last_view.peers.begin(),
+                         [](const Peer& a, const Peer& b) {
+                           return a.name == b.name && a.address == b.address &&
+                                  a.incarnation == b.incarnation;
+                         });
+  if (same) return;
+  st.last_view = view;
+  st.view_sent = true;
+  self->send(st.router, view_atom::value, std::move(view));
+}
+
+void stop_serving(membership_actor* self, const char* why) {
+  auto& st = self->state;
+  if (!st.serving) return;
+  spdlog::warn("cluster: {} stops serving entities: {}", st.settings.self, why);
+  st.serving = false;
+  publish_view(self);
+}
+
+void tick(membership_actor* self) {
+  auto& st = self->state;
+  if (st.leaving) return;
+  MemberRow me{st.settings.self, st.settings.cluster_address, st.http_address(), st.incarnation,
+               "up", 0, st.active[caf::atom("order")], st.active[caf::atom("inventory")],
+               st.active[caf::atom("payment")]};
+  struct Outcome {
+    bool registered = false;
+    std::int64_t incarnation = 0;
+    bool alive = false;
+    std::vector<MemberRow> rows;
+    std::int64_t now_ms = 0;
+  };
+  auto out = std::make_shared<Outcome>();
+  bool must_register = !st.registered;
+  auto timeout = st.settings.failure_timeout_ms;
+  self->request(st.db, ms(st.settings.failure_timeout_ms),
+                db_write{[out, me, must_register, timeout](soci::session& s) mutable {
+                  if (must_register) {
+                    me.incarnation = register_member(s, me);
+                    out->registered = true;
+                    out->incarnation = me.incarnation;
+                  }
+                  out->alive = heartbeat_member(s, me, timeout, out->rows, out->now_ms);
+                  return true;
+                }})
+      .then(
+          [self, out](bool) {
+            auto& st = self->state;
+            if (st.leaving) return;
+            st.last_beat = std::chrono::steady_clock::now();
+            if (out->registered) {
+              st.registered = true;
+              st.incarnation = out->incarnation;
+              spdlog::info("cluster: {} registered, incarnation {}", st.settings.self, st.incarnation);
+            }
+            st.rows = std::move(out->rows);
+            st.db_now_ms = out->now_ms;
+            // Suspicion ends with the incarnation it was about.
+            for (auto it = st.suspects.begin(); it != st.suspects.end();) {
+              bool current = std::any_of(st.rows.begin(), st.rows.end(), [&](const MemberRow& r) {
+                return r.name == it->first && r.incarnation == it->second && alive(st, r);
+              });
+              it = current ? std::next(it) : st.suspects.erase(it);
+            }
+            if (!out->alive) {
+              // Declared down by a peer (we were silent too long): entities go, then we come back
+              // as a new incarnation on the next beat.
+              st.registered = false;
+              stop_serving(self, "declared down by the cluster");
+              return;
+            }
+            st.serving = true;
+            publish_view(self);
+          },
+          [self](caf::error& err) {
+            auto& st = self->state;
+            auto silent = std::chrono::steady_clock::now() - st.last_beat;
+            spdlog::warn("cluster: heartbeat failed: {}", to_string(code_of(err)));
+            if (silent > ms(st.settings.failure_timeout_ms))
+              stop_serving(self, "no heartbeat within the failure timeout");
+          });
+  // Active actor counts for the next row.
+  for (const auto& [type, registry] : st.registries)
+    self->request(registry, ms(st.settings.heartbeat_interval_ms), stats_atom::value)
+        .then([self, type = type](const RegistryStats& s) { self->state.active[type] = s.active; },
+              [](caf::error&) {});
+}
+
+caf::behavior membership(membership_actor* self, ClusterSettings settings, caf::actor db,
+                         caf::actor router, std::map<caf::atom_value, caf::actor> registries,
+                         std::function<std::string()> http_address) {
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  st.db = std::move(db);
+  st.router = std::move(router);
+  st.registries = std::move(registries);
+  st.http_address = std::move(http_address);
+  self->send(self, tick_atom::value);
+  return {
+      [=](tick_atom) {
+        tick(self);
+        if (!self->state.leaving)
+          self->delayed_send(self, ms(self->state.settings.heartbeat_interval_ms), tick_atom::value);
+      },
+      [=](suspect_atom, const std::string& name, std::int64_t incarnation) {
+        self->state.suspects[name] = incarnation;
+        publish_view(self);
+      },
+      [=](connected_atom, const std::string& name, std::int64_t incarnation) {
+        auto it = self->state.suspects.find(name);
+        if (it != self->state.suspects.end() && it->second == incarnation) {
+          self->state.suspects.erase(it);
+          publish_view(self);
+        }
+      },
+      [=](joined_atom) {
+        auto& st = self->state;
+        return st.serving && st.view_sent &&
+               std::find(st.last_view.placement.begin(), st.last_view.placement.end(),
+                         st.settings.self) != st.last_view.placement.end();
+      },
+      [=](members_atom) {
+        auto& st = self->state;
+        std::vector<MemberStatus> out;
+        for (const auto& row : st.rows) {
+          MemberStatus m{row.name, row.cluster_address, row.http_address, "down", row.incarnation,
+                         row.heartbeat_ms, row.active_order, row.active_inventory, row.active_payment};
+          if (row.status == "left") m.status = "left";
+          else if (alive(st, row)) {
+            auto s = st.suspects.find(row.name);
+            m.status = s != st.suspects.end() && s->second == row.incarnation ? "suspect" : "up";
+          }
+          if (row.name == st.settings.self && row.incarnation == st.incarnation && !st.serving)
+            m.status = "down";
+          out.push_back(std::move(m));
+        }
+        return out;
+      },
+      [=](leave_atom) -> caf::result<bool> {
+        auto& st = self->state;
+        st.leaving = true;
+        st.serving = false;
+        auto rp = self->make_response_promise<bool>();
+        auto name = st.settings.self;
+        auto incarnation = st.incarnation;
+        self->request(st.db, ms(st.settings.failure_timeout_ms), db_write{[name, incarnation](soci::session& s) {
+                        leave_member(s, name, incarnation);
+                        return true;
+                      }})
+            .then([rp](bool) mutable { rp.deliver(true); },
+                  [rp](caf::error&) mutable { rp.deliver(false); });
+        // Entities go to the other members now; calls still arriving are forwarded to them.
+        st.rows.erase(std::remove_if(st.rows.begin(), st.rows.end(),
+                                     [&](const MemberRow& r) { return r.name == st.settings.self; }),
+                      st.rows.end());
+        ClusterView view;
+        view.self = st.settings.self;
+        view.serving = true;  // keeps forwarding; owns nothing
+        for (const auto& row : st.rows)
+          if (alive(st, row)) {
+            view.peers.push_back(Peer{row.name, row.cluster_address, row.incarnation});
+            view.placement.push_back(row.name);
+          }
+        std::sort(view.placement.begin(), view.placement.end());
+        self->send(st.router, view_atom::value, std::move(view));
+        return rp;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_router(caf::actor_system& system, std::map<caf::atom_value, caf::actor> registries) {
+  return system.spawn(router, std::move(registries));
+}
+
+ClusterHandles start_cluster(caf::actor_system& system, ClusterSettings settings, caf::actor router,
+                             std::map<caf::atom_value, caf::actor> registries, caf::actor db,
+                             caf::actor middleman, caf::actor sweeper,
+                             std::function<std::string()> http_address) {
+  ClusterHandles out;
+  out.endpoint = system.spawn(cluster_endpoint, router, settings.batch_max);
+  out.membership = system.spawn(membership, settings, std::move(db), router, std::move(registries),
+                                std::move(http_address));
+  caf::anon_send(router, ClusterWiring{settings, out.membership, std::move(middleman), std::move(sweeper)});
+  return out;
+}
+
+}  // namespace emporium
