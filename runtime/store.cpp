@@ -174,8 +174,30 @@ void open_session(soci::session& session, const DbUrl& url) {
   session << "PRAGMA foreign_keys=ON";
 }
 
+namespace {
+int migrate_locked(soci::session& s, Database db);
+}
+
+// Nodes of a cluster start together on one database: on PostgreSQL they migrate one at a time
+// under an advisory lock (SQLite files have one node).
 int migrate(soci::session& s, Backend backend, Database db) {
-  (void)backend;  // both dialects share this SQL so far; a dialect fork goes here when needed
+  if (backend != Backend::postgresql) return migrate_locked(s, db);
+  s << "SELECT pg_advisory_lock(72150001)";
+  try {
+    int applied = migrate_locked(s, db);
+    s << "SELECT pg_advisory_unlock(72150001)";
+    return applied;
+  } catch (...) {
+    try {
+      s << "SELECT pg_advisory_unlock(72150001)";
+    } catch (...) {
+    }
+    throw;
+  }
+}
+
+namespace {
+int migrate_locked(soci::session& s, Database db) {
   s << "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, "
        "applied_at_ms BIGINT NOT NULL)";
   ll current = 0;
@@ -200,6 +222,7 @@ int migrate(soci::session& s, Backend backend, Database db) {
     for (const auto& m : inventory_migrations) apply(m);
   return applied;
 }
+}  // namespace
 
 // --- orders ----------------------------------------------------------------------------------
 

@@ -317,10 +317,12 @@ class Node:
     live = []
     _lock = threading.Lock()
 
-    def __init__(self, extra=None):
+    def __init__(self, extra=None, databases=None, secret=None):
+        """databases: (orders_url, inventory_url) shared with other nodes (a cluster); the caller
+        owns them. secret: the HS256 secret (nodes of one cluster share it)."""
         self.bin = emporium_bin()
         self.tmpdir = tempfile.mkdtemp(prefix="emporium-bb-")
-        self.secret = os.urandom(32).hex()
+        self.secret = secret or os.urandom(32).hex()
         self.extra = dict(DEFAULT_EXTRA)
         self.extra.update(extra or {})
         self.host = "127.0.0.1"
@@ -331,7 +333,9 @@ class Node:
         self._dbs = []
         self._tokens = {}
         self._key = None
-        if BACKEND == "sqlite":
+        if databases is not None:
+            self.orders_url, self.inventory_url = databases
+        elif BACKEND == "sqlite":
             self.orders_url = "sqlite:%s" % os.path.join(self.tmpdir, "orders.db")
             self.inventory_url = "sqlite:%s" % os.path.join(self.tmpdir, "inventory.db")
         elif BACKEND == "postgres":
@@ -362,6 +366,12 @@ class Node:
         return cmd
 
     def start(self):
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self):
+        """Starts the process without waiting for it to be ready."""
         assert self.proc is None or self.proc.poll() is not None, "node already running"
         log = open(self.log_path, "ab")
         try:
@@ -370,7 +380,6 @@ class Node:
         finally:
             log.close()
         self.expect_running = True
-        self.wait_ready()
         return self
 
     def wait_ready(self, timeout=READY_TIMEOUT_S):
@@ -522,6 +531,53 @@ class Node:
             claims.pop(c, None)
         header.update(header_changes or {})
         return sign_jwt(self.signing_key() if key is None else key, header, claims, alg=alg)
+
+
+class Cluster:
+    """N nodes on one pair of PostgreSQL databases, each with its own HTTP and cluster port."""
+
+    def __init__(self, size=3, extra=None):
+        self.secret = os.urandom(32).hex()
+        self._dbs = []
+        n1, orders = pg_create_database()
+        self._dbs.append(n1)
+        n2, inventory = pg_create_database()
+        self._dbs.append(n2)
+        self.databases = (orders, inventory)
+        self.nodes = []
+        for i in range(size):
+            settings = dict(CLUSTER_EXTRA)
+            settings.update(extra or {})
+            settings["node.name"] = "node-%d" % (i + 1)
+            settings["cluster.enabled"] = "true"
+            settings["cluster.listen"] = "127.0.0.1:%d" % free_port()
+            self.nodes.append(Node(settings, databases=self.databases, secret=self.secret))
+
+    def start(self):
+        # Started together: each waits until it has joined.
+        for node in self.nodes:
+            node.launch()
+        for node in self.nodes:
+            node.wait_ready()
+        return self
+
+    def close(self):
+        for node in self.nodes:
+            try:
+                node.close()
+            except Exception:
+                pass
+        if not KEEP:
+            for name in self._dbs:
+                pg_drop_database(name)
+
+
+# Fast membership for tests: a member silent 2 s is down.
+CLUSTER_EXTRA = {
+    "cluster.heartbeat_interval_ms": "250",
+    "cluster.failure_timeout_ms": "2000",
+    "cluster.sweep_grace_ms": "1500",
+}
 
 
 def start_node(extra=None):
