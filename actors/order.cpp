@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "actors/entity.hpp"
 #include "runtime/registry.hpp"
 #include "actors/inventory.hpp"
@@ -189,8 +191,11 @@ void confirm(order_actor* self) {
   auto id = self->state.id;
   for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
                 [self](const std::vector<errc>& failures) {
-                  if (!failures.empty())
+                  if (!failures.empty()) {
+                    spdlog::warn("order {}: committing its reservations failed: {}", self->state.id,
+                                 to_string(failures.front()));
                     return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+                  }
                   transition(self, OrderStatus::confirmed, "", false, [self] { finish(self); });
                 });
 }
@@ -210,8 +215,9 @@ void charge(order_actor* self) {
               return compensate(self, OrderStatus::payment_failed, p.failure_reason);
             confirm(self);
           },
-          [self](caf::error&) {
+          [self](caf::error& err) {
             // Outcome unknown: the refund call voids or refunds it, whatever happened.
+            spdlog::warn("order {}: charge failed: {}", self->state.id, to_string(err));
             compensate(self, OrderStatus::payment_failed, "payment_unavailable");
           });
 }
@@ -260,6 +266,7 @@ void place(order_actor* self, order_place& req) {
 void recover(order_actor* self) {
   auto& st = self->state;
   st.running = true;
+  spdlog::info("order {}: recovering from {}", st.id, st.rec.status);
   if (status_of(st) == OrderStatus::pending || !st.rec.payment)
     return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
   ask(self, st.ctx, payment_type, st.rec.payment->id, get_atom::value)

@@ -19,6 +19,8 @@ struct payment_state {
   int attempts = 0;
   std::vector<caf::response_promise> waiting;  // charge requests answered with the outcome
   bool busy = false;
+  int writes_in_flight = 0;
+  bool stop_requested = false;  // passivation asked while a charge or write ran: stop after it
   caf::actor registry;
   static inline const char* name = "payment";
 };
@@ -35,20 +37,25 @@ void persist(payment_actor* self, Then then) {
   st.rec.version = expected + 1;
   st.exists = true;
   PaymentRecord snapshot = st.rec;
+  st.writes_in_flight += 1;
   self->request(st.ctx->orders_db_for(st.id), caf::infinite,
                 db_write{[snapshot, expected](soci::session& s) {
                   return save_payment(s, snapshot, expected);
                 }})
       .then(
           [self, then](bool applied) mutable {
+            self->state.writes_in_flight -= 1;
             if (!applied) {
               for (auto& rp : self->state.waiting) rp.deliver(make_error(errc::version_conflict));
               self->quit();
               return;
             }
             then();
+            auto& st = self->state;
+            if (st.stop_requested && !st.busy && st.writes_in_flight == 0) self->quit();
           },
           [self](caf::error& err) {
+            self->state.writes_in_flight -= 1;
             for (auto& rp : self->state.waiting) rp.deliver(err);
             self->quit(err);  // memory may be ahead of storage: reload on the next message
           });
@@ -158,7 +165,11 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         if (!self->state.exists) return make_error(errc::not_found);
         return self->state.rec;
       },
-      [=](stop_atom) { self->quit(); },
+      [=](stop_atom) {
+        auto& st = self->state;
+        if (!st.busy && st.writes_in_flight == 0) return self->quit();
+        st.stop_requested = true;  // a charge in progress is answered first
+      },
       caf::after(ms(self->state.ctx->settings.terminal_passivate_ms)) >>
           [=] {
             if (!self->state.busy)

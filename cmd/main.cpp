@@ -22,6 +22,7 @@
 #include "runtime/atoms.hpp"
 #include "runtime/cluster.hpp"
 #include "runtime/persistence.hpp"
+#include "runtime/registry.hpp"
 #include "runtime/config.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/store.hpp"
@@ -332,6 +333,33 @@ int run_serve(const Config& config) {
     auto settle = std::chrono::milliseconds(2 * config.cluster.heartbeat_interval_ms + 200);
     auto waited = std::chrono::steady_clock::now() - left_at;
     if (waited < settle) std::this_thread::sleep_for(settle - waited);
+    // Then until the calls taken from peers are answered and the entities passivated by leaving
+    // have finished their work (an order in the middle of its saga), within the placement timeout.
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(config.orders.placement_timeout_ms);
+    caf::scoped_actor self{system};
+    for (;;) {
+      std::int64_t calls = 0;
+      std::string entities;
+      std::int64_t busy = 0;
+      self->request(cluster.endpoint, std::chrono::seconds(1), stats_atom::value)
+          .receive([&](std::int64_t n) { calls = n; }, [&](caf::error&) {});
+      for (const auto& [type, registry] : node.registries)
+        self->request(registry, std::chrono::seconds(1), stats_atom::value)
+            .receive(
+                [&, type = type](const RegistryStats& s) {
+                  busy += s.alive;
+                  if (s.alive > 0) entities += " " + caf::to_string(type) + "=" + std::to_string(s.alive);
+                },
+                [&](caf::error&) {});
+      if (busy + calls == 0) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        spdlog::warn("leaving with {} calls from peers unanswered and entities busy:{}", calls, entities);
+        caf::anon_send(cluster.endpoint, list_atom::value);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     stop_cluster();
   }
   stop_node_actors(system, node);

@@ -10,6 +10,7 @@
 
 #include <caf/all.hpp>
 #include <openssl/sha.h>
+#include <spdlog/spdlog.h>
 
 #include "actors/context.hpp"
 #include "http/auth.hpp"
@@ -157,10 +158,17 @@ struct Api::Impl {
       case errc::conflict: return problem(409, "Conflict", detail_of(err, "the resource does not allow this now"));
       case errc::busy: return problem(409, "Conflict", "the resource is busy; try again");
       case errc::invalid_argument: return problem(400, "Bad request", "the request cannot be processed");
+      case errc::unavailable:
+      case errc::not_delivered:
+        return unavailable(settings.retry_after_s, detail_of(err, "a cluster node is unavailable") + "; try again");
+      case errc::version_conflict:
+        return unavailable(settings.retry_after_s, "the resource moved to another node; try again");
       default: break;
     }
     if (err == caf::sec::request_timeout)
       return unavailable(settings.retry_after_s, "the request timed out; try again");
+    // Card data never reaches an error: it prints as *** (actors/card.hpp).
+    spdlog::warn("request failed: {}", caf::to_string(err));
     return unavailable(settings.retry_after_s, "a database or service is unavailable; try again");
   }
 

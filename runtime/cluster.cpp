@@ -133,6 +133,18 @@ std::size_t rendezvous_owner(const std::vector<std::string>& members, caf::atom_
 namespace {
 
 caf::error unavailable(std::string detail) { return make_error(errc::unavailable, std::move(detail)); }
+caf::error not_delivered(std::string detail) { return make_error(errc::not_delivered, std::move(detail)); }
+
+using retire_atom = caf::atom_constant<caf::atom("retire")>;
+
+// Failures after which the call certainly did not run, so the router may send it again (to the
+// owner the view names by then): fenced writes, calls bounced by an entity that stopped, calls
+// never sent.
+bool resendable(const caf::error& err) {
+  auto code = code_of(err);
+  return code == errc::version_conflict || code == errc::not_delivered ||
+         err == caf::sec::request_receiver_down;
+}
 
 // --- link: calls to one other node ---------------------------------------------------------------
 
@@ -145,6 +157,7 @@ struct link_state {
   std::unordered_map<std::uint64_t, caf::response_promise> pending;
   std::vector<remote_call> outbox;
   bool flush_scheduled = false;
+  bool retiring = false;  // the peer left the view: answer what is pending, then stop
   static inline const char* name = "cluster_link";
 };
 using link_actor = caf::stateful_actor<link_state>;
@@ -169,10 +182,15 @@ void link_lost(link_actor* self, const std::string& why) {
   if (st.remote) self->demonitor(st.remote);
   st.remote = nullptr;
   st.connecting = false;
-  auto err = unavailable("node " + st.peer.name + " is unreachable");
-  for (auto& [_, rp] : st.pending) rp.deliver(err);
+  // Calls not yet sent are resent elsewhere by the router; sent ones may have run.
+  std::set<std::uint64_t> unsent;
+  for (const auto& c : st.outbox) unsent.insert(c.seq);
+  for (auto& [seq, rp] : st.pending)
+    rp.deliver(unsent.count(seq) ? not_delivered("node " + st.peer.name + " is unreachable")
+                                 : unavailable("node " + st.peer.name + " went away with the call"));
   st.pending.clear();
   st.outbox.clear();
+  if (st.retiring) return self->quit();
   spdlog::warn("cluster: lost {} ({}): suspect", st.peer.name, why);
   self->send(st.wiring.membership, suspect_atom::value, st.peer.name, st.peer.incarnation);
   self->delayed_send(self, ms(st.wiring.settings.heartbeat_interval_ms), reconnect_atom::value);
@@ -209,21 +227,23 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
     if (self->state.remote && dm.source == self->state.remote.address())
       link_lost(self, to_string(dm.reason));
   });
-  // Stopping (the peer left the view): whoever waits is answered.
-  self->attach_functor([self] {
+  // Stopping (the peer left the view): whoever waits is answered. (Not in an attached functor:
+  // those run after the state is gone.)
+  self->set_exit_handler([self](const caf::exit_msg& msg) {
     auto err = unavailable("node " + self->state.peer.name + " left the view");
     for (auto& [_, rp] : self->state.pending) rp.deliver(err);
     self->state.pending.clear();
+    self->quit(msg.reason);
   });
   link_connect(self);
   return {
       [=](route_atom, caf::atom_value type, std::string& id, caf::message& payload,
           bool final) -> caf::result<caf::message> {
         auto& st = self->state;
-        if (!st.remote && !st.connecting)
-          return unavailable("node " + st.peer.name + " is unreachable");
+        if (st.retiring || (!st.remote && !st.connecting))
+          return not_delivered("node " + st.peer.name + " is unreachable");
         if (st.pending.size() >= st.wiring.settings.calls_pending_max)
-          return unavailable("too many calls waiting for node " + st.peer.name);
+          return not_delivered("too many calls waiting for node " + st.peer.name);
         auto seq = st.next_seq++;
         auto rp = self->make_response_promise();
         st.pending.emplace(seq, rp);
@@ -249,6 +269,24 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
           else it->second.deliver(std::move(r.value));
           st.pending.erase(it);
         }
+        if (st.retiring && st.pending.empty()) self->quit();
+      },
+      [=](retire_atom) {
+        auto& st = self->state;
+        st.retiring = true;
+        if (st.pending.empty()) return self->quit();
+        // A peer that left answers what it has before it goes; one that died is noticed by
+        // the lost connection. Either way, no longer than the failure timeout.
+        self->delayed_send(self, ms(st.wiring.settings.failure_timeout_ms), timeout_atom::value);
+      },
+      [=](timeout_atom) {
+        auto& st = self->state;
+        if (!st.pending.empty())
+          spdlog::warn("cluster: {} left with {} calls unanswered", st.peer.name, st.pending.size());
+        auto err = unavailable("node " + st.peer.name + " left with the call");
+        for (auto& [_, rp] : st.pending) rp.deliver(err);
+        st.pending.clear();
+        self->quit();
       },
       [=](reconnect_atom) { link_connect(self); },
   };
@@ -266,12 +304,16 @@ struct endpoint_state {
   std::size_t batch_max = 256;
   std::map<caf::actor_addr, reply_outbox> outboxes;
   bool flush_scheduled = false;
+  std::int64_t in_flight = 0;  // calls taken and not yet answered
+  std::map<std::pair<caf::actor_addr, std::uint64_t>, std::string> calls;  // for the operators' log
   static inline const char* name = "cluster_endpoint";
 };
 using endpoint_actor = caf::stateful_actor<endpoint_state>;
 
 void endpoint_reply(endpoint_actor* self, const caf::actor& to, remote_reply reply) {
   auto& st = self->state;
+  st.in_flight -= 1;
+  st.calls.erase({to.address(), reply.seq});
   auto& box = st.outboxes[to.address()];
   box.to = to;
   box.replies.push_back(std::move(reply));
@@ -290,6 +332,10 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
         if (!to) return;
         for (auto& call : batch.calls) {
           auto seq = call.seq;
+          self->state.in_flight += 1;
+          self->state.calls[{to.address(), seq}] =
+              caf::to_string(call.type) + " " + call.id + " " + caf::to_string(call.payload) +
+              (call.final ? " final" : "");
           // Any reply type: CAF 0.17 has no catch-all response handler, but a reply that matches
           // no handler arrives at the error handler as unexpected_response carrying the reply.
           self->request(self->state.router, caf::infinite, route_atom::value, call.type,
@@ -318,13 +364,29 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
         }
         st.outboxes.clear();
       },
+      [=](stats_atom) { return self->state.in_flight; },
+      [=](list_atom) {
+        for (const auto& [_, what] : self->state.calls) spdlog::warn("cluster: unanswered call {}", what);
+      },
   };
 }
 
 // --- router --------------------------------------------------------------------------------------
 
+struct Retry {
+  caf::response_promise rp;
+  caf::atom_value type;
+  std::string id;
+  caf::message payload;
+  bool from_peer = false;
+  bool final = false;
+  int attempt = 0;
+};
+
 struct router_state {
   std::map<caf::atom_value, caf::actor> registries;
+  std::uint64_t next_retry = 1;
+  std::unordered_map<std::uint64_t, Retry> retries;
   bool clustered = false;
   ClusterWiring wiring;
   ClusterView view;
@@ -338,23 +400,68 @@ bool owns(const ClusterView& view, caf::atom_value type, const std::string& id) 
   return view.placement[rendezvous_owner(view.placement, type, id)] == view.self;
 }
 
+// Where a call goes: the local registry, or the link to the owner (with the message to send).
+struct Target {
+  caf::actor actor;
+  caf::message message;
+};
+
+caf::expected<Target> resolve(router_actor* self, caf::atom_value type, const std::string& id,
+                              const caf::message& payload, bool from_peer, bool final) {
+  auto& st = self->state;
+  auto reg = st.registries.find(type);
+  if (reg == st.registries.end()) return caf::make_error(caf::sec::unexpected_message);
+  auto local = [&] { return Target{reg->second, caf::make_message(route_atom::value, type, id, payload)}; };
+  if (!st.view.serving) return not_delivered("node " + st.view.self + " is not serving: rejoining its cluster");
+  // A node that left (or is leaving) hands even a final call on: it owns nothing any more.
+  bool member = std::find(st.view.placement.begin(), st.view.placement.end(), st.view.self) !=
+                st.view.placement.end();
+  if (final && member) return local();
+  if (st.view.placement.empty()) return not_delivered("no cluster member is up");
+  const auto& owner = st.view.placement[rendezvous_owner(st.view.placement, type, id)];
+  if (owner == st.view.self) return local();
+  auto link = st.links.find(owner);
+  if (link == st.links.end()) return not_delivered("node " + owner + " is not connected");
+  return Target{link->second.second, caf::make_message(route_atom::value, type, id, payload, from_peer)};
+}
+
+// Sends a call and answers `rp`; a call that certainly did not run is sent again after a pause,
+// to whichever node owns the entity by then (views settle within a heartbeat or two).
+void forward(router_actor* self, caf::response_promise rp, caf::atom_value type, std::string id,
+             caf::message payload, bool from_peer, bool final, int attempt) {
+  static constexpr int kAttempts = 8;
+  static constexpr std::int64_t kPauseMs[kAttempts] = {10, 25, 50, 100, 200, 300, 400, 500};
+  auto retry = [=](const caf::error& err) mutable {
+    if (!resendable(err) || attempt + 1 >= kAttempts) return rp.deliver(err);
+    auto& st = self->state;
+    auto seq = st.next_retry++;
+    st.retries.emplace(seq, Retry{rp, type, id, payload, from_peer, final, attempt + 1});
+    self->delayed_send(self, ms(kPauseMs[attempt]), retry_atom::value, seq);
+  };
+  auto target = resolve(self, type, id, payload, from_peer, final);
+  if (!target) return retry(target.error());
+  // Any reply type: CAF 0.17 has no catch-all response handler, but a reply that matches no
+  // handler reaches the error handler as unexpected_response carrying the reply.
+  self->request(target->actor, caf::infinite, std::move(target->message))
+      .then([](caf::message&) {},
+            [rp, retry](caf::error& err) mutable {
+              if (err == caf::sec::unexpected_response) return rp.deliver(std::move(err.context()));
+              retry(err);
+            });
+}
+
 // `from_peer`: the call came from another node's link; `final`: deliver it here regardless.
 caf::result<caf::message> dispatch(router_actor* self, caf::atom_value type, std::string& id,
                                    caf::message& payload, bool from_peer, bool final) {
   auto& st = self->state;
-  auto reg = st.registries.find(type);
-  if (reg == st.registries.end()) return caf::sec::unexpected_message;
-  if (!st.clustered) return self->delegate(reg->second, route_atom::value, type, std::move(id), std::move(payload));
-  if (!st.view.serving) return unavailable("node " + st.view.self + " is not serving: rejoining its cluster");
-  if (final) return self->delegate(reg->second, route_atom::value, type, std::move(id), std::move(payload));
-  if (st.view.placement.empty()) return unavailable("no cluster member is up");
-  const auto& owner = st.view.placement[rendezvous_owner(st.view.placement, type, id)];
-  if (owner == st.view.self)
+  if (!st.clustered) {
+    auto reg = st.registries.find(type);
+    if (reg == st.registries.end()) return caf::sec::unexpected_message;
     return self->delegate(reg->second, route_atom::value, type, std::move(id), std::move(payload));
-  auto link = st.links.find(owner);
-  if (link == st.links.end()) return unavailable("node " + owner + " is not connected");
-  return self->delegate(link->second.second, route_atom::value, type, std::move(id),
-                        std::move(payload), from_peer);
+  }
+  auto rp = self->make_response_promise();
+  forward(self, rp, type, std::move(id), std::move(payload), from_peer, final, 0);
+  return rp;
 }
 
 void apply_view(router_actor* self, ClusterView view) {
@@ -369,7 +476,7 @@ void apply_view(router_actor* self, ClusterView view) {
     if (it != st.links.end() && it->second.first.address == peer.address &&
         it->second.first.incarnation == peer.incarnation)
       continue;
-    if (it != st.links.end()) self->send_exit(it->second.second, caf::exit_reason::user_shutdown);
+    if (it != st.links.end()) self->send(it->second.second, retire_atom::value);
     auto link = self->spawn(cluster_link, peer, st.wiring);
     st.links[peer.name] = {peer, link};
   }
@@ -378,7 +485,7 @@ void apply_view(router_actor* self, ClusterView view) {
       ++it;
       continue;
     }
-    self->send_exit(it->second.second, caf::exit_reason::user_shutdown);
+    self->send(it->second.second, retire_atom::value);
     it = st.links.erase(it);
   }
   st.view = std::move(view);
@@ -399,9 +506,11 @@ void apply_view(router_actor* self, ClusterView view) {
 
 caf::behavior router(router_actor* self, std::map<caf::atom_value, caf::actor> registries) {
   self->state.registries = std::move(registries);
-  // Links are children: they go when the router goes.
-  self->attach_functor([self] {
-    for (auto& [_, link] : self->state.links) caf::anon_send_exit(link.second, caf::exit_reason::user_shutdown);
+  // Links go when the router goes.
+  self->set_exit_handler([self](const caf::exit_msg& msg) {
+    for (auto& [_, link] : self->state.links) self->send_exit(link.second, msg.reason);
+    self->state.links.clear();
+    self->quit(msg.reason);
   });
   return {
       [=](route_atom, caf::atom_value type, std::string& id, caf::message& payload) {
@@ -409,6 +518,13 @@ caf::behavior router(router_actor* self, std::map<caf::atom_value, caf::actor> r
       },
       [=](route_atom, caf::atom_value type, std::string& id, caf::message& payload, bool final) {
         return dispatch(self, type, id, payload, true, final);
+      },
+      [=](retry_atom, std::uint64_t seq) {
+        auto it = self->state.retries.find(seq);
+        if (it == self->state.retries.end()) return;
+        auto r = std::move(it->second);
+        self->state.retries.erase(it);
+        forward(self, r.rp, r.type, std::move(r.id), std::move(r.payload), r.from_peer, r.final, r.attempt);
       },
       [=](ClusterWiring& wiring) {
         // From now on the node serves entities only as its cluster view says (none until joined).

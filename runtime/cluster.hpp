@@ -42,7 +42,7 @@ struct ClusterSettings {
   std::int64_t heartbeat_interval_ms = 1000;
   std::int64_t failure_timeout_ms = 3000;
   std::int64_t connect_timeout_ms = 2000;
-  std::int64_t sweep_grace_ms = 3000;  // an order untouched this long after a view change is swept
+  std::int64_t sweep_grace_ms = 10000;  // an order untouched this long after a view change is swept
   std::size_t batch_max = 256;         // calls per CAF message to one node (1: no batching)
   std::size_t calls_pending_max = 20000;  // calls waiting on one node before new ones are refused
 };
@@ -68,6 +68,7 @@ using leave_atom = caf::atom_constant<caf::atom("leave")>;
 //   members_atom -> std::vector<MemberStatus>
 //   joined_atom  -> bool   registered, seen up, and serving
 //   leave_atom   -> bool   the row is marked left (peers stop placing here); heartbeats stop
+// The endpoint answers stats_atom with the calls from other nodes it has not answered yet.
 struct ClusterHandles {
   caf::actor membership;
   caf::actor endpoint;  // what this node publishes on cluster.listen

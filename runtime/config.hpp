@@ -69,7 +69,7 @@ struct Config {
     std::int64_t connect_timeout_ms = 2000;     // connecting to another node
     std::int64_t batch_max = 256;               // entity calls per CAF message to one node
     std::int64_t calls_pending_max = 20'000;    // calls waiting on one node before refusing more
-    std::int64_t sweep_grace_ms = 3000;  // after a view change, orders untouched this long are swept
+    std::int64_t sweep_grace_ms = 10'000;  // after a view change, orders untouched this long are swept
     bool operator==(const Cluster&) const = default;
   } cluster;
 

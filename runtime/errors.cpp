@@ -29,6 +29,7 @@ const char* to_string(errc code) {
     case errc::busy: return "busy";
     case errc::timeout: return "timeout";
     case errc::unavailable: return "unavailable";
+    case errc::not_delivered: return "not_delivered";
   }
   return "unknown";
 }

@@ -21,7 +21,8 @@ enum class errc : std::uint8_t {
   invalid_argument,
   busy,                 // entity is in the middle of something that must finish first
   timeout,
-  unavailable,          // the owner node is unreachable or this node is rejoining; retry
+  unavailable,          // the owner node went away while it had the call; retry later
+  not_delivered,        // the call never reached its entity (owner moving, unreachable); safe to resend
 };
 
 constexpr caf::atom_value error_category = caf::atom("emporium");

@@ -26,6 +26,9 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
   self->set_exit_handler([=](const caf::exit_msg& msg) {
     for (auto& [_, e] : self->state.active) self->send_exit(e.handle, msg.reason);
     self->state.active.clear();
+    // Entities told to stop that are still finishing their work go too.
+    for (auto& [addr, _] : self->state.ids)
+      if (auto handle = caf::actor_cast<caf::actor>(addr)) self->send_exit(handle, msg.reason);
     self->quit(msg.reason);
   });
   // An entity that stopped on its own (crash, fencing) is forgotten too.
@@ -101,6 +104,7 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
       [=](stats_atom) {
         auto stats = self->state.stats;
         stats.active = static_cast<std::int64_t>(self->state.active.size());
+        stats.alive = static_cast<std::int64_t>(self->state.ids.size());
         return stats;
       },
   };

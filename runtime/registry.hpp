@@ -63,6 +63,7 @@ using mailbox_atom = caf::atom_constant<caf::atom("mailbox")>;
 // What a registry reports to (stats_atom): active actors and activations since start.
 struct RegistryStats {
   std::int64_t active = 0;
+  std::int64_t alive = 0;  // active, plus passivated ones still finishing their work
   std::int64_t activations = 0;
   std::int64_t passivations = 0;
 };

@@ -576,7 +576,7 @@ class Cluster:
 CLUSTER_EXTRA = {
     "cluster.heartbeat_interval_ms": "250",
     "cluster.failure_timeout_ms": "2000",
-    "cluster.sweep_grace_ms": "1500",
+    "cluster.sweep_grace_ms": "5000",
 }
 
 
