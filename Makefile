@@ -17,7 +17,7 @@ DEPS := cmake ninja-build g++ ccache pkg-config python3 curl \
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: deps build run test clean fuzz fuzz-smoke bench
+.PHONY: deps build run cluster test clean fuzz fuzz-smoke bench
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -32,6 +32,11 @@ build: deps
 
 run: build
 	./deploy/run-local.sh $(BUILD)/emporium
+
+# A PostgreSQL of its own and NODES nodes on loopback (HTTP 8081.., cluster 7001..).
+NODES ?= 3
+cluster: build
+	./deploy/local-cluster $(BUILD)/emporium $(NODES)
 
 test: build
 	./tests/run-all.sh $(BUILD)

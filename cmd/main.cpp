@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <soci/soci.h>
@@ -215,6 +217,13 @@ int run_serve(const Config& config) {
                    caf::timespan{std::chrono::milliseconds(config.cluster.heartbeat_interval_ms / 2)});
     caf_config.set("middleman.connection-timeout",
                    caf::timespan{std::chrono::milliseconds(config.cluster.failure_timeout_ms)});
+    if (!config.cluster.tls_certificate.empty()) {
+      // Both ends present a certificate from the CA: only members of this cluster connect.
+      caf_config.openssl_certificate = config.cluster.tls_certificate;
+      caf_config.openssl_key = config.cluster.tls_key;
+      caf_config.openssl_cafile = config.cluster.tls_ca_file;
+      caf_config.load<caf::openssl::manager>();
+    }
   }
   caf::actor_system system{caf_config};
 
@@ -248,13 +257,16 @@ int run_serve(const Config& config) {
     cs.calls_pending_max = static_cast<std::size_t>(config.cluster.calls_pending_max);
     membership_db = spawn_persistence(system, {config.database.orders, Database::orders, 16,
                                                config.database.reconnect_interval_ms, false});
-    cluster = start_cluster(system, cs, node.ctx->router, node.registries, membership_db,
-                            caf::actor_cast<caf::actor>(system.middleman().actor_handle()),
+    const bool tls = !config.cluster.tls_certificate.empty();
+    auto connector = tls ? caf::actor_cast<caf::actor>(system.openssl_manager().actor_handle())
+                         : caf::actor_cast<caf::actor>(system.middleman().actor_handle());
+    cluster = start_cluster(system, cs, node.ctx->router, node.registries, membership_db, connector,
                             node.sweeper, [http_address] { return http_address->get(); });
     std::string chost;
     std::uint16_t cport = 0;
     split_host_port(config.cluster.listen, chost, cport);
-    auto published = system.middleman().publish(cluster.endpoint, cport, chost.c_str(), true);
+    auto published = tls ? caf::openssl::publish(cluster.endpoint, cport, chost.c_str(), true)
+                         : system.middleman().publish(cluster.endpoint, cport, chost.c_str(), true);
     if (!published) {
       auto why = system.render(published.error());
       stop_cluster();
@@ -262,7 +274,8 @@ int run_serve(const Config& config) {
       throw ConfigError("cluster.listen", "cannot listen on " + config.cluster.listen + ": " +
                                               why);
     }
-    spdlog::info("node {} listening for its cluster on {}:{}", config.node.name, chost, *published);
+    spdlog::info("node {} listening for its cluster on {}:{}{}", config.node.name, chost, *published,
+                 tls ? " (TLS)" : "");
     if (!wait_for_join(system, cluster.membership, signals)) {
       spdlog::info("stopped before joining the cluster");
       stop_cluster();

@@ -87,6 +87,9 @@ const Key kKeys[] = {
     {"cluster.batch_max", field<&C::cluster, &C::Cluster::batch_max>, {1, 10'000}},
     {"cluster.calls_pending_max", field<&C::cluster, &C::Cluster::calls_pending_max>, {1}},
     {"cluster.sweep_grace_ms", field<&C::cluster, &C::Cluster::sweep_grace_ms>, kNonNegative},
+    {"cluster.tls_certificate", field<&C::cluster, &C::Cluster::tls_certificate>},
+    {"cluster.tls_key", field<&C::cluster, &C::Cluster::tls_key>},
+    {"cluster.tls_ca_file", field<&C::cluster, &C::Cluster::tls_ca_file>},
     {"payment.provider", field<&C::payment, &C::Payment::provider>},
     {"payment.url", field<&C::payment, &C::Payment::url>},
     {"payment.retries_max", field<&C::payment, &C::Payment::retries_max>, {0, 20}},
@@ -429,6 +432,21 @@ void validate(Config& config) {
   check_database_url("database.orders", config.database.orders);
   check_database_url("database.inventory", config.database.inventory);
   check_cluster_databases(config);
+  {
+    const auto& c = config.cluster;
+    int set = !c.tls_certificate.empty() + !c.tls_key.empty() + !c.tls_ca_file.empty();
+    if (set != 0 && set != 3)
+      throw ConfigError(c.tls_certificate.empty() ? "cluster.tls_certificate"
+                        : c.tls_key.empty()       ? "cluster.tls_key"
+                                                  : "cluster.tls_ca_file",
+                        "TLS between nodes needs cluster.tls_certificate, cluster.tls_key and "
+                        "cluster.tls_ca_file together");
+    for (auto [key, path] : {std::pair{"cluster.tls_certificate", &c.tls_certificate},
+                             std::pair{"cluster.tls_key", &c.tls_key},
+                             std::pair{"cluster.tls_ca_file", &c.tls_ca_file}})
+      if (!path->empty() && !std::filesystem::is_regular_file(*path))
+        throw ConfigError(key, "no such file: " + *path);
+  }
   if (config.cluster.failure_timeout_ms < 2 * config.cluster.heartbeat_interval_ms)
     throw ConfigError("cluster.failure_timeout_ms",
                       "must be at least twice cluster.heartbeat_interval_ms");

@@ -70,6 +70,10 @@ struct Config {
     std::int64_t batch_max = 256;               // entity calls per CAF message to one node
     std::int64_t calls_pending_max = 20'000;    // calls waiting on one node before refusing more
     std::int64_t sweep_grace_ms = 10'000;  // after a view change, orders untouched this long are swept
+    // TLS between nodes (libcaf_openssl): all three PEM files, or none for plain TCP.
+    std::string tls_certificate;
+    std::string tls_key;
+    std::string tls_ca_file;
     bool operator==(const Cluster&) const = default;
   } cluster;
 

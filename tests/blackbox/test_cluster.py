@@ -300,6 +300,71 @@ class FencingTest(ClusterTestCase):
         print("\nfencing: late writes answered %s" % dict(collections.Counter(map(str, late.values()))))
 
 
+def make_ca(directory, name):
+    """A CA and one certificate it signed (EC P-256), as PEM files under `directory`."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=directory, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", name + "-ca.key", "-out", name + "-ca.pem", "-days", "2", "-subj", "/CN=" + name + "-ca")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name)
+    run("x509", "-req", "-in", name + ".csr", "-CA", name + "-ca.pem", "-CAkey", name + "-ca.key",
+        "-CAcreateserial", "-out", name + ".pem", "-days", "2")
+    return {"cluster.tls_certificate": os.path.join(directory, name + ".pem"),
+            "cluster.tls_key": os.path.join(directory, name + ".key"),
+            "cluster.tls_ca_file": os.path.join(directory, name + "-ca.pem")}
+
+
+class TlsTest(ClusterTestCase):
+
+    def setUp(self):
+        import tempfile
+        self.pki = tempfile.mkdtemp(prefix="emporium-pki-")
+        self.tls = make_ca(self.pki, "member")
+        self.cluster = harness.Cluster(2, extra=self.tls).start()
+        self.nodes = self.cluster.nodes
+        self.orders_url, self.inventory_url = self.cluster.databases
+        self.admin = self.nodes[0].token("ops", "admin")
+
+    def tearDown(self):
+        super().tearDown()
+        import shutil
+        shutil.rmtree(self.pki, ignore_errors=True)
+
+    def test_nodes_talk_over_tls_and_refuse_a_stranger(self):
+        names = ("node-1", "node-2")
+        self.assertTrue(wait_for(lambda: self.all_up(names), 10), [view(n, self.admin) for n in self.nodes])
+        self.assertIn("(TLS)", self.nodes[0].log_text())
+        skus = self.put_items(8, 20)  # spread over both nodes, so calls cross between them
+        customer = self.nodes[0].token(unique("cust"), SCOPES)
+        r = request(self.nodes[1], "POST", "/v1/orders", harness.order_body([(s, 1) for s in skus[:4]]),
+                    token=customer)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(r.json["status"], "confirmed")
+        for node in self.nodes:
+            self.assertEqual(request(node, "GET", "/v1/orders/" + r.json["id"], token=customer).status, 200)
+        # A node whose certificate comes from another CA registers in the table but no member
+        # accepts its connection: it is suspect and owns nothing.
+        stranger_tls = make_ca(self.pki, "stranger")
+        settings = dict(harness.CLUSTER_EXTRA)
+        settings.update(stranger_tls)
+        settings.update({"node.name": "node-x", "cluster.enabled": "true",
+                         "cluster.listen": "127.0.0.1:%d" % harness.free_port()})
+        stranger = harness.Node(settings, databases=self.cluster.databases, secret=self.cluster.secret)
+        self.cluster.nodes.append(stranger)
+        stranger.launch()
+
+        def refused():
+            v = view(self.nodes[0], self.admin)
+            return v.get("node-x", {}).get("status") == "suspect"
+        self.assertTrue(wait_for(refused, 15), view(self.nodes[0], self.admin))
+        self.assertNotIn("connected to node-x", self.nodes[0].log_text())
+        # The members keep serving every sku between themselves.
+        for sku in skus:
+            self.assertEqual(request(self.nodes[0], "GET", "/v1/inventory/" + sku, token=customer).status, 200)
+
+
 class RollingRestartTest(ClusterTestCase):
 
     def test_rolling_restart_fails_no_accepted_request(self):
