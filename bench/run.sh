@@ -4,16 +4,17 @@
 # nginx, a throwaway PostgreSQL), prints a progress line per step and one table row per figure,
 # keeps the raw outputs in bench/results/<time>/ and stops everything on exit.
 #
-#   bench/run.sh [stock|orders-pg|orders-sqlite|hot|micro ...]     (none: all)
+#   bench/run.sh [stock|orders-pg|orders-sqlite|hot|micro|cluster ...]     (none: all)
 #
 # Knobs (environment): DURATION (closed-loop seconds, 15), WARMUP (2), OPEN_DURATION (10),
 # PGBENCH_DURATION (5), CONNS (64), THREADS (wrk threads, 2), SKUS (1000),
-# PGBENCH_CLIENTS ("1 4 16 64"), BENCH_BUILD (/tmp/build-bench-suite).
+# PGBENCH_CLIENTS ("1 4 16 64"), CLUSTER_DURATION (seconds per cluster figure, 5),
+# CLUSTER_WINDOW (calls outstanding, 256), BENCH_BUILD (/tmp/build-bench-suite).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-all=(stock orders-pg orders-sqlite hot micro)
+all=(stock orders-pg orders-sqlite hot micro cluster)
 scenarios=("$@")
 [ ${#scenarios[@]} -eq 0 ] && scenarios=("${all[@]}")
 for s in "${scenarios[@]}"; do
@@ -72,6 +73,7 @@ wants orders-pg && steps=$((steps + 4 + 2 * $(wc -w <<<"$PGBENCH_CLIENTS")))
 wants orders-sqlite && steps=$((steps + 2))
 wants hot && steps=$((steps + 1 + $(wants orders-pg && echo 0 || echo 1)))
 wants micro && steps=$((steps + 1))
+wants cluster && steps=$((steps + 1))
 started=$SECONDS
 
 # progress LABEL SECONDS: one line per step; on a terminal it counts the seconds down in place.
@@ -110,11 +112,12 @@ echo "building into $BENCH_BUILD (emporium, emporium-openloop, emporium-micro)" 
 [ -f "$BENCH_BUILD/build.ninja" ] ||
   cmake -S "$here" -B "$BENCH_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$res/cmake.log" 2>&1 ||
   { cat "$res/cmake.log"; exit 1; }
-cmake --build "$BENCH_BUILD" -j "${JOBS:-2}" --target emporium emporium-openloop emporium-micro \
+cmake --build "$BENCH_BUILD" -j "${JOBS:-2}" --target emporium emporium-openloop emporium-micro emporium-cluster-bench \
   >"$res/build.log" 2>&1 || { tail -30 "$res/build.log"; exit 1; }
 EMPORIUM="$BENCH_BUILD/emporium/emporium"
 OPENLOOP="$BENCH_BUILD/emporium-openloop"
 MICRO="$BENCH_BUILD/micro/emporium-micro"
+CLUSTER_BENCH="$BENCH_BUILD/cluster/emporium-cluster-bench"
 
 token() { (cd "$work" && "$EMPORIUM" token --sub "$1" --scope "$2" --ttl 7200 --set auth.hs256_secret="$SECRET"); }
 CUSTOMER=$(token bench "orders:write orders:read inventory:read")
@@ -412,6 +415,30 @@ scenario_micro() {
   python3 "$here/report.py" micro "$res/micro.json" "$table"
 }
 
+# Cross-node entity calls: raw CAF request/response against calls routed through the cluster
+# links, unbatched (cluster.batch_max = 1) and batched (256), two nodes on loopback.
+CLUSTER_DURATION=${CLUSTER_DURATION:-5}
+CLUSTER_WINDOW=${CLUSTER_WINDOW:-256}
+scenario_cluster() {
+  progress "cluster: cross-node calls (raw CAF, routed unbatched, routed batched)" $((4 * CLUSTER_DURATION + 3))
+  (cd "$work" && "$CLUSTER_BENCH" "$CLUSTER_DURATION" "$CLUSTER_WINDOW" 256) >"$res/cluster.out" 2>&1 ||
+    { progress_done; tail -20 "$res/cluster.out"; exit 1; }
+  progress_done
+  local raw1 raw unb bat
+  raw1=$(grep "name=raw_caf_sequential " "$res/cluster.out" | grep -o "per_second=[0-9]*" | cut -d= -f2)
+  raw=$(grep "name=raw_caf " "$res/cluster.out" | grep -o "per_second=[0-9]*" | cut -d= -f2)
+  unb=$(grep "name=routed_unbatched " "$res/cluster.out" | grep -o "per_second=[0-9]*" | cut -d= -f2)
+  bat=$(grep "name=routed_batched " "$res/cluster.out" | grep -o "per_second=[0-9]*" | cut -d= -f2)
+  row "cluster raw CAF req/resp, 1 outstanding" "$raw1" "-" "-" "-" "0" "-" "-" "-" "-" "remote_actor proxy, no router"
+  row "cluster raw CAF req/resp, $CLUSTER_WINDOW outstanding" "$raw" "-" "-" "-" "0" "-" "-" "-" "-" "remote_actor proxy, no router"
+  row "cluster routed, unbatched" "$unb" "-" "-" "-" "0" "raw $CLUSTER_WINDOW" "$(ratio "$unb" "$raw")" "-" "-" "batch_max=1"
+  local r1 r
+  r1=$(ratio "$bat" "$raw1")
+  r=$(ratio "$bat" "$raw")
+  row "cluster routed, batched" "$bat" "-" "-" "-" "0" "raw 1 outstanding" "$r1" ">= 5" "$(meets "$r1 >= 5")" \
+    "batch_max=256; vs raw $CLUSTER_WINDOW outstanding: $r; vs unbatched: $(ratio "$bat" "$unb")"
+}
+
 # --- main ------------------------------------------------------------------------------------------
 
 {
@@ -439,6 +466,7 @@ if wants orders-pg || wants hot; then
   stop "node pg" "$pid_pg"
 fi
 if wants micro; then scenario_micro; fi
+if wants cluster; then scenario_cluster; fi
 
 echo >&2
 echo "Emporium benchmarks, $(date -u +%FT%TZ), $(nproc) cores; wrk -t$THREADS -c$CONNS -d${DURATION}s; results in $res"

@@ -192,7 +192,8 @@ void link_lost(link_actor* self, const std::string& why) {
   st.outbox.clear();
   if (st.retiring) return self->quit();
   spdlog::warn("cluster: lost {} ({}): suspect", st.peer.name, why);
-  self->send(st.wiring.membership, suspect_atom::value, st.peer.name, st.peer.incarnation);
+  if (st.wiring.membership)
+    self->send(st.wiring.membership, suspect_atom::value, st.peer.name, st.peer.incarnation);
   self->delayed_send(self, ms(st.wiring.settings.heartbeat_interval_ms), reconnect_atom::value);
 }
 
@@ -214,7 +215,8 @@ void link_connect(link_actor* self) {
             st.remote = caf::actor_cast<caf::actor>(ptr);
             self->monitor(st.remote);
             spdlog::info("cluster: connected to {} at {}", st.peer.name, st.peer.address);
-            self->send(st.wiring.membership, connected_atom::value, st.peer.name, st.peer.incarnation);
+            if (st.wiring.membership)
+              self->send(st.wiring.membership, connected_atom::value, st.peer.name, st.peer.incarnation);
             link_flush(self);
           },
           [self](caf::error& err) { link_lost(self, to_string(err)); });
@@ -305,7 +307,8 @@ struct endpoint_state {
   std::map<caf::actor_addr, reply_outbox> outboxes;
   bool flush_scheduled = false;
   std::int64_t in_flight = 0;  // calls taken and not yet answered
-  std::map<std::pair<caf::actor_addr, std::uint64_t>, std::string> calls;  // for the operators' log
+  // For the log when leaving with calls unanswered: the entity each one is for.
+  std::map<std::pair<caf::actor_addr, std::uint64_t>, std::pair<caf::atom_value, std::string>> calls;
   static inline const char* name = "cluster_endpoint";
 };
 using endpoint_actor = caf::stateful_actor<endpoint_state>;
@@ -333,9 +336,7 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
         for (auto& call : batch.calls) {
           auto seq = call.seq;
           self->state.in_flight += 1;
-          self->state.calls[{to.address(), seq}] =
-              caf::to_string(call.type) + " " + call.id + " " + caf::to_string(call.payload) +
-              (call.final ? " final" : "");
+          self->state.calls.emplace(std::pair{to.address(), seq}, std::pair{call.type, call.id});
           // Any reply type: CAF 0.17 has no catch-all response handler, but a reply that matches
           // no handler arrives at the error handler as unexpected_response carrying the reply.
           self->request(self->state.router, caf::infinite, route_atom::value, call.type,
@@ -366,7 +367,8 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
       },
       [=](stats_atom) { return self->state.in_flight; },
       [=](list_atom) {
-        for (const auto& [_, what] : self->state.calls) spdlog::warn("cluster: unanswered call {}", what);
+        for (const auto& [_, what] : self->state.calls)
+          spdlog::warn("cluster: unanswered call to {} {}", caf::to_string(what.first), what.second);
       },
   };
 }
@@ -777,6 +779,22 @@ ClusterHandles start_cluster(caf::actor_system& system, ClusterSettings settings
                                 std::move(http_address));
   caf::anon_send(router, ClusterWiring{settings, out.membership, std::move(middleman), std::move(sweeper)});
   return out;
+}
+
+caf::actor start_static_cluster(caf::actor_system& system, ClusterSettings settings,
+                                caf::actor router, const std::map<std::string, std::string>& members,
+                                caf::actor connector) {
+  auto endpoint = system.spawn(cluster_endpoint, router, settings.batch_max);
+  ClusterView view;
+  view.self = settings.self;
+  view.serving = true;
+  for (const auto& [name, address] : members) {
+    view.placement.push_back(name);
+    if (name != settings.self) view.peers.push_back(Peer{name, address, 1});
+  }
+  caf::anon_send(router, ClusterWiring{settings, caf::actor{}, std::move(connector), caf::actor{}});
+  caf::anon_send(router, view_atom::value, std::move(view));
+  return endpoint;
 }
 
 }  // namespace emporium

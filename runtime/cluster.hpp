@@ -83,6 +83,12 @@ ClusterHandles start_cluster(caf::actor_system& system, ClusterSettings settings
                              caf::actor middleman, caf::actor sweeper,
                              std::function<std::string()> http_address);
 
+// A fixed membership without the table (benchmarks of the transport): every member of `members`
+// (name -> cluster address) is up for good. Returns the endpoint to publish.
+caf::actor start_static_cluster(caf::actor_system& system, ClusterSettings settings,
+                                caf::actor router, const std::map<std::string, std::string>& members,
+                                caf::actor connector);
+
 // Announces the types that cross between nodes (the envelopes of links); the entity messages are
 // announced by actors/wire.cpp.
 void add_cluster_message_types(caf::actor_system_config& config);
