@@ -130,6 +130,116 @@ void Api::Impl::admin_cluster(Call& call) {
   });
 }
 
+// --- the operator agent: one per node, reached through the router from any node ----------------
+
+namespace {
+
+caf::behavior admin_agent(caf::event_based_actor* self, std::map<caf::atom_value, caf::actor> registries,
+                          std::string node) {
+  auto list = [=](caf::atom_value type, std::int64_t limit) -> caf::result<std::vector<ActiveView>> {
+    auto reg = registries.find(type);
+    if (reg == registries.end()) return make_error(errc::not_found);
+    auto rp = self->make_response_promise<std::vector<ActiveView>>();
+    self->request(reg->second, std::chrono::seconds(5), list_atom::value, limit)
+        .then(
+            [=](std::vector<ActiveEntity>& entities) mutable {
+              auto rows = std::make_shared<std::vector<ActiveView>>();
+              auto pending = std::make_shared<size_t>(entities.size() + 1);
+              auto step = [rp, rows, pending]() mutable {
+                if (--*pending == 0) rp.deliver(std::move(*rows));
+              };
+              for (auto& e : entities) {
+                ActiveView v{type_name(type), e.id, node, 0, e.messages, e.activated_at_ms, e.last_active_ms};
+                // Each entity reports its own mailbox depth (only its own thread may read it).
+                self->request(e.handle, std::chrono::seconds(1), mailbox_atom::value)
+                    .then(
+                        [rows, v, step](size_t depth) mutable {
+                          v.mailbox = static_cast<std::int64_t>(depth);
+                          rows->push_back(std::move(v));
+                          step();
+                        },
+                        [rows, v, step](caf::error&) mutable {
+                          rows->push_back(std::move(v));  // it stopped meanwhile
+                          step();
+                        });
+              }
+              step();
+            },
+            [rp](caf::error& err) mutable { rp.deliver(err); });
+    return rp;
+  };
+  auto find = [=](caf::atom_value type, const std::string& id) -> caf::result<EntityView> {
+    auto reg = registries.find(type);
+    if (reg == registries.end()) return make_error(errc::not_found);
+    auto rp = self->make_response_promise<EntityView>();
+    auto inactive = [rp, node](caf::error&) mutable { rp.deliver(EntityView{false, node, ""}); };
+    self->request(reg->second, std::chrono::seconds(5), find_atom::value, id)
+        .then(
+            [=](ActiveEntity& e) mutable {
+              auto live = [rp, node](json::value state) mutable {
+                rp.deliver(EntityView{true, node, json::serialize(state)});
+              };
+              if (type == order_type)
+                self->request(e.handle, std::chrono::seconds(5), get_atom::value)
+                    .then([live](OrderRecord& o) mutable { live(order_state(o)); }, inactive);
+              else if (type == payment_type)
+                self->request(e.handle, std::chrono::seconds(5), get_atom::value)
+                    .then([live](PaymentRecord& p) mutable { live(payment_state(p)); }, inactive);
+              else
+                self->request(e.handle, std::chrono::seconds(5), inspect_atom::value)
+                    .then([live](item_state_view& v) mutable { live(item_state(v.item, v.reservations)); },
+                          inactive);
+            },
+            inactive);
+    return rp;
+  };
+  auto passivate = [=](caf::atom_value type, const std::string& id) -> caf::result<caf::message> {
+    auto reg = registries.find(type);
+    if (reg == registries.end()) return make_error(errc::not_found);
+    return self->delegate(reg->second, passivate_atom::value, id);
+  };
+  return {
+      [=](route_atom, caf::atom_value, const std::string&, caf::message& query) -> caf::result<caf::message> {
+        if (query.match_elements<list_atom, caf::atom_value, std::int64_t>())
+          return self->delegate(caf::actor_cast<caf::actor>(self), caf::make_message(
+              list_atom::value, query.get_as<caf::atom_value>(1), query.get_as<std::int64_t>(2), true));
+        if (query.match_elements<find_atom, caf::atom_value, std::string>())
+          return self->delegate(caf::actor_cast<caf::actor>(self), caf::make_message(
+              find_atom::value, query.get_as<caf::atom_value>(1), query.get_as<std::string>(2), true));
+        if (query.match_elements<passivate_atom, caf::atom_value, std::string>())
+          return self->delegate(caf::actor_cast<caf::actor>(self), caf::make_message(
+              passivate_atom::value, query.get_as<caf::atom_value>(1), query.get_as<std::string>(2), true));
+        return caf::sec::unexpected_message;
+      },
+      [=](list_atom, caf::atom_value type, std::int64_t limit, bool) { return list(type, limit); },
+      [=](find_atom, caf::atom_value type, const std::string& id, bool) { return find(type, id); },
+      [=](passivate_atom, caf::atom_value type, const std::string& id, bool) { return passivate(type, id); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_admin_agent(caf::actor_system& system, const NodeContext& ctx, const std::string& node) {
+  auto agent = system.spawn(admin_agent, ctx.registries, node);
+  caf::anon_send(ctx.router, register_atom::value, admin_type, agent);
+  return agent;
+}
+
+// Every node this one can reach: itself, and in a cluster each member up in its view.
+template <class Then>
+void Api::Impl::each_node(caf::event_based_actor* self, Then then) {
+  if (!membership) return then(std::vector<std::string>{settings.node_name});
+  self->request(membership, std::chrono::seconds(2), members_atom::value)
+      .then(
+          [this, then](std::vector<MemberStatus>& members) mutable {
+            std::vector<std::string> names;
+            for (const auto& m : members)
+              if (m.status == "up" || m.name == settings.node_name) names.push_back(m.name);
+            then(std::move(names));
+          },
+          [this, then](caf::error&) mutable { then(std::vector<std::string>{settings.node_name}); });
+}
+
 void Api::Impl::admin_actors(Call& call) {
   std::vector<caf::atom_value> types;
   std::int64_t limit = 100;
@@ -147,54 +257,47 @@ void Api::Impl::admin_actors(Call& call) {
   }
   if (types.empty()) types = {order_type, inventory_type, payment_type};
   gateway.run([this, types, limit, respond = call.respond](caf::event_based_actor* self) {
-    auto rows = std::make_shared<json::array>();
-    auto left = std::make_shared<size_t>(types.size());
-    auto finish = [rows, respond] { respond(json_response(200, json::serialize(json::object{{"data", *rows}}))); };
-    for (auto type : types) {
-      self->request(ctx->registries.at(type), timeout(), list_atom::value, limit)
-          .then(
-              [this, self, rows, left, finish, type](std::vector<ActiveEntity>& list) {
-                // Each entity reports its own mailbox depth (only its own thread may read it).
-                auto pending = std::make_shared<size_t>(list.size() + 1);
-                auto step = [pending, left, finish] {
-                  if (--*pending == 0 && --*left == 0) finish();
-                };
-                for (auto& e : list) {
-                  auto row = std::make_shared<json::object>(json::object{
-                      {"type", type_name(type)},
-                      {"id", e.id},
-                      {"node", settings.node_name},
-                      {"mailbox", 0},
-                      {"messages", e.messages},
-                      {"activated_at", rfc3339(e.activated_at_ms)},
-                      {"last_active_at", rfc3339(e.last_active_ms)}});
-                  self->request(e.handle, std::chrono::seconds(1), mailbox_atom::value)
-                      .then(
-                          [rows, row, step](size_t depth) {
-                            (*row)["mailbox"] = depth;
-                            rows->push_back(std::move(*row));
-                            step();
-                          },
-                          [rows, row, step](caf::error&) {
-                            rows->push_back(std::move(*row));  // it stopped meanwhile
-                            step();
-                          });
-                }
-                step();
-              },
-              [left, finish](caf::error&) {
-                if (--*left == 0) finish();
-              });
-    }
+    each_node(self, [this, self, types, limit, respond](std::vector<std::string> nodes) {
+      auto rows = std::make_shared<std::vector<ActiveView>>();
+      auto left = std::make_shared<size_t>(nodes.size() * types.size());
+      auto step = [rows, left, limit, respond] {
+        if (--*left > 0) return;
+        // Most recently active first, across the cluster; a node that did not answer is left out.
+        std::sort(rows->begin(), rows->end(),
+                  [](const ActiveView& a, const ActiveView& b) { return a.last_active_ms > b.last_active_ms; });
+        if (static_cast<std::int64_t>(rows->size()) > limit) rows->resize(static_cast<size_t>(limit));
+        json::array data;
+        for (const auto& v : *rows)
+          data.push_back(json::object{{"type", v.type},
+                                      {"id", v.id},
+                                      {"node", v.node},
+                                      {"mailbox", v.mailbox},
+                                      {"messages", v.messages},
+                                      {"activated_at", rfc3339(v.activated_at_ms)},
+                                      {"last_active_at", rfc3339(v.last_active_ms)}});
+        respond(json_response(200, json::serialize(json::object{{"data", std::move(data)}})));
+      };
+      for (const auto& node : nodes)
+        for (auto type : types)
+          self->request(ctx->router, std::chrono::seconds(5), admin_atom::value, node,
+                        caf::make_message(list_atom::value, type, limit))
+              .then(
+                  [rows, step](std::vector<ActiveView>& part) {
+                    rows->insert(rows->end(), std::make_move_iterator(part.begin()),
+                                 std::make_move_iterator(part.end()));
+                    step();
+                  },
+                  [step](caf::error&) { step(); });
+    });
   });
 }
 
 void Api::Impl::admin_actor(Call& call, caf::atom_value type, const std::string& id) {
   gateway.run([this, type, id, respond = call.respond](caf::event_based_actor* self) {
-    auto answer = [this, type, id, respond](bool active, json::value state) {
+    auto answer = [type, id, respond](bool active, const std::string& node, json::value state) {
       respond(json_response(200, json::serialize(json::object{{"type", type_name(type)},
                                                               {"id", id},
-                                                              {"node", settings.node_name},
+                                                              {"node", node},
                                                               {"active", active},
                                                               {"state", std::move(state)}})));
     };
@@ -211,40 +314,62 @@ void Api::Impl::admin_actor(Call& call, caf::atom_value type, const std::string&
                       }
                     }})
           .then(
-              [out, answer, respond](bool) {
+              [this, out, answer, respond](bool) {
                 if (!*out) return respond(problem(404, "Not found", "no such actor"));
-                answer(false, std::move(**out));
+                answer(false, settings.node_name, std::move(**out));
               },
               [this, respond](caf::error& err) { respond(failure(err)); });
     };
-    self->request(ctx->registries.at(type), timeout(), find_atom::value, id)
-        .then(
-            [this, self, type, answer, stored](ActiveEntity& e) {
-              auto live = [answer](json::value state) { answer(true, std::move(state)); };
-              auto gone = [stored](caf::error&) { stored(); };
-              if (type == order_type)
-                self->request(e.handle, timeout(), get_atom::value)
-                    .then([live](OrderRecord& o) { live(order_state(o)); }, gone);
-              else if (type == payment_type)
-                self->request(e.handle, timeout(), get_atom::value)
-                    .then([live](PaymentRecord& p) { live(payment_state(p)); }, gone);
-              else
-                self->request(e.handle, timeout(), inspect_atom::value)
-                    .then([live](item_state_view& v) { live(item_state(v.item, v.reservations)); }, gone);
-            },
-            [stored](caf::error&) { stored(); });
+    // Live where it is active (at most one node, its owner), else as stored.
+    each_node(self, [this, self, type, id, answer, stored](std::vector<std::string> nodes) {
+      auto left = std::make_shared<size_t>(nodes.size());
+      auto found = std::make_shared<std::optional<EntityView>>();
+      auto step = [left, found, answer, stored] {
+        if (--*left > 0) return;
+        if (!*found) return stored();
+        boost::system::error_code ec;
+        auto state = json::parse((*found)->state_json, ec);
+        if (ec) return stored();
+        answer(true, (*found)->node, std::move(state));
+      };
+      for (const auto& node : nodes)
+        self->request(ctx->router, std::chrono::seconds(5), admin_atom::value, node,
+                      caf::make_message(find_atom::value, type, id))
+            .then(
+                [found, step](EntityView& v) {
+                  if (v.active && !*found) *found = std::move(v);
+                  step();
+                },
+                [step](caf::error&) { step(); });
+    });
   });
 }
 
 void Api::Impl::admin_passivate(Call& call, caf::atom_value type, const std::string& id) {
   gateway.run([this, type, id, respond = call.respond](caf::event_based_actor* self) {
-    self->request(ctx->registries.at(type), timeout(), passivate_atom::value, id)
-        .then(
-            [type, id, respond](bool was_active) {
-              respond(json_response(200, json::serialize(json::object{
-                                             {"type", type_name(type)}, {"id", id}, {"passivated", was_active}})));
-            },
-            [this, respond](caf::error& err) { respond(failure(err)); });
+    each_node(self, [this, self, type, id, respond](std::vector<std::string> nodes) {
+      auto left = std::make_shared<size_t>(nodes.size());
+      auto any = std::make_shared<bool>(false);
+      auto failed = std::make_shared<std::optional<caf::error>>();
+      auto step = [this, left, any, failed, type, id, respond] {
+        if (--*left > 0) return;
+        if (!*any && *failed) return respond(failure(**failed));
+        respond(json_response(200, json::serialize(json::object{
+                                       {"type", type_name(type)}, {"id", id}, {"passivated", *any}})));
+      };
+      for (const auto& node : nodes)
+        self->request(ctx->router, std::chrono::seconds(5), admin_atom::value, node,
+                      caf::make_message(passivate_atom::value, type, id))
+            .then(
+                [any, step](bool was_active) {
+                  *any = *any || was_active;
+                  step();
+                },
+                [failed, step](caf::error& err) {
+                  *failed = err;
+                  step();
+                });
+    });
   });
 }
 

@@ -122,6 +122,9 @@ struct Call {
 }  // namespace api_detail
 using namespace api_detail;
 
+// The node's operator agent (admin.cpp), registered with the router as the handler of admin_type.
+caf::actor spawn_admin_agent(caf::actor_system& system, const NodeContext& ctx, const std::string& node);
+
 struct Api::Impl {
   caf::actor_system& system;
   std::shared_ptr<const NodeContext> ctx;
@@ -132,6 +135,7 @@ struct Api::Impl {
   RateLimiter place_limiter;  // order placement and cancel: stricter where configured
   Gateway gateway;
   caf::actor membership;  // in a cluster
+  caf::actor admin_agent;  // answers operators' queries about this node's entities, from any node
   std::mutex running_mutex;
   std::set<std::pair<std::string, std::string>> running_keys;  // idempotency keys in flight
 
@@ -207,6 +211,8 @@ struct Api::Impl {
   // admin.cpp
   void route_admin(Call& call);
   void admin_cluster(Call& call);
+  template <class Then>
+  void each_node(caf::event_based_actor* self, Then then);
   void admin_actors(Call& call);
   void admin_actor(Call& call, caf::atom_value type, const std::string& id);
   void admin_passivate(Call& call, caf::atom_value type, const std::string& id);

@@ -31,9 +31,11 @@ namespace emporium {
 
 Api::Api(caf::actor_system& system, std::shared_ptr<const NodeContext> ctx, ApiSettings settings,
          std::shared_ptr<Metrics> metrics)
-    : impl_(std::make_unique<Impl>(system, std::move(ctx), std::move(settings), std::move(metrics))) {}
+    : impl_(std::make_unique<Impl>(system, std::move(ctx), std::move(settings), std::move(metrics))) {
+  impl_->admin_agent = spawn_admin_agent(system, *impl_->ctx, impl_->settings.node_name);
+}
 
-Api::~Api() = default;
+Api::~Api() { caf::anon_send_exit(impl_->admin_agent, caf::exit_reason::user_shutdown); }
 
 void Api::set_http_address(std::string address) { impl_->settings.http_address = std::move(address); }
 void Api::set_membership(const caf::actor& membership) { impl_->membership = membership; }

@@ -60,6 +60,8 @@ typename Inspector::result_type inspect(Inspector& f, reply_batch& x) {
 void add_cluster_message_types(caf::actor_system_config& config) {
   config.add_message_type<call_batch>("emporium::call_batch");
   config.add_message_type<reply_batch>("emporium::reply_batch");
+  config.add_message_type<std::vector<ActiveView>>("emporium::ActiveViews");
+  config.add_message_type<EntityView>("emporium::EntityView");
 }
 
 namespace {
@@ -68,6 +70,8 @@ using suspect_atom = caf::atom_constant<caf::atom("suspect")>;
 using connected_atom = caf::atom_constant<caf::atom("connected")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+using accept_atom = caf::atom_constant<caf::atom("accept")>;
 
 std::chrono::milliseconds ms(std::int64_t v) { return std::chrono::milliseconds(v); }
 
@@ -81,6 +85,7 @@ struct Peer {
 // What the membership actor tells the router.
 struct ClusterView {
   std::string self;
+  std::int64_t self_incarnation = 0;
   bool serving = false;
   std::vector<std::string> placement;  // sorted names of the members entities are placed on
   std::vector<Peer> peers;             // other members up by heartbeat (links are kept to them)
@@ -91,6 +96,8 @@ struct ClusterWiring {
   caf::actor membership;
   caf::actor middleman;
   caf::actor sweeper;
+  caf::actor endpoint;  // this node's, announced to peers that do not connect themselves
+  std::int64_t self_incarnation = 0;
 };
 
 }  // namespace
@@ -131,6 +138,15 @@ std::size_t rendezvous_owner(const std::vector<std::string>& members, caf::atom_
 }
 
 namespace {
+
+// An error that arrives as a plain message (a peer refusing something sent without a request)
+// would stop a CAF 0.17 actor by default; the long-lived cluster actors log it and go on.
+template <class Self>
+void keep_running_on_errors(Self* self, const char* who) {
+  self->set_error_handler([who](caf::error& err) {
+    spdlog::warn("cluster: {} got an error message: {}", who, caf::to_string(err));
+  });
+}
 
 caf::error unavailable(std::string detail) { return make_error(errc::unavailable, std::move(detail)); }
 caf::error not_delivered(std::string detail) { return make_error(errc::not_delivered, std::move(detail)); }
@@ -197,9 +213,32 @@ void link_lost(link_actor* self, const std::string& why) {
   self->delayed_send(self, ms(st.wiring.settings.heartbeat_interval_ms), reconnect_atom::value);
 }
 
+// One connection per pair of nodes: the node whose name sorts first connects and says hello; the
+// other takes the endpoint from the hello (two nodes dialling each other at once would have CAF
+// drop one of the two connections, and with it the proxies of calls in flight).
+bool initiates(const link_state& st) { return st.wiring.settings.self < st.peer.name; }
+
+void link_connected(link_actor* self, caf::actor remote) {
+  auto& st = self->state;
+  if (st.remote) self->demonitor(st.remote);
+  st.remote = std::move(remote);
+  st.connecting = false;
+  self->monitor(st.remote);
+  spdlog::info("cluster: connected to {} at {}", st.peer.name, st.peer.address);
+  if (st.wiring.membership)
+    self->send(st.wiring.membership, connected_atom::value, st.peer.name, st.peer.incarnation);
+  link_flush(self);
+}
+
 void link_connect(link_actor* self) {
   auto& st = self->state;
   if (st.remote || st.connecting) return;
+  if (!initiates(st)) {
+    // Wait for the peer's hello; calls queue meanwhile, and fail if it does not come in time.
+    st.connecting = true;
+    self->delayed_send(self, ms(st.wiring.settings.connect_timeout_ms), accept_atom::value);
+    return;
+  }
   auto colon = st.peer.address.rfind(':');
   if (colon == std::string::npos) return link_lost(self, "bad address " + st.peer.address);
   auto host = st.peer.address.substr(0, colon);
@@ -212,12 +251,10 @@ void link_connect(link_actor* self) {
             auto& st = self->state;
             st.connecting = false;
             if (!ptr) return link_lost(self, "no endpoint published");
-            st.remote = caf::actor_cast<caf::actor>(ptr);
-            self->monitor(st.remote);
-            spdlog::info("cluster: connected to {} at {}", st.peer.name, st.peer.address);
-            if (st.wiring.membership)
-              self->send(st.wiring.membership, connected_atom::value, st.peer.name, st.peer.incarnation);
-            link_flush(self);
+            auto remote = caf::actor_cast<caf::actor>(ptr);
+            self->send(remote, hello_atom::value, st.wiring.settings.self,
+                       st.wiring.self_incarnation, st.wiring.endpoint);
+            link_connected(self, std::move(remote));
           },
           [self](caf::error& err) { link_lost(self, to_string(err)); });
 }
@@ -225,6 +262,7 @@ void link_connect(link_actor* self) {
 caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
   self->state.peer = std::move(peer);
   self->state.wiring = std::move(wiring);
+  keep_running_on_errors(self, "link");
   self->set_down_handler([self](const caf::down_msg& dm) {
     if (self->state.remote && dm.source == self->state.remote.address())
       link_lost(self, to_string(dm.reason));
@@ -291,6 +329,14 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
         self->quit();
       },
       [=](reconnect_atom) { link_connect(self); },
+      [=](accept_atom, caf::actor& remote) {
+        if (self->state.retiring) return;
+        link_connected(self, std::move(remote));
+      },
+      [=](accept_atom) {  // the hello did not come within the connect timeout
+        auto& st = self->state;
+        if (!st.remote && st.connecting) link_lost(self, "no hello within the connect timeout");
+      },
   };
 }
 
@@ -329,6 +375,7 @@ void endpoint_reply(endpoint_actor* self, const caf::actor& to, remote_reply rep
 caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::size_t batch_max) {
   self->state.router = std::move(router);
   self->state.batch_max = std::max<std::size_t>(1, batch_max);
+  keep_running_on_errors(self, "endpoint");
   return {
       [=](call_batch& batch) {
         auto to = caf::actor_cast<caf::actor>(self->current_sender());
@@ -365,6 +412,9 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
         }
         st.outboxes.clear();
       },
+      [=](hello_atom h, std::string& name, std::int64_t incarnation, caf::actor& endpoint) {
+        self->send(self->state.router, h, std::move(name), incarnation, std::move(endpoint));
+      },
       [=](stats_atom) { return self->state.in_flight; },
       [=](list_atom) {
         for (const auto& [_, what] : self->state.calls)
@@ -393,6 +443,7 @@ struct router_state {
   ClusterWiring wiring;
   ClusterView view;
   std::map<std::string, std::pair<Peer, caf::actor>> links;
+  std::map<std::string, std::pair<std::int64_t, caf::actor>> hellos;  // peer -> (incarnation, endpoint)
   static inline const char* name = "router";
 };
 using router_actor = caf::stateful_actor<router_state>;
@@ -414,6 +465,7 @@ caf::expected<Target> resolve(router_actor* self, caf::atom_value type, const st
   auto reg = st.registries.find(type);
   if (reg == st.registries.end()) return caf::make_error(caf::sec::unexpected_message);
   auto local = [&] { return Target{reg->second, caf::make_message(route_atom::value, type, id, payload)}; };
+  if (type == admin_type) return local();  // addressed to this node's operator agent
   if (!st.view.serving) return not_delivered("node " + st.view.self + " is not serving: rejoining its cluster");
   // A node that left (or is leaving) hands even a final call on: it owns nothing any more.
   bool member = std::find(st.view.placement.begin(), st.view.placement.end(), st.view.self) !=
@@ -470,17 +522,22 @@ void apply_view(router_actor* self, ClusterView view) {
   auto& st = self->state;
   bool moved = view.placement != st.view.placement || view.serving != st.view.serving;
   st.clustered = true;
-  // Links: one per peer incarnation.
+  // Links: one per peer incarnation (and per incarnation of this node).
+  bool rejoined = view.self_incarnation != st.wiring.self_incarnation;
+  st.wiring.self_incarnation = view.self_incarnation;
   std::set<std::string> keep;
   for (const auto& peer : view.peers) {
     keep.insert(peer.name);
     auto it = st.links.find(peer.name);
-    if (it != st.links.end() && it->second.first.address == peer.address &&
+    if (!rejoined && it != st.links.end() && it->second.first.address == peer.address &&
         it->second.first.incarnation == peer.incarnation)
       continue;
     if (it != st.links.end()) self->send(it->second.second, retire_atom::value);
     auto link = self->spawn(cluster_link, peer, st.wiring);
     st.links[peer.name] = {peer, link};
+    auto hello = st.hellos.find(peer.name);
+    if (hello != st.hellos.end() && hello->second.first == peer.incarnation)
+      self->send(link, accept_atom::value, hello->second.second);
   }
   for (auto it = st.links.begin(); it != st.links.end();) {
     if (keep.count(it->first)) {
@@ -496,7 +553,8 @@ void apply_view(router_actor* self, ClusterView view) {
   // Entities this node no longer owns passivate; their next message activates them at the owner.
   auto shared = std::make_shared<const ClusterView>(st.view);
   for (const auto& [type, registry] : st.registries)
-    self->send(registry, view_atom::value,
+    if (type != admin_type)
+      self->send(registry, view_atom::value,
                OwnershipTest{[shared, type = type](const std::string& id) { return owns(*shared, type, id); }});
   // The orders this node now owns that were left unfinished: now, and once the old owner's
   // in-flight steps have had time to end.
@@ -508,6 +566,7 @@ void apply_view(router_actor* self, ClusterView view) {
 
 caf::behavior router(router_actor* self, std::map<caf::atom_value, caf::actor> registries) {
   self->state.registries = std::move(registries);
+  keep_running_on_errors(self, "router");
   // Links go when the router goes.
   self->set_exit_handler([self](const caf::exit_msg& msg) {
     for (auto& [_, link] : self->state.links) self->send_exit(link.second, msg.reason);
@@ -520,6 +579,27 @@ caf::behavior router(router_actor* self, std::map<caf::atom_value, caf::actor> r
       },
       [=](route_atom, caf::atom_value type, std::string& id, caf::message& payload, bool final) {
         return dispatch(self, type, id, payload, true, final);
+      },
+      [=](hello_atom, const std::string& name, std::int64_t incarnation, caf::actor& endpoint) {
+        auto& st = self->state;
+        st.hellos[name] = {incarnation, endpoint};
+        auto it = st.links.find(name);
+        if (it != st.links.end() && it->second.first.incarnation == incarnation)
+          self->send(it->second.second, accept_atom::value, endpoint);
+      },
+      [=](register_atom, caf::atom_value type, caf::actor& handler) {
+        self->state.registries[type] = std::move(handler);
+      },
+      [=](admin_atom, std::string& node, caf::message& query) -> caf::result<caf::message> {
+        auto& st = self->state;
+        auto agent = st.registries.find(admin_type);
+        if (agent == st.registries.end()) return caf::sec::unexpected_message;
+        if (!st.clustered || node == st.view.self)
+          return self->delegate(agent->second, route_atom::value, admin_type, std::move(node), std::move(query));
+        auto link = st.links.find(node);
+        if (link == st.links.end()) return not_delivered("node " + node + " is not connected");
+        return self->delegate(link->second.second, route_atom::value, admin_type, std::move(node),
+                              std::move(query), true);
       },
       [=](retry_atom, std::uint64_t seq) {
         auto it = self->state.retries.find(seq);
@@ -578,6 +658,7 @@ void publish_view(membership_actor* self) {
   auto& st = self->state;
   ClusterView view;
   view.self = st.settings.self;
+  view.self_incarnation = st.incarnation;
   view.serving = st.serving;
   for (const auto& row : st.rows) {
     if (!alive(st, row)) continue;
@@ -591,6 +672,7 @@ void publish_view(membership_actor* self) {
   }
   std::sort(view.placement.begin(), view.placement.end());
   bool same = st.view_sent && view.serving == st.last_view.serving &&
+              view.self_incarnation == st.last_view.self_incarnation &&
               view.placement == st.last_view.placement &&
               view.peers.size() == st.last_view.peers.size() &&
               std::equal(view.peers.begin(), view.peers.end(), st.last_view.peers.begin(),
@@ -690,6 +772,7 @@ caf::behavior membership(membership_actor* self, ClusterSettings settings, caf::
   st.router = std::move(router);
   st.registries = std::move(registries);
   st.http_address = std::move(http_address);
+  keep_running_on_errors(self, "membership");
   self->send(self, tick_atom::value);
   return {
       [=](tick_atom) {
@@ -750,6 +833,7 @@ caf::behavior membership(membership_actor* self, ClusterSettings settings, caf::
                       st.rows.end());
         ClusterView view;
         view.self = st.settings.self;
+        view.self_incarnation = st.incarnation;
         view.serving = true;  // keeps forwarding; owns nothing
         for (const auto& row : st.rows)
           if (alive(st, row)) {
@@ -777,7 +861,8 @@ ClusterHandles start_cluster(caf::actor_system& system, ClusterSettings settings
   out.endpoint = system.spawn(cluster_endpoint, router, settings.batch_max);
   out.membership = system.spawn(membership, settings, std::move(db), router, std::move(registries),
                                 std::move(http_address));
-  caf::anon_send(router, ClusterWiring{settings, out.membership, std::move(middleman), std::move(sweeper)});
+  caf::anon_send(router, ClusterWiring{settings, out.membership, std::move(middleman), std::move(sweeper),
+                                       out.endpoint});
   return out;
 }
 
@@ -787,12 +872,13 @@ caf::actor start_static_cluster(caf::actor_system& system, ClusterSettings setti
   auto endpoint = system.spawn(cluster_endpoint, router, settings.batch_max);
   ClusterView view;
   view.self = settings.self;
+  view.self_incarnation = 1;
   view.serving = true;
   for (const auto& [name, address] : members) {
     view.placement.push_back(name);
     if (name != settings.self) view.peers.push_back(Peer{name, address, 1});
   }
-  caf::anon_send(router, ClusterWiring{settings, caf::actor{}, std::move(connector), caf::actor{}});
+  caf::anon_send(router, ClusterWiring{settings, caf::actor{}, std::move(connector), caf::actor{}, endpoint});
   caf::anon_send(router, view_atom::value, std::move(view));
   return endpoint;
 }

@@ -26,6 +26,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
 
 namespace caf {
 class actor_system_config;
@@ -59,6 +60,40 @@ struct MemberStatus {
   std::int64_t active_inventory = 0;
   std::int64_t active_payment = 0;
 };
+
+// Operators' views of entities, gathered from every node (GET /admin/actors...).
+struct ActiveView {
+  std::string type;
+  std::string id;
+  std::string node;
+  std::int64_t mailbox = 0;
+  std::int64_t messages = 0;
+  std::int64_t activated_at_ms = 0;
+  std::int64_t last_active_ms = 0;
+};
+struct EntityView {
+  bool active = false;
+  std::string node;
+  std::string state_json;  // the live state, when active
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ActiveView& x) {
+  return f(caf::meta::type_name("ActiveView"), x.type, x.id, x.node, x.mailbox, x.messages,
+           x.activated_at_ms, x.last_active_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, EntityView& x) {
+  return f(caf::meta::type_name("EntityView"), x.active, x.node, x.state_json);
+}
+
+// The router takes a node's operator agent as the handler of `admin_type` (register_atom), and
+// sends (admin_atom, node, query) to the agent of that node, here or over its link:
+//   (list_atom, type, limit)      -> std::vector<ActiveView>
+//   (find_atom, type, id)         -> EntityView
+//   (passivate_atom, type, id)    -> bool
+constexpr caf::atom_value admin_type = caf::atom("admin");
+using admin_atom = caf::atom_constant<caf::atom("admin")>;
+using register_atom = caf::atom_constant<caf::atom("register")>;
 
 using members_atom = caf::atom_constant<caf::atom("members")>;
 using joined_atom = caf::atom_constant<caf::atom("joined")>;

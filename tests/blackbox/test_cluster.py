@@ -212,6 +212,30 @@ class MembershipAndRoutingTest(ClusterTestCase):
         time.sleep(1.0)  # active counts travel with the next heartbeat
         counts = {name: sum(m["active_actors"].values()) for name, m in view(self.nodes[0], self.admin).items()}
         self.assertTrue(all(c > 0 for c in counts.values()), counts)
+        # Operators see the active actors of the whole cluster from any node.
+        r = request(self.nodes[2], "GET", "/admin/actors?type=inventory&limit=1000", token=self.admin)
+        self.assertEqual(r.status, 200, r.body)
+        listed = {a["id"]: a["node"] for a in r.json["data"] if a["id"] in skus}
+        self.assertEqual(set(listed), set(skus))
+        self.assertEqual(set(listed.values()), {"node-1", "node-2", "node-3"})
+        r = request(self.nodes[0], "GET", "/admin/actors?limit=5", token=self.admin)
+        self.assertEqual(len(r.json["data"]), 5)
+        # One actor, live from whichever node holds it; passivated from any node.
+        sku = skus[5]
+        for node in self.nodes:
+            r = request(node, "GET", "/admin/actors/inventory/" + sku, token=self.admin)
+            self.assertEqual(r.status, 200, r.body)
+            self.assertTrue(r.json["active"])
+            self.assertEqual(r.json["node"], listed[sku])
+            self.assertEqual(r.json["state"]["on_hand"], 57)
+        r = request(self.nodes[1], "POST", "/admin/actors/inventory/%s/passivate" % sku, token=self.admin)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertTrue(r.json["passivated"])
+        r = request(self.nodes[2], "GET", "/admin/actors/inventory/" + sku, token=self.admin)
+        self.assertFalse(r.json["active"])
+        self.assertEqual(r.json["state"]["on_hand"], 57)
+        self.assertEqual(request(self.nodes[0], "GET", "/admin/actors/inventory/nope-" + sku,
+                                 token=self.admin).status, 404)
 
 
 class FailoverTest(ClusterTestCase):
