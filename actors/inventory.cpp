@@ -106,6 +106,39 @@ bool has_held(const inventory_state& st) {
                      [](auto& kv) { return kv.second.state == ReservationState::held; });
 }
 
+// A reservation this activation does not know of may have been made by another activation of the
+// item (on the node that owned it before a view change) after this one loaded. Before answering
+// from its absence, compare the stored version: when storage is ahead, this activation is stale, so
+// it answers version_conflict (the router sends the call again, to a fresh activation) and stops.
+// `answer(rp)` gives the answer for a current activation.
+template <class Answer>
+caf::response_promise when_absent(inventory_actor* self, Answer answer) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  if (st.writes_in_flight > 0) {  // ours are the newest writes
+    answer(rp);
+    return rp;
+  }
+  auto stored = std::make_shared<std::int64_t>(0);
+  self->request(st.ctx->inventory_db_for(st.sku), caf::infinite,
+                db_read{[sku = st.sku, stored](soci::session& s) {
+                  if (auto loaded = load_item(s, sku)) *stored = loaded->item.version;
+                }})
+      .then(
+          [self, stored, rp, answer](bool) mutable {
+            auto& st = self->state;
+            if (*stored > st.item.version) {
+              st.broken = true;
+              rp.deliver(failure(errc::version_conflict));
+              if (st.writes_in_flight == 0) self->quit();
+              return;
+            }
+            answer(rp);
+          },
+          [rp](caf::error& err) mutable { rp.deliver(err); });
+  return rp;
+}
+
 caf::behavior running(inventory_actor* self);
 
 caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string sku,
@@ -190,7 +223,8 @@ caf::behavior running(inventory_actor* self) {
         if (auto err = guard()) return *err;
         auto& st = self->state;
         auto it = st.reservations.find(req.order_id);
-        if (it == st.reservations.end()) return failure(errc::not_found);
+        if (it == st.reservations.end())
+          return when_absent(self, [](caf::response_promise& rp) { rp.deliver(failure(errc::not_found)); });
         if (it->second.state == ReservationState::committed) return st.committed;
         it->second.state = ReservationState::committed;
         it->second.expires_at_ms = 0;
@@ -203,7 +237,8 @@ caf::behavior running(inventory_actor* self) {
         auto& st = self->state;
         if (!st.exists) return failure(errc::not_found);
         auto it = st.reservations.find(req.order_id);
-        if (it == st.reservations.end()) return st.committed;  // nothing held: already released
+        if (it == st.reservations.end())  // nothing held: already released (or never held)
+          return when_absent(self, [self](caf::response_promise& rp) { rp.deliver(self->state.committed); });
         auto r = it->second;
         r.state = ReservationState::released;
         st.item.reserved -= r.quantity;
@@ -217,7 +252,8 @@ caf::behavior running(inventory_actor* self) {
         auto& st = self->state;
         if (!st.exists) return failure(errc::not_found);
         auto it = st.reservations.find(req.order_id);
-        if (it == st.reservations.end()) return st.committed;  // shipped before: re-delivery
+        if (it == st.reservations.end())  // shipped before: re-delivery
+          return when_absent(self, [self](caf::response_promise& rp) { rp.deliver(self->state.committed); });
         auto r = it->second;
         r.state = ReservationState::shipped;
         st.item.reserved -= r.quantity;
