@@ -111,6 +111,17 @@ TEST(ClusterConfig, BatchLimitsAreBounded) {
   EXPECT_THROW(load_config(with_set({"cluster.calls_pending_max=0"})), ConfigError);
 }
 
+// What a peer receives of `msg`: CAF's binary form, as the middleman sends it.
+caf::message over_the_wire(caf::actor_system& sys, caf::message& msg) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  EXPECT_FALSE(inspect(sink, msg));
+  caf::message back;
+  caf::binary_deserializer source{sys, buf};
+  EXPECT_FALSE(inspect(source, back));
+  return back;
+}
+
 // The card crosses the wire to the payment's owner intact, and prints as *** anywhere else.
 TEST(Wire, EntityMessagesRoundTripAndTheCardNeverPrints) {
   caf::actor_system_config cfg;
@@ -120,12 +131,7 @@ TEST(Wire, EntityMessagesRoundTripAndTheCardNeverPrints) {
   auto msg = caf::make_message(
       payment_charge{"ord_1", 2500, "EUR", card},
       order_place{"alice", {OrderLine{"sku-1", 2, 0}, OrderLine{"sku-2", 1, 0}}, card});
-  std::vector<char> buf;
-  caf::binary_serializer sink{sys, buf};
-  ASSERT_FALSE(inspect(sink, msg));
-  caf::message back;
-  caf::binary_deserializer source{sys, buf};
-  ASSERT_FALSE(inspect(source, back));
+  auto back = over_the_wire(sys, msg);
   ASSERT_TRUE((back.match_elements<payment_charge, order_place>()));
   const auto& charge = back.get_as<payment_charge>(0);
   EXPECT_EQ(charge.order_id, "ord_1");
@@ -154,12 +160,7 @@ TEST(Wire, OrderWithAndWithoutPaymentRoundTrips) {
   OrderRecord without = with;
   without.payment.reset();
   auto msg = caf::make_message(with, without, ItemRecord{"sku-9", "Mug", 700, "USD", 10, 3, 4});
-  std::vector<char> buf;
-  caf::binary_serializer sink{sys, buf};
-  ASSERT_FALSE(inspect(sink, msg));
-  caf::message back;
-  caf::binary_deserializer source{sys, buf};
-  ASSERT_FALSE(inspect(source, back));
+  auto back = over_the_wire(sys, msg);
   ASSERT_TRUE((back.match_elements<OrderRecord, OrderRecord, ItemRecord>()));
   ASSERT_TRUE(back.get_as<OrderRecord>(0).payment.has_value());
   EXPECT_EQ(back.get_as<OrderRecord>(0).payment->last4, "4242");
