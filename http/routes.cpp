@@ -146,7 +146,7 @@ void Api::Impl::route_v1(Call& call) {
 void Api::Impl::scrape(Call& call) {
   gateway.run([this, respond = call.respond](caf::event_based_actor* self) {
     auto left = std::make_shared<size_t>(ctx->registries.size() + ctx->orders_shards.size() +
-                                         ctx->inventory_shards.size());
+                                         ctx->inventory_shards.size() + (membership ? 1 : 0));
     auto done = [this, left, respond] {
       if (--*left == 0) respond(HttpResponse{200, "text/plain; version=0.0.4", {}, metrics->render()});
     };
@@ -173,6 +173,18 @@ void Api::Impl::scrape(Call& call) {
                   done();
                 },
                 [done](caf::error&) { done(); });
+    // Members by status, as this node sees the cluster.
+    if (membership)
+      self->request(membership, std::chrono::seconds(2), members_atom::value)
+          .then(
+              [this, done](std::vector<MemberStatus>& members) {
+                std::map<std::string, int> by_status{{"up", 0}, {"suspect", 0}, {"down", 0}, {"left", 0}};
+                for (const auto& m : members) by_status[m.status] += 1;
+                for (const auto& [status, n] : by_status)
+                  metrics->set("emporium_cluster_members{status=\"" + status + "\"}", double(n));
+                done();
+              },
+              [done](caf::error&) { done(); });
   });
 }
 

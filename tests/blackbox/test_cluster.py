@@ -212,6 +212,9 @@ class MembershipAndRoutingTest(ClusterTestCase):
         time.sleep(1.0)  # active counts travel with the next heartbeat
         counts = {name: sum(m["active_actors"].values()) for name, m in view(self.nodes[0], self.admin).items()}
         self.assertTrue(all(c > 0 for c in counts.values()), counts)
+        metrics = request(self.nodes[1], "GET", "/metrics").body.decode()
+        self.assertIn('emporium_cluster_members{status="up"} 3', metrics)
+        self.assertIn('emporium_cluster_members{status="down"} 0', metrics)
         # Operators see the active actors of the whole cluster from any node.
         r = request(self.nodes[2], "GET", "/admin/actors?type=inventory&limit=1000", token=self.admin)
         self.assertEqual(r.status, 200, r.body)
