@@ -11,6 +11,7 @@
 
 #include "actors/payment_provider.hpp"
 #include "runtime/clock.hpp"
+#include "runtime/snapshots.hpp"
 
 namespace emporium {
 
@@ -40,6 +41,8 @@ struct NodeContext {
   static const caf::actor& pick(const std::vector<caf::actor>& shards, const std::string& key) {
     return shards[std::hash<std::string>{}(key) % shards.size()];
   }
+  // Committed state of the items active here, for reads from the HTTP threads.
+  std::shared_ptr<ItemSnapshots> item_snapshots = std::make_shared<ItemSnapshots>();
   std::shared_ptr<const Clock> clock;
   std::shared_ptr<PaymentProvider> provider;
   ActorSettings settings;

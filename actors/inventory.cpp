@@ -26,6 +26,7 @@ struct inventory_state {
   bool broken = false;
   bool stop_requested = false;  // passivation asked while writes were in flight
   caf::actor registry;
+  std::shared_ptr<std::int64_t> published = std::make_shared<std::int64_t>(0);  // version readers see
   static inline const char* name = "inventory";
 };
 
@@ -56,6 +57,8 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
                 rp.deliver(failure(applied ? errc::db_unavailable : errc::version_conflict));
             } else {
               st.committed = snapshot;
+              st.ctx->item_snapshots->publish(snapshot);
+              *st.published = snapshot.version;
               if (rp.pending()) rp.deliver(reply.empty() ? caf::make_message(snapshot) : reply);
             }
             if ((st.broken || st.stop_requested) && st.writes_in_flight == 0) self->quit();
@@ -147,6 +150,11 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
   st.ctx = std::move(ctx);
   st.sku = std::move(sku);
   st.registry = std::move(registry);
+  // Readers stop seeing this activation's snapshot when it stops, however it stops. (Captures by
+  // value: attached functors run after the state is gone.)
+  self->attach_functor([snapshots = st.ctx->item_snapshots, sku = st.sku, published = st.published] {
+    snapshots->withdraw(sku, *published);
+  });
   load_then<ItemState>(self, st.ctx->inventory_db_for(st.sku),
                        [sku = st.sku](soci::session& s) { return load_item(s, sku); },
                        [self](std::optional<ItemState> loaded) {
@@ -154,6 +162,8 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
                          if (!loaded) return;
                          st.exists = true;
                          st.item = st.committed = loaded->item;
+                         st.ctx->item_snapshots->publish(st.committed);
+                         *st.published = st.committed.version;
                          for (auto& r : loaded->reservations) st.reservations[r.order_id] = r;
                          expire_reservations(self);
                          schedule_expiry(self);

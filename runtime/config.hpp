@@ -28,7 +28,7 @@ struct Config {
     std::int64_t max_in_flight = 4'096;        // requests being handled at once; past it 503
     std::int64_t idle_timeout_ms = 60'000;     // keep-alive connection with no request
     std::int64_t max_connections = 10'000;
-    std::int64_t threads = 1;                  // Asio threads of the edge
+    std::int64_t threads = 2;                  // Asio threads of the edge
     bool operator==(const Http&) const = default;
   } http;
 
@@ -96,7 +96,7 @@ struct Config {
   struct Actors {
     std::int64_t idle_passivate_ms = 120'000;  // an idle actor stops after this
     std::int64_t terminal_passivate_ms = 5'000;  // an order in a final state stops sooner
-    std::int64_t scheduler_threads = 0;          // 0: number of cores
+    std::int64_t scheduler_threads = 0;          // 0: cores minus http.threads, at least 1
     bool operator==(const Actors&) const = default;
   } actors;
 

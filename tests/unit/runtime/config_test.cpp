@@ -73,7 +73,7 @@ TEST_F(ConfigTest, DefaultsMatchTheDocumentedValues) {
   EXPECT_EQ(config.http.listen, "127.0.0.1:8080");
   EXPECT_EQ(config.http.header_limit_bytes, 8192);
   EXPECT_EQ(config.http.body_limit_bytes, 65536);
-  EXPECT_EQ(config.http.threads, 1);
+  EXPECT_EQ(config.http.threads, 2);
   EXPECT_EQ(config.database.orders, "sqlite:data/orders.db");
   EXPECT_EQ(config.database.inventory, "sqlite:data/inventory.db");
   EXPECT_EQ(config.auth.issuer, "emporium-dev");
