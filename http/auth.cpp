@@ -534,6 +534,12 @@ bool Claims::has_scope(std::string_view scope) const {
   return std::find(scopes.begin(), scopes.end(), scope) != scopes.end();
 }
 
+struct TokenVerifier::CacheEntry {
+  json::object payload;
+  std::shared_ptr<const KeySet> keys;  // null for HS256 (the secret never changes)
+  bool jwks = false;
+};
+
 TokenVerifier::TokenVerifier(VerifierSettings settings) : settings_(std::move(settings)) {
   if (settings_.jwks_file.empty()) return;
   const std::lock_guard lock(jwks_mutex_);
@@ -586,6 +592,19 @@ Verified TokenVerifier::verify(std::string_view token, std::int64_t now_s) const
   // Unconfigured issuer/audience would make "equal" trivially true for empty claims: fail closed.
   if (settings_.issuer.empty() || settings_.audience.empty()) return fail("verifier not configured");
   if (token.size() > settings_.token_bytes_max) return fail("token too large");
+  {
+    std::optional<CacheEntry> hit;
+    {
+      const std::lock_guard lock(cache_mutex_);
+      if (cache_) {
+        auto it = cache_->find(std::string(token));
+        if (it != cache_->end()) hit = it->second;
+      }
+    }
+    // Signed by a JWKS key: valid only while that key set is still the current one.
+    if (hit && (!hit->jwks || current_keys(now_s) == hit->keys))
+      return check_claims(hit->payload, settings_, now_s);
+  }
   const auto seg = split_compact(token);
   if (!seg) return fail("malformed token");
   const auto header = decode_object(seg->header);
@@ -598,7 +617,14 @@ Verified TokenVerifier::verify(std::string_view token, std::int64_t now_s) const
   // The payload is parsed only once the signature holds, so forged input never reaches it.
   const auto payload = decode_object(seg->payload);
   if (!payload) return fail("malformed payload");
-  return check_claims(*payload, settings_, now_s);
+  auto verified = check_claims(*payload, settings_, now_s);
+  if (verified) {
+    const std::lock_guard lock(cache_mutex_);
+    if (!cache_ || cache_->size() >= kCacheMax)
+      cache_ = std::make_unique<std::unordered_map<std::string, CacheEntry>>();
+    cache_->emplace(std::string(token), CacheEntry{*payload, jwks, key.alg != "HS256"});
+  }
+  return verified;
 }
 
 std::optional<std::string_view> bearer_token(std::string_view header_value) {

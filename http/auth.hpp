@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -58,6 +59,13 @@ class TokenVerifier {
   void reload_if_changed() const;  // jwks_mutex_ held
 
   VerifierSettings settings_;
+  // Tokens whose signature held, with their claims: a client sends the same token with every
+  // request, and the time checks (exp, nbf, iat) are run again on each. An entry counts only with
+  // the key set it was verified with. Bounded: cleared when it reaches kCacheMax.
+  struct CacheEntry;
+  static constexpr std::size_t kCacheMax = 4096;
+  mutable std::mutex cache_mutex_;
+  mutable std::unique_ptr<std::unordered_map<std::string, CacheEntry>> cache_;
   mutable std::mutex jwks_mutex_;  // guards the three members below, not the key sets themselves
   mutable std::shared_ptr<const KeySet> jwks_;
   // -2: never read, which differs from any stat result, even "missing".

@@ -441,3 +441,36 @@ TEST(AuthBase64url, DecodeIsStrict) {
 
 }  // namespace
 }  // namespace emporium::auth
+
+// --- verified-token cache ---------------------------------------------------------------------
+
+namespace emporium::auth {
+namespace {
+
+TEST(AuthCache, ARememberedTokenStillExpires) {
+  const TokenVerifier v(settings());
+  const auto token = sign_hs256(kSecret, kIssuer, kAudience, "c", "orders:read", 60, kNow);
+  ASSERT_TRUE(v.verify(token, kNow));
+  ASSERT_TRUE(v.verify(token, kNow + 1));  // from the cache
+  const auto leeway = settings().leeway_s;
+  EXPECT_TRUE(v.verify(token, kNow + 60 + leeway - 1));
+  const auto late = v.verify(token, kNow + 60 + leeway + 1);
+  EXPECT_FALSE(late);
+  EXPECT_FALSE(late.error.empty());
+}
+
+TEST(AuthCache, OnlyVerifiedTokensAreRememberedAndTheCacheIsBounded) {
+  const TokenVerifier v(settings());
+  const auto good = sign_hs256(kSecret, kIssuer, kAudience, "c", "", 600, kNow);
+  auto forged = good;
+  forged.back() = forged.back() == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(v.verify(forged, kNow));
+  EXPECT_FALSE(v.verify(forged, kNow));  // a failure is never cached as a success
+  for (int i = 0; i < 5000; ++i)  // past the bound: the cache is cleared, answers stay right
+    ASSERT_TRUE(v.verify(sign_hs256(kSecret, kIssuer, kAudience, "c" + std::to_string(i), "", 600, kNow), kNow));
+  EXPECT_TRUE(v.verify(good, kNow));
+  EXPECT_FALSE(v.verify(forged, kNow));
+}
+
+}  // namespace
+}  // namespace emporium::auth
