@@ -5,7 +5,7 @@ JOBS ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Every Debian package the build, the node and the tests need.
-DEPS := cmake ninja-build g++ ccache pkg-config python3 curl \
+DEPS := cmake ninja-build g++ ccache pkg-config python3 curl openssl \
 	libcaf-dev libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev \
 	libsoci-dev libpq-dev libsqlite3-dev libssl-dev \
 	libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev \
