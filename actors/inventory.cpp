@@ -23,7 +23,9 @@ struct inventory_state {
   ItemRecord committed;  // what the database holds: the only state reported to readers
   std::map<std::string, ReservationRecord> reservations;  // active ones, by order id
   int writes_in_flight = 0;
+  int checks_in_flight = 0;  // reads of the stored version (when_absent)
   bool broken = false;
+  bool fenced = false;  // broken by a version check: another activation wrote first
   bool stop_requested = false;  // passivation asked while writes were in flight
   caf::actor registry;
   std::shared_ptr<std::int64_t> published = std::make_shared<std::int64_t>(0);  // version readers see
@@ -33,6 +35,13 @@ struct inventory_state {
 using inventory_actor = caf::stateful_actor<inventory_state>;
 
 caf::error failure(errc code) { return make_error(code); }
+
+// Stops once nothing it started is still waiting for an answer, when it must stop.
+void quit_when_done(inventory_actor* self) {
+  auto& st = self->state;
+  if ((st.broken || st.stop_requested) && st.writes_in_flight == 0 && st.checks_in_flight == 0)
+    self->quit();
+}
 
 // Writes the current item and `changed` reservations; answers `rp` with the item once committed.
 void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf::response_promise rp,
@@ -53,6 +62,7 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
             st.writes_in_flight -= 1;
             if (!applied || st.broken) {
               st.broken = true;
+              if (!applied) st.fenced = true;
               if (rp.pending())
                 rp.deliver(failure(applied ? errc::db_unavailable : errc::version_conflict));
             } else {
@@ -61,14 +71,14 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
               *st.published = snapshot.version;
               if (rp.pending()) rp.deliver(reply.empty() ? caf::make_message(snapshot) : reply);
             }
-            if ((st.broken || st.stop_requested) && st.writes_in_flight == 0) self->quit();
+            quit_when_done(self);
           },
           [self, rp](caf::error& err) mutable {
             auto& st = self->state;
             st.writes_in_flight -= 1;
             st.broken = true;
             if (rp.pending()) rp.deliver(err);
-            if (st.writes_in_flight == 0) self->quit();
+            quit_when_done(self);
           });
 }
 
@@ -111,18 +121,17 @@ bool has_held(const inventory_state& st) {
 
 // A reservation this activation does not know of may have been made by another activation of the
 // item (on the node that owned it before a view change) after this one loaded. Before answering
-// from its absence, compare the stored version: when storage is ahead, this activation is stale, so
-// it answers version_conflict (the router sends the call again, to a fresh activation) and stops.
-// `answer(rp)` gives the answer for a current activation.
+// from its absence, it reads the stored version: the persistence actor answers a read after the
+// writes sent to it before, so by then `committed` includes every write of ours that went through.
+// Storage ahead of `committed`, or a write of ours fenced meanwhile, means this activation is
+// stale: it answers version_conflict (the router sends the call again, to a fresh activation) and
+// stops. `answer(rp)` gives the answer of a current activation.
 template <class Answer>
 caf::response_promise when_absent(inventory_actor* self, Answer answer) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
-  if (st.writes_in_flight > 0) {  // ours are the newest writes
-    answer(rp);
-    return rp;
-  }
   auto stored = std::make_shared<std::int64_t>(0);
+  st.checks_in_flight += 1;
   self->request(st.ctx->inventory_db_for(st.sku), caf::infinite,
                 db_read{[sku = st.sku, stored](soci::session& s) {
                   if (auto loaded = load_item(s, sku)) *stored = loaded->item.version;
@@ -130,15 +139,21 @@ caf::response_promise when_absent(inventory_actor* self, Answer answer) {
       .then(
           [self, stored, rp, answer](bool) mutable {
             auto& st = self->state;
-            if (*stored > st.item.version) {
+            st.checks_in_flight -= 1;
+            if (st.fenced || *stored > st.committed.version) {
               st.broken = true;
+              st.fenced = true;
               rp.deliver(failure(errc::version_conflict));
-              if (st.writes_in_flight == 0) self->quit();
-              return;
+            } else {
+              answer(rp);
             }
-            answer(rp);
+            quit_when_done(self);
           },
-          [rp](caf::error& err) mutable { rp.deliver(err); });
+          [self, rp](caf::error& err) mutable {
+            self->state.checks_in_flight -= 1;
+            rp.deliver(err);
+            quit_when_done(self);
+          });
   return rp;
 }
 
@@ -173,7 +188,8 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
 
 caf::behavior running(inventory_actor* self) {
   auto guard = [self]() -> std::optional<caf::error> {
-    if (self->state.broken) return failure(errc::db_unavailable);
+    // Fenced: another activation owns the row now, so the caller may send the call again there.
+    if (self->state.broken) return failure(self->state.fenced ? errc::version_conflict : errc::db_unavailable);
     return std::nullopt;
   };
   return {
@@ -279,8 +295,8 @@ caf::behavior running(inventory_actor* self) {
         schedule_expiry(self);
       },
       [=](stop_atom) {
-        if (self->state.writes_in_flight == 0) return self->quit();
-        self->state.stop_requested = true;  // the last write's answer stops it
+        self->state.stop_requested = true;  // the last answer it waits for stops it
+        quit_when_done(self);
       },
       caf::after(ms(self->state.ctx->settings.idle_passivate_ms)) >>
           [=] {

@@ -259,6 +259,7 @@ int run_serve(const Config& config) {
     cs.sweep_grace_ms = config.cluster.sweep_grace_ms;
     cs.batch_max = static_cast<std::size_t>(config.cluster.batch_max);
     cs.calls_pending_max = static_cast<std::size_t>(config.cluster.calls_pending_max);
+    cs.call_timeout_ms = config.cluster.call_timeout_ms;
     membership_db = spawn_persistence(system, {config.database.orders, Database::orders, 16,
                                                config.database.reconnect_interval_ms, false});
     const bool tls = !config.cluster.tls_certificate.empty();
@@ -321,7 +322,24 @@ int run_serve(const Config& config) {
   auto server = std::make_unique<Server>(server_settings, [handler_api](HttpRequest&& req, Respond respond) {
     handler_api->handle(std::move(req), std::move(respond));
   });
-  auto bound = server->start();
+  std::uint16_t bound = 0;
+  try {
+    bound = server->start();
+  } catch (...) {
+    // Joined but cannot serve HTTP (the port is taken): leave at once and stop everything, so
+    // the process exits and its entities move to the other members.
+    if (cluster.membership) {
+      caf::scoped_actor self{system};
+      self->request(cluster.membership, std::chrono::milliseconds(config.cluster.failure_timeout_ms),
+                    leave_atom::value)
+          .receive([](bool) {}, [](caf::error&) {});
+    }
+    server.reset();
+    handler_api.reset();
+    stop_cluster();
+    stop_node_actors(system, node);
+    throw;
+  }
   handler_api->set_http_address(host + ":" + std::to_string(bound));
   http_address->set(host + ":" + std::to_string(bound));
   spdlog::info("node {} serving on http://{}:{}", config.node.name, host, bound);

@@ -2,6 +2,7 @@
 #include "runtime/cluster.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <set>
 #include <unordered_map>
@@ -174,6 +175,7 @@ struct link_state {
   std::vector<remote_call> outbox;
   bool flush_scheduled = false;
   bool retiring = false;  // the peer left the view: answer what is pending, then stop
+  std::uint64_t attempt = 0;  // connection attempts, so an old timer does not end a newer one
   static inline const char* name = "cluster_link";
 };
 using link_actor = caf::stateful_actor<link_state>;
@@ -233,16 +235,22 @@ void link_connected(link_actor* self, caf::actor remote) {
 void link_connect(link_actor* self) {
   auto& st = self->state;
   if (st.remote || st.connecting) return;
+  st.attempt += 1;
   if (!initiates(st)) {
     // Wait for the peer's hello; calls queue meanwhile, and fail if it does not come in time.
     st.connecting = true;
-    self->delayed_send(self, ms(st.wiring.settings.connect_timeout_ms), accept_atom::value);
+    self->delayed_send(self, ms(st.wiring.settings.connect_timeout_ms), accept_atom::value, st.attempt);
     return;
   }
   auto colon = st.peer.address.rfind(':');
-  if (colon == std::string::npos) return link_lost(self, "bad address " + st.peer.address);
+  unsigned port_number = 0;
+  auto digits = colon == std::string::npos ? std::string_view{} : std::string_view(st.peer.address).substr(colon + 1);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port_number);
+  if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() || port_number == 0 ||
+      port_number > 65535)
+    return link_lost(self, "bad address " + st.peer.address);
   auto host = st.peer.address.substr(0, colon);
-  auto port = static_cast<std::uint16_t>(std::stoi(st.peer.address.substr(colon + 1)));
+  auto port = static_cast<std::uint16_t>(port_number);
   st.connecting = true;
   self->request(st.wiring.middleman, ms(st.wiring.settings.connect_timeout_ms),
                 caf::connect_atom::value, host, port)
@@ -333,9 +341,10 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
         if (self->state.retiring) return;
         link_connected(self, std::move(remote));
       },
-      [=](accept_atom) {  // the hello did not come within the connect timeout
+      [=](accept_atom, std::uint64_t attempt) {  // the hello did not come within the connect timeout
         auto& st = self->state;
-        if (!st.remote && st.connecting) link_lost(self, "no hello within the connect timeout");
+        if (attempt == st.attempt && !st.remote && st.connecting)
+          link_lost(self, "no hello within the connect timeout");
       },
   };
 }
@@ -353,6 +362,7 @@ struct endpoint_state {
   std::map<caf::actor_addr, reply_outbox> outboxes;
   bool flush_scheduled = false;
   std::int64_t in_flight = 0;  // calls taken and not yet answered
+  std::chrono::milliseconds call_timeout{30'000};  // a call not answered by then is answered with an error
   // For the log when leaving with calls unanswered: the entity each one is for.
   std::map<std::pair<caf::actor_addr, std::uint64_t>, std::pair<caf::atom_value, std::string>> calls;
   static inline const char* name = "cluster_endpoint";
@@ -372,8 +382,10 @@ void endpoint_reply(endpoint_actor* self, const caf::actor& to, remote_reply rep
   }
 }
 
-caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::size_t batch_max) {
+caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::size_t batch_max,
+                               std::int64_t call_timeout_ms) {
   self->state.router = std::move(router);
+  self->state.call_timeout = ms(call_timeout_ms);
   self->state.batch_max = std::max<std::size_t>(1, batch_max);
   keep_running_on_errors(self, "endpoint");
   return {
@@ -386,7 +398,7 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
           self->state.calls.emplace(std::pair{to.address(), seq}, std::pair{call.type, call.id});
           // Any reply type: CAF 0.17 has no catch-all response handler, but a reply that matches
           // no handler arrives at the error handler as unexpected_response carrying the reply.
-          self->request(self->state.router, caf::infinite, route_atom::value, call.type,
+          self->request(self->state.router, self->state.call_timeout, route_atom::value, call.type,
                         std::move(call.id), std::move(call.payload), call.final)
               .then([](caf::message&) {},
                     [self, to, seq](caf::error& err) {
@@ -457,6 +469,7 @@ bool owns(const ClusterView& view, caf::atom_value type, const std::string& id) 
 struct Target {
   caf::actor actor;
   caf::message message;
+  bool passivate_after = false;  // delivered here for a sender with an older view: do not keep it
 };
 
 caf::expected<Target> resolve(router_actor* self, caf::atom_value type, const std::string& id,
@@ -470,9 +483,15 @@ caf::expected<Target> resolve(router_actor* self, caf::atom_value type, const st
   // A node that left (or is leaving) hands even a final call on: it owns nothing any more.
   bool member = std::find(st.view.placement.begin(), st.view.placement.end(), st.view.self) !=
                 st.view.placement.end();
-  if (final && member) return local();
   if (st.view.placement.empty()) return not_delivered("no cluster member is up");
   const auto& owner = st.view.placement[rendezvous_owner(st.view.placement, type, id)];
+  if (final && member) {
+    // The sender's view named this node; this node's names another. Answer this call here, but
+    // do not keep the entity (nor its snapshot for readers) active on a node that does not own it.
+    auto target = local();
+    target.passivate_after = owner != st.view.self;
+    return target;
+  }
   if (owner == st.view.self) return local();
   auto link = st.links.find(owner);
   if (link == st.links.end()) return not_delivered("node " + owner + " is not connected");
@@ -502,6 +521,7 @@ void forward(router_actor* self, caf::response_promise rp, caf::atom_value type,
               if (err == caf::sec::unexpected_response) return rp.deliver(std::move(err.context()));
               retry(err);
             });
+  if (target->passivate_after) caf::anon_send(target->actor, passivate_atom::value, id);
 }
 
 // `from_peer`: the call came from another node's link; `final`: deliver it here regardless.
@@ -646,6 +666,7 @@ struct membership_state {
   std::chrono::steady_clock::time_point last_beat = std::chrono::steady_clock::now();
   ClusterView last_view;
   bool view_sent = false;
+  bool beat_in_flight = false;  // one heartbeat at a time: an overlapping one could register twice
   static inline const char* name = "membership";
 };
 using membership_actor = caf::stateful_actor<membership_state>;
@@ -656,6 +677,7 @@ bool alive(const membership_state& st, const MemberRow& row) {
 
 void publish_view(membership_actor* self) {
   auto& st = self->state;
+  if (st.leaving) return;  // the leaving view (forward everything) stands until the node stops
   ClusterView view;
   view.self = st.settings.self;
   view.self_incarnation = st.incarnation;
@@ -696,7 +718,8 @@ void stop_serving(membership_actor* self, const char* why) {
 
 void tick(membership_actor* self) {
   auto& st = self->state;
-  if (st.leaving) return;
+  if (st.leaving || st.beat_in_flight) return;
+  st.beat_in_flight = true;
   MemberRow me{st.settings.self, st.settings.cluster_address, st.http_address(), st.incarnation,
                "up", 0, st.active[caf::atom("order")], st.active[caf::atom("inventory")],
                st.active[caf::atom("payment")]};
@@ -723,6 +746,7 @@ void tick(membership_actor* self) {
       .then(
           [self, out](bool) {
             auto& st = self->state;
+            st.beat_in_flight = false;
             if (st.leaving) return;
             st.last_beat = std::chrono::steady_clock::now();
             if (out->registered) {
@@ -751,6 +775,7 @@ void tick(membership_actor* self) {
           },
           [self](caf::error& err) {
             auto& st = self->state;
+            st.beat_in_flight = false;
             auto silent = std::chrono::steady_clock::now() - st.last_beat;
             spdlog::warn("cluster: heartbeat failed: {}", to_string(code_of(err)));
             if (silent > ms(st.settings.failure_timeout_ms))
@@ -858,7 +883,7 @@ ClusterHandles start_cluster(caf::actor_system& system, ClusterSettings settings
                              caf::actor middleman, caf::actor sweeper,
                              std::function<std::string()> http_address) {
   ClusterHandles out;
-  out.endpoint = system.spawn(cluster_endpoint, router, settings.batch_max);
+  out.endpoint = system.spawn(cluster_endpoint, router, settings.batch_max, settings.call_timeout_ms);
   out.membership = system.spawn(membership, settings, std::move(db), router, std::move(registries),
                                 std::move(http_address));
   caf::anon_send(router, ClusterWiring{settings, out.membership, std::move(middleman), std::move(sweeper),
@@ -869,7 +894,7 @@ ClusterHandles start_cluster(caf::actor_system& system, ClusterSettings settings
 caf::actor start_static_cluster(caf::actor_system& system, ClusterSettings settings,
                                 caf::actor router, const std::map<std::string, std::string>& members,
                                 caf::actor connector) {
-  auto endpoint = system.spawn(cluster_endpoint, router, settings.batch_max);
+  auto endpoint = system.spawn(cluster_endpoint, router, settings.batch_max, settings.call_timeout_ms);
   ClusterView view;
   view.self = settings.self;
   view.self_incarnation = 1;

@@ -46,6 +46,7 @@ struct ClusterSettings {
   std::int64_t sweep_grace_ms = 10000;  // an order untouched this long after a view change is swept
   std::size_t batch_max = 256;         // calls per CAF message to one node (1: no batching)
   std::size_t calls_pending_max = 20000;  // calls waiting on one node before new ones are refused
+  std::int64_t call_timeout_ms = 30000;   // a call from another node not answered by then fails
 };
 
 // One member as this node sees it (GET /admin/cluster).

@@ -86,6 +86,7 @@ const Key kKeys[] = {
     {"cluster.connect_timeout_ms", field<&C::cluster, &C::Cluster::connect_timeout_ms>, {100, 60'000}},
     {"cluster.batch_max", field<&C::cluster, &C::Cluster::batch_max>, {1, 10'000}},
     {"cluster.calls_pending_max", field<&C::cluster, &C::Cluster::calls_pending_max>, {1}},
+    {"cluster.call_timeout_ms", field<&C::cluster, &C::Cluster::call_timeout_ms>, {100, 600'000}},
     {"cluster.sweep_grace_ms", field<&C::cluster, &C::Cluster::sweep_grace_ms>, kNonNegative},
     {"cluster.tls_certificate", field<&C::cluster, &C::Cluster::tls_certificate>},
     {"cluster.tls_key", field<&C::cluster, &C::Cluster::tls_key>},

@@ -69,6 +69,7 @@ struct Config {
     std::int64_t connect_timeout_ms = 2000;     // connecting to another node
     std::int64_t batch_max = 256;               // entity calls per CAF message to one node
     std::int64_t calls_pending_max = 20'000;    // calls waiting on one node before refusing more
+    std::int64_t call_timeout_ms = 30'000;      // a call from another node not answered by then fails
     std::int64_t sweep_grace_ms = 10'000;  // after a view change, orders untouched this long are swept
     // TLS between nodes (libcaf_openssl): all three PEM files, or none for plain TCP.
     std::string tls_certificate;

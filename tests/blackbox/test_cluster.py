@@ -240,6 +240,26 @@ class MembershipAndRoutingTest(ClusterTestCase):
         self.assertEqual(request(self.nodes[0], "GET", "/admin/actors/inventory/nope-" + sku,
                                  token=self.admin).status, 404)
 
+    def test_a_node_that_cannot_bind_http_leaves_and_exits(self):
+        self.assertTrue(wait_for(self.all_up, 10))
+        settings = dict(harness.CLUSTER_EXTRA)
+        settings.update({"node.name": "node-4", "cluster.enabled": "true",
+                         "cluster.listen": "127.0.0.1:%d" % harness.free_port()})
+        late = harness.Node(settings, databases=self.cluster.databases, secret=self.cluster.secret)
+        late.port = self.nodes[0].port  # taken
+        late.launch()
+        self.cluster.nodes.append(late)
+        late.expect_running = False
+        late.proc.wait(30)
+        self.assertNotEqual(late.proc.returncode, 0)
+        self.assertIn("node-4 registered", late.log_text())
+        self.assertTrue(wait_for(lambda: view(self.nodes[1], self.admin).get("node-4", {}).get("status") == "left", 5),
+                        view(self.nodes[1], self.admin))
+        # The others go on serving every entity.
+        skus = self.put_items(6, 5)
+        for sku in skus:
+            self.assertEqual(request(self.nodes[2], "GET", "/v1/inventory/" + sku, token=self.admin).status, 200)
+
 
 class FailoverTest(ClusterTestCase):
 
