@@ -82,3 +82,74 @@ class OutageTest(harness.NodeTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ClusterOutageTest(harness.NodeTestCase):
+    """Two cluster nodes on a private PostgreSQL that stops past the failure timeout: their
+    heartbeats fail, they stop serving entities (503, /readyz 503), and once the database is back
+    they register again as new incarnations and serve as before."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="emporium-outage-")
+        self.port = harness.free_port()
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        subprocess.run([SCRIPT, "init", self.dir], check=True)
+        self.pg("start")
+        self.addCleanup(self.pg, "stop")
+        admin_url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
+        for db in ("orders", "inventory"):
+            subprocess.run(["psql", admin_url, "-q", "-c", "CREATE DATABASE " + db], check=True)
+        databases = ("postgresql://postgres@127.0.0.1:%d/orders" % self.port,
+                     "postgresql://postgres@127.0.0.1:%d/inventory" % self.port)
+        secret = os.urandom(32).hex()
+        self.nodes = []
+        for i in (1, 2):
+            settings = dict(harness.CLUSTER_EXTRA)
+            settings.update({"node.name": "node-%d" % i, "cluster.enabled": "true",
+                             "cluster.listen": "127.0.0.1:%d" % harness.free_port(),
+                             "database.reconnect_interval_ms": "200"})
+            self.nodes.append(harness.Node(settings, databases=databases, secret=secret))
+        for node in self.nodes:
+            node.launch()
+        for node in self.nodes:
+            node.wait_ready()
+
+    def tearDown(self):
+        for node in self.nodes:
+            harness.stop_node(node)
+        super().tearDown()
+
+    def pg(self, cmd):
+        subprocess.run([SCRIPT, cmd, self.dir, str(self.port)], check=True)
+
+    def test_nodes_stop_serving_without_the_database_and_rejoin_after(self):
+        a, b = self.nodes
+        admin = a.token("admin-ops", "admin")
+        skus = [self.create_item(a, admin, on_hand=10) for _ in range(6)]
+        self.pg("stop")
+        time.sleep(3.5)  # past the failure timeout (2 s in the tests)
+        for node in self.nodes:
+            self.assertEqual(request(node, "GET", "/readyz").status, 503)
+            self.assertIn("stops serving entities", node.log_text())
+            r = request(node, "GET", "/v1/inventory/" + skus[0], token=admin)
+            self.assertProblem(r, 503)
+        self.pg("start")
+
+        # Whichever node beats first marks the other down; that one registers again. Both end up.
+        def converged():
+            if not all(request(n, "GET", "/readyz").status == 200 for n in self.nodes):
+                return False
+            for n in self.nodes:
+                members = request(n, "GET", "/admin/cluster", token=admin).json["members"]
+                if sorted(m["status"] for m in members) != ["up", "up"]:
+                    return False
+            return True
+        deadline = time.time() + 20
+        while time.time() < deadline and not converged():
+            time.sleep(0.2)
+        self.assertTrue(converged(), request(a, "GET", "/admin/cluster", token=admin).body)
+        for node in self.nodes:
+            for sku in skus:
+                r = request(node, "GET", "/v1/inventory/" + sku, token=admin)
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(r.json["on_hand"], 10)
