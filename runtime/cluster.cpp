@@ -297,8 +297,8 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
         st.pending.emplace(seq, rp);
         st.outbox.push_back(remote_call{seq, type, std::move(id), std::move(payload), final});
         if (st.remote) {
-          if (st.outbox.size() >= st.wiring.settings.batch_max) {
-            link_flush(self);
+          if (st.outbox.size() >= st.wiring.settings.batch_max || self->mailbox().empty()) {
+            link_flush(self);  // full, or nothing else is waiting to join the batch
           } else if (!st.flush_scheduled) {
             // Everything already in the mailbox joins this batch before it goes.
             st.flush_scheduled = true;
@@ -369,6 +369,21 @@ struct endpoint_state {
 };
 using endpoint_actor = caf::stateful_actor<endpoint_state>;
 
+void flush_replies(endpoint_actor* self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  for (auto& [_, box] : st.outboxes) {
+    for (std::size_t i = 0; i < box.replies.size(); i += st.batch_max) {
+      reply_batch out;
+      auto end = std::min(box.replies.size(), i + st.batch_max);
+      out.replies.assign(std::make_move_iterator(box.replies.begin() + static_cast<std::ptrdiff_t>(i)),
+                         std::make_move_iterator(box.replies.begin() + static_cast<std::ptrdiff_t>(end)));
+      self->send(box.to, std::move(out));
+    }
+  }
+  st.outboxes.clear();
+}
+
 void endpoint_reply(endpoint_actor* self, const caf::actor& to, remote_reply reply) {
   auto& st = self->state;
   st.in_flight -= 1;
@@ -376,7 +391,9 @@ void endpoint_reply(endpoint_actor* self, const caf::actor& to, remote_reply rep
   auto& box = st.outboxes[to.address()];
   box.to = to;
   box.replies.push_back(std::move(reply));
-  if (!st.flush_scheduled) {
+  if (self->mailbox().empty()) {
+    flush_replies(self);  // nothing else is waiting to join the batch
+  } else if (!st.flush_scheduled) {
     st.flush_scheduled = true;
     self->send(self, flush_atom::value);
   }
@@ -409,21 +426,7 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
                     });
         }
       },
-      [=](flush_atom) {
-        auto& st = self->state;
-        st.flush_scheduled = false;
-        for (auto& [_, box] : st.outboxes) {
-          for (std::size_t i = 0; i < box.replies.size(); i += st.batch_max) {
-            reply_batch out;
-            auto end = std::min(box.replies.size(), i + st.batch_max);
-            out.replies.assign(
-                std::make_move_iterator(box.replies.begin() + static_cast<std::ptrdiff_t>(i)),
-                std::make_move_iterator(box.replies.begin() + static_cast<std::ptrdiff_t>(end)));
-            self->send(box.to, std::move(out));
-          }
-        }
-        st.outboxes.clear();
-      },
+      [=](flush_atom) { flush_replies(self); },
       [=](hello_atom h, std::string& name, std::int64_t incarnation, caf::actor& endpoint) {
         self->send(self->state.router, h, std::move(name), incarnation, std::move(endpoint));
       },
@@ -504,8 +507,11 @@ void forward(router_actor* self, caf::response_promise rp, caf::atom_value type,
              caf::message payload, bool from_peer, bool final, int attempt) {
   static constexpr int kAttempts = 8;
   static constexpr std::int64_t kPauseMs[kAttempts] = {10, 25, 50, 100, 200, 300, 400, 500};
+  // A read (get_atom) changes nothing, so it may be sent again even when the node that had it went
+  // away before answering.
   auto retry = [=](const caf::error& err) mutable {
-    if (!resendable(err) || attempt + 1 >= kAttempts) return rp.deliver(err);
+    bool again = resendable(err) || (code_of(err) == errc::unavailable && payload.match_elements<get_atom>());
+    if (!again || attempt + 1 >= kAttempts) return rp.deliver(err);
     auto& st = self->state;
     auto seq = st.next_retry++;
     st.retries.emplace(seq, Retry{rp, type, id, payload, from_peer, final, attempt + 1});
