@@ -187,6 +187,44 @@ bool wait_for_join(caf::actor_system& system, const caf::actor& membership, cons
   }
 }
 
+// Marks this node left: peers stop placing entities here at their next heartbeat, and what still
+// reaches it is forwarded to the new owners.
+void leave_cluster(caf::actor_system& system, const caf::actor& membership, std::chrono::milliseconds timeout) {
+  caf::scoped_actor self{system};
+  self->request(membership, timeout, leave_atom::value).receive([](bool) {}, [](caf::error&) {});
+  spdlog::info("left the cluster");
+}
+
+// Waits, until `within` passes, for the calls taken from peers to be answered and for the
+// entities passivated by leaving to finish their work (an order in the middle of its saga).
+void drain_cluster(caf::actor_system& system, const caf::actor& endpoint, const NodeActors& node,
+                   std::chrono::milliseconds within) {
+  auto deadline = std::chrono::steady_clock::now() + within;
+  caf::scoped_actor self{system};
+  for (;;) {
+    std::int64_t calls = 0;
+    std::string entities;
+    std::int64_t busy = 0;
+    self->request(endpoint, std::chrono::seconds(1), stats_atom::value)
+        .receive([&](std::int64_t n) { calls = n; }, [&](caf::error&) {});
+    for (const auto& [type, registry] : node.registries)
+      self->request(registry, std::chrono::seconds(1), stats_atom::value)
+          .receive(
+              [&, type = type](const RegistryStats& s) {
+                busy += s.alive;
+                if (s.alive > 0) entities += " " + caf::to_string(type) + "=" + std::to_string(s.alive);
+              },
+              [&](caf::error&) {});
+    if (busy + calls == 0) return;
+    if (std::chrono::steady_clock::now() > deadline) {
+      spdlog::warn("leaving with {} calls from peers unanswered and entities busy:{}", calls, entities);
+      caf::anon_send(endpoint, list_atom::value);  // logs them
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 int run_serve(const Config& config) {
   sigset_t signals;
   sigemptyset(&signals);
@@ -250,22 +288,12 @@ int run_serve(const Config& config) {
     membership_db = nullptr;
   };
   if (config.cluster.enabled) {
-    ClusterSettings cs;
-    cs.self = config.node.name;
-    cs.cluster_address = config.cluster.advertise;
-    cs.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
-    cs.failure_timeout_ms = config.cluster.failure_timeout_ms;
-    cs.connect_timeout_ms = config.cluster.connect_timeout_ms;
-    cs.sweep_grace_ms = config.cluster.sweep_grace_ms;
-    cs.batch_max = static_cast<std::size_t>(config.cluster.batch_max);
-    cs.calls_pending_max = static_cast<std::size_t>(config.cluster.calls_pending_max);
-    cs.call_timeout_ms = config.cluster.call_timeout_ms;
     membership_db = spawn_persistence(system, {config.database.orders, Database::orders, 16,
                                                config.database.reconnect_interval_ms, false});
     const bool tls = !config.cluster.tls_certificate.empty();
     auto connector = tls ? caf::actor_cast<caf::actor>(system.openssl_manager().actor_handle())
                          : caf::actor_cast<caf::actor>(system.middleman().actor_handle());
-    cluster = start_cluster(system, cs, node.ctx->router, node.registries, membership_db, connector,
+    cluster = start_cluster(system, cluster_settings(config), node.ctx->router, node.registries, membership_db, connector,
                             node.sweeper, [http_address] { return http_address->get(); });
     std::string chost;
     std::uint16_t cport = 0;
@@ -328,12 +356,8 @@ int run_serve(const Config& config) {
   } catch (...) {
     // Joined but cannot serve HTTP (the port is taken): leave at once and stop everything, so
     // the process exits and its entities move to the other members.
-    if (cluster.membership) {
-      caf::scoped_actor self{system};
-      self->request(cluster.membership, std::chrono::milliseconds(config.cluster.failure_timeout_ms),
-                    leave_atom::value)
-          .receive([](bool) {}, [](caf::error&) {});
-    }
+    if (cluster.membership)
+      leave_cluster(system, cluster.membership, std::chrono::milliseconds(config.cluster.failure_timeout_ms));
     server.reset();
     handler_api.reset();
     stop_cluster();
@@ -351,14 +375,8 @@ int run_serve(const Config& config) {
   spdlog::info("signal {}: draining", signal);
   auto left_at = std::chrono::steady_clock::now();
   if (cluster.membership) {
-    // Leave first: peers stop placing entities here at their next heartbeat, and what this node
-    // still gets (its own in-flight requests, calls from peers that have not seen it leave) is
-    // forwarded to the new owners.
-    caf::scoped_actor self{system};
-    self->request(cluster.membership, std::chrono::milliseconds(config.cluster.failure_timeout_ms),
-                  leave_atom::value)
-        .receive([](bool) {}, [](caf::error&) {});
-    spdlog::info("left the cluster");
+    // Leave first: this node's own in-flight requests go on through the new owners.
+    leave_cluster(system, cluster.membership, std::chrono::milliseconds(config.cluster.failure_timeout_ms));
   }
   server->stop(config.http.request_timeout_ms);
   server.reset();
@@ -368,33 +386,8 @@ int run_serve(const Config& config) {
     auto settle = std::chrono::milliseconds(2 * config.cluster.heartbeat_interval_ms + 200);
     auto waited = std::chrono::steady_clock::now() - left_at;
     if (waited < settle) std::this_thread::sleep_for(settle - waited);
-    // Then until the calls taken from peers are answered and the entities passivated by leaving
-    // have finished their work (an order in the middle of its saga), within the placement timeout.
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(config.orders.placement_timeout_ms);
-    caf::scoped_actor self{system};
-    for (;;) {
-      std::int64_t calls = 0;
-      std::string entities;
-      std::int64_t busy = 0;
-      self->request(cluster.endpoint, std::chrono::seconds(1), stats_atom::value)
-          .receive([&](std::int64_t n) { calls = n; }, [&](caf::error&) {});
-      for (const auto& [type, registry] : node.registries)
-        self->request(registry, std::chrono::seconds(1), stats_atom::value)
-            .receive(
-                [&, type = type](const RegistryStats& s) {
-                  busy += s.alive;
-                  if (s.alive > 0) entities += " " + caf::to_string(type) + "=" + std::to_string(s.alive);
-                },
-                [&](caf::error&) {});
-      if (busy + calls == 0) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        spdlog::warn("leaving with {} calls from peers unanswered and entities busy:{}", calls, entities);
-        caf::anon_send(cluster.endpoint, list_atom::value);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    drain_cluster(system, cluster.endpoint, node,
+                  std::chrono::milliseconds(config.orders.placement_timeout_ms));
     stop_cluster();
   }
   stop_node_actors(system, node);

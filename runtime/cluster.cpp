@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/atoms.hpp"
+#include "runtime/config.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/persistence.hpp"
 #include "runtime/registry.hpp"
@@ -35,10 +36,10 @@ struct remote_reply {
   caf::error error;
 };
 struct call_batch {
-  std::vector<remote_call> calls;
+  std::vector<remote_call> items;
 };
 struct reply_batch {
-  std::vector<remote_reply> replies;
+  std::vector<remote_reply> items;
 };
 
 template <class Inspector>
@@ -51,11 +52,11 @@ typename Inspector::result_type inspect(Inspector& f, remote_reply& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, call_batch& x) {
-  return f(caf::meta::type_name("call_batch"), x.calls);
+  return f(caf::meta::type_name("call_batch"), x.items);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, reply_batch& x) {
-  return f(caf::meta::type_name("reply_batch"), x.replies);
+  return f(caf::meta::type_name("reply_batch"), x.items);
 }
 
 void add_cluster_message_types(caf::actor_system_config& config) {
@@ -163,6 +164,20 @@ bool resendable(const caf::error& err) {
          err == caf::sec::request_receiver_down;
 }
 
+// Sends `items` to `to` in messages of at most `max` (call or reply batches), and empties it.
+template <class Batch, class Self, class Item>
+void send_batches(Self* self, const caf::actor& to, std::vector<Item>& items, std::size_t max) {
+  max = std::max<std::size_t>(1, max);
+  for (std::size_t i = 0; i < items.size(); i += max) {
+    Batch batch;
+    auto first = items.begin() + static_cast<std::ptrdiff_t>(i);
+    auto last = items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), i + max));
+    batch.items.assign(std::make_move_iterator(first), std::make_move_iterator(last));
+    self->send(to, std::move(batch));
+  }
+  items.clear();
+}
+
 // --- link: calls to one other node ---------------------------------------------------------------
 
 struct link_state {
@@ -180,19 +195,17 @@ struct link_state {
 };
 using link_actor = caf::stateful_actor<link_state>;
 
+// Answers every waiting call with `err` (the link stops).
+void fail_pending(link_actor* self, const caf::error& err) {
+  for (auto& [_, rp] : self->state.pending) rp.deliver(err);
+  self->state.pending.clear();
+}
+
 void link_flush(link_actor* self) {
   auto& st = self->state;
   st.flush_scheduled = false;
   if (!st.remote || st.outbox.empty()) return;
-  auto batch_max = std::max<std::size_t>(1, st.wiring.settings.batch_max);
-  for (std::size_t i = 0; i < st.outbox.size(); i += batch_max) {
-    call_batch batch;
-    auto end = std::min(st.outbox.size(), i + batch_max);
-    batch.calls.assign(std::make_move_iterator(st.outbox.begin() + static_cast<std::ptrdiff_t>(i)),
-                       std::make_move_iterator(st.outbox.begin() + static_cast<std::ptrdiff_t>(end)));
-    self->send(st.remote, std::move(batch));
-  }
-  st.outbox.clear();
+  send_batches<call_batch>(self, st.remote, st.outbox, st.wiring.settings.batch_max);
 }
 
 void link_lost(link_actor* self, const std::string& why) {
@@ -278,9 +291,7 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
   // Stopping (the peer left the view): whoever waits is answered. (Not in an attached functor:
   // those run after the state is gone.)
   self->set_exit_handler([self](const caf::exit_msg& msg) {
-    auto err = unavailable("node " + self->state.peer.name + " left the view");
-    for (auto& [_, rp] : self->state.pending) rp.deliver(err);
-    self->state.pending.clear();
+    fail_pending(self, unavailable("node " + self->state.peer.name + " left the view"));
     self->quit(msg.reason);
   });
   link_connect(self);
@@ -310,7 +321,7 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
       [=](flush_atom) { link_flush(self); },
       [=](reply_batch& batch) {
         auto& st = self->state;
-        for (auto& r : batch.replies) {
+        for (auto& r : batch.items) {
           auto it = st.pending.find(r.seq);
           if (it == st.pending.end()) continue;
           if (r.error) it->second.deliver(std::move(r.error));
@@ -331,9 +342,7 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
         auto& st = self->state;
         if (!st.pending.empty())
           spdlog::warn("cluster: {} left with {} calls unanswered", st.peer.name, st.pending.size());
-        auto err = unavailable("node " + st.peer.name + " left with the call");
-        for (auto& [_, rp] : st.pending) rp.deliver(err);
-        st.pending.clear();
+        fail_pending(self, unavailable("node " + st.peer.name + " left with the call"));
         self->quit();
       },
       [=](reconnect_atom) { link_connect(self); },
@@ -361,9 +370,9 @@ struct endpoint_state {
   std::size_t batch_max = 256;
   std::map<caf::actor_addr, reply_outbox> outboxes;
   bool flush_scheduled = false;
-  std::int64_t in_flight = 0;  // calls taken and not yet answered
   std::chrono::milliseconds call_timeout{30'000};  // a call not answered by then is answered with an error
-  // For the log when leaving with calls unanswered: the entity each one is for.
+  // The calls taken and not yet answered, with the entity each one is for (for the log when
+  // leaving with calls unanswered).
   std::map<std::pair<caf::actor_addr, std::uint64_t>, std::pair<caf::atom_value, std::string>> calls;
   static inline const char* name = "cluster_endpoint";
 };
@@ -372,21 +381,12 @@ using endpoint_actor = caf::stateful_actor<endpoint_state>;
 void flush_replies(endpoint_actor* self) {
   auto& st = self->state;
   st.flush_scheduled = false;
-  for (auto& [_, box] : st.outboxes) {
-    for (std::size_t i = 0; i < box.replies.size(); i += st.batch_max) {
-      reply_batch out;
-      auto end = std::min(box.replies.size(), i + st.batch_max);
-      out.replies.assign(std::make_move_iterator(box.replies.begin() + static_cast<std::ptrdiff_t>(i)),
-                         std::make_move_iterator(box.replies.begin() + static_cast<std::ptrdiff_t>(end)));
-      self->send(box.to, std::move(out));
-    }
-  }
+  for (auto& [_, box] : st.outboxes) send_batches<reply_batch>(self, box.to, box.replies, st.batch_max);
   st.outboxes.clear();
 }
 
 void endpoint_reply(endpoint_actor* self, const caf::actor& to, remote_reply reply) {
   auto& st = self->state;
-  st.in_flight -= 1;
   st.calls.erase({to.address(), reply.seq});
   auto& box = st.outboxes[to.address()];
   box.to = to;
@@ -409,9 +409,8 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
       [=](call_batch& batch) {
         auto to = caf::actor_cast<caf::actor>(self->current_sender());
         if (!to) return;
-        for (auto& call : batch.calls) {
+        for (auto& call : batch.items) {
           auto seq = call.seq;
-          self->state.in_flight += 1;
           self->state.calls.emplace(std::pair{to.address(), seq}, std::pair{call.type, call.id});
           // Any reply type: CAF 0.17 has no catch-all response handler, but a reply that matches
           // no handler arrives at the error handler as unexpected_response carrying the reply.
@@ -430,7 +429,7 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
       [=](hello_atom h, std::string& name, std::int64_t incarnation, caf::actor& endpoint) {
         self->send(self->state.router, h, std::move(name), incarnation, std::move(endpoint));
       },
-      [=](stats_atom) { return self->state.in_flight; },
+      [=](stats_atom) { return static_cast<std::int64_t>(self->state.calls.size()); },
       [=](list_atom) {
         for (const auto& [_, what] : self->state.calls)
           spdlog::warn("cluster: unanswered call to {} {}", caf::to_string(what.first), what.second);
@@ -683,11 +682,10 @@ bool alive(const membership_state& st, const MemberRow& row) {
 
 void publish_view(membership_actor* self) {
   auto& st = self->state;
-  if (st.leaving) return;  // the leaving view (forward everything) stands until the node stops
   ClusterView view;
   view.self = st.settings.self;
   view.self_incarnation = st.incarnation;
-  view.serving = st.serving;
+  view.serving = st.serving || st.leaving;  // leaving: owns nothing, hands every call on
   for (const auto& row : st.rows) {
     if (!alive(st, row)) continue;
     if (row.name == st.settings.self) {
@@ -840,7 +838,7 @@ caf::behavior membership(membership_actor* self, ClusterSettings settings, caf::
             m.status = s != st.suspects.end() && s->second == row.incarnation ? "suspect" : "up";
           }
           if (row.name == st.settings.self && row.incarnation == st.incarnation && !st.serving)
-            m.status = "down";
+            m.status = st.leaving ? "left" : "down";
           out.push_back(std::move(m));
         }
         return out;
@@ -859,20 +857,7 @@ caf::behavior membership(membership_actor* self, ClusterSettings settings, caf::
             .then([rp](bool) mutable { rp.deliver(true); },
                   [rp](caf::error&) mutable { rp.deliver(false); });
         // Entities go to the other members now; calls still arriving are forwarded to them.
-        st.rows.erase(std::remove_if(st.rows.begin(), st.rows.end(),
-                                     [&](const MemberRow& r) { return r.name == st.settings.self; }),
-                      st.rows.end());
-        ClusterView view;
-        view.self = st.settings.self;
-        view.self_incarnation = st.incarnation;
-        view.serving = true;  // keeps forwarding; owns nothing
-        for (const auto& row : st.rows)
-          if (alive(st, row)) {
-            view.peers.push_back(Peer{row.name, row.cluster_address, row.incarnation});
-            view.placement.push_back(row.name);
-          }
-        std::sort(view.placement.begin(), view.placement.end());
-        self->send(st.router, view_atom::value, std::move(view));
+        publish_view(self);
         return rp;
       },
   };
@@ -882,6 +867,20 @@ caf::behavior membership(membership_actor* self, ClusterSettings settings, caf::
 
 caf::actor spawn_router(caf::actor_system& system, std::map<caf::atom_value, caf::actor> registries) {
   return system.spawn(router, std::move(registries));
+}
+
+ClusterSettings cluster_settings(const Config& config) {
+  ClusterSettings s;
+  s.self = config.node.name;
+  s.cluster_address = config.cluster.advertise;
+  s.heartbeat_interval_ms = config.cluster.heartbeat_interval_ms;
+  s.failure_timeout_ms = config.cluster.failure_timeout_ms;
+  s.connect_timeout_ms = config.cluster.connect_timeout_ms;
+  s.sweep_grace_ms = config.cluster.sweep_grace_ms;
+  s.batch_max = static_cast<std::size_t>(config.cluster.batch_max);
+  s.calls_pending_max = static_cast<std::size_t>(config.cluster.calls_pending_max);
+  s.call_timeout_ms = config.cluster.call_timeout_ms;
+  return s;
 }
 
 ClusterHandles start_cluster(caf::actor_system& system, ClusterSettings settings, caf::actor router,

@@ -49,6 +49,10 @@ struct ClusterSettings {
   std::int64_t call_timeout_ms = 30000;   // a call from another node not answered by then fails
 };
 
+struct Config;
+// The settings of `config.cluster` and `node.name`.
+ClusterSettings cluster_settings(const Config& config);
+
 // One member as this node sees it (GET /admin/cluster).
 struct MemberStatus {
   std::string name;

@@ -17,34 +17,43 @@ SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integra
 SCOPES = "orders:write orders:read inventory:read"
 
 
+def pg(test, cmd):
+    subprocess.run([SCRIPT, cmd, test.dir, str(test.port)], check=True)
+
+
+def start_private_pg(test):
+    """Starts a PostgreSQL of the test's own (stopped and removed at clean-up, also when the set-up
+    fails later) with the databases `orders` and `inventory`; returns their URLs. The test gets
+    `dir` and `port`; `pg(test, cmd)` starts and stops it."""
+    test.dir = tempfile.mkdtemp(prefix="emporium-outage-")
+    test.port = harness.free_port()
+    test.addCleanup(shutil.rmtree, test.dir, True)
+    subprocess.run([SCRIPT, "init", test.dir], check=True)
+    pg(test, "start")
+    test.addCleanup(pg, test, "stop")
+    admin_url = "postgresql://postgres@127.0.0.1:%d/postgres" % test.port
+    for db in ("orders", "inventory"):
+        subprocess.run(["psql", admin_url, "-q", "-c", "CREATE DATABASE " + db], check=True)
+    return tuple("postgresql://postgres@127.0.0.1:%d/%s" % (test.port, db) for db in ("orders", "inventory"))
+
+
 class OutageTest(harness.NodeTestCase):
 
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="emporium-outage-")
-        self.port = harness.free_port()
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        subprocess.run([SCRIPT, "init", self.dir], check=True)
-        self.pg("start")
-        self.addCleanup(self.pg, "stop")  # even when the set-up below fails
-        admin_url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
-        for db in ("orders", "inventory"):
-            subprocess.run(["psql", admin_url, "-q", "-c", "CREATE DATABASE " + db], check=True)
+        orders_url, inventory_url = start_private_pg(self)
         # Built as a SQLite node, then pointed at the private server (the shared one stays up).
         saved, harness.BACKEND = harness.BACKEND, "sqlite"
         try:
             self.node = harness.Node({"database.reconnect_interval_ms": "200"})
         finally:
             harness.BACKEND = saved
-        self.node.orders_url = "postgresql://postgres@127.0.0.1:%d/orders" % self.port
-        self.node.inventory_url = "postgresql://postgres@127.0.0.1:%d/inventory" % self.port
+        self.node.orders_url, self.node.inventory_url = orders_url, inventory_url
         self.node.start()
 
     def tearDown(self):
         harness.stop_node(self.node)
         super().tearDown()
 
-    def pg(self, cmd):
-        subprocess.run([SCRIPT, cmd, self.dir, str(self.port)], check=True)
 
     def test_outage_answers_503_and_the_node_recovers(self):
         node = self.node
@@ -55,7 +64,7 @@ class OutageTest(harness.NodeTestCase):
         first = self.place(node, cust, [(sku, 1)])
         self.assertStatus(first, 201)
 
-        self.pg("stop")
+        pg(self, "stop")
         during = self.place(node, cust, [(sku, 1)])
         self.assertProblem(during, 503)
         self.assertIn("retry-after", during.headers, "503 without Retry-After")
@@ -64,7 +73,7 @@ class OutageTest(harness.NodeTestCase):
         listed = request(node, "GET", "/v1/orders", token=cust)
         self.assertProblem(listed, 503)
 
-        self.pg("start")
+        pg(self, "start")
         deadline = time.time() + 20
         while request(node, "GET", "/readyz").status != 200:
             self.assertLess(time.time(), deadline, "the node did not become ready again")
@@ -90,17 +99,7 @@ class ClusterOutageTest(harness.NodeTestCase):
     they register again as new incarnations and serve as before."""
 
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="emporium-outage-")
-        self.port = harness.free_port()
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        subprocess.run([SCRIPT, "init", self.dir], check=True)
-        self.pg("start")
-        self.addCleanup(self.pg, "stop")
-        admin_url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
-        for db in ("orders", "inventory"):
-            subprocess.run(["psql", admin_url, "-q", "-c", "CREATE DATABASE " + db], check=True)
-        databases = ("postgresql://postgres@127.0.0.1:%d/orders" % self.port,
-                     "postgresql://postgres@127.0.0.1:%d/inventory" % self.port)
+        databases = start_private_pg(self)
         secret = os.urandom(32).hex()
         self.nodes = []
         for i in (1, 2):
@@ -119,21 +118,19 @@ class ClusterOutageTest(harness.NodeTestCase):
             harness.stop_node(node)
         super().tearDown()
 
-    def pg(self, cmd):
-        subprocess.run([SCRIPT, cmd, self.dir, str(self.port)], check=True)
 
     def test_nodes_stop_serving_without_the_database_and_rejoin_after(self):
         a, b = self.nodes
         admin = a.token("admin-ops", "admin")
         skus = [self.create_item(a, admin, on_hand=10) for _ in range(6)]
-        self.pg("stop")
+        pg(self, "stop")
         time.sleep(3.5)  # past the failure timeout (2 s in the tests)
         for node in self.nodes:
             self.assertEqual(request(node, "GET", "/readyz").status, 503)
             self.assertIn("stops serving entities", node.log_text())
             r = request(node, "GET", "/v1/inventory/" + skus[0], token=admin)
             self.assertProblem(r, 503)
-        self.pg("start")
+        pg(self, "start")
 
         # Whichever node beats first marks the other down; that one registers again. Both end up.
         def converged():

@@ -1,11 +1,15 @@
 // Placement (rendezvous hashing), the cluster settings' checks, and the wire form of the messages
 // that cross between nodes.
+#include <future>
 #include <map>
+#include <memory>
+#include <thread>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
 #include <gtest/gtest.h>
@@ -17,6 +21,8 @@
 #include "runtime/atoms.hpp"
 #include "runtime/cluster.hpp"
 #include "runtime/config.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/registry.hpp"
 
 namespace emporium {
 namespace {
@@ -167,6 +173,133 @@ TEST(Wire, OrderWithAndWithoutPaymentRoundTrips) {
   EXPECT_EQ(back.get_as<OrderRecord>(0).lines[0].unit_price_cents, 700);
   EXPECT_FALSE(back.get_as<OrderRecord>(1).payment.has_value());
   EXPECT_EQ(back.get_as<ItemRecord>(2).reserved, 3);
+}
+
+}  // namespace
+}  // namespace emporium
+
+// --- the transport: two actor systems, each with its own middleman on loopback ------------------
+
+namespace emporium {
+namespace {
+
+constexpr caf::atom_value hold_type = caf::atom("hold");
+
+// An entity that echoes (get_atom, x) and never answers ship_atom (a call that hangs).
+struct holder_state {
+  std::vector<caf::response_promise> held;
+};
+caf::behavior holder(caf::stateful_actor<holder_state>* self) {
+  return {
+      [](get_atom, std::int64_t x) { return x; },
+      [self](ship_atom) {
+        self->state.held.push_back(self->make_response_promise());
+        return self->state.held.back();
+      },
+  };
+}
+
+struct TransportNode {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::actor registry, router, endpoint;
+  std::uint16_t port = 0;
+};
+
+class Transport : public ::testing::Test {
+ protected:
+  void start(ClusterSettings settings) {
+    for (auto* n : {&a_, &b_}) {
+      n->cfg.set("scheduler.max-threads", static_cast<size_t>(2));
+      n->cfg.load<caf::io::middleman>();
+      add_message_types(n->cfg);
+      n->sys = std::make_unique<caf::actor_system>(n->cfg);
+      n->registry = spawn_registry(
+          *n->sys, [](caf::local_actor* s, const std::string&, caf::actor) { return s->spawn(holder); },
+          [] { return std::int64_t{0}; });
+      n->router = spawn_router(*n->sys, {{hold_type, n->registry}});
+      // A free port: publish a placeholder, then the endpoint on the same port.
+      auto probe = n->sys->spawn([]() -> caf::behavior { return {[](int) {}}; });
+      auto port = n->sys->middleman().publish(probe, 0, "127.0.0.1", true);
+      ASSERT_TRUE(port);
+      n->port = *port;
+      n->sys->middleman().unpublish(probe, *port);
+      caf::anon_send_exit(probe, caf::exit_reason::user_shutdown);
+    }
+    std::map<std::string, std::string> members{{"a", "127.0.0.1:" + std::to_string(a_.port)},
+                                               {"b", "127.0.0.1:" + std::to_string(b_.port)}};
+    for (auto [n, name] : {std::pair{&a_, "a"}, std::pair{&b_, "b"}}) {
+      settings.self = name;
+      n->endpoint = start_static_cluster(*n->sys, settings, n->router, members,
+                                         caf::actor_cast<caf::actor>(n->sys->middleman().actor_handle()));
+      ASSERT_TRUE(n->sys->middleman().publish(n->endpoint, n->port, "127.0.0.1", true));
+    }
+    const std::vector<std::string> names{"a", "b"};
+    for (int i = 0; owned_by_b_.size() < 64; ++i) {
+      auto id = "h" + std::to_string(i);
+      if (names[rendezvous_owner(names, hold_type, id)] == "b") owned_by_b_.push_back(id);
+    }
+  }
+
+  void TearDown() override {
+    for (auto* n : {&a_, &b_})
+      for (const auto& h : {n->router, n->registry, n->endpoint})
+        if (h) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  }
+
+  // Sends `payload` for entity `id` through node a's router; the answer (or error) comes later.
+  std::future<caf::expected<std::int64_t>> call(const std::string& id, caf::message payload) {
+    auto done = std::make_shared<std::promise<caf::expected<std::int64_t>>>();
+    auto out = done->get_future();
+    a_.sys->spawn([=, router = a_.router](caf::event_based_actor* self) {
+      self->request(router, std::chrono::seconds(20), route_atom::value, hold_type, id, payload)
+          .then([done](std::int64_t x) { done->set_value(x); },
+                [done](caf::error& err) { done->set_value(std::move(err)); });
+    });
+    return out;
+  }
+
+  TransportNode a_, b_;
+  std::vector<std::string> owned_by_b_;
+};
+
+TEST_F(Transport, CallsCrossInBatchesAndEveryOneIsAnswered) {
+  ClusterSettings s;
+  s.batch_max = 3;  // many batches for 64 calls
+  start(s);
+  std::vector<std::future<caf::expected<std::int64_t>>> answers;
+  for (std::int64_t i = 0; i < 64; ++i)
+    answers.push_back(call(owned_by_b_[static_cast<size_t>(i)], caf::make_message(get_atom::value, i)));
+  for (std::int64_t i = 0; i < 64; ++i) {
+    auto got = answers[static_cast<size_t>(i)].get();
+    ASSERT_TRUE(got) << caf::to_string(got.error());
+    EXPECT_EQ(*got, i);
+  }
+}
+
+// cluster.calls_pending_max: past it a call is refused (not_delivered, after the router's resends);
+// cluster.call_timeout_ms: a call the other node does not answer in time fails, and frees its place.
+TEST_F(Transport, PendingCallsAreBoundedAndUnansweredOnesTimeOut) {
+  ClusterSettings s;
+  s.calls_pending_max = 4;
+  s.call_timeout_ms = 3000;  // longer than the router's resends (about 1.6 s)
+  start(s);
+  std::vector<std::future<caf::expected<std::int64_t>>> held;
+  for (int i = 0; i < 4; ++i) held.push_back(call(owned_by_b_[static_cast<size_t>(i)], caf::make_message(ship_atom::value)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the four are pending at the link
+  auto refused = call(owned_by_b_[10], caf::make_message(get_atom::value, std::int64_t{7})).get();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(code_of(refused.error()), errc::not_delivered) << caf::to_string(refused.error());
+  for (auto& h : held) {
+    // Answered by the endpoint's deadline (3 s), well before the caller's own (20 s).
+    ASSERT_EQ(h.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    auto got = h.get();
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error(), caf::sec::request_timeout) << caf::to_string(got.error());
+  }
+  auto after = call(owned_by_b_[10], caf::make_message(get_atom::value, std::int64_t{8})).get();
+  ASSERT_TRUE(after) << caf::to_string(after.error());
+  EXPECT_EQ(*after, 8);
 }
 
 }  // namespace
