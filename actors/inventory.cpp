@@ -53,9 +53,7 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
   ItemRecord snapshot = st.item;
   st.writes_in_flight += 1;
   self->request(st.ctx->inventory_db_for(st.sku), caf::infinite,
-                db_write{[snapshot, expected, changed = std::move(changed)](soci::session& s) {
-                  return save_item(s, snapshot, expected, changed);
-                }})
+                db_save{ItemWrite{snapshot, expected, std::move(changed)}})
       .then(
           [self, rp, reply, snapshot](bool applied) mutable {
             auto& st = self->state;

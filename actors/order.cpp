@@ -116,9 +116,7 @@ void transition(order_actor* self, OrderStatus to, std::string reason, bool writ
   st.exists = true;
   OrderRecord snapshot = st.rec;
   self->request(st.ctx->orders_db_for(st.id), caf::infinite,
-                db_write{[snapshot, expected, write_lines](soci::session& s) {
-                  return save_order(s, snapshot, expected, write_lines);
-                }})
+                db_save{OrderWrite{std::move(snapshot), expected, write_lines}})
       .then(
           [self, then](bool applied) mutable {
             if (!applied) return fail(self, make_error(errc::version_conflict));

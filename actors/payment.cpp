@@ -39,9 +39,7 @@ void persist(payment_actor* self, Then then) {
   PaymentRecord snapshot = st.rec;
   st.writes_in_flight += 1;
   self->request(st.ctx->orders_db_for(st.id), caf::infinite,
-                db_write{[snapshot, expected](soci::session& s) {
-                  return save_payment(s, snapshot, expected);
-                }})
+                db_save{PaymentWrite{std::move(snapshot), expected}})
       .then(
           [self, then](bool applied) mutable {
             self->state.writes_in_flight -= 1;

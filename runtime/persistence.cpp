@@ -18,9 +18,31 @@ namespace emporium {
 namespace {
 
 struct PendingWrite {
-  std::function<bool(soci::session&)> apply;
+  std::function<bool(soci::session&)> apply;  // or, when empty, `entity`
+  std::optional<EntityWrite> entity;
   caf::response_promise promise;
 };
+
+// Runs a batch in the caller's transaction: the closures in their order, then the entity writes
+// together (they touch other tables than the closures do).
+std::vector<bool> apply_batch(soci::session& session, std::vector<PendingWrite>& batch) {
+  std::vector<bool> applied(batch.size());
+  std::vector<const EntityWrite*> entities;
+  std::vector<size_t> positions;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].apply) {
+      applied[i] = batch[i].apply(session);
+    } else {
+      entities.push_back(&*batch[i].entity);
+      positions.push_back(i);
+    }
+  }
+  if (!entities.empty()) {
+    auto saved = save_entities(session, entities);
+    for (size_t k = 0; k < positions.size(); ++k) applied[positions[k]] = saved[k];
+  }
+  return applied;
+}
 
 struct persistence_state {
   PersistenceSettings settings;
@@ -86,7 +108,9 @@ void commit_one_by_one(persistence_state& st, std::vector<PendingWrite>& batch) 
   for (auto& w : batch) {
     try {
       soci::transaction tx(*st.session);
-      bool applied = w.apply(*st.session);
+      std::vector<PendingWrite> one;
+      one.push_back({w.apply, w.entity, {}});
+      bool applied = apply_batch(*st.session, one)[0];
       tx.commit();
       w.promise.deliver(applied);
     } catch (const std::exception& e) {
@@ -107,10 +131,10 @@ void flush(persistence_state& st) {
   auto batch = std::move(st.batch);
   st.batch.clear();
   if (!ensure_connected(st)) return fail_all(batch, make_error(errc::db_unavailable));
-  std::vector<bool> applied(batch.size());
+  std::vector<bool> applied;
   try {
     soci::transaction tx(*st.session);
-    for (size_t i = 0; i < batch.size(); ++i) applied[i] = batch[i].apply(*st.session);
+    applied = apply_batch(*st.session, batch);
     tx.commit();
   } catch (const std::exception& e) {
     if (is_connection_failure(e, *st.session)) {
@@ -130,6 +154,23 @@ void flush(persistence_state& st) {
   }
 }
 
+// A write joins the open batch; answered once the batch committed.
+caf::result<bool> enqueue(persistence_actor* self, PendingWrite write) {
+  auto& st = self->state;
+  if (!st.connected && !ensure_connected(st)) return make_error(errc::db_unavailable);
+  write.promise = self->make_response_promise();
+  auto rp = write.promise;
+  st.batch.push_back(std::move(write));
+  if (static_cast<std::int64_t>(st.batch.size()) >= st.settings.batch_size_max) {
+    flush(st);
+  } else if (!st.flush_scheduled) {
+    // Queues behind every write already waiting: they all join this batch.
+    st.flush_scheduled = true;
+    self->send(self, flush_atom::value);
+  }
+  return rp;
+}
+
 caf::behavior persistence(persistence_actor* self, PersistenceSettings settings) {
   auto& st = self->state;
   st.settings = std::move(settings);
@@ -138,18 +179,10 @@ caf::behavior persistence(persistence_actor* self, PersistenceSettings settings)
   connect(st);
   return {
       [=](db_write& w) -> caf::result<bool> {
-        auto& st = self->state;
-        if (!st.connected && !ensure_connected(st)) return make_error(errc::db_unavailable);
-        auto rp = self->make_response_promise();
-        st.batch.push_back({std::move(w.apply), rp});
-        if (static_cast<std::int64_t>(st.batch.size()) >= st.settings.batch_size_max) {
-          flush(st);
-        } else if (!st.flush_scheduled) {
-          // Queues behind every write already waiting: they all join this batch.
-          st.flush_scheduled = true;
-          self->send(self, flush_atom::value);
-        }
-        return rp;
+        return enqueue(self, {std::move(w.apply), std::nullopt, {}});
+      },
+      [=](db_save& w) -> caf::result<bool> {
+        return enqueue(self, {{}, std::move(w.write), {}});
       },
       [=](flush_atom) { flush(self->state); },
       [=](db_read& r) -> caf::result<bool> {

@@ -4,6 +4,8 @@
 //
 // Protocol (all jobs are closures run on the actor's connection; local only):
 //   db_write -> bool     true: applied; false: a version check failed (another owner wrote first)
+//   db_save  -> bool     the same for an entity write given as data (see save_entities): a batch
+//                        of them costs PostgreSQL a few multi-row statements
 //   db_read  -> bool     (true) the closure stored its result where the caller can read it
 //   ping     -> bool     (true) the database answers
 // Failures: errc::db_unavailable while the database cannot be reached (retried by the caller;
@@ -28,6 +30,9 @@ namespace emporium {
 
 struct db_write {
   std::function<bool(soci::session&)> apply;
+};
+struct db_save {
+  EntityWrite write;
 };
 struct db_read {
   std::function<void(soci::session&)> run;
@@ -55,5 +60,6 @@ struct CommitStats {
 }  // namespace emporium
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::db_write)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::db_save)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::db_read)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(emporium::CommitStats)

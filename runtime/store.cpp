@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <sstream>
+#include <unordered_map>
 
 #include <soci/soci.h>
 #include <soci/postgresql/soci-postgresql.h>
@@ -296,12 +297,16 @@ bool save_order(soci::session& s, const OrderRecord& rec, std::int64_t expected_
   ll total = rec.total_cents, created = rec.created_at_ms, updated = rec.updated_at_ms;
   ll version = rec.version, expected = expected_version;
   if (expected_version == 0) {
-    s << "INSERT INTO orders (id, customer_id, status, failure_reason, total_cents, currency, "
-         "payment_id, created_at_ms, updated_at_ms, version) "
-         "VALUES (:id, :c, :st, :fr, :t, :cur, :p, :ca, :ua, :v)",
-        soci::use(rec.id), soci::use(rec.customer_id), soci::use(rec.status),
-        soci::use(rec.failure_reason), soci::use(total), soci::use(rec.currency),
-        soci::use(payment_id), soci::use(created), soci::use(updated), soci::use(version);
+    // An insert over an existing row lost a race for a new entity: reported as a failed check.
+    soci::statement insert =
+        (s.prepare << "INSERT INTO orders (id, customer_id, status, failure_reason, total_cents, "
+                      "currency, payment_id, created_at_ms, updated_at_ms, version) "
+                      "VALUES (:id, :c, :st, :fr, :t, :cur, :p, :ca, :ua, :v) ON CONFLICT (id) DO NOTHING",
+         soci::use(rec.id), soci::use(rec.customer_id), soci::use(rec.status),
+         soci::use(rec.failure_reason), soci::use(total), soci::use(rec.currency),
+         soci::use(payment_id), soci::use(created), soci::use(updated), soci::use(version));
+    insert.execute(true);
+    if (insert.get_affected_rows() != 1) return false;
     write_lines(s, rec);
     return true;
   }
@@ -372,13 +377,16 @@ std::optional<PaymentRecord> load_payment(soci::session& s, const std::string& i
 bool save_payment(soci::session& s, const PaymentRecord& p, std::int64_t expected_version) {
   ll amount = p.amount_cents, version = p.version, expected = expected_version;
   if (expected_version == 0) {
-    s << "INSERT INTO payments (id, order_id, status, failure_reason, brand, last4, exp_month, "
-         "exp_year, provider_ref, amount_cents, currency, version) "
-         "VALUES (:id, :o, :st, :fr, :b, :l4, :em, :ey, :pr, :a, :c, :v)",
-        soci::use(p.id), soci::use(p.order_id), soci::use(p.status), soci::use(p.failure_reason),
-        soci::use(p.brand), soci::use(p.last4), soci::use(p.exp_month), soci::use(p.exp_year),
-        soci::use(p.provider_ref), soci::use(amount), soci::use(p.currency), soci::use(version);
-    return true;
+    soci::statement insert =
+        (s.prepare << "INSERT INTO payments (id, order_id, status, failure_reason, brand, last4, "
+                      "exp_month, exp_year, provider_ref, amount_cents, currency, version) "
+                      "VALUES (:id, :o, :st, :fr, :b, :l4, :em, :ey, :pr, :a, :c, :v) "
+                      "ON CONFLICT (id) DO NOTHING",
+         soci::use(p.id), soci::use(p.order_id), soci::use(p.status), soci::use(p.failure_reason),
+         soci::use(p.brand), soci::use(p.last4), soci::use(p.exp_month), soci::use(p.exp_year),
+         soci::use(p.provider_ref), soci::use(amount), soci::use(p.currency), soci::use(version));
+    insert.execute(true);
+    return insert.get_affected_rows() == 1;
   }
   soci::statement st =
       (s.prepare << "UPDATE payments SET status = :st, failure_reason = :fr, provider_ref = :pr, "
@@ -453,10 +461,13 @@ bool save_item(soci::session& s, const ItemRecord& it, std::int64_t expected_ver
   ll price = it.price_cents, on_hand = it.on_hand, reserved = it.reserved, version = it.version;
   ll expected = expected_version;
   if (expected_version == 0) {
-    s << "INSERT INTO items (sku, name, price_cents, currency, on_hand, reserved, version) "
-         "VALUES (:s, :n, :p, :c, :o, :r, :v)",
-        soci::use(it.sku), soci::use(it.name), soci::use(price), soci::use(it.currency),
-        soci::use(on_hand), soci::use(reserved), soci::use(version);
+    soci::statement insert =
+        (s.prepare << "INSERT INTO items (sku, name, price_cents, currency, on_hand, reserved, "
+                      "version) VALUES (:s, :n, :p, :c, :o, :r, :v) ON CONFLICT (sku) DO NOTHING",
+         soci::use(it.sku), soci::use(it.name), soci::use(price), soci::use(it.currency),
+         soci::use(on_hand), soci::use(reserved), soci::use(version));
+    insert.execute(true);
+    if (insert.get_affected_rows() != 1) return false;
   } else {
     soci::statement st =
         (s.prepare << "UPDATE items SET name = :n, price_cents = :p, currency = :c, on_hand = :o, "
@@ -553,6 +564,411 @@ void leave_member(soci::session& s, const std::string& name, std::int64_t incarn
   ll inc = incarnation;
   s << "UPDATE cluster_members SET status = 'left' WHERE name = :n AND incarnation = :i",
       soci::use(name), soci::use(inc);
+}
+
+}  // namespace emporium
+
+// --- entity writes as data -----------------------------------------------------------------------
+
+namespace emporium {
+namespace {
+
+// Runs of writes to one entity that chain (each expects the version the previous produced) merge
+// into one segment: the last state, written once, over the first expected version.
+template <class W>
+struct Segment {
+  W write;
+  std::vector<size_t> members;  // positions in the batch
+};
+
+const std::string& key_of(const OrderWrite& w) { return w.rec.id; }
+const std::string& key_of(const PaymentWrite& w) { return w.rec.id; }
+const std::string& key_of(const ItemWrite& w) { return w.item.sku; }
+std::int64_t version_of(const OrderWrite& w) { return w.rec.version; }
+std::int64_t version_of(const PaymentWrite& w) { return w.rec.version; }
+std::int64_t version_of(const ItemWrite& w) { return w.item.version; }
+
+void merge(OrderWrite& into, const OrderWrite& next) {
+  into.rec = next.rec;
+  into.lines = into.lines || next.lines;
+}
+void merge(PaymentWrite& into, const PaymentWrite& next) { into.rec = next.rec; }
+void merge(ItemWrite& into, const ItemWrite& next) {
+  into.item = next.item;
+  for (const auto& r : next.changed) {
+    auto same = std::find_if(into.changed.begin(), into.changed.end(),
+                             [&](const ReservationRecord& c) { return c.order_id == r.order_id; });
+    if (same == into.changed.end()) into.changed.push_back(r);
+    else *same = r;
+  }
+}
+
+// Rounds of segments with at most one segment per entity each; a write that does not chain to the
+// entity's previous one goes to the next round, so it is checked against what that one left.
+template <class W>
+std::vector<std::vector<Segment<W>>> plan(const std::vector<const EntityWrite*>& writes) {
+  std::vector<std::vector<Segment<W>>> rounds;
+  std::unordered_map<std::string, std::pair<size_t, size_t>> last;  // key: round, index
+  for (size_t i = 0; i < writes.size(); ++i) {
+    const W* w = std::get_if<W>(writes[i]);
+    if (!w) continue;
+    auto seen = last.find(key_of(*w));
+    if (seen != last.end()) {
+      auto& segment = rounds[seen->second.first][seen->second.second];
+      if (w->expected == version_of(segment.write)) {
+        merge(segment.write, *w);
+        segment.members.push_back(i);
+        continue;
+      }
+    }
+    size_t round = seen == last.end() ? 0 : seen->second.first + 1;
+    if (rounds.size() <= round) rounds.resize(round + 1);
+    rounds[round].push_back({*w, {i}});
+    last[key_of(*w)] = {round, rounds[round].size() - 1};
+  }
+  return rounds;
+}
+
+bool save_one(soci::session& s, const OrderWrite& w) {
+  return save_order(s, w.rec, w.expected, w.lines);
+}
+bool save_one(soci::session& s, const PaymentWrite& w) { return save_payment(s, w.rec, w.expected); }
+bool save_one(soci::session& s, const ItemWrite& w) {
+  return save_item(s, w.item, w.expected, w.changed);
+}
+
+// PostgreSQL array literals for one text parameter each: `{"a","b"}` and `{1,2}`.
+std::string text_array(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+std::string int_array(const std::vector<ll>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(values[i]);
+  }
+  return out + "}";
+}
+
+// Marks the 1-based positions listed in `list` ("1,3") as applied in `out` (indexed from 0).
+void mark_applied(const std::string& list, const std::vector<size_t>& positions,
+                  std::vector<bool>& out) {
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    auto n = std::stoul(item);
+    if (n >= 1 && n <= positions.size()) out[positions[n - 1]] = true;
+  }
+}
+
+// Columns of a batch, one array each, for the multi-row statements below.
+struct Columns {
+  std::vector<std::vector<std::string>> text;
+  std::vector<std::vector<ll>> ints;
+  Columns(size_t texts, size_t numbers) : text(texts), ints(numbers) {}
+  std::vector<std::string> literals() const {
+    std::vector<std::string> out;
+    for (const auto& t : text) out.push_back(text_array(t));
+    for (const auto& n : ints) out.push_back(int_array(n));
+    return out;
+  }
+};
+
+// Runs `sql`, whose parameters are the columns' arrays in order (text ones first), and whose one
+// row lists the positions applied.
+std::string run_listing(soci::session& s, const std::string& sql, const Columns& columns) {
+  auto values = columns.literals();
+  std::string listed;
+  soci::statement st(s);
+  st.exchange(soci::into(listed));
+  for (auto& v : values) st.exchange(soci::use(v));
+  st.alloc();
+  st.prepare(sql, soci::details::st_one_time_query);
+  st.define_and_bind();
+  st.execute(true);
+  return listed;
+}
+
+void run_plain(soci::session& s, const std::string& sql, const Columns& columns) {
+  auto values = columns.literals();
+  soci::statement st(s);
+  for (auto& v : values) st.exchange(soci::use(v));
+  st.alloc();
+  st.prepare(sql, soci::details::st_one_time_query);
+  st.define_and_bind();
+  st.execute(true);
+}
+
+constexpr const char* listed_positions = "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM ";
+
+std::vector<bool> pg_orders(soci::session& s, const std::vector<Segment<OrderWrite>>& segments) {
+  std::vector<bool> ok(segments.size(), false);
+  std::vector<size_t> inserts, updates;
+  for (size_t i = 0; i < segments.size(); ++i)
+    (segments[i].write.expected == 0 ? inserts : updates).push_back(i);
+  if (!inserts.empty()) {
+    Columns c(6, 4);
+    for (auto i : inserts) {
+      const auto& r = segments[i].write.rec;
+      c.text[0].push_back(r.id);
+      c.text[1].push_back(r.customer_id);
+      c.text[2].push_back(r.status);
+      c.text[3].push_back(r.failure_reason);
+      c.text[4].push_back(r.currency);
+      c.text[5].push_back(r.payment ? r.payment->id : std::string{});
+      c.ints[0].push_back(r.total_cents);
+      c.ints[1].push_back(r.created_at_ms);
+      c.ints[2].push_back(r.updated_at_ms);
+      c.ints[3].push_back(r.version);
+    }
+    auto listed = run_listing(
+        s,
+        "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
+        "CAST(:d AS text[]), CAST(:e AS text[]), CAST(:f AS text[]), CAST(:g AS bigint[]), "
+        "CAST(:h AS bigint[]), CAST(:i AS bigint[]), CAST(:j AS bigint[])) WITH ORDINALITY "
+        "AS t(id, customer_id, status, failure_reason, currency, payment_id, total_cents, "
+        "created_at_ms, updated_at_ms, version, n)), "
+        "i AS (INSERT INTO orders (id, customer_id, status, failure_reason, currency, payment_id, "
+        "total_cents, created_at_ms, updated_at_ms, version) SELECT id, customer_id, status, "
+        "failure_reason, currency, payment_id, total_cents, created_at_ms, updated_at_ms, version "
+        "FROM x ON CONFLICT (id) DO NOTHING RETURNING id), "
+        "y AS (SELECT x.n FROM x JOIN i ON i.id = x.id) " +
+            std::string(listed_positions) + "y",
+        c);
+    mark_applied(listed, inserts, ok);
+  }
+  if (!updates.empty()) {
+    Columns c(5, 4);
+    for (auto i : updates) {
+      const auto& w = segments[i].write;
+      c.text[0].push_back(w.rec.id);
+      c.text[1].push_back(w.rec.status);
+      c.text[2].push_back(w.rec.failure_reason);
+      c.text[3].push_back(w.rec.currency);
+      c.text[4].push_back(w.rec.payment ? w.rec.payment->id : std::string{});
+      c.ints[0].push_back(w.rec.total_cents);
+      c.ints[1].push_back(w.rec.updated_at_ms);
+      c.ints[2].push_back(w.rec.version);
+      c.ints[3].push_back(w.expected);
+    }
+    auto listed = run_listing(
+        s,
+        "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
+        "CAST(:d AS text[]), CAST(:e AS text[]), CAST(:f AS bigint[]), CAST(:g AS bigint[]), "
+        "CAST(:h AS bigint[]), CAST(:i AS bigint[])) WITH ORDINALITY AS t(id, status, "
+        "failure_reason, currency, payment_id, total_cents, updated_at_ms, version, expected, n)), "
+        "u AS (UPDATE orders o SET status = x.status, failure_reason = x.failure_reason, "
+        "currency = x.currency, payment_id = x.payment_id, total_cents = x.total_cents, "
+        "updated_at_ms = x.updated_at_ms, version = x.version FROM x "
+        "WHERE o.id = x.id AND o.version = x.expected RETURNING x.n) " +
+            std::string(listed_positions) + "u",
+        c);
+    mark_applied(listed, updates, ok);
+  }
+  // Lines of the applied writes that carry them: replaced as a whole.
+  Columns replaced(1, 0), lines(2, 3);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const auto& w = segments[i].write;
+    if (!ok[i] || (w.expected != 0 && !w.lines)) continue;
+    if (w.expected != 0) replaced.text[0].push_back(w.rec.id);
+    ll line_no = 0;
+    for (const auto& line : w.rec.lines) {
+      lines.text[0].push_back(w.rec.id);
+      lines.text[1].push_back(line.sku);
+      lines.ints[0].push_back(line_no++);
+      lines.ints[1].push_back(line.quantity);
+      lines.ints[2].push_back(line.unit_price_cents);
+    }
+  }
+  if (!replaced.text[0].empty())
+    run_plain(s, "DELETE FROM order_lines WHERE order_id = ANY(CAST(:a AS text[]))", replaced);
+  if (!lines.text[0].empty())
+    run_plain(s,
+              "INSERT INTO order_lines (order_id, sku, line_no, quantity, unit_price_cents) "
+              "SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS bigint[]), "
+              "CAST(:d AS bigint[]), CAST(:e AS bigint[]))",
+              lines);
+  return ok;
+}
+
+std::vector<bool> pg_payments(soci::session& s, const std::vector<Segment<PaymentWrite>>& segments) {
+  std::vector<bool> ok(segments.size(), false);
+  std::vector<size_t> inserts, updates;
+  for (size_t i = 0; i < segments.size(); ++i)
+    (segments[i].write.expected == 0 ? inserts : updates).push_back(i);
+  if (!inserts.empty()) {
+    Columns c(8, 4);
+    for (auto i : inserts) {
+      const auto& p = segments[i].write.rec;
+      c.text[0].push_back(p.id);
+      c.text[1].push_back(p.order_id);
+      c.text[2].push_back(p.status);
+      c.text[3].push_back(p.failure_reason);
+      c.text[4].push_back(p.brand);
+      c.text[5].push_back(p.last4);
+      c.text[6].push_back(p.provider_ref);
+      c.text[7].push_back(p.currency);
+      c.ints[0].push_back(p.exp_month);
+      c.ints[1].push_back(p.exp_year);
+      c.ints[2].push_back(p.amount_cents);
+      c.ints[3].push_back(p.version);
+    }
+    auto listed = run_listing(
+        s,
+        "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
+        "CAST(:d AS text[]), CAST(:e AS text[]), CAST(:f AS text[]), CAST(:g AS text[]), "
+        "CAST(:h AS text[]), CAST(:i AS bigint[]), CAST(:j AS bigint[]), CAST(:k AS bigint[]), "
+        "CAST(:l AS bigint[])) WITH ORDINALITY AS t(id, order_id, status, failure_reason, brand, "
+        "last4, provider_ref, currency, exp_month, exp_year, amount_cents, version, n)), "
+        "i AS (INSERT INTO payments (id, order_id, status, failure_reason, brand, last4, "
+        "provider_ref, currency, exp_month, exp_year, amount_cents, version) SELECT id, order_id, "
+        "status, failure_reason, brand, last4, provider_ref, currency, exp_month, exp_year, "
+        "amount_cents, version FROM x ON CONFLICT (id) DO NOTHING RETURNING id), "
+        "y AS (SELECT x.n FROM x JOIN i ON i.id = x.id) " +
+            std::string(listed_positions) + "y",
+        c);
+    mark_applied(listed, inserts, ok);
+  }
+  if (!updates.empty()) {
+    Columns c(4, 2);
+    for (auto i : updates) {
+      const auto& w = segments[i].write;
+      c.text[0].push_back(w.rec.id);
+      c.text[1].push_back(w.rec.status);
+      c.text[2].push_back(w.rec.failure_reason);
+      c.text[3].push_back(w.rec.provider_ref);
+      c.ints[0].push_back(w.rec.version);
+      c.ints[1].push_back(w.expected);
+    }
+    auto listed = run_listing(
+        s,
+        "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
+        "CAST(:d AS text[]), CAST(:e AS bigint[]), CAST(:f AS bigint[])) WITH ORDINALITY "
+        "AS t(id, status, failure_reason, provider_ref, version, expected, n)), "
+        "u AS (UPDATE payments p SET status = x.status, failure_reason = x.failure_reason, "
+        "provider_ref = x.provider_ref, version = x.version FROM x "
+        "WHERE p.id = x.id AND p.version = x.expected RETURNING x.n) " +
+            std::string(listed_positions) + "u",
+        c);
+    mark_applied(listed, updates, ok);
+  }
+  return ok;
+}
+
+std::vector<bool> pg_items(soci::session& s, const std::vector<Segment<ItemWrite>>& segments) {
+  std::vector<bool> ok(segments.size(), false);
+  std::vector<size_t> inserts, updates;
+  for (size_t i = 0; i < segments.size(); ++i)
+    (segments[i].write.expected == 0 ? inserts : updates).push_back(i);
+  auto columns = [&](const std::vector<size_t>& which, bool with_expected) {
+    Columns c(3, with_expected ? 5 : 4);
+    for (auto i : which) {
+      const auto& w = segments[i].write;
+      c.text[0].push_back(w.item.sku);
+      c.text[1].push_back(w.item.name);
+      c.text[2].push_back(w.item.currency);
+      c.ints[0].push_back(w.item.price_cents);
+      c.ints[1].push_back(w.item.on_hand);
+      c.ints[2].push_back(w.item.reserved);
+      c.ints[3].push_back(w.item.version);
+      if (with_expected) c.ints[4].push_back(w.expected);
+    }
+    return c;
+  };
+  if (!inserts.empty()) {
+    auto listed = run_listing(
+        s,
+        "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
+        "CAST(:d AS bigint[]), CAST(:e AS bigint[]), CAST(:f AS bigint[]), CAST(:g AS bigint[])) "
+        "WITH ORDINALITY AS t(sku, name, currency, price_cents, on_hand, reserved, version, n)), "
+        "i AS (INSERT INTO items (sku, name, currency, price_cents, on_hand, reserved, version) "
+        "SELECT sku, name, currency, price_cents, on_hand, reserved, version FROM x "
+        "ON CONFLICT (sku) DO NOTHING RETURNING sku), "
+        "y AS (SELECT x.n FROM x JOIN i ON i.sku = x.sku) " +
+            std::string(listed_positions) + "y",
+        columns(inserts, false));
+    mark_applied(listed, inserts, ok);
+  }
+  if (!updates.empty()) {
+    auto listed = run_listing(
+        s,
+        "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
+        "CAST(:d AS bigint[]), CAST(:e AS bigint[]), CAST(:f AS bigint[]), CAST(:g AS bigint[]), "
+        "CAST(:h AS bigint[])) WITH ORDINALITY AS t(sku, name, currency, price_cents, on_hand, "
+        "reserved, version, expected, n)), "
+        "u AS (UPDATE items it SET name = x.name, currency = x.currency, price_cents = x.price_cents, "
+        "on_hand = x.on_hand, reserved = x.reserved, version = x.version FROM x "
+        "WHERE it.sku = x.sku AND it.version = x.expected RETURNING x.n) " +
+            std::string(listed_positions) + "u",
+        columns(updates, true));
+    mark_applied(listed, updates, ok);
+  }
+  Columns reservations(3, 2);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (!ok[i]) continue;
+    for (const auto& r : segments[i].write.changed) {
+      reservations.text[0].push_back(r.sku);
+      reservations.text[1].push_back(r.order_id);
+      reservations.text[2].push_back(to_string(r.state));
+      reservations.ints[0].push_back(r.quantity);
+      reservations.ints[1].push_back(r.expires_at_ms);
+    }
+  }
+  if (!reservations.text[0].empty())
+    run_plain(s,
+              "INSERT INTO reservations (sku, order_id, state, quantity, expires_at_ms) "
+              "SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
+              "CAST(:d AS bigint[]), CAST(:e AS bigint[])) "
+              "ON CONFLICT (sku, order_id) DO UPDATE SET quantity = excluded.quantity, "
+              "state = excluded.state, expires_at_ms = excluded.expires_at_ms",
+              reservations);
+  return ok;
+}
+
+std::vector<bool> pg_save(soci::session& s, const std::vector<Segment<OrderWrite>>& segments) {
+  return pg_orders(s, segments);
+}
+std::vector<bool> pg_save(soci::session& s, const std::vector<Segment<PaymentWrite>>& segments) {
+  return pg_payments(s, segments);
+}
+std::vector<bool> pg_save(soci::session& s, const std::vector<Segment<ItemWrite>>& segments) {
+  return pg_items(s, segments);
+}
+
+template <class W>
+void save_kind(soci::session& s, bool postgresql, const std::vector<const EntityWrite*>& writes,
+               std::vector<bool>& applied) {
+  for (const auto& round : plan<W>(writes)) {
+    std::vector<bool> ok(round.size());
+    if (postgresql) {
+      ok = pg_save(s, round);
+    } else {
+      for (size_t i = 0; i < round.size(); ++i) ok[i] = save_one(s, round[i].write);
+    }
+    for (size_t i = 0; i < round.size(); ++i)
+      for (auto member : round[i].members) applied[member] = ok[i];
+  }
+}
+
+}  // namespace
+
+std::vector<bool> save_entities(soci::session& s, const std::vector<const EntityWrite*>& writes) {
+  std::vector<bool> applied(writes.size(), false);
+  bool postgresql = s.get_backend_name() == "postgresql";
+  save_kind<OrderWrite>(s, postgresql, writes, applied);
+  save_kind<PaymentWrite>(s, postgresql, writes, applied);
+  save_kind<ItemWrite>(s, postgresql, writes, applied);
+  return applied;
 }
 
 }  // namespace emporium

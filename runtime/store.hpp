@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "runtime/records.hpp"
@@ -36,7 +37,8 @@ int migrate(soci::session& session, Backend backend, Database db);
 
 // --- orders database -------------------------------------------------------------------------
 std::optional<OrderRecord> load_order(soci::session& s, const std::string& id);
-// Inserts when expected_version is 0, else updates; `rec.version` must be expected_version + 1.
+// Inserts when expected_version is 0 (false when the row exists already), else updates;
+// `rec.version` must be expected_version + 1.
 // Lines are written on insert and when `write_lines`; the payment row is written with the order
 // when present (its own version check included).
 bool save_order(soci::session& s, const OrderRecord& rec, std::int64_t expected_version,
@@ -65,6 +67,32 @@ std::optional<ItemState> load_item(soci::session& s, const std::string& sku);
 // Writes the item (insert when expected_version is 0) and upserts the changed reservations.
 bool save_item(soci::session& s, const ItemRecord& item, std::int64_t expected_version,
                const std::vector<ReservationRecord>& changed);
+
+// --- entity writes as data ----------------------------------------------------------------------
+// The actors' writes, described rather than run, so that a group commit can send a whole batch to
+// PostgreSQL as a few multi-row statements instead of several statements per write.
+struct OrderWrite {
+  OrderRecord rec;
+  std::int64_t expected = 0;  // see save_order
+  bool lines = false;
+};
+struct PaymentWrite {
+  PaymentRecord rec;
+  std::int64_t expected = 0;
+};
+struct ItemWrite {
+  ItemRecord item;
+  std::int64_t expected = 0;
+  std::vector<ReservationRecord> changed;
+};
+using EntityWrite = std::variant<OrderWrite, PaymentWrite, ItemWrite>;
+
+// Applies `writes` in their order, inside the caller's transaction; entry i of the result tells
+// whether writes[i] passed its version check (an insert whose row exists already did not). Writes
+// to one entity that follow each other (each expecting the version the one before produced)
+// stand or fall together, as one write of the last state. On PostgreSQL a batch costs a few
+// statements per kind of row, whatever its size; on SQLite each write is applied in turn.
+std::vector<bool> save_entities(soci::session& s, const std::vector<const EntityWrite*>& writes);
 
 void ping(soci::session& s);
 
