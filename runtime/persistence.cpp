@@ -25,7 +25,8 @@ struct PendingWrite {
 
 // Runs a batch in the caller's transaction: the closures in their order, then the entity writes
 // together (they touch other tables than the closures do).
-std::vector<bool> apply_batch(soci::session& session, std::vector<PendingWrite>& batch) {
+std::vector<bool> apply_batch(soci::session& session, StatementCache* statements,
+                              std::vector<PendingWrite>& batch) {
   std::vector<bool> applied(batch.size());
   std::vector<const EntityWrite*> entities;
   std::vector<size_t> positions;
@@ -38,7 +39,7 @@ std::vector<bool> apply_batch(soci::session& session, std::vector<PendingWrite>&
     }
   }
   if (!entities.empty()) {
-    auto saved = save_entities(session, entities);
+    auto saved = save_entities(session, entities, statements);
     for (size_t k = 0; k < positions.size(); ++k) applied[positions[k]] = saved[k];
   }
   return applied;
@@ -48,6 +49,7 @@ struct persistence_state {
   PersistenceSettings settings;
   std::optional<DbUrl> url;
   std::unique_ptr<soci::session> session;
+  std::unique_ptr<StatementCache> statements;  // PostgreSQL: the batch statements, prepared once
   bool connected = false;
   std::chrono::steady_clock::time_point last_attempt{};
   std::vector<PendingWrite> batch;
@@ -78,9 +80,12 @@ bool is_connection_failure(const std::exception& e, soci::session& session) {
 
 bool connect(persistence_state& st) {
   st.last_attempt = std::chrono::steady_clock::now();
+  st.statements.reset();  // before the session they were prepared on
   try {
     st.session = std::make_unique<soci::session>();
     open_session(*st.session, *st.url);
+    if (st.url->backend == Backend::postgresql)
+      st.statements = std::make_unique<StatementCache>(*st.session);
     if (st.settings.migrate) migrate(*st.session, st.url->backend, st.settings.database);
     st.connected = true;
     spdlog::info("database {} connected", database_name(st.settings.database));
@@ -110,7 +115,7 @@ void commit_one_by_one(persistence_state& st, std::vector<PendingWrite>& batch) 
       soci::transaction tx(*st.session);
       std::vector<PendingWrite> one;
       one.push_back({w.apply, w.entity, {}});
-      bool applied = apply_batch(*st.session, one)[0];
+      bool applied = apply_batch(*st.session, st.statements.get(), one)[0];
       tx.commit();
       w.promise.deliver(applied);
     } catch (const std::exception& e) {
@@ -134,7 +139,7 @@ void flush(persistence_state& st) {
   std::vector<bool> applied;
   try {
     soci::transaction tx(*st.session);
-    applied = apply_batch(*st.session, batch);
+    applied = apply_batch(*st.session, st.statements.get(), batch);
     tx.commit();
   } catch (const std::exception& e) {
     if (is_connection_failure(e, *st.session)) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 #include <unordered_map>
 
@@ -686,32 +687,17 @@ struct Columns {
 
 // Runs `sql`, whose parameters are the columns' arrays in order (text ones first), and whose one
 // row lists the positions applied.
-std::string run_listing(soci::session& s, const std::string& sql, const Columns& columns) {
-  auto values = columns.literals();
-  std::string listed;
-  soci::statement st(s);
-  st.exchange(soci::into(listed));
-  for (auto& v : values) st.exchange(soci::use(v));
-  st.alloc();
-  st.prepare(sql, soci::details::st_one_time_query);
-  st.define_and_bind();
-  st.execute(true);
-  return listed;
+std::string run_listing(StatementCache& cache, const std::string& sql, const Columns& columns) {
+  return cache.run(sql, columns.literals(), true);
 }
 
-void run_plain(soci::session& s, const std::string& sql, const Columns& columns) {
-  auto values = columns.literals();
-  soci::statement st(s);
-  for (auto& v : values) st.exchange(soci::use(v));
-  st.alloc();
-  st.prepare(sql, soci::details::st_one_time_query);
-  st.define_and_bind();
-  st.execute(true);
+void run_plain(StatementCache& cache, const std::string& sql, const Columns& columns) {
+  cache.run(sql, columns.literals(), false);
 }
 
 constexpr const char* listed_positions = "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM ";
 
-std::vector<bool> pg_orders(soci::session& s, const std::vector<Segment<OrderWrite>>& segments) {
+std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWrite>>& segments) {
   std::vector<bool> ok(segments.size(), false);
   std::vector<size_t> inserts, updates;
   for (size_t i = 0; i < segments.size(); ++i)
@@ -801,7 +787,7 @@ std::vector<bool> pg_orders(soci::session& s, const std::vector<Segment<OrderWri
   return ok;
 }
 
-std::vector<bool> pg_payments(soci::session& s, const std::vector<Segment<PaymentWrite>>& segments) {
+std::vector<bool> pg_payments(StatementCache& s, const std::vector<Segment<PaymentWrite>>& segments) {
   std::vector<bool> ok(segments.size(), false);
   std::vector<size_t> inserts, updates;
   for (size_t i = 0; i < segments.size(); ++i)
@@ -865,7 +851,7 @@ std::vector<bool> pg_payments(soci::session& s, const std::vector<Segment<Paymen
   return ok;
 }
 
-std::vector<bool> pg_items(soci::session& s, const std::vector<Segment<ItemWrite>>& segments) {
+std::vector<bool> pg_items(StatementCache& s, const std::vector<Segment<ItemWrite>>& segments) {
   std::vector<bool> ok(segments.size(), false);
   std::vector<size_t> inserts, updates;
   for (size_t i = 0; i < segments.size(); ++i)
@@ -935,23 +921,23 @@ std::vector<bool> pg_items(soci::session& s, const std::vector<Segment<ItemWrite
   return ok;
 }
 
-std::vector<bool> pg_save(soci::session& s, const std::vector<Segment<OrderWrite>>& segments) {
+std::vector<bool> pg_save(StatementCache& s, const std::vector<Segment<OrderWrite>>& segments) {
   return pg_orders(s, segments);
 }
-std::vector<bool> pg_save(soci::session& s, const std::vector<Segment<PaymentWrite>>& segments) {
+std::vector<bool> pg_save(StatementCache& s, const std::vector<Segment<PaymentWrite>>& segments) {
   return pg_payments(s, segments);
 }
-std::vector<bool> pg_save(soci::session& s, const std::vector<Segment<ItemWrite>>& segments) {
+std::vector<bool> pg_save(StatementCache& s, const std::vector<Segment<ItemWrite>>& segments) {
   return pg_items(s, segments);
 }
 
 template <class W>
-void save_kind(soci::session& s, bool postgresql, const std::vector<const EntityWrite*>& writes,
+void save_kind(soci::session& s, StatementCache* cache, const std::vector<const EntityWrite*>& writes,
                std::vector<bool>& applied) {
   for (const auto& round : plan<W>(writes)) {
     std::vector<bool> ok(round.size());
-    if (postgresql) {
-      ok = pg_save(s, round);
+    if (cache) {
+      ok = pg_save(*cache, round);
     } else {
       for (size_t i = 0; i < round.size(); ++i) ok[i] = save_one(s, round[i].write);
     }
@@ -962,13 +948,64 @@ void save_kind(soci::session& s, bool postgresql, const std::vector<const Entity
 
 }  // namespace
 
-std::vector<bool> save_entities(soci::session& s, const std::vector<const EntityWrite*>& writes) {
+std::vector<bool> save_entities(soci::session& s, const std::vector<const EntityWrite*>& writes,
+                                StatementCache* cache) {
   std::vector<bool> applied(writes.size(), false);
-  bool postgresql = s.get_backend_name() == "postgresql";
-  save_kind<OrderWrite>(s, postgresql, writes, applied);
-  save_kind<PaymentWrite>(s, postgresql, writes, applied);
-  save_kind<ItemWrite>(s, postgresql, writes, applied);
+  std::unique_ptr<StatementCache> own;
+  if (s.get_backend_name() != "postgresql") {
+    cache = nullptr;
+  } else if (!cache) {
+    own = std::make_unique<StatementCache>(s);
+    cache = own.get();
+  }
+  save_kind<OrderWrite>(s, cache, writes, applied);
+  save_kind<PaymentWrite>(s, cache, writes, applied);
+  save_kind<ItemWrite>(s, cache, writes, applied);
   return applied;
+}
+
+struct StatementCache::Entry {
+  std::vector<std::string> values;
+  std::string out;
+  soci::indicator out_indicator = soci::i_ok;
+  soci::statement statement;
+  explicit Entry(soci::session& s) : statement(s) {}
+};
+
+StatementCache::StatementCache(soci::session& s) : session_(s) {}
+// Each statement deallocates itself on the server; on a lost connection that fails, and the
+// server has dropped them anyway.
+StatementCache::~StatementCache() {
+  for (auto& entry : entries_) {
+    try {
+      entry.second.reset();
+    } catch (...) {
+    }
+  }
+}
+size_t StatementCache::size() const { return entries_.size(); }
+
+std::string StatementCache::run(const std::string& sql, const std::vector<std::string>& values,
+                                bool returns_row) {
+  Entry* entry = nullptr;
+  for (auto& [text, e] : entries_)
+    if (text == sql) entry = e.get();
+  if (!entry) {
+    auto fresh = std::make_unique<Entry>(session_);
+    fresh->values = values;
+    if (returns_row) fresh->statement.exchange(soci::into(fresh->out, fresh->out_indicator));
+    for (auto& v : fresh->values) fresh->statement.exchange(soci::use(v));
+    fresh->statement.alloc();
+    fresh->statement.prepare(sql);  // PQprepare: parsed once on this connection
+    fresh->statement.define_and_bind();
+    entry = fresh.get();
+    entries_.emplace_back(sql, std::move(fresh));
+  } else {
+    entry->values = values;  // the bound strings, read again at each execute
+  }
+  entry->out.clear();
+  bool got = entry->statement.execute(true);
+  return returns_row && got && entry->out_indicator == soci::i_ok ? entry->out : std::string{};
 }
 
 }  // namespace emporium

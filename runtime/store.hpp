@@ -92,7 +92,29 @@ using EntityWrite = std::variant<OrderWrite, PaymentWrite, ItemWrite>;
 // to one entity that follow each other (each expecting the version the one before produced)
 // stand or fall together, as one write of the last state. On PostgreSQL a batch costs a few
 // statements per kind of row, whatever its size; on SQLite each write is applied in turn.
-std::vector<bool> save_entities(soci::session& s, const std::vector<const EntityWrite*>& writes);
+class StatementCache;
+std::vector<bool> save_entities(soci::session& s, const std::vector<const EntityWrite*>& writes,
+                                StatementCache* cache = nullptr);
+
+// PostgreSQL statements prepared once on a connection and run again with new values, which spares
+// the server parsing and planning each run. Its owner keeps it beside the session and drops it
+// before the session (a new connection needs a new cache).
+class StatementCache {
+ public:
+  explicit StatementCache(soci::session& s);
+  ~StatementCache();
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+  // Runs `sql` with `values` bound in order (as text); returns the first column of the first row
+  // when `returns_row`, else "".
+  std::string run(const std::string& sql, const std::vector<std::string>& values, bool returns_row);
+  size_t size() const;
+
+ private:
+  struct Entry;
+  soci::session& session_;
+  std::vector<std::pair<std::string, std::unique_ptr<Entry>>> entries_;
+};
 
 void ping(soci::session& s);
 

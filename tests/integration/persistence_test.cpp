@@ -286,7 +286,8 @@ class PersistenceActor : public Persistence {
   }
   // Sends every write at once (from an event-based actor, so none waits for another) and
   // returns each outcome: 1 applied, 0 version conflict, -1 error.
-  std::vector<int> fire(const caf::actor& db, std::vector<db_write> writes) {
+  template <class Write>
+  std::vector<int> fire(const caf::actor& db, std::vector<Write> writes) {
     auto done = std::make_shared<std::promise<std::vector<int>>>();
     system_->spawn([db, writes = std::move(writes), done](caf::event_based_actor* self) {
       auto out = std::make_shared<std::vector<int>>(writes.size(), -2);
@@ -339,6 +340,45 @@ TEST_P(PersistenceActor, ConcurrentWritesShareCommits) {
   EXPECT_EQ(*count, writes);
 }
 
+// Entity writes as data, as the actors send them: batches of many writes, each batch a few
+// statements (prepared once on PostgreSQL and run again batch after batch).
+TEST_P(PersistenceActor, EntityWritesShareCommitsAndKeepTheirVersionChecks) {
+  auto db = spawn(orders_url_, Database::orders);
+  constexpr int orders = 150;
+  std::vector<db_save> inserts, updates;
+  for (int i = 0; i < orders; ++i) {
+    auto rec = sample_order("ord_e" + std::to_string(i), 1);
+    inserts.push_back(db_save{OrderWrite{rec, 0, true}});
+    rec.status = "reserved";
+    rec.version = 2;
+    rec.lines[0].unit_price_cents = 100 + i;
+    // Every tenth update is stale: written as if by an owner that missed a version.
+    updates.push_back(db_save{OrderWrite{rec, i % 10 == 0 ? 7 : 1, true}});
+  }
+  auto first = fire(db, inserts);
+  EXPECT_EQ(std::count(first.begin(), first.end(), 1), orders);
+  auto again = fire(db, std::vector<db_save>(inserts.begin(), inserts.begin() + 5));
+  EXPECT_EQ(again, (std::vector<int>(5, 0)));  // inserts over existing rows: refused, not failed
+  auto second = fire(db, updates);
+  for (int i = 0; i < orders; ++i) EXPECT_EQ(second[i], i % 10 == 0 ? 0 : 1) << i;
+  auto st = stats(db);
+  EXPECT_LT(st.batches, 2 * orders);
+  EXPECT_EQ(st.conflicts, 5 + orders / 10);
+  auto loaded = std::make_shared<std::vector<std::optional<OrderRecord>>>();
+  caf::scoped_actor self{*system_};
+  self->request(db, std::chrono::seconds(5), db_read{[loaded](soci::session& s) {
+                  for (int i : {0, 1, 149}) loaded->push_back(load_order(s, "ord_e" + std::to_string(i)));
+                }})
+      .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  ASSERT_EQ(loaded->size(), 3u);
+  EXPECT_EQ((*loaded)[0]->version, 1);  // its update was stale
+  EXPECT_EQ((*loaded)[0]->lines[0].unit_price_cents, 1999);
+  EXPECT_EQ((*loaded)[1]->version, 2);
+  EXPECT_EQ((*loaded)[1]->lines[0].unit_price_cents, 101);
+  EXPECT_EQ((*loaded)[2]->lines[0].unit_price_cents, 249);
+  EXPECT_EQ((*loaded)[2]->lines.size(), 2u);
+}
+
 TEST_P(PersistenceActor, NoBatchExceedsItsLimit) {
   auto db = spawn(orders_url_, Database::orders, 4);
   std::vector<db_write> batch;
@@ -363,7 +403,7 @@ TEST_P(PersistenceActor, AFailingWriteDoesNotFailTheRestOfItsBatch) {
     s << "INSERT INTO no_such_table VALUES (1)";
     return true;
   }};
-  auto outcomes = fire(db, {good(1), bad, good(2)});
+  auto outcomes = fire(db, std::vector<db_write>{good(1), bad, good(2)});
   EXPECT_EQ(outcomes, (std::vector<int>{1, -1, 1}));
 }
 
@@ -432,7 +472,9 @@ class DatabaseOutage : public ::testing::Test {
     auto rec = sample_order("ord_out_" + std::to_string(i), 1);
     bool applied = false;
     auto start = std::chrono::steady_clock::now();
-    self->request(db_, std::chrono::seconds(20), db_write{[rec](soci::session& s) { return save_order(s, rec, 0, true); }})
+    // As the actors write: as data, through the statements the actor keeps prepared, which must
+    // be prepared again on the new connection.
+    self->request(db_, std::chrono::seconds(20), db_save{OrderWrite{rec, 0, true}})
         .receive([&](bool b) { applied = b; },
                  [&](caf::error& e) { EXPECT_EQ(code_of(e), errc::db_unavailable) << caf::to_string(e); });
     if (took) *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
