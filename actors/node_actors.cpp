@@ -48,16 +48,22 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
   ContextPtr shared = ctx;
   auto now = [clock = ctx->clock] { return clock->now_ms(); };
   node.registries[order_type] = spawn_registry(
-      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
-        return spawn_order(s, shared, id, std::move(reg));
+      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg, const caf::message& first) {
+        // The gateway makes a new id for each placement: nothing to load (a placement delivered
+        // twice finds its row at the first write, and loads it then).
+        bool fresh = first.match_elements<order_place>();
+        return spawn_order(s, shared, id, std::move(reg), fresh);
       }, now);
   node.registries[inventory_type] = spawn_registry(
-      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
+      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg, const caf::message&) {
         return spawn_inventory_item(s, shared, id, std::move(reg));
       }, now);
   node.registries[payment_type] = spawn_registry(
-      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg) {
-        return spawn_payment(s, shared, id, std::move(reg));
+      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg, const caf::message& first) {
+        // A charge whose order stored the intent with its own state: that intent is the record.
+        std::optional<PaymentRecord> intent;
+        if (first.match_elements<payment_charge>()) intent = recorded_intent(id, first.get_as<payment_charge>(0));
+        return spawn_payment(s, shared, id, std::move(reg), std::move(intent));
       }, now);
   // The context is complete before any entity can run: entities spawn only on routed messages.
   ctx->router = spawn_router(system, node.registries);

@@ -68,6 +68,7 @@ struct order_state {
   bool running = false;  // a saga or compensation is in progress
   bool cancel_requested = false;
   bool stop_requested = false;  // passivation asked while running: stop when it ends
+  bool fresh = false;  // activated for a placement without loading: the id was new
   Card card;                                   // until the charge is sent
   std::vector<caf::response_promise> waiting;  // answered with the order when `running` ends
   static inline const char* name = "order";
@@ -100,9 +101,17 @@ void finish(order_actor* self) {
     self->delayed_send(self, ms(st.ctx->settings.terminal_passivate_ms), idle_atom::value);
 }
 
+void adopt_stored(order_actor* self);
+
+// What a transition writes besides the order row.
+struct Also {
+  bool lines = false;
+  bool payment_intent = false;  // the pending payment record, in the same transaction
+};
+
 // Moves to `to` (asserting the table) and writes; `then` runs once committed.
 template <class Then>
-void transition(order_actor* self, OrderStatus to, std::string reason, bool write_lines, Then then) {
+void transition(order_actor* self, OrderStatus to, std::string reason, Also also, Then then) {
   auto& st = self->state;
   if (st.exists && !legal_transition(status_of(st), to))
     return fail(self, make_error(errc::conflict, "illegal order transition"));
@@ -116,9 +125,10 @@ void transition(order_actor* self, OrderStatus to, std::string reason, bool writ
   st.exists = true;
   OrderRecord snapshot = st.rec;
   self->request(st.ctx->orders_db_for(st.id), caf::infinite,
-                db_save{OrderWrite{std::move(snapshot), expected, write_lines}})
+                db_save{OrderWrite{std::move(snapshot), expected, also.lines, also.payment_intent}})
       .then(
-          [self, then](bool applied) mutable {
+          [self, then, expected](bool applied) mutable {
+            if (!applied && expected == 0 && self->state.fresh) return adopt_stored(self);
             if (!applied) return fail(self, make_error(errc::version_conflict));
             then();
           },
@@ -169,7 +179,7 @@ void compensate(order_actor* self, OrderStatus to, std::string reason) {
   auto& st = self->state;
   auto end = [self, to, reason] {
     release_all(self, [self, to, reason] {
-      transition(self, to, reason, false, [self] { finish(self); });
+      transition(self, to, reason, {}, [self] { finish(self); });
     });
   };
   if (!st.rec.payment) return end();
@@ -194,30 +204,56 @@ void confirm(order_actor* self) {
                                  to_string(failures.front()));
                     return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
                   }
-                  transition(self, OrderStatus::confirmed, "", false, [self] { finish(self); });
+                  transition(self, OrderStatus::confirmed, "", {}, [self] { finish(self); });
                 });
 }
 
-void charge(order_actor* self) {
+// Charges the card and commits the reservations at the same time, then confirms. Whatever fails,
+// compensation refunds (or voids) the payment and releases the reservations, committed or not.
+void charge_and_commit(order_actor* self) {
+  struct Join {
+    int left = 2;
+    bool charge_failed = false;  // outcome unknown
+    std::vector<errc> commit_failures;
+  };
+  auto join = std::make_shared<Join>();
+  auto done = [self, join] {
+    if (--join->left > 0) return;
+    auto& st = self->state;
+    if (join->charge_failed)  // the refund call voids or refunds it, whatever happened
+      return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+    // A cancel that came while the charge ran wins: refund (or void) and release.
+    if (st.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
+    if (st.rec.payment->status != "captured")
+      return compensate(self, OrderStatus::payment_failed, st.rec.payment->failure_reason);
+    if (!join->commit_failures.empty()) {
+      spdlog::warn("order {}: committing its reservations failed: {}", st.id,
+                   to_string(join->commit_failures.front()));
+      return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+    }
+    transition(self, OrderStatus::confirmed, "", {}, [self] { finish(self); });
+  };
   auto& st = self->state;
-  payment_charge req{st.id, st.rec.total_cents, st.rec.currency, std::move(st.card)};
+  payment_charge req{st.id, st.rec.total_cents, st.rec.currency, std::move(st.card),
+                     st.rec.payment->version};
   st.card.wipe();
   ask(self, st.ctx, payment_type, st.rec.payment->id, std::move(req))
       .then(
-          [self](PaymentRecord& p) {
-            auto& st = self->state;
-            st.rec.payment = p;
-            // A cancel that came while the charge ran wins: refund (or void) and release.
-            if (st.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
-            if (p.status != "captured")
-              return compensate(self, OrderStatus::payment_failed, p.failure_reason);
-            confirm(self);
+          [self, done](PaymentRecord& p) {
+            self->state.rec.payment = p;
+            done();
           },
-          [self](caf::error& err) {
-            // Outcome unknown: the refund call voids or refunds it, whatever happened.
+          [self, join, done](caf::error& err) {
             spdlog::warn("order {}: charge failed: {}", self->state.id, to_string(err));
-            compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+            join->charge_failed = true;
+            done();
           });
+  auto id = st.id;
+  for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
+                [join, done](const std::vector<errc>& failures) {
+                  join->commit_failures = failures;
+                  done();
+                });
 }
 
 void after_reserve(order_actor* self, const std::vector<errc>& failures) {
@@ -232,12 +268,13 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
     return compensate(self, OrderStatus::rejected, reason);
   }
   auto now = st.ctx->clock->now_ms();
+  // The payment's intent is stored with the order's reserved state: one write for both.
   st.rec.payment = PaymentRecord{new_id("pay_", now), st.id, "pending", "", st.card.brand(),
                                  st.card.last4(), st.card.exp_month, st.card.exp_year, "",
-                                 st.rec.total_cents, st.rec.currency, 0};
-  transition(self, OrderStatus::reserved, "", true, [self] {
+                                 st.rec.total_cents, st.rec.currency, 1};
+  transition(self, OrderStatus::reserved, "", {true, true}, [self] {
     if (self->state.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
-    charge(self);
+    charge_and_commit(self);
   });
 }
 
@@ -252,7 +289,7 @@ void place(order_actor* self, order_place& req) {
   st.rec.customer_id = req.customer_id;
   st.rec.lines = std::move(req.lines);
   st.rec.created_at_ms = now;
-  transition(self, OrderStatus::pending, "", true, [self] {
+  transition(self, OrderStatus::pending, "", {true, false}, [self] {
     auto id = self->state.id;
     for_each_line(self, [id](const OrderLine& l) { return item_reserve{id, l.quantity}; },
                   [self](const std::vector<errc>& failures) { after_reserve(self, failures); });
@@ -328,7 +365,7 @@ caf::behavior order_behavior(order_actor* self) {
         for_each_line(self, [id](const OrderLine&) { return item_ship{id}; },
                       [self](const std::vector<errc>& failures) {
                         if (!failures.empty()) return fail(self, make_error(errc::db_unavailable));
-                        transition(self, OrderStatus::shipped, "", false, [self] { finish(self); });
+                        transition(self, OrderStatus::shipped, "", {}, [self] { finish(self); });
                       });
         return rp;
       },
@@ -356,12 +393,33 @@ caf::behavior order_behavior(order_actor* self) {
   };
 }
 
-caf::behavior order_entity(order_actor* self, ContextPtr ctx, std::string id, caf::actor registry) {
+// A fresh activation's first write, the insert, found the order stored after all (a placement
+// delivered twice): it takes the stored order and answers with it, as a loaded activation would.
+void adopt_stored(order_actor* self) {
+  auto& st = self->state;
+  st.fresh = false;
+  st.card.wipe();
+  auto loaded = std::make_shared<std::optional<OrderRecord>>();
+  self->request(st.ctx->orders_db_for(st.id), caf::infinite,
+                db_read{[loaded, id = st.id](soci::session& s) { *loaded = load_order(s, id); }})
+      .then(
+          [self, loaded](bool) {
+            if (!*loaded) return fail(self, make_error(errc::version_conflict));
+            self->state.rec = std::move(**loaded);
+            self->state.exists = true;
+            finish(self);
+          },
+          [self](caf::error& err) { fail(self, err); });
+}
+
+caf::behavior order_entity(order_actor* self, ContextPtr ctx, std::string id, caf::actor registry,
+                           bool fresh) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.id = std::move(id);
   st.registry = std::move(registry);
-  load_then<OrderRecord>(self, st.ctx->orders_db_for(st.id),
+  st.fresh = fresh;
+  if (!fresh) load_then<OrderRecord>(self, st.ctx->orders_db_for(st.id),
                          [id = st.id](soci::session& s) { return load_order(s, id); },
                          [self](std::optional<OrderRecord> loaded) {
                            if (!loaded) return;
@@ -374,8 +432,8 @@ caf::behavior order_entity(order_actor* self, ContextPtr ctx, std::string id, ca
 }  // namespace
 
 caf::actor spawn_order(caf::local_actor* spawner, ContextPtr ctx, std::string id,
-                       caf::actor registry) {
-  return spawner->spawn(order_entity, std::move(ctx), std::move(id), std::move(registry));
+                       caf::actor registry, bool fresh) {
+  return spawner->spawn(order_entity, std::move(ctx), std::move(id), std::move(registry), fresh);
 }
 
 }  // namespace emporium

@@ -100,12 +100,15 @@ void attempt(payment_actor* self) {
 }
 
 caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string id,
-                              caf::actor registry) {
+                              caf::actor registry, std::optional<PaymentRecord> intent) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.id = std::move(id);
   st.registry = std::move(registry);
-  load_then<PaymentRecord>(self, st.ctx->orders_db_for(st.id),
+  if (intent) {
+    st.exists = true;
+    st.rec = std::move(*intent);
+  } else load_then<PaymentRecord>(self, st.ctx->orders_db_for(st.id),
                            [id = st.id](soci::session& s) { return load_payment(s, id); },
                            [self](std::optional<PaymentRecord> loaded) {
                              if (!loaded) return;
@@ -122,11 +125,15 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         st.busy = true;
         st.card = std::move(req.card);
         req.card.wipe();
+        bool recorded = st.exists && st.rec.status == "pending";
         st.rec = PaymentRecord{st.id, req.order_id, "pending", "", st.card.brand(), st.card.last4(),
                                st.card.exp_month, st.card.exp_year, "", req.amount_cents,
                                req.currency, st.rec.version};
-        // Intent first: a crash after this leaves a record the recovery sweep can settle.
-        persist(self, [self] { attempt(self); });
+        // Intent first: a crash after this leaves a record the recovery sweep can settle. A
+        // pending record already stored (by the order, or by an attempt cut short) is that intent,
+        // and the provider's idempotency key (the payment id) makes another attempt safe.
+        if (recorded) attempt(self);
+        else persist(self, [self] { attempt(self); });
         return rp;
       },
       [=](retry_atom) {
@@ -178,9 +185,17 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
 
 }  // namespace
 
+std::optional<PaymentRecord> recorded_intent(const std::string& payment_id, const payment_charge& c) {
+  if (c.intent_version <= 0) return std::nullopt;
+  return PaymentRecord{payment_id,      c.order_id,        "pending",        "", c.card.brand(),
+                       c.card.last4(),  c.card.exp_month,  c.card.exp_year,  "", c.amount_cents,
+                       c.currency,      c.intent_version};
+}
+
 caf::actor spawn_payment(caf::local_actor* spawner, ContextPtr ctx, std::string id,
-                         caf::actor registry) {
-  return spawner->spawn(payment_session, std::move(ctx), std::move(id), std::move(registry));
+                         caf::actor registry, std::optional<PaymentRecord> intent) {
+  return spawner->spawn(payment_session, std::move(ctx), std::move(id), std::move(registry),
+                        std::move(intent));
 }
 
 }  // namespace emporium

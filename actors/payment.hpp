@@ -4,12 +4,14 @@
 // It stores brand, last4 and expiry only; the card is wiped from memory once the charge is decided.
 //
 // Protocol (reply, or error):
-//   payment_charge -> PaymentRecord   status captured | declined | failed   (idempotent)
+//   payment_charge -> PaymentRecord   status captured | declined | failed   (idempotent; a
+//                                     pending record already stored is the intent: no new write)
 //   refund_atom    -> PaymentRecord   status refunded (captured) or failed (never finished)
 //   get_atom       -> PaymentRecord   not_found
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -25,15 +27,23 @@ struct payment_charge {
   std::int64_t amount_cents = 0;
   std::string currency = "USD";
   Card card;
+  // The version of the pending record the order stored with its own state (its intent, written in
+  // the same transaction), or 0 when the payment records its intent itself.
+  std::int64_t intent_version = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, payment_charge& x) {
-  return f(caf::meta::type_name("payment_charge"), x.order_id, x.amount_cents, x.currency, x.card);
+  return f(caf::meta::type_name("payment_charge"), x.order_id, x.amount_cents, x.currency, x.card,
+           x.intent_version);
 }
 
+// The pending record a charge says its order stored (nullopt when it says none was).
+std::optional<PaymentRecord> recorded_intent(const std::string& payment_id, const payment_charge& c);
+
+// `intent`: the stored record, known without loading it (see recorded_intent).
 caf::actor spawn_payment(caf::local_actor* spawner, ContextPtr ctx, std::string id,
-                         caf::actor registry);
+                         caf::actor registry, std::optional<PaymentRecord> intent = std::nullopt);
 
 }  // namespace emporium
 

@@ -47,7 +47,7 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
         auto it = st.active.find(id);
         auto now = now_ms();
         if (it == st.active.end()) {
-          auto entity = factory(self, id, caf::actor_cast<caf::actor>(self));
+          auto entity = factory(self, id, caf::actor_cast<caf::actor>(self), payload);
           self->monitor(entity);
           st.ids.emplace(entity.address(), id);
           it = st.active.emplace(id, ActiveEntity{id, std::move(entity), now, now, 0}).first;

@@ -21,12 +21,14 @@
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
 #include <caf/local_actor.hpp>
+#include <caf/message.hpp>
 
 namespace emporium {
 
-// Spawns the actor of entity `id`; `registry` is the handle the entity reports idleness to.
-using EntityFactory =
-    std::function<caf::actor(caf::local_actor* spawner, const std::string& id, caf::actor registry)>;
+// Spawns the actor of entity `id`; `registry` is the handle the entity reports idleness to, and
+// `first` the message it is activated for (some know from it that there is nothing to load).
+using EntityFactory = std::function<caf::actor(caf::local_actor* spawner, const std::string& id,
+                                               caf::actor registry, const caf::message& first)>;
 
 // `now_ms` gives wall-clock time for the operators' view.
 caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,

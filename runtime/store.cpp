@@ -592,6 +592,7 @@ std::int64_t version_of(const ItemWrite& w) { return w.item.version; }
 void merge(OrderWrite& into, const OrderWrite& next) {
   into.rec = next.rec;
   into.lines = into.lines || next.lines;
+  into.payment_intent = into.payment_intent || next.payment_intent;
 }
 void merge(PaymentWrite& into, const PaymentWrite& next) { into.rec = next.rec; }
 void merge(ItemWrite& into, const ItemWrite& next) {
@@ -631,7 +632,9 @@ std::vector<std::vector<Segment<W>>> plan(const std::vector<const EntityWrite*>&
 }
 
 bool save_one(soci::session& s, const OrderWrite& w) {
-  return save_order(s, w.rec, w.expected, w.lines);
+  if (!save_order(s, w.rec, w.expected, w.lines)) return false;
+  if (w.payment_intent && w.rec.payment) save_payment(s, *w.rec.payment, 0);  // kept if stored
+  return true;
 }
 bool save_one(soci::session& s, const PaymentWrite& w) { return save_payment(s, w.rec, w.expected); }
 bool save_one(soci::session& s, const ItemWrite& w) {
@@ -696,6 +699,8 @@ void run_plain(StatementCache& cache, const std::string& sql, const Columns& col
 }
 
 constexpr const char* listed_positions = "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM ";
+
+std::vector<bool> pg_payments(StatementCache& s, const std::vector<Segment<PaymentWrite>>& segments);
 
 std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWrite>>& segments) {
   std::vector<bool> ok(segments.size(), false);
@@ -784,6 +789,13 @@ std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWr
               "SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS bigint[]), "
               "CAST(:d AS bigint[]), CAST(:e AS bigint[]))",
               lines);
+  // Payment intents of the applied writes (one kept if it is stored already).
+  std::vector<Segment<PaymentWrite>> intents;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const auto& w = segments[i].write;
+    if (ok[i] && w.payment_intent && w.rec.payment) intents.push_back({{*w.rec.payment, 0}, {}});
+  }
+  if (!intents.empty()) pg_payments(s, intents);
   return ok;
 }
 

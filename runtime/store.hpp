@@ -75,6 +75,7 @@ struct OrderWrite {
   OrderRecord rec;
   std::int64_t expected = 0;  // see save_order
   bool lines = false;
+  bool payment_intent = false;  // inserts rec.payment too (a new payment's pending record)
 };
 struct PaymentWrite {
   PaymentRecord rec;

@@ -98,7 +98,9 @@ std::pair<Node, Node> make_pair_of_nodes(std::size_t batch_max) {
     n->sys = make_system();
     n->registry = spawn_registry(
         *n->sys,
-        [](caf::local_actor* spawner, const std::string&, caf::actor) { return spawner->spawn(echo_entity); },
+        [](caf::local_actor* spawner, const std::string&, caf::actor, const caf::message&) {
+          return spawner->spawn(echo_entity);
+        },
         [] { return std::int64_t{0}; });
     n->router = spawn_router(*n->sys, {{echo_type, n->registry}});
   }

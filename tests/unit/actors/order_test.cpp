@@ -125,6 +125,42 @@ TEST_F(OrderActor, PlaceIsIdempotentPerOrderId) {
   expect_stock("mug", 10, 2);
 }
 
+// A placement of an id already stored reaches an activation that did not load (placements come
+// with new ids): its first write finds the row, and it answers with the stored order.
+TEST_F(OrderActor, PlacementDeliveredAgainToAFreshActivationAnswersTheStoredOrder) {
+  put_item("mug", 10);
+  auto first = place("ord_r", {{"mug", 2, 0}});
+  ASSERT_TRUE(first.value);
+  EXPECT_TRUE(passivate(order_type, "ord_r"));
+  auto again = place("ord_r", {{"mug", 5, 0}});
+  ASSERT_TRUE(again.value) << to_string(again.code());
+  EXPECT_EQ(again.value->status, "confirmed");
+  EXPECT_EQ(again.value->lines[0].quantity, 2);
+  EXPECT_EQ(again.value->payment->id, first.value->payment->id);
+  EXPECT_EQ(provider_->charges, 1);
+  expect_stock("mug", 10, 2);
+  EXPECT_EQ(get("ord_r").version, first.value->version);
+}
+
+// The order stores the payment's intent with its reserved state, so a placement writes the orders
+// database four times: pending, reserved with the intent, the capture, confirmed.
+TEST_F(OrderActor, PlacementWritesTheOrdersDatabaseFourTimes) {
+  put_item("mug", 10);
+  auto writes = [&] {
+    caf::scoped_actor self{*system_};
+    std::int64_t n = 0;
+    self->request(node_.ctx->orders_db, std::chrono::seconds(5), stats_atom::value)
+        .receive([&](CommitStats& s) { n = s.writes; }, [](caf::error& e) { FAIL() << caf::to_string(e); });
+    return n;
+  };
+  auto before = writes();
+  auto r = place("ord_w", {{"mug", 1, 0}});
+  ASSERT_TRUE(r.value);
+  EXPECT_EQ(r.value->status, "confirmed");
+  EXPECT_EQ(r.value->payment->version, 2);  // the intent (by the order), then the capture
+  EXPECT_EQ(writes() - before, 4);
+}
+
 TEST_F(OrderActor, CancelConfirmedRefundsAndReleasesAndIsIdempotent) {
   put_item("mug", 10);
   ASSERT_TRUE(place("ord_x", {{"mug", 3, 0}}).value);

@@ -215,7 +215,7 @@ class Transport : public ::testing::Test {
       add_message_types(n->cfg);
       n->sys = std::make_unique<caf::actor_system>(n->cfg);
       n->registry = spawn_registry(
-          *n->sys, [](caf::local_actor* s, const std::string&, caf::actor) { return s->spawn(holder); },
+          *n->sys, [](caf::local_actor* s, const std::string&, caf::actor, const caf::message&) { return s->spawn(holder); },
           [] { return std::int64_t{0}; });
       n->router = spawn_router(*n->sys, {{hold_type, n->registry}});
       // A free port: publish a placeholder, then the endpoint on the same port.
