@@ -165,6 +165,14 @@ std::string libpq_conninfo(const std::string& uri) {
 void open_session(soci::session& session, const DbUrl& url) {
   if (url.backend == Backend::postgresql) {
     session.open(soci::postgresql, libpq_conninfo(url.path_or_uri));
+    // Every statement of ours finds its rows by key. Prepared ones are planned once (planning
+    // the batch statements at each run took a fifth of the machine), and a plan made while the
+    // tables were small must not scan them whole once they have grown: no sequential scans, and
+    // joins by nested loop over an index, whatever the sizes at planning time.
+    session << "SET plan_cache_mode = force_generic_plan";
+    session << "SET enable_seqscan = off";
+    session << "SET enable_hashjoin = off";
+    session << "SET enable_mergejoin = off";
     return;
   }
   auto parent = std::filesystem::path(url.path_or_uri).parent_path();
