@@ -702,13 +702,80 @@ std::string run_listing(StatementCache& cache, const std::string& sql, const Col
   return cache.run(sql, columns.literals(), true);
 }
 
-void run_plain(StatementCache& cache, const std::string& sql, const Columns& columns) {
-  cache.run(sql, columns.literals(), false);
-}
 
 constexpr const char* listed_positions = "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM ";
 
-std::vector<bool> pg_payments(StatementCache& s, const std::vector<Segment<PaymentWrite>>& segments);
+// Order rows go with their lines and, for a new payment, its pending record: each statement
+// below writes those only for the order rows it wrote (joined on what the order write returned),
+// so a batch of orders costs one statement for its inserts and one for its updates.
+struct OrderChildren {
+  Columns lines{2, 3};    // order_id, sku; line_no, quantity, unit_price_cents
+  Columns intents{8, 4};  // as the payments insert below
+};
+
+OrderChildren children_of(const std::vector<Segment<OrderWrite>>& segments,
+                          const std::vector<size_t>& which) {
+  OrderChildren c;
+  for (auto i : which) {
+    const auto& w = segments[i].write;
+    if (w.expected == 0 || w.lines) {
+      ll line_no = 0;
+      for (const auto& line : w.rec.lines) {
+        c.lines.text[0].push_back(w.rec.id);
+        c.lines.text[1].push_back(line.sku);
+        c.lines.ints[0].push_back(line_no++);
+        c.lines.ints[1].push_back(line.quantity);
+        c.lines.ints[2].push_back(line.unit_price_cents);
+      }
+    }
+    if (w.payment_intent && w.rec.payment) {
+      const auto& p = *w.rec.payment;
+      c.intents.text[0].push_back(p.id);
+      c.intents.text[1].push_back(p.order_id);
+      c.intents.text[2].push_back(p.status);
+      c.intents.text[3].push_back(p.failure_reason);
+      c.intents.text[4].push_back(p.brand);
+      c.intents.text[5].push_back(p.last4);
+      c.intents.text[6].push_back(p.provider_ref);
+      c.intents.text[7].push_back(p.currency);
+      c.intents.ints[0].push_back(p.exp_month);
+      c.intents.ints[1].push_back(p.exp_year);
+      c.intents.ints[2].push_back(p.amount_cents);
+      c.intents.ints[3].push_back(p.version);
+    }
+  }
+  return c;
+}
+
+std::vector<std::string> values_of(std::initializer_list<const Columns*> columns) {
+  std::vector<std::string> out;
+  for (const auto* c : columns)
+    for (auto& v : c->literals()) out.push_back(std::move(v));
+  return out;
+}
+
+// `written` names the CTE whose rows (with an `id`) are the orders written.
+std::string order_children_sql(const std::string& written) {
+  return "c AS (SELECT y.order_id, y.sku, y.line_no, y.quantity, y.unit_price_cents FROM "
+         "unnest(CAST(:la AS text[]), CAST(:lb AS text[]), CAST(:lc AS bigint[]), "
+         "CAST(:ld AS bigint[]), CAST(:le AS bigint[])) AS y(order_id, sku, line_no, quantity, "
+         "unit_price_cents) JOIN " + written + " w ON w.id = y.order_id), "
+         "d AS (DELETE FROM order_lines l USING (SELECT order_id, count(*) AS lines FROM c "
+         "GROUP BY order_id) k WHERE l.order_id = k.order_id AND l.line_no >= k.lines), "
+         "l AS (INSERT INTO order_lines (order_id, sku, line_no, quantity, unit_price_cents) "
+         "SELECT * FROM c ON CONFLICT (order_id, line_no) DO UPDATE SET sku = excluded.sku, "
+         "quantity = excluded.quantity, unit_price_cents = excluded.unit_price_cents), "
+         "p AS (INSERT INTO payments (id, order_id, status, failure_reason, brand, last4, "
+         "provider_ref, currency, exp_month, exp_year, amount_cents, version) SELECT z.id, "
+         "z.order_id, z.status, z.failure_reason, z.brand, z.last4, z.provider_ref, z.currency, "
+         "z.exp_month, z.exp_year, z.amount_cents, z.version FROM unnest(CAST(:pa AS text[]), "
+         "CAST(:pb AS text[]), CAST(:pc AS text[]), CAST(:pd AS text[]), CAST(:pe AS text[]), "
+         "CAST(:pf AS text[]), CAST(:pg AS text[]), CAST(:ph AS text[]), CAST(:pi AS bigint[]), "
+         "CAST(:pj AS bigint[]), CAST(:pk AS bigint[]), CAST(:pl AS bigint[])) AS z(id, order_id, "
+         "status, failure_reason, brand, last4, provider_ref, currency, exp_month, exp_year, "
+         "amount_cents, version) JOIN " + written + " w ON w.id = z.order_id "
+         "ON CONFLICT (id) DO NOTHING) ";
+}
 
 std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWrite>>& segments) {
   std::vector<bool> ok(segments.size(), false);
@@ -730,8 +797,8 @@ std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWr
       c.ints[2].push_back(r.updated_at_ms);
       c.ints[3].push_back(r.version);
     }
-    auto listed = run_listing(
-        s,
+    auto children = children_of(segments, inserts);
+    auto listed = s.run(
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS text[]), CAST(:e AS text[]), CAST(:f AS text[]), CAST(:g AS bigint[]), "
         "CAST(:h AS bigint[]), CAST(:i AS bigint[]), CAST(:j AS bigint[])) WITH ORDINALITY "
@@ -740,10 +807,10 @@ std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWr
         "i AS (INSERT INTO orders (id, customer_id, status, failure_reason, currency, payment_id, "
         "total_cents, created_at_ms, updated_at_ms, version) SELECT id, customer_id, status, "
         "failure_reason, currency, payment_id, total_cents, created_at_ms, updated_at_ms, version "
-        "FROM x ON CONFLICT (id) DO NOTHING RETURNING id), "
-        "y AS (SELECT x.n FROM x JOIN i ON i.id = x.id) " +
-            std::string(listed_positions) + "y",
-        c);
+        "FROM x ON CONFLICT (id) DO NOTHING RETURNING id), " +
+            order_children_sql("i") +
+            "SELECT coalesce(string_agg(CAST(x.n AS text), ','), '') FROM x JOIN i ON i.id = x.id",
+        values_of({&c, &children.lines, &children.intents}), true);
     mark_applied(listed, inserts, ok);
   }
   if (!updates.empty()) {
@@ -760,8 +827,8 @@ std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWr
       c.ints[2].push_back(w.rec.version);
       c.ints[3].push_back(w.expected);
     }
-    auto listed = run_listing(
-        s,
+    auto children = children_of(segments, updates);
+    auto listed = s.run(
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS text[]), CAST(:e AS text[]), CAST(:f AS bigint[]), CAST(:g AS bigint[]), "
         "CAST(:h AS bigint[]), CAST(:i AS bigint[])) WITH ORDINALITY AS t(id, status, "
@@ -769,41 +836,12 @@ std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWr
         "u AS (UPDATE orders o SET status = x.status, failure_reason = x.failure_reason, "
         "currency = x.currency, payment_id = x.payment_id, total_cents = x.total_cents, "
         "updated_at_ms = x.updated_at_ms, version = x.version FROM x "
-        "WHERE o.id = x.id AND o.version = x.expected RETURNING x.n) " +
-            std::string(listed_positions) + "u",
-        c);
+        "WHERE o.id = x.id AND o.version = x.expected RETURNING x.n, o.id), " +
+            order_children_sql("u") +
+            "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM u",
+        values_of({&c, &children.lines, &children.intents}), true);
     mark_applied(listed, updates, ok);
   }
-  // Lines of the applied writes that carry them: replaced as a whole.
-  Columns replaced(1, 0), lines(2, 3);
-  for (size_t i = 0; i < segments.size(); ++i) {
-    const auto& w = segments[i].write;
-    if (!ok[i] || (w.expected != 0 && !w.lines)) continue;
-    if (w.expected != 0) replaced.text[0].push_back(w.rec.id);
-    ll line_no = 0;
-    for (const auto& line : w.rec.lines) {
-      lines.text[0].push_back(w.rec.id);
-      lines.text[1].push_back(line.sku);
-      lines.ints[0].push_back(line_no++);
-      lines.ints[1].push_back(line.quantity);
-      lines.ints[2].push_back(line.unit_price_cents);
-    }
-  }
-  if (!replaced.text[0].empty())
-    run_plain(s, "DELETE FROM order_lines WHERE order_id = ANY(CAST(:a AS text[]))", replaced);
-  if (!lines.text[0].empty())
-    run_plain(s,
-              "INSERT INTO order_lines (order_id, sku, line_no, quantity, unit_price_cents) "
-              "SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS bigint[]), "
-              "CAST(:d AS bigint[]), CAST(:e AS bigint[]))",
-              lines);
-  // Payment intents of the applied writes (one kept if it is stored already).
-  std::vector<Segment<PaymentWrite>> intents;
-  for (size_t i = 0; i < segments.size(); ++i) {
-    const auto& w = segments[i].write;
-    if (ok[i] && w.payment_intent && w.rec.payment) intents.push_back({{*w.rec.payment, 0}, {}});
-  }
-  if (!intents.empty()) pg_payments(s, intents);
   return ok;
 }
 
@@ -871,6 +909,7 @@ std::vector<bool> pg_payments(StatementCache& s, const std::vector<Segment<Payme
   return ok;
 }
 
+// Item rows go with their changed reservations, written only for the items the statement wrote.
 std::vector<bool> pg_items(StatementCache& s, const std::vector<Segment<ItemWrite>>& segments) {
   std::vector<bool> ok(segments.size(), false);
   std::vector<size_t> inserts, updates;
@@ -891,53 +930,57 @@ std::vector<bool> pg_items(StatementCache& s, const std::vector<Segment<ItemWrit
     }
     return c;
   };
+  auto reservations = [&](const std::vector<size_t>& which) {
+    Columns r(3, 2);
+    for (auto i : which)
+      for (const auto& res : segments[i].write.changed) {
+        r.text[0].push_back(res.sku);
+        r.text[1].push_back(res.order_id);
+        r.text[2].push_back(to_string(res.state));
+        r.ints[0].push_back(res.quantity);
+        r.ints[1].push_back(res.expires_at_ms);
+      }
+    return r;
+  };
+  auto reservations_sql = [](const std::string& written) {
+    return "r AS (INSERT INTO reservations (sku, order_id, state, quantity, expires_at_ms) "
+           "SELECT y.sku, y.order_id, y.state, y.quantity, y.expires_at_ms FROM "
+           "unnest(CAST(:ra AS text[]), CAST(:rb AS text[]), CAST(:rc AS text[]), "
+           "CAST(:rd AS bigint[]), CAST(:re AS bigint[])) AS y(sku, order_id, state, quantity, "
+           "expires_at_ms) JOIN " + written + " w ON w.sku = y.sku "
+           "ON CONFLICT (sku, order_id) DO UPDATE SET quantity = excluded.quantity, "
+           "state = excluded.state, expires_at_ms = excluded.expires_at_ms) ";
+  };
   if (!inserts.empty()) {
-    auto listed = run_listing(
-        s,
+    auto c = columns(inserts, false);
+    auto r = reservations(inserts);
+    auto listed = s.run(
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS bigint[]), CAST(:e AS bigint[]), CAST(:f AS bigint[]), CAST(:g AS bigint[])) "
         "WITH ORDINALITY AS t(sku, name, currency, price_cents, on_hand, reserved, version, n)), "
         "i AS (INSERT INTO items (sku, name, currency, price_cents, on_hand, reserved, version) "
         "SELECT sku, name, currency, price_cents, on_hand, reserved, version FROM x "
-        "ON CONFLICT (sku) DO NOTHING RETURNING sku), "
-        "y AS (SELECT x.n FROM x JOIN i ON i.sku = x.sku) " +
-            std::string(listed_positions) + "y",
-        columns(inserts, false));
+        "ON CONFLICT (sku) DO NOTHING RETURNING sku), " +
+            reservations_sql("i") +
+            "SELECT coalesce(string_agg(CAST(x.n AS text), ','), '') FROM x JOIN i ON i.sku = x.sku",
+        values_of({&c, &r}), true);
     mark_applied(listed, inserts, ok);
   }
   if (!updates.empty()) {
-    auto listed = run_listing(
-        s,
+    auto c = columns(updates, true);
+    auto r = reservations(updates);
+    auto listed = s.run(
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS bigint[]), CAST(:e AS bigint[]), CAST(:f AS bigint[]), CAST(:g AS bigint[]), "
         "CAST(:h AS bigint[])) WITH ORDINALITY AS t(sku, name, currency, price_cents, on_hand, "
         "reserved, version, expected, n)), "
         "u AS (UPDATE items it SET name = x.name, currency = x.currency, price_cents = x.price_cents, "
         "on_hand = x.on_hand, reserved = x.reserved, version = x.version FROM x "
-        "WHERE it.sku = x.sku AND it.version = x.expected RETURNING x.n) " +
-            std::string(listed_positions) + "u",
-        columns(updates, true));
+        "WHERE it.sku = x.sku AND it.version = x.expected RETURNING x.n, it.sku), " +
+            reservations_sql("u") + "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM u",
+        values_of({&c, &r}), true);
     mark_applied(listed, updates, ok);
   }
-  Columns reservations(3, 2);
-  for (size_t i = 0; i < segments.size(); ++i) {
-    if (!ok[i]) continue;
-    for (const auto& r : segments[i].write.changed) {
-      reservations.text[0].push_back(r.sku);
-      reservations.text[1].push_back(r.order_id);
-      reservations.text[2].push_back(to_string(r.state));
-      reservations.ints[0].push_back(r.quantity);
-      reservations.ints[1].push_back(r.expires_at_ms);
-    }
-  }
-  if (!reservations.text[0].empty())
-    run_plain(s,
-              "INSERT INTO reservations (sku, order_id, state, quantity, expires_at_ms) "
-              "SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
-              "CAST(:d AS bigint[]), CAST(:e AS bigint[])) "
-              "ON CONFLICT (sku, order_id) DO UPDATE SET quantity = excluded.quantity, "
-              "state = excluded.state, expires_at_ms = excluded.expires_at_ms",
-              reservations);
   return ok;
 }
 

@@ -169,6 +169,10 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
   auto x_next = sample_order("ord_x", 2);
   x_next.status = "reserved";
   auto b_stale = sample_order("ord_b", 6);
+  auto c1 = sample_order("ord_c", 1);
+  c1.payment = PaymentRecord{"pay_c", "ord_c", "pending", "", "visa", "4242", 1, 2031, "", 4248, "USD", 1};
+  auto b_intent = b_stale;
+  b_intent.payment = PaymentRecord{"pay_b", "ord_b", "pending", "", "visa", "4242", 1, 2031, "", 1, "USD", 1};
   auto pay = *a2.payment;
   auto pay_captured = pay;
   pay_captured.status = "captured";
@@ -182,6 +186,8 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
       OrderWrite{b_stale, 5, false},     // 4 stale version
       PaymentWrite{pay, 0},              // 5 insert
       PaymentWrite{pay_captured, 1},     // 6 chains on 5
+      OrderWrite{c1, 0, true, true},     // 7 insert with its payment's intent
+      OrderWrite{b_intent, 5, true, true},  // 8 stale: its intent is not written either
   };
   std::vector<const EntityWrite*> batch;
   for (auto& w : writes) batch.push_back(&w);
@@ -191,7 +197,13 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
     applied = save_entities(s, batch);
     tx.commit();
   }
-  EXPECT_EQ(applied, (std::vector<bool>{true, true, false, false, false, true, true}));
+  EXPECT_EQ(applied, (std::vector<bool>{true, true, false, false, false, true, true, true, false}));
+  auto c = load_order(s, "ord_c");
+  ASSERT_TRUE(c && c->payment);
+  EXPECT_EQ(c->payment->status, "pending");
+  EXPECT_EQ(c->payment->exp_year, 2031);
+  EXPECT_EQ(c->lines.size(), 2u);
+  EXPECT_FALSE(load_payment(s, "pay_b"));
   auto a = load_order(s, "ord_a");
   ASSERT_TRUE(a);
   EXPECT_EQ(a->status, "reserved");
