@@ -296,13 +296,12 @@ caf::behavior running(inventory_actor* self) {
         self->state.stop_requested = true;  // the last answer it waits for stops it
         quit_when_done(self);
       },
-      caf::after(ms(self->state.ctx->settings.idle_passivate_ms)) >>
-          [=] {
-            auto& st = self->state;
-            // Held reservations keep the actor: their expiry timer lives here.
-            if (st.writes_in_flight == 0 && !has_held(st))
-              self->send(st.registry, idle_atom::value, st.sku);
-          },
+      [=](idle_atom) {  // the registry asks: nothing came for a while
+        auto& st = self->state;
+        // Held reservations keep the actor: their expiry timer lives here.
+        if (st.writes_in_flight == 0 && !has_held(st))
+          self->send(st.registry, idle_atom::value, st.sku);
+      },
   };
 }
 

@@ -385,11 +385,6 @@ caf::behavior order_behavior(order_actor* self) {
         if (!self->state.running) return self->quit();
         self->state.stop_requested = true;
       },
-      caf::after(ms(self->state.ctx->settings.idle_passivate_ms)) >>
-          [=] {
-            if (!self->state.running)
-              self->send(self->state.registry, idle_atom::value, self->state.id);
-          },
   };
 }
 

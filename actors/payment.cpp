@@ -175,11 +175,9 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         if (!st.busy && st.writes_in_flight == 0) return self->quit();
         st.stop_requested = true;  // a charge in progress is answered first
       },
-      caf::after(ms(self->state.ctx->settings.terminal_passivate_ms)) >>
-          [=] {
-            if (!self->state.busy)
-              self->send(self->state.registry, idle_atom::value, self->state.id);
-          },
+      [=](idle_atom) {  // the registry asks: nothing came for a while
+        if (!self->state.busy) self->send(self->state.registry, idle_atom::value, self->state.id);
+      },
   };
 }
 

@@ -2,6 +2,7 @@
 #include "runtime/registry.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -12,6 +13,14 @@
 namespace emporium {
 namespace {
 
+using idle_sweep_atom = caf::atom_constant<caf::atom("idlesweep")>;
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 struct registry_state {
   std::unordered_map<std::string, ActiveEntity> active;
   std::unordered_map<caf::actor_addr, std::string> ids;
@@ -20,7 +29,10 @@ struct registry_state {
 };
 
 caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory factory,
-                       std::function<std::int64_t()> now_ms) {
+                       std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms) {
+  // Looks for idle entities a few times per idle period (at most every 5 s, at least every 10 ms).
+  auto sweep_every = std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 4, 10, 5000));
+  if (idle_after_ms > 0) self->delayed_send(self, sweep_every, idle_sweep_atom::value);
   // Shutdown: the registry takes its entities with it (they are monitored, not linked, so an
   // entity that fails does not take the registry down).
   self->set_exit_handler([=](const caf::exit_msg& msg) {
@@ -55,7 +67,14 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
         }
         it->second.messages += 1;
         it->second.last_active_ms = now;
+        it->second.touched = steady_ms();
         return self->delegate(it->second.handle, std::move(payload));
+      },
+      [=](idle_sweep_atom) {
+        auto quiet_since = steady_ms() - idle_after_ms;
+        for (auto& [_, e] : self->state.active)
+          if (e.touched <= quiet_since) self->send(e.handle, idle_atom::value);
+        self->delayed_send(self, sweep_every, idle_sweep_atom::value);
       },
       [=](idle_atom, const std::string& id) {
         auto& st = self->state;
@@ -113,8 +132,8 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
 }  // namespace
 
 caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
-                          std::function<std::int64_t()> now_ms) {
-  return system.spawn(registry, std::move(factory), std::move(now_ms));
+                          std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms) {
+  return system.spawn(registry, std::move(factory), std::move(now_ms), idle_after_ms);
 }
 
 }  // namespace emporium

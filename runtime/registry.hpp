@@ -9,6 +9,9 @@
 // Passivation protocol: an idle entity sends (idle_atom, id) to its registry; the registry forgets
 // it and answers stop_atom, which queues behind every message it forwarded before, so nothing
 // forwarded is lost. An entity that got messages meanwhile simply processes them before stopping.
+// Idleness is the registry's to notice: every entity it has routed nothing to for `idle_after_ms`
+// gets idle_atom (no id), and answers as above when it may stop (nothing in progress). Entities
+// keep no receive timeout of their own: one per actor cost memory, and CPU on every message.
 #pragma once
 
 #include <cstdint>
@@ -30,9 +33,10 @@ namespace emporium {
 using EntityFactory = std::function<caf::actor(caf::local_actor* spawner, const std::string& id,
                                                caf::actor registry, const caf::message& first)>;
 
-// `now_ms` gives wall-clock time for the operators' view.
+// `now_ms` gives wall-clock time for the operators' view; `idle_after_ms` (0: never) is how long
+// an entity may go without a message before it is asked whether it is idle.
 caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
-                          std::function<std::int64_t()> now_ms);
+                          std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms = 0);
 
 // Which entities of its type this node owns, as the cluster view says (local message only).
 struct OwnershipTest {
@@ -47,6 +51,7 @@ struct ActiveEntity {
   std::int64_t activated_at_ms = 0;
   std::int64_t last_active_ms = 0;
   std::int64_t messages = 0;  // routed to it since activation
+  std::int64_t touched = 0;   // last routed message, steady clock in ms (for idleness)
 };
 
 using list_atom = caf::atom_constant<caf::atom("list")>;
