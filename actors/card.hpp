@@ -2,6 +2,7 @@
 // prints as "***" so no log or error can hold it.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -61,6 +62,39 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Card& x) {
   return f(caf::meta::type_name("Card"), x.number, x.cvc, x.exp_month, x.exp_year);
 }
+
+// A card an actor holds only while a charge is being decided: a pointer in the actor's state the
+// rest of the time (actors stay small), wiped when it is let go.
+class HeldCard {
+ public:
+  HeldCard() = default;
+  HeldCard& operator=(Card&& card) {
+    wipe();
+    card_ = std::make_unique<Card>(std::move(card));
+    card.wipe();
+    return *this;
+  }
+  // Hands the card on (and holds none after).
+  Card take() {
+    Card out = card_ ? std::move(*card_) : Card{};
+    wipe();
+    return out;
+  }
+  const Card& operator*() const { return card_ ? *card_ : none(); }
+  const Card* operator->() const { return &**this; }
+  void wipe() noexcept {
+    if (card_) card_->wipe();
+    card_.reset();
+  }
+  ~HeldCard() { wipe(); }
+
+ private:
+  static const Card& none() {
+    static const Card empty;
+    return empty;
+  }
+  std::unique_ptr<Card> card_;
+};
 
 // Luhn check over a string of digits (false for anything else).
 bool luhn_valid(std::string_view digits);

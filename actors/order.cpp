@@ -69,7 +69,7 @@ struct order_state {
   bool cancel_requested = false;
   bool stop_requested = false;  // passivation asked while running: stop when it ends
   bool fresh = false;  // activated for a placement without loading: the id was new
-  Card card;                                   // until the charge is sent
+  HeldCard card;                               // until the charge is sent
   std::vector<caf::response_promise> waiting;  // answered with the order when `running` ends
   static inline const char* name = "order";
 };
@@ -234,7 +234,7 @@ void charge_and_commit(order_actor* self) {
     transition(self, OrderStatus::confirmed, "", {}, [self] { finish(self); });
   };
   auto& st = self->state;
-  payment_charge req{st.id, st.rec.total_cents, st.rec.currency, std::move(st.card),
+  payment_charge req{st.id, st.rec.total_cents, st.rec.currency, st.card.take(),
                      st.rec.payment->version};
   st.card.wipe();
   ask(self, st.ctx, payment_type, st.rec.payment->id, std::move(req))
@@ -269,8 +269,8 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
   }
   auto now = st.ctx->clock->now_ms();
   // The payment's intent is stored with the order's reserved state: one write for both.
-  st.rec.payment = PaymentRecord{new_id("pay_", now), st.id, "pending", "", st.card.brand(),
-                                 st.card.last4(), st.card.exp_month, st.card.exp_year, "",
+  st.rec.payment = PaymentRecord{new_id("pay_", now), st.id, "pending", "", st.card->brand(),
+                                 st.card->last4(), st.card->exp_month, st.card->exp_year, "",
                                  st.rec.total_cents, st.rec.currency, 1};
   transition(self, OrderStatus::reserved, "", {true, true}, [self] {
     if (self->state.cancel_requested) return compensate(self, OrderStatus::cancelled, "");

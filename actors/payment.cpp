@@ -15,7 +15,7 @@ struct payment_state {
   std::string id;
   bool exists = false;
   PaymentRecord rec;
-  Card card;  // only while a charge is being decided
+  HeldCard card;  // only while a charge is being decided
   int attempts = 0;
   std::vector<caf::response_promise> waiting;  // charge requests answered with the outcome
   bool busy = false;
@@ -72,7 +72,7 @@ void finish(payment_actor* self) {
 
 void attempt(payment_actor* self) {
   auto& st = self->state;
-  ChargeRequest req{st.id, st.rec.amount_cents, st.rec.currency, &st.card};
+  ChargeRequest req{st.id, st.rec.amount_cents, st.rec.currency, &*st.card};
   auto result = st.ctx->provider->charge(req);
   st.attempts += 1;
   switch (result.outcome) {
@@ -126,8 +126,8 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         st.card = std::move(req.card);
         req.card.wipe();
         bool recorded = st.exists && st.rec.status == "pending";
-        st.rec = PaymentRecord{st.id, req.order_id, "pending", "", st.card.brand(), st.card.last4(),
-                               st.card.exp_month, st.card.exp_year, "", req.amount_cents,
+        st.rec = PaymentRecord{st.id, req.order_id, "pending", "", st.card->brand(), st.card->last4(),
+                               st.card->exp_month, st.card->exp_year, "", req.amount_cents,
                                req.currency, st.rec.version};
         // Intent first: a crash after this leaves a record the recovery sweep can settle. A
         // pending record already stored (by the order, or by an attempt cut short) is that intent,

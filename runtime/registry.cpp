@@ -62,7 +62,8 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
           auto entity = factory(self, id, caf::actor_cast<caf::actor>(self), payload);
           self->monitor(entity);
           st.ids.emplace(entity.address(), id);
-          it = st.active.emplace(id, ActiveEntity{id, std::move(entity), now, now, 0}).first;
+          // The id is kept once, as the key; views of the entry get it filled in.
+          it = st.active.emplace(id, ActiveEntity{{}, std::move(entity), now, now, 0}).first;
           st.stats.activations += 1;
         }
         it->second.messages += 1;
@@ -98,11 +99,16 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
       [=](find_atom, const std::string& id) -> caf::result<ActiveEntity> {
         auto it = self->state.active.find(id);
         if (it == self->state.active.end()) return make_error(errc::not_found);
-        return it->second;
+        auto view = it->second;
+        view.id = it->first;
+        return view;
       },
       [=](list_atom, std::int64_t limit) {
         std::vector<ActiveEntity> out;
-        for (auto& [_, e] : self->state.active) out.push_back(e);
+        for (auto& [id, e] : self->state.active) {
+          out.push_back(e);
+          out.back().id = id;
+        }
         std::sort(out.begin(), out.end(),
                   [](auto& a, auto& b) { return a.last_active_ms > b.last_active_ms; });
         if (static_cast<std::int64_t>(out.size()) > limit) out.resize(static_cast<size_t>(limit));

@@ -46,7 +46,7 @@ using view_atom = caf::atom_constant<caf::atom("view")>;
 
 // One active entity, as operators see it (list_atom).
 struct ActiveEntity {
-  std::string id;
+  std::string id;  // filled in views (list_atom, find_atom); the registry keys entries by it
   caf::actor handle;
   std::int64_t activated_at_ms = 0;
   std::int64_t last_active_ms = 0;

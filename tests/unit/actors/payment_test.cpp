@@ -90,5 +90,24 @@ TEST_F(PaymentActor, CardHelpersKnowBrandsAndLuhn) {
   EXPECT_TRUE(secret.empty());
 }
 
+// What actors hold a card in: the card it is given is emptied, take() hands it on and holds none
+// after, and an empty holder reads as a card with nothing in it.
+TEST_F(PaymentActor, HeldCardHandsTheCardOnAndKeepsNoCopy) {
+  HeldCard held;
+  EXPECT_TRUE(held->number.empty());
+  Card given = card("4242424242424242");
+  held = std::move(given);
+  EXPECT_TRUE(given.number.empty());
+  EXPECT_TRUE(given.cvc.empty());
+  EXPECT_EQ(held->last4(), "4242");
+  Card taken = held.take();
+  EXPECT_EQ(taken.number.reveal(), "4242424242424242");
+  EXPECT_TRUE(held->number.empty());
+  held = std::move(taken);
+  held.wipe();
+  EXPECT_TRUE(held->number.empty());
+  EXPECT_EQ(held->exp_month, 0);
+}
+
 }  // namespace
 }  // namespace emporium::testing
