@@ -28,8 +28,13 @@ struct inventory_state {
   bool fenced = false;  // broken by a version check: another activation wrote first
   bool stop_requested = false;  // passivation asked while writes were in flight
   caf::actor registry;
-  std::shared_ptr<std::int64_t> published = std::make_shared<std::int64_t>(0);  // version readers see
+  std::int64_t published = 0;  // the version readers see (0: none)
   static inline const char* name = "inventory";
+  // Readers stop seeing this activation's snapshot when it stops, however it stops: CAF destroys
+  // an actor's state when it terminates.
+  ~inventory_state() {
+    if (published != 0 && ctx) ctx->item_snapshots->withdraw(sku, published);
+  }
 };
 
 using inventory_actor = caf::stateful_actor<inventory_state>;
@@ -66,7 +71,7 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
             } else {
               st.committed = snapshot;
               st.ctx->item_snapshots->publish(snapshot);
-              *st.published = snapshot.version;
+              st.published = snapshot.version;
               if (rp.pending()) rp.deliver(reply.empty() ? caf::make_message(snapshot) : reply);
             }
             quit_when_done(self);
@@ -163,11 +168,6 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
   st.ctx = std::move(ctx);
   st.sku = std::move(sku);
   st.registry = std::move(registry);
-  // Readers stop seeing this activation's snapshot when it stops, however it stops. (Captures by
-  // value: attached functors run after the state is gone.)
-  self->attach_functor([snapshots = st.ctx->item_snapshots, sku = st.sku, published = st.published] {
-    snapshots->withdraw(sku, *published);
-  });
   load_then<ItemState>(self, st.ctx->inventory_db_for(st.sku),
                        [sku = st.sku](soci::session& s) { return load_item(s, sku); },
                        [self](std::optional<ItemState> loaded) {
@@ -176,7 +176,7 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
                          st.exists = true;
                          st.item = st.committed = loaded->item;
                          st.ctx->item_snapshots->publish(st.committed);
-                         *st.published = st.committed.version;
+                         st.published = st.committed.version;
                          for (auto& r : loaded->reservations) st.reservations[r.order_id] = r;
                          expire_reservations(self);
                          schedule_expiry(self);

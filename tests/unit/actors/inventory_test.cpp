@@ -152,6 +152,19 @@ TEST_F(IdleActors, IdleItemPassivatesAndComesBackFromStorage) {
   EXPECT_EQ(stats(inventory_type).activations, 2);
 }
 
+// Stock checks read the snapshot an active item publishes; once its actor has stopped, readers
+// must not see it (it may be stale: the next owner writes elsewhere).
+TEST_F(IdleActors, ReadersSeeAnItemOnlyWhileItsActorIsActive) {
+  put_item("mug", 10);
+  auto seen = node_.ctx->item_snapshots->find("mug");
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->on_hand, 10);
+  for (int i = 0; i < 100 && node_.ctx->item_snapshots->find("mug"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(stats(inventory_type).active, 0);
+  EXPECT_FALSE(node_.ctx->item_snapshots->find("mug"));
+}
+
 TEST_F(IdleActors, ItemWithHeldReservationStaysActiveForItsExpiry) {
   put_item("mug", 10);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 1}).value);
