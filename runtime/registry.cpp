@@ -32,7 +32,7 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
                        std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms) {
   // Looks for idle entities a few times per idle period (at most every 5 s, at least every 10 ms).
   auto sweep_every = std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 4, 10, 5000));
-  if (idle_after_ms > 0) self->delayed_send(self, sweep_every, idle_sweep_atom::value);
+  if (idle_after_ms >= 0) self->delayed_send(self, sweep_every, idle_sweep_atom::value);
   // Shutdown: the registry takes its entities with it (they are monitored, not linked, so an
   // entity that fails does not take the registry down).
   self->set_exit_handler([=](const caf::exit_msg& msg) {

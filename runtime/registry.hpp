@@ -33,10 +33,10 @@ namespace emporium {
 using EntityFactory = std::function<caf::actor(caf::local_actor* spawner, const std::string& id,
                                                caf::actor registry, const caf::message& first)>;
 
-// `now_ms` gives wall-clock time for the operators' view; `idle_after_ms` (0: never) is how long
-// an entity may go without a message before it is asked whether it is idle.
+// `now_ms` gives wall-clock time for the operators' view; `idle_after_ms` is how long an entity
+// may go without a message before it is asked whether it is idle (0: at once; negative: never).
 caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
-                          std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms = 0);
+                          std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms = -1);
 
 // Which entities of its type this node owns, as the cluster view says (local message only).
 struct OwnershipTest {
