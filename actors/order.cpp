@@ -61,10 +61,9 @@ namespace {
 
 struct order_state {
   ContextPtr ctx;
-  std::string id;
   caf::actor registry;
   bool exists = false;
-  OrderRecord rec;
+  OrderRecord rec;  // rec.id is the order's id, stored or not (kept once: actors stay small)
   bool running = false;  // a saga or compensation is in progress
   bool cancel_requested = false;
   bool stop_requested = false;  // passivation asked while running: stop when it ends
@@ -124,7 +123,7 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
   st.rec.updated_at_ms = st.ctx->clock->now_ms();
   st.exists = true;
   OrderRecord snapshot = st.rec;
-  self->request(st.ctx->orders_db_for(st.id), caf::infinite,
+  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite,
                 db_save{OrderWrite{std::move(snapshot), expected, also.lines, also.payment_intent}})
       .then(
           [self, then, expected](bool applied) mutable {
@@ -164,7 +163,7 @@ void for_each_line(order_actor* self, MakeMsg make_msg, Done done) {
 // releasing is idempotent, and moving on would leave units reserved for good.
 template <class Then>
 void release_all(order_actor* self, Then then) {
-  auto id = self->state.id;
+  auto id = self->state.rec.id;
   for_each_line(self, [id](const OrderLine&) { return item_release{id}; },
                 [self, then](const std::vector<errc>& failures) {
                   for (auto code : failures)
@@ -196,11 +195,11 @@ void compensate(order_actor* self, OrderStatus to, std::string reason) {
 }
 
 void confirm(order_actor* self) {
-  auto id = self->state.id;
+  auto id = self->state.rec.id;
   for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
                 [self](const std::vector<errc>& failures) {
                   if (!failures.empty()) {
-                    spdlog::warn("order {}: committing its reservations failed: {}", self->state.id,
+                    spdlog::warn("order {}: committing its reservations failed: {}", self->state.rec.id,
                                  to_string(failures.front()));
                     return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
                   }
@@ -227,14 +226,14 @@ void charge_and_commit(order_actor* self) {
     if (st.rec.payment->status != "captured")
       return compensate(self, OrderStatus::payment_failed, st.rec.payment->failure_reason);
     if (!join->commit_failures.empty()) {
-      spdlog::warn("order {}: committing its reservations failed: {}", st.id,
+      spdlog::warn("order {}: committing its reservations failed: {}", st.rec.id,
                    to_string(join->commit_failures.front()));
       return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
     }
     transition(self, OrderStatus::confirmed, "", {}, [self] { finish(self); });
   };
   auto& st = self->state;
-  payment_charge req{st.id, st.rec.total_cents, st.rec.currency, st.card.take(),
+  payment_charge req{st.rec.id, st.rec.total_cents, st.rec.currency, st.card.take(),
                      st.rec.payment->version};
   st.card.wipe();
   ask(self, st.ctx, payment_type, st.rec.payment->id, std::move(req))
@@ -244,11 +243,11 @@ void charge_and_commit(order_actor* self) {
             done();
           },
           [self, join, done](caf::error& err) {
-            spdlog::warn("order {}: charge failed: {}", self->state.id, to_string(err));
+            spdlog::warn("order {}: charge failed: {}", self->state.rec.id, to_string(err));
             join->charge_failed = true;
             done();
           });
-  auto id = st.id;
+  auto id = st.rec.id;
   for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
                 [join, done](const std::vector<errc>& failures) {
                   join->commit_failures = failures;
@@ -269,7 +268,7 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
   }
   auto now = st.ctx->clock->now_ms();
   // The payment's intent is stored with the order's reserved state: one write for both.
-  st.rec.payment = PaymentRecord{new_id("pay_", now), st.id, "pending", "", st.card->brand(),
+  st.rec.payment = PaymentRecord{new_id("pay_", now), st.rec.id, "pending", "", st.card->brand(),
                                  st.card->last4(), st.card->exp_month, st.card->exp_year, "",
                                  st.rec.total_cents, st.rec.currency, 1};
   transition(self, OrderStatus::reserved, "", {true, true}, [self] {
@@ -284,13 +283,14 @@ void place(order_actor* self, order_place& req) {
   st.running = true;
   st.card = std::move(req.card);
   req.card.wipe();
+  auto id = std::move(st.rec.id);
   st.rec = OrderRecord{};
-  st.rec.id = st.id;
+  st.rec.id = std::move(id);
   st.rec.customer_id = req.customer_id;
   st.rec.lines = std::move(req.lines);
   st.rec.created_at_ms = now;
   transition(self, OrderStatus::pending, "", {true, false}, [self] {
-    auto id = self->state.id;
+    auto id = self->state.rec.id;
     for_each_line(self, [id](const OrderLine& l) { return item_reserve{id, l.quantity}; },
                   [self](const std::vector<errc>& failures) { after_reserve(self, failures); });
   });
@@ -301,7 +301,7 @@ void place(order_actor* self, order_place& req) {
 void recover(order_actor* self) {
   auto& st = self->state;
   st.running = true;
-  spdlog::info("order {}: recovering from {}", st.id, st.rec.status);
+  spdlog::info("order {}: recovering from {}", st.rec.id, st.rec.status);
   if (status_of(st) == OrderStatus::pending || !st.rec.payment)
     return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
   ask(self, st.ctx, payment_type, st.rec.payment->id, get_atom::value)
@@ -361,7 +361,7 @@ caf::behavior order_behavior(order_actor* self) {
         st.running = true;
         auto rp = self->make_response_promise();
         st.waiting.push_back(rp);
-        auto id = st.id;
+        auto id = st.rec.id;
         for_each_line(self, [id](const OrderLine&) { return item_ship{id}; },
                       [self](const std::vector<errc>& failures) {
                         if (!failures.empty()) return fail(self, make_error(errc::db_unavailable));
@@ -379,7 +379,7 @@ caf::behavior order_behavior(order_actor* self) {
         return rp;
       },
       [=](idle_atom) {
-        if (!self->state.running) self->send(self->state.registry, idle_atom::value, self->state.id);
+        if (!self->state.running) self->send(self->state.registry, idle_atom::value, self->state.rec.id);
       },
       [=](stop_atom) {
         if (!self->state.running) return self->quit();
@@ -395,8 +395,8 @@ void adopt_stored(order_actor* self) {
   st.fresh = false;
   st.card.wipe();
   auto loaded = std::make_shared<std::optional<OrderRecord>>();
-  self->request(st.ctx->orders_db_for(st.id), caf::infinite,
-                db_read{[loaded, id = st.id](soci::session& s) { *loaded = load_order(s, id); }})
+  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite,
+                db_read{[loaded, id = st.rec.id](soci::session& s) { *loaded = load_order(s, id); }})
       .then(
           [self, loaded](bool) {
             if (!*loaded) return fail(self, make_error(errc::version_conflict));
@@ -411,11 +411,11 @@ caf::behavior order_entity(order_actor* self, ContextPtr ctx, std::string id, ca
                            bool fresh) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
-  st.id = std::move(id);
+  st.rec.id = std::move(id);
   st.registry = std::move(registry);
   st.fresh = fresh;
-  if (!fresh) load_then<OrderRecord>(self, st.ctx->orders_db_for(st.id),
-                         [id = st.id](soci::session& s) { return load_order(s, id); },
+  if (!fresh) load_then<OrderRecord>(self, st.ctx->orders_db_for(st.rec.id),
+                         [id = st.rec.id](soci::session& s) { return load_order(s, id); },
                          [self](std::optional<OrderRecord> loaded) {
                            if (!loaded) return;
                            self->state.exists = true;

@@ -12,9 +12,8 @@ namespace {
 
 struct payment_state {
   ContextPtr ctx;
-  std::string id;
   bool exists = false;
-  PaymentRecord rec;
+  PaymentRecord rec;  // rec.id is the payment's id, stored or not (kept once: actors stay small)
   HeldCard card;  // only while a charge is being decided
   int attempts = 0;
   std::vector<caf::response_promise> waiting;  // charge requests answered with the outcome
@@ -38,7 +37,7 @@ void persist(payment_actor* self, Then then) {
   st.exists = true;
   PaymentRecord snapshot = st.rec;
   st.writes_in_flight += 1;
-  self->request(st.ctx->orders_db_for(st.id), caf::infinite,
+  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite,
                 db_save{PaymentWrite{std::move(snapshot), expected}})
       .then(
           [self, then](bool applied) mutable {
@@ -72,7 +71,7 @@ void finish(payment_actor* self) {
 
 void attempt(payment_actor* self) {
   auto& st = self->state;
-  ChargeRequest req{st.id, st.rec.amount_cents, st.rec.currency, &*st.card};
+  ChargeRequest req{st.rec.id, st.rec.amount_cents, st.rec.currency, &*st.card};
   auto result = st.ctx->provider->charge(req);
   st.attempts += 1;
   switch (result.outcome) {
@@ -103,13 +102,13 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
                               caf::actor registry, std::optional<PaymentRecord> intent) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
-  st.id = std::move(id);
+  st.rec.id = std::move(id);
   st.registry = std::move(registry);
   if (intent) {
     st.exists = true;
     st.rec = std::move(*intent);
-  } else load_then<PaymentRecord>(self, st.ctx->orders_db_for(st.id),
-                           [id = st.id](soci::session& s) { return load_payment(s, id); },
+  } else load_then<PaymentRecord>(self, st.ctx->orders_db_for(st.rec.id),
+                           [id = st.rec.id](soci::session& s) { return load_payment(s, id); },
                            [self](std::optional<PaymentRecord> loaded) {
                              if (!loaded) return;
                              self->state.exists = true;
@@ -126,7 +125,7 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         st.card = std::move(req.card);
         req.card.wipe();
         bool recorded = st.exists && st.rec.status == "pending";
-        st.rec = PaymentRecord{st.id, req.order_id, "pending", "", st.card->brand(), st.card->last4(),
+        st.rec = PaymentRecord{st.rec.id, req.order_id, "pending", "", st.card->brand(), st.card->last4(),
                                st.card->exp_month, st.card->exp_year, "", req.amount_cents,
                                req.currency, st.rec.version};
         // Intent first: a crash after this leaves a record the recovery sweep can settle. A
@@ -144,13 +143,13 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         if (!st.exists) return make_error(errc::not_found);
         if (st.busy) return make_error(errc::busy);
         if (st.rec.status == "captured") {
-          if (!st.ctx->provider->refund(st.id, st.rec.amount_cents))
+          if (!st.ctx->provider->refund(st.rec.id, st.rec.amount_cents))
             return make_error(errc::busy);
           st.rec.status = "refunded";
         } else if (st.rec.status == "pending") {
           // Never decided here (a crash or a lost write after the provider call): the provider
           // may have captured it, so void or refund it there too, by the same idempotency key.
-          if (!st.ctx->provider->refund(st.id, st.rec.amount_cents)) return make_error(errc::busy);
+          if (!st.ctx->provider->refund(st.rec.id, st.rec.amount_cents)) return make_error(errc::busy);
           st.rec.status = "failed";
           st.rec.failure_reason = "payment_unavailable";
         } else {
@@ -176,7 +175,7 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         st.stop_requested = true;  // a charge in progress is answered first
       },
       [=](idle_atom) {  // the registry asks: nothing came for a while
-        if (!self->state.busy) self->send(self->state.registry, idle_atom::value, self->state.id);
+        if (!self->state.busy) self->send(self->state.registry, idle_atom::value, self->state.rec.id);
       },
   };
 }
