@@ -58,15 +58,20 @@ void persist(payment_actor* self, Then then) {
           });
 }
 
+// Answers everyone waiting with the record; a decided payment passivates soon, as a finished
+// order does (its own timer, so payments that finish together do not all stop at one sweep).
+void answer_all(payment_actor* self) {
+  auto waiting = std::move(self->state.waiting);
+  self->state.waiting.clear();
+  for (auto& rp : waiting) rp.deliver(self->state.rec);
+  self->delayed_send(self, ms(self->state.ctx->settings.terminal_passivate_ms), idle_atom::value);
+}
+
 void finish(payment_actor* self) {
   auto& st = self->state;
   st.card.wipe();
   st.busy = false;
-  persist(self, [self] {
-    auto waiting = std::move(self->state.waiting);
-    self->state.waiting.clear();
-    for (auto& rp : waiting) rp.deliver(self->state.rec);
-  });
+  persist(self, [self] { answer_all(self); });
 }
 
 void attempt(payment_actor* self) {
@@ -157,11 +162,7 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         }
         auto rp = self->make_response_promise();
         st.waiting.push_back(rp);
-        persist(self, [self] {
-          auto waiting = std::move(self->state.waiting);
-          self->state.waiting.clear();
-          for (auto& p : waiting) p.deliver(self->state.rec);
-        });
+        persist(self, [self] { answer_all(self); });
         return rp;
       },
       [=](mailbox_atom) { return self->mailbox().size(); },

@@ -30,8 +30,11 @@ struct registry_state {
 
 caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory factory,
                        std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms) {
-  // Looks for idle entities a few times per idle period (at most every 5 s, at least every 10 ms).
-  auto sweep_every = std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 4, 10, 5000));
+  // Looks for idle entities many times per idle period (every 10 ms to 1 s), and asks at most
+  // kProbesPerSweep of them each time: entities that went quiet together (after a burst of load)
+  // stop over several sweeps, not in one pause of the actor threads.
+  constexpr int kProbesPerSweep = 256;
+  auto sweep_every = std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 16, 10, 1000));
   if (idle_after_ms >= 0) self->delayed_send(self, sweep_every, idle_sweep_atom::value);
   // Shutdown: the registry takes its entities with it (they are monitored, not linked, so an
   // entity that fails does not take the registry down).
@@ -73,8 +76,13 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
       },
       [=](idle_sweep_atom) {
         auto quiet_since = steady_ms() - idle_after_ms;
-        for (auto& [_, e] : self->state.active)
-          if (e.touched <= quiet_since) self->send(e.handle, idle_atom::value);
+        int probes = 0;
+        for (auto& [_, e] : self->state.active) {
+          if (e.touched > quiet_since) continue;
+          self->send(e.handle, idle_atom::value);
+          e.touched = steady_ms();  // asked: not again before another idle period
+          if (++probes == kProbesPerSweep) break;
+        }
         self->delayed_send(self, sweep_every, idle_sweep_atom::value);
       },
       [=](idle_atom, const std::string& id) {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <iostream>
 #include <memory>
@@ -48,6 +49,9 @@ struct Options {
 
 struct Stats {
   std::vector<std::uint32_t> latencies_us;  // completed requests, from intended send time
+  // With OPENLOOP_TIMELINE=FILE: each completed request's intended send time (µs from the start)
+  // and latency, to see when the slow ones happened.
+  std::vector<std::pair<std::int64_t, std::uint32_t>> timeline;
   std::int64_t non_2xx = 0;
   std::int64_t socket_errors = 0;
   std::int64_t unfinished = 0;  // intended but not answered by the end of the grace period
@@ -93,6 +97,8 @@ class Generator {
     start_ = Clock::now() + std::chrono::milliseconds(200);  // let the connections open
     interval_ = std::chrono::duration<double>(1.0 / opts_.rate_per_s);
     total_ = static_cast<std::int64_t>(opts_.rate_per_s * opts_.duration_s);
+    origin_ = Clock::now();
+    timeline_ = std::getenv("OPENLOOP_TIMELINE") != nullptr;
     tick();
     io_.run();
   }
@@ -109,6 +115,10 @@ class Generator {
   void completed(Clock::time_point intended, unsigned status) {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - intended);
     stats_.latencies_us.push_back(static_cast<std::uint32_t>(us.count()));
+    if (timeline_)
+      stats_.timeline.emplace_back(
+          std::chrono::duration_cast<std::chrono::microseconds>(intended - origin_).count(),
+          static_cast<std::uint32_t>(us.count()));
     if (status < 200 || status > 299) ++stats_.non_2xx;
     ++done_;
   }
@@ -201,7 +211,8 @@ class Generator {
   tcp::resolver::results_type endpoints_;
   std::vector<std::shared_ptr<Connection>> connections_;
   std::deque<Clock::time_point> backlog_;
-  Clock::time_point start_, end_;
+  Clock::time_point start_, end_, origin_;
+  bool timeline_ = false;
   std::chrono::duration<double> interval_{};
   std::int64_t total_ = 0, sent_ = 0, done_ = 0;
   bool stopped_ = false;
@@ -313,6 +324,13 @@ int main(int argc, char** argv) {
   Generator gen(io, opts);
   gen.run();
   auto& st = gen.stats();
+  if (const char* path = std::getenv("OPENLOOP_TIMELINE")) {
+    if (std::FILE* out = std::fopen(path, "w")) {
+      for (auto& [at_us, latency_us] : st.timeline)
+        std::fprintf(out, "%.3f %.3f\n", at_us / 1000.0, latency_us / 1000.0);
+      std::fclose(out);
+    }
+  }
   std::sort(st.latencies_us.begin(), st.latencies_us.end());
   auto completed = static_cast<std::int64_t>(st.latencies_us.size());
   std::printf(
