@@ -705,6 +705,27 @@ std::string run_listing(StatementCache& cache, const std::string& sql, const Col
 
 constexpr const char* listed_positions = "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM ";
 
+// Positions of the segments that insert a new row and of those that update one.
+template <class W>
+std::pair<std::vector<size_t>, std::vector<size_t>> inserts_and_updates(
+    const std::vector<Segment<W>>& segments) {
+  std::pair<std::vector<size_t>, std::vector<size_t>> out;
+  for (size_t i = 0; i < segments.size(); ++i)
+    (segments[i].write.expected == 0 ? out.first : out.second).push_back(i);
+  return out;
+}
+
+// A payment row as the payments insert takes it: 8 text columns, then 4 numbers.
+void add_payment(Columns& c, const PaymentRecord& p) {
+  const std::string* texts[] = {&p.id,    &p.order_id, &p.status,       &p.failure_reason,
+                                &p.brand, &p.last4,    &p.provider_ref, &p.currency};
+  for (size_t k = 0; k < std::size(texts); ++k) c.text[k].push_back(*texts[k]);
+  c.ints[0].push_back(p.exp_month);
+  c.ints[1].push_back(p.exp_year);
+  c.ints[2].push_back(p.amount_cents);
+  c.ints[3].push_back(p.version);
+}
+
 // Order rows go with their lines and, for a new payment, its pending record: each statement
 // below writes those only for the order rows it wrote (joined on what the order write returned),
 // so a batch of orders costs one statement for its inserts and one for its updates.
@@ -728,21 +749,7 @@ OrderChildren children_of(const std::vector<Segment<OrderWrite>>& segments,
         c.lines.ints[2].push_back(line.unit_price_cents);
       }
     }
-    if (w.payment_intent && w.rec.payment) {
-      const auto& p = *w.rec.payment;
-      c.intents.text[0].push_back(p.id);
-      c.intents.text[1].push_back(p.order_id);
-      c.intents.text[2].push_back(p.status);
-      c.intents.text[3].push_back(p.failure_reason);
-      c.intents.text[4].push_back(p.brand);
-      c.intents.text[5].push_back(p.last4);
-      c.intents.text[6].push_back(p.provider_ref);
-      c.intents.text[7].push_back(p.currency);
-      c.intents.ints[0].push_back(p.exp_month);
-      c.intents.ints[1].push_back(p.exp_year);
-      c.intents.ints[2].push_back(p.amount_cents);
-      c.intents.ints[3].push_back(p.version);
-    }
+    if (w.payment_intent && w.rec.payment) add_payment(c.intents, *w.rec.payment);
   }
   return c;
 }
@@ -779,9 +786,7 @@ std::string order_children_sql(const std::string& written) {
 
 std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWrite>>& segments) {
   std::vector<bool> ok(segments.size(), false);
-  std::vector<size_t> inserts, updates;
-  for (size_t i = 0; i < segments.size(); ++i)
-    (segments[i].write.expected == 0 ? inserts : updates).push_back(i);
+  auto [inserts, updates] = inserts_and_updates(segments);
   if (!inserts.empty()) {
     Columns c(6, 4);
     for (auto i : inserts) {
@@ -847,26 +852,10 @@ std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWr
 
 std::vector<bool> pg_payments(StatementCache& s, const std::vector<Segment<PaymentWrite>>& segments) {
   std::vector<bool> ok(segments.size(), false);
-  std::vector<size_t> inserts, updates;
-  for (size_t i = 0; i < segments.size(); ++i)
-    (segments[i].write.expected == 0 ? inserts : updates).push_back(i);
+  auto [inserts, updates] = inserts_and_updates(segments);
   if (!inserts.empty()) {
     Columns c(8, 4);
-    for (auto i : inserts) {
-      const auto& p = segments[i].write.rec;
-      c.text[0].push_back(p.id);
-      c.text[1].push_back(p.order_id);
-      c.text[2].push_back(p.status);
-      c.text[3].push_back(p.failure_reason);
-      c.text[4].push_back(p.brand);
-      c.text[5].push_back(p.last4);
-      c.text[6].push_back(p.provider_ref);
-      c.text[7].push_back(p.currency);
-      c.ints[0].push_back(p.exp_month);
-      c.ints[1].push_back(p.exp_year);
-      c.ints[2].push_back(p.amount_cents);
-      c.ints[3].push_back(p.version);
-    }
+    for (auto i : inserts) add_payment(c, segments[i].write.rec);
     auto listed = run_listing(
         s,
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
@@ -912,9 +901,7 @@ std::vector<bool> pg_payments(StatementCache& s, const std::vector<Segment<Payme
 // Item rows go with their changed reservations, written only for the items the statement wrote.
 std::vector<bool> pg_items(StatementCache& s, const std::vector<Segment<ItemWrite>>& segments) {
   std::vector<bool> ok(segments.size(), false);
-  std::vector<size_t> inserts, updates;
-  for (size_t i = 0; i < segments.size(); ++i)
-    (segments[i].write.expected == 0 ? inserts : updates).push_back(i);
+  auto [inserts, updates] = inserts_and_updates(segments);
   auto columns = [&](const std::vector<size_t>& which, bool with_expected) {
     Columns c(3, with_expected ? 5 : 4);
     for (auto i : which) {
