@@ -7,6 +7,7 @@
 #   bench/run.sh [stock|orders-pg|orders-sqlite|hot|micro|cluster ...]     (none: all)
 #
 # Knobs (environment): DURATION (closed-loop seconds, 15), WARMUP (2), OPEN_DURATION (10),
+# OPEN_WARMUP (seconds at the same rate before each measured open loop, 5),
 # PGBENCH_DURATION (5), CONNS (64), THREADS (wrk threads, 2), SKUS (1000),
 # PGBENCH_CLIENTS ("1 4 16 64"), CLUSTER_DURATION (seconds per cluster figure, 5),
 # CLUSTER_WINDOW (calls outstanding, 256), BENCH_BUILD (/tmp/build-bench-suite).
@@ -24,6 +25,7 @@ wants() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
 
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-2}
+OPEN_WARMUP=${OPEN_WARMUP:-5}
 OPEN_DURATION=${OPEN_DURATION:-10}
 PGBENCH_DURATION=${PGBENCH_DURATION:-5}
 CONNS=${CONNS:-64}
@@ -264,6 +266,14 @@ measure_end() {
 # open_loop NAME PORT RATE METHOD PATH BODY: the open-loop generator at a fixed arrival rate.
 open_loop() {
   local name=$1 port=$2 rate=$3
+  # First the same rate unmeasured, as the closed loop has its warm-up: the latency measured is
+  # that of the rate held, not of the aftermath of the closed-loop run just before (whose orders
+  # and payments are still passivating, at the rate they finished).
+  if [ "$OPEN_WARMUP" -gt 0 ]; then
+    "$OPENLOOP" --host 127.0.0.1 --port "$port" --rate "$rate" --duration-s "$OPEN_WARMUP" \
+      --connections "$CONNS" --range "$SKUS" --method "$4" --path "$5" --body "$6" \
+      --header "Authorization: Bearer $CUSTOMER" >"$res/$name.open-warmup" 2>&1
+  fi
   cpu_snapshot "$name" "$OPEN_DURATION"
   "$OPENLOOP" --host 127.0.0.1 --port "$port" --rate "$rate" --duration-s "$OPEN_DURATION" \
     --connections "$CONNS" --range "$SKUS" --method "$4" --path "$5" --body "$6" \
@@ -335,12 +345,12 @@ scenario_stock() {
   wrk_row "stock node (SQLite)" "$res/stock-node.wrk" "nginx" "$r" ">= 0.60" "$(meets "$r >= 0.6")" \
     "GET /v1/inventory/sku-N over $SKUS skus"
   half=$(python3 -c "print(max(1, int($node / 2)))")
-  progress "stock: node, open loop at $half/s" "$OPEN_DURATION"
+  progress "stock: node, open loop at $half/s" "$((OPEN_WARMUP + OPEN_DURATION))"
   open_loop stock-node-open "$port_sqlite" "$half" GET '/v1/inventory/sku-{r}' ''
   progress_done
   open_row "stock node open loop" "$res/stock-node-open.open" "$half" "-" "-"
   # The same arrival rate on nginx: what the generator and the shared cores add by themselves.
-  progress "stock: nginx, open loop at $half/s (generator reference)" "$OPEN_DURATION"
+  progress "stock: nginx, open loop at $half/s (generator reference)" "$((OPEN_WARMUP + OPEN_DURATION))"
   open_loop stock-nginx-open "$nginx_port" "$half" GET '/v1/inventory/sku-{r}' ''
   progress_done
   open_row "stock nginx open loop" "$res/stock-nginx-open.open" "$half" "-" "-"
@@ -367,7 +377,7 @@ orders_pg() {
   node=$(kv ok_throughput "$res/orders-pg-$lines.wrk")
   eval "spread_pg_$lines=$node"
   half=$(python3 -c "print(max(1, int($node / 2)))")
-  progress "orders-pg: node, $lines line(s), open loop at $half/s" "$OPEN_DURATION"
+  progress "orders-pg: node, $lines line(s), open loop at $half/s" "$((OPEN_WARMUP + OPEN_DURATION))"
   open_loop "orders-pg-$lines-open" "$port_pg" "$half" POST /v1/orders "$(order_body "$lines")"
   progress_done
   r=$(ratio "$node" "$best_tps")
@@ -446,7 +456,7 @@ scenario_cluster() {
   echo "nproc: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
   echo "ram: $(free -h | awk '/^Mem:/ {print $2}')"
   echo "scenarios: ${scenarios[*]}"
-  echo "DURATION=$DURATION WARMUP=$WARMUP OPEN_DURATION=$OPEN_DURATION PGBENCH_DURATION=$PGBENCH_DURATION CONNS=$CONNS THREADS=$THREADS SKUS=$SKUS PGBENCH_CLIENTS=\"$PGBENCH_CLIENTS\""
+  echo "DURATION=$DURATION WARMUP=$WARMUP OPEN_WARMUP=$OPEN_WARMUP OPEN_DURATION=$OPEN_DURATION PGBENCH_DURATION=$PGBENCH_DURATION CONNS=$CONNS THREADS=$THREADS SKUS=$SKUS PGBENCH_CLIENTS=\"$PGBENCH_CLIENTS\""
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
 } >"$res/machine.txt"
 cat "$res/machine.txt" >&2
