@@ -68,6 +68,8 @@ struct order_state {
   bool cancel_requested = false;
   bool stop_requested = false;  // passivation asked while running: stop when it ends
   bool fresh = false;  // activated for a placement without loading: the id was new
+  bool intent_written = false;  // this activation wrote the payment's pending record...
+  bool charge_sent = false;     // ...and sent the charge (if not, the payment never ran)
   HeldCard card;                               // until the charge is sent
   std::vector<caf::response_promise> waiting;  // answered with the order when `running` ends
   static inline const char* name = "order";
@@ -102,6 +104,12 @@ void finish(order_actor* self) {
 
 void adopt_stored(order_actor* self);
 
+// The total is derived: the sum of the line totals, as agreed so far.
+void refresh_total(OrderRecord& rec) {
+  rec.total_cents = 0;
+  for (const auto& line : rec.lines) rec.total_cents += line.quantity * line.unit_price_cents;
+}
+
 // What a transition writes besides the order row.
 struct Also {
   bool lines = false;
@@ -115,8 +123,7 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
   if (st.exists && !legal_transition(status_of(st), to))
     return fail(self, make_error(errc::conflict, "illegal order transition"));
   std::int64_t expected = st.exists ? st.rec.version : 0;
-  st.rec.total_cents = 0;  // derived: the sum of the line totals, as agreed so far
-  for (const auto& line : st.rec.lines) st.rec.total_cents += line.quantity * line.unit_price_cents;
+  refresh_total(st.rec);
   st.rec.status = std::string(to_string(to));
   st.rec.failure_reason = std::move(reason);
   st.rec.version = expected + 1;
@@ -182,8 +189,12 @@ void compensate(order_actor* self, OrderStatus to, std::string reason) {
     });
   };
   if (!st.rec.payment) return end();
-  ask(self, st.ctx, payment_type, st.rec.payment->id, refund_atom::value)
-      .then(
+  // A pending payment whose charge this activation never sent is abandoned (marked failed, the
+  // provider never asked); otherwise it is refunded, or voided when its outcome is unknown.
+  bool never_charged = st.intent_written && !st.charge_sent;
+  auto settle = never_charged ? ask(self, st.ctx, payment_type, st.rec.payment->id, abandon_atom::value)
+                              : ask(self, st.ctx, payment_type, st.rec.payment->id, refund_atom::value);
+  settle.then(
           [self, end](PaymentRecord& p) {
             self->state.rec.payment = p;
             end();
@@ -235,6 +246,7 @@ void charge_and_commit(order_actor* self) {
   auto& st = self->state;
   payment_charge req{st.rec.id, st.rec.total_cents, st.rec.currency, st.card.take(),
                      st.rec.payment->version};
+  st.charge_sent = true;
   st.card.wipe();
   ask(self, st.ctx, payment_type, st.rec.payment->id, std::move(req))
       .then(
@@ -267,10 +279,12 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
     return compensate(self, OrderStatus::rejected, reason);
   }
   auto now = st.ctx->clock->now_ms();
+  refresh_total(st.rec);  // the reservations brought the prices
   // The payment's intent is stored with the order's reserved state: one write for both.
   st.rec.payment = PaymentRecord{new_id("pay_", now), st.rec.id, "pending", "", st.card->brand(),
                                  st.card->last4(), st.card->exp_month, st.card->exp_year, "",
                                  st.rec.total_cents, st.rec.currency, 1};
+  st.intent_written = true;
   transition(self, OrderStatus::reserved, "", {true, true}, [self] {
     if (self->state.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
     charge_and_commit(self);
@@ -400,8 +414,16 @@ void adopt_stored(order_actor* self) {
       .then(
           [self, loaded](bool) {
             if (!*loaded) return fail(self, make_error(errc::version_conflict));
-            self->state.rec = std::move(**loaded);
-            self->state.exists = true;
+            auto& st = self->state;
+            st.rec = std::move(**loaded);
+            st.exists = true;
+            // A cancel that came meanwhile applies to the stored order, as it would have if this
+            // activation had loaded it first.
+            auto status = status_of(st);
+            if (st.cancel_requested && (status == OrderStatus::pending ||
+                                        status == OrderStatus::reserved ||
+                                        status == OrderStatus::confirmed))
+              return compensate(self, OrderStatus::cancelled, "");
             finish(self);
           },
           [self](caf::error& err) { fail(self, err); });

@@ -28,6 +28,36 @@ using payment_actor = caf::stateful_actor<payment_state>;
 
 bool final_status(const std::string& status) { return status != "pending"; }
 
+void answer_all(payment_actor* self);
+
+// A write of ours lost to a newer stored record (this activation took its record from a charge
+// message, or another activation wrote): a decided stored record is the answer, as a loaded
+// activation would have given it; an undecided one leaves the call to be sent again.
+void lost_write(payment_actor* self) {
+  auto& st = self->state;
+  auto loaded = std::make_shared<std::optional<PaymentRecord>>();
+  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite,
+                db_read{[loaded, id = st.rec.id](soci::session& s) { *loaded = load_payment(s, id); }})
+      .then(
+          [self, loaded](bool) {
+            auto& st = self->state;
+            if (*loaded && final_status((*loaded)->status)) {
+              st.rec = std::move(**loaded);
+              st.busy = false;
+              st.card.wipe();
+              return answer_all(self);
+            }
+            for (auto& rp : st.waiting) rp.deliver(make_error(errc::version_conflict));
+            st.waiting.clear();
+            self->quit();
+          },
+          [self](caf::error& err) {
+            for (auto& rp : self->state.waiting) rp.deliver(err);
+            self->state.waiting.clear();
+            self->quit(err);
+          });
+}
+
 // Writes the record; `then` runs once committed, errors go to every waiting requester.
 template <class Then>
 void persist(payment_actor* self, Then then) {
@@ -42,11 +72,7 @@ void persist(payment_actor* self, Then then) {
       .then(
           [self, then](bool applied) mutable {
             self->state.writes_in_flight -= 1;
-            if (!applied) {
-              for (auto& rp : self->state.waiting) rp.deliver(make_error(errc::version_conflict));
-              self->quit();
-              return;
-            }
+            if (!applied) return lost_write(self);
             then();
             auto& st = self->state;
             if (st.stop_requested && !st.busy && st.writes_in_flight == 0) self->quit();
@@ -162,6 +188,20 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         }
         auto rp = self->make_response_promise();
         st.waiting.push_back(rp);
+        persist(self, [self] { answer_all(self); });
+        return rp;
+      },
+      [=](abandon_atom) -> caf::result<PaymentRecord> {
+        // The order never sent the charge (it was cancelled first): the intent is settled as
+        // failed without asking the provider.
+        auto& st = self->state;
+        if (!st.exists) return make_error(errc::not_found);
+        if (st.busy) return make_error(errc::busy);
+        if (st.rec.status != "pending") return st.rec;
+        st.rec.status = "failed";
+        st.rec.failure_reason = "";
+        st.waiting.push_back(self->make_response_promise());
+        auto rp = st.waiting.back();
         persist(self, [self] { answer_all(self); });
         return rp;
       },

@@ -7,6 +7,8 @@
 //   payment_charge -> PaymentRecord   status captured | declined | failed   (idempotent; a
 //                                     pending record already stored is the intent: no new write)
 //   refund_atom    -> PaymentRecord   status refunded (captured) or failed (never finished)
+//   abandon_atom   -> PaymentRecord   status failed, for a pending intent whose charge was never
+//                                     sent (the provider is not asked)      not_found, busy
 //   get_atom       -> PaymentRecord   not_found
 #pragma once
 

@@ -10,6 +10,7 @@ using get_atom = caf::atom_constant<caf::atom("get")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using ship_atom = caf::atom_constant<caf::atom("ship")>;
 using refund_atom = caf::atom_constant<caf::atom("refund")>;
+using abandon_atom = caf::atom_constant<caf::atom("abandon")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;

@@ -159,6 +159,12 @@ TEST_F(OrderActor, PlacementWritesTheOrdersDatabaseFourTimes) {
   EXPECT_EQ(r.value->status, "confirmed");
   EXPECT_EQ(r.value->payment->version, 2);  // the intent (by the order), then the capture
   EXPECT_EQ(writes() - before, 4);
+  // The stored payment has the order's amount (a refund takes the amount from there).
+  EXPECT_TRUE(passivate(payment_type, r.value->payment->id));
+  auto stored = ask<PaymentRecord>(payment_type, r.value->payment->id, get_atom::value);
+  ASSERT_TRUE(stored.value);
+  EXPECT_EQ(stored.value->amount_cents, r.value->total_cents);
+  EXPECT_GT(stored.value->amount_cents, 0);
 }
 
 TEST_F(OrderActor, CancelConfirmedRefundsAndReleasesAndIsIdempotent) {
@@ -200,6 +206,30 @@ TEST_F(OrderActor, CancelWhileReservedAndChargingEndsCancelled) {
   } else {
     GTEST_SKIP() << "the placement finished before the cancel could land";
   }
+}
+
+// A cancel that lands before the charge was sent: the payment's pending record (written with the
+// reserved state) is abandoned, and the provider is never asked, neither to charge nor to void.
+TEST_F(OrderActor, CancelBeforeTheChargeAbandonsThePaymentWithoutTheProvider) {
+  put_item("mug", 10);
+  auto placing = std::async(std::launch::async, [&] { return place("ord_ab", {{"mug", 2, 0}}); });
+  Reply<OrderRecord> cancelled;
+  for (int i = 0; i < 2000; ++i) {
+    auto now = ask<OrderRecord>(order_type, "ord_ab", get_atom::value);
+    if (now.value && now.value->status == "pending") {
+      cancelled = ask<OrderRecord>(order_type, "ord_ab", cancel_atom::value);
+      break;
+    }
+  }
+  auto placed = placing.get();
+  ASSERT_TRUE(placed.value);
+  if (!cancelled.value || provider_->charges != 0)
+    GTEST_SKIP() << "the cancel did not land before the charge";
+  EXPECT_EQ(cancelled.value->status, "cancelled");
+  ASSERT_TRUE(cancelled.value->payment);
+  EXPECT_EQ(cancelled.value->payment->status, "failed");
+  EXPECT_EQ(provider_->refunds, 0);
+  expect_stock("mug", 10, 0);
 }
 
 TEST_F(OrderActor, CancelShippedOrFailedOrdersIsConflict) {

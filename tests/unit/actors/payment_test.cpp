@@ -73,6 +73,42 @@ TEST_F(PaymentActor, RefundOfAnUndecidedPaymentVoidsItAtTheProvider) {
   EXPECT_EQ(provider_->refunds, 1);
 }
 
+// An intent whose charge was never sent (its order was cancelled first) is settled as failed,
+// without asking the provider; a decided payment is left as it is.
+TEST_F(PaymentActor, AbandonedIntentFailsWithoutTheProvider) {
+  PaymentRecord pending{"pay_5", "ord_5", "pending", "", "visa", "4242", 12, 2030, "", 500, "USD", 1};
+  caf::scoped_actor self{*system_};
+  self->request(node_.ctx->orders_db, std::chrono::seconds(5),
+                db_write{[pending](soci::session& s) { return save_payment(s, pending, 0); }})
+      .receive([](bool applied) { EXPECT_TRUE(applied); }, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  auto r = ask<PaymentRecord>(payment_type, "pay_5", abandon_atom::value);
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "failed");
+  EXPECT_EQ(provider_->refunds, 0);
+  EXPECT_EQ(provider_->charges, 0);
+  ASSERT_TRUE(ask<PaymentRecord>(payment_type, "pay_6",
+                                 payment_charge{"ord_6", 100, "USD", card("4242424242424242")})
+                  .value);
+  EXPECT_EQ(ask<PaymentRecord>(payment_type, "pay_6", abandon_atom::value).value->status, "captured");
+  EXPECT_EQ(ask<PaymentRecord>(payment_type, "pay_none", abandon_atom::value).code(), errc::not_found);
+}
+
+// A charge that says its order stored the intent seeds the activation without a load. When storage
+// is ahead of that (the payment was decided already), the decided record is the answer.
+TEST_F(PaymentActor, ChargeSeededWithAStaleIntentAnswersTheStoredOutcome) {
+  auto first = ask<PaymentRecord>(payment_type, "pay_7",
+                                  payment_charge{"ord_7", 700, "USD", card("4242424242424242"), 0});
+  ASSERT_TRUE(first.value);
+  ASSERT_EQ(first.value->status, "captured");
+  EXPECT_TRUE(passivate(payment_type, "pay_7"));
+  auto again = ask<PaymentRecord>(payment_type, "pay_7",
+                                  payment_charge{"ord_7", 700, "USD", card("4242424242424242"), 1});
+  ASSERT_TRUE(again.value) << to_string(again.code());
+  EXPECT_EQ(again.value->status, "captured");
+  EXPECT_EQ(again.value->version, first.value->version);
+  EXPECT_EQ(again.value->provider_ref, first.value->provider_ref);
+}
+
 TEST_F(PaymentActor, UnknownPaymentIsNotFound) {
   EXPECT_EQ(ask<PaymentRecord>(payment_type, "pay_none", get_atom::value).code(), errc::not_found);
   EXPECT_EQ(ask<PaymentRecord>(payment_type, "pay_none", refund_atom::value).code(), errc::not_found);
