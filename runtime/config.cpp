@@ -68,6 +68,8 @@ const Key kKeys[] = {
     {"database.retry_after_s", field<&C::database, &C::Database::retry_after_s>, kNonNegative},
     {"database.reconnect_interval_ms", field<&C::database, &C::Database::reconnect_interval_ms>,
      kNonNegative},
+    {"database.idle_in_transaction_ms", field<&C::database, &C::Database::idle_in_transaction_ms>,
+     {100, 3'600'000}},
     {"auth.issuer", field<&C::auth, &C::Auth::issuer>},
     {"auth.audience", field<&C::auth, &C::Auth::audience>},
     {"auth.hs256_secret", field<&C::auth, &C::Auth::hs256_secret>},

@@ -39,6 +39,7 @@ struct Config {
     std::int64_t connections = 1;               // per PostgreSQL database (SQLite: always 1)
     std::int64_t retry_after_s = 2;             // Retry-After when the database is unreachable
     std::int64_t reconnect_interval_ms = 1'000;
+    std::int64_t idle_in_transaction_ms = 2'000;  // PostgreSQL ends a transaction left open this long
     bool operator==(const Database&) const = default;
   } database;
 

@@ -44,6 +44,7 @@ struct PersistenceSettings {
   std::int64_t batch_size_max = 256;
   std::int64_t reconnect_interval_ms = 1000;
   bool migrate = true;  // one connection per database migrates; the node waits for it to answer
+  std::int64_t idle_in_transaction_ms = 2000;  // see open_session
 };
 
 // Spawns the actor; it connects and migrates at once (failures make it start unavailable).

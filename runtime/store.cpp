@@ -162,9 +162,10 @@ std::string libpq_conninfo(const std::string& uri) {
 
 }  // namespace
 
-void open_session(soci::session& session, const DbUrl& url) {
+void open_session(soci::session& session, const DbUrl& url, std::int64_t idle_in_transaction_ms) {
   if (url.backend == Backend::postgresql) {
     session.open(soci::postgresql, libpq_conninfo(url.path_or_uri));
+    session << "SET idle_in_transaction_session_timeout = " + std::to_string(idle_in_transaction_ms);
     // Every statement of ours finds its rows by key. Prepared ones are planned once (planning
     // the batch statements at each run took a fifth of the machine), and a plan made while the
     // tables were small must not scan them whole once they have grown: no sequential scans, and

@@ -28,8 +28,12 @@ struct DbUrl {
 // Parses `sqlite:PATH` or `postgresql://...` / `postgres://...`; nullopt when neither.
 std::optional<DbUrl> parse_db_url(const std::string& url);
 
-// Opens `session` (SQLite: WAL, synchronous=FULL, busy timeout; parent folder created).
-void open_session(soci::session& session, const DbUrl& url);
+// Opens `session` (SQLite: WAL, synchronous=FULL, busy timeout; parent folder created). On
+// PostgreSQL a transaction the client leaves open for `idle_in_transaction_ms` is ended by the
+// server, connection and all: a node paused in the middle of one (SIGSTOP, a frozen VM) must not
+// hold its row locks, and with them every other node's writes to those rows, until it resumes.
+void open_session(soci::session& session, const DbUrl& url,
+                  std::int64_t idle_in_transaction_ms = 2'000);
 
 enum class Database { orders, inventory };
 // Applies the missing versioned migrations of `db` in one transaction each; returns how many ran.

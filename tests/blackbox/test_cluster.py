@@ -331,6 +331,11 @@ class FencingTest(ClusterTestCase):
                 r = request(other, "POST", "/v1/inventory/%s/adjust" % sku, {"delta": 1000}, token=self.admin)
                 self.assertEqual(r.status, 200, r.body)
                 self.assertEqual(r.json["available"], 1100)
+            # Suspect is enough to move its entities; the pause lasts until the membership table
+            # says down too (past the failure timeout), so that the paused node finds itself
+            # declared down when it resumes.
+            self.assertTrue(wait_for(lambda: view(other, self.admin).get("node-3", {}).get("status") == "down", 10),
+                            view(other, self.admin))
         finally:
             os.kill(paused.proc.pid, signal.SIGCONT)
         for t in threads:

@@ -142,6 +142,42 @@ TEST_P(Persistence, IdempotencyKeysKeepTheFirstAnswerAndArePurgedAfterTheirTime)
   EXPECT_TRUE(load_idempotency(s, "alice", "k2"));
 }
 
+// database.idle_in_transaction_ms at its edge: a transaction whose client pauses past the limit
+// (a node stopped mid-write) is ended by the server and its row locks are freed for the others;
+// one that pauses less survives.
+TEST_P(Persistence, ATransactionLeftOpenPastTheLimitLosesItsLocks) {
+  if (GetParam() != Backend::postgresql) GTEST_SKIP() << "a PostgreSQL session setting";
+  auto url = *parse_db_url(orders_url_);
+  soci::session paused;
+  open_session(paused, url, 300);
+  migrate(paused, GetParam(), Database::orders);
+  auto rec = sample_order("ord_stall", 1);
+  ASSERT_TRUE(save_order(paused, rec, 0, true));
+  auto next = rec;
+  next.version = 2;
+  {
+    soci::transaction brief(paused);
+    ASSERT_TRUE(save_order(paused, next, 1, false));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // under the limit
+    EXPECT_NO_THROW(brief.commit());
+  }
+  auto third = next;
+  third.version = 3;
+  third.status = "reserved";
+  soci::transaction stalled(paused);
+  ASSERT_TRUE(save_order(paused, third, 2, false));  // holds the row's lock
+  std::this_thread::sleep_for(std::chrono::milliseconds(900));  // past the limit
+  soci::session other;
+  open_session(other, url, 300);
+  other << "SET lock_timeout = '5s'";  // were the lock still held, this fails instead of hanging
+  auto theirs = next;
+  theirs.version = 3;
+  theirs.status = "cancelled";
+  EXPECT_TRUE(save_order(other, theirs, 2, false));  // the stalled write was rolled back
+  EXPECT_ANY_THROW(stalled.commit());
+  EXPECT_EQ(load_order(other, "ord_stall")->status, "cancelled");
+}
+
 TEST_P(Persistence, StockConstraintsHoldInTheDatabaseToo) {
   auto session = connect(inventory_url_);
   auto& s = *session;
