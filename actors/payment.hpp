@@ -1,6 +1,7 @@
 // Payment session actor, one per payment: authorizes and captures through the provider adapter,
-// retrying transient provider errors with doubling backoff. It records its intent before calling
-// the provider and uses its id as the provider's idempotency key, so a retry never charges twice.
+// retrying transient provider errors with doubling backoff. Its intent is recorded before the
+// provider is called (by the order, with its reserved state, or else by the payment itself), and
+// its id is the provider's idempotency key, so a retry never charges twice.
 // It stores brand, last4 and expiry only; the card is wiped from memory once the charge is decided.
 //
 // Protocol (reply, or error):
