@@ -1034,7 +1034,6 @@ StatementCache::~StatementCache() {
     }
   }
 }
-size_t StatementCache::size() const { return entries_.size(); }
 
 std::string StatementCache::run(const std::string& sql, const std::vector<std::string>& values,
                                 bool returns_row) {

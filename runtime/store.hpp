@@ -113,7 +113,6 @@ class StatementCache {
   // Runs `sql` with `values` bound in order (as text); returns the first column of the first row
   // when `returns_row`, else "".
   std::string run(const std::string& sql, const std::vector<std::string>& values, bool returns_row);
-  size_t size() const;
 
  private:
   struct Entry;
