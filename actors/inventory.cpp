@@ -37,7 +37,7 @@ struct inventory_state {
   }
 };
 
-using inventory_actor = caf::stateful_actor<inventory_state>;
+using inventory_actor = entity_actor<inventory_state>;
 
 caf::error failure(errc code) { return make_error(code); }
 
@@ -160,7 +160,7 @@ caf::response_promise when_absent(inventory_actor* self, Answer answer) {
   return rp;
 }
 
-caf::behavior running(inventory_actor* self);
+const caf::behavior& item_handlers();
 
 caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string sku,
                              caf::actor registry) {
@@ -181,28 +181,34 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
                          expire_reservations(self);
                          schedule_expiry(self);
                        });
-  return running(self);
+  return item_handlers();
 }
 
-caf::behavior running(inventory_actor* self) {
-  auto guard = [self]() -> std::optional<caf::error> {
-    // Fenced: another activation owns the row now, so the caller may send the call again there.
-    if (self->state.broken) return failure(self->state.fenced ? errc::version_conflict : errc::db_unavailable);
-    return std::nullopt;
-  };
-  return {
-      [=](mailbox_atom) { return self->mailbox().size(); },
-      [=](get_atom) -> caf::result<ItemRecord> {
+// A change refused because this activation broke: fenced, another activation owns the row now,
+// so the caller may send the call again there.
+std::optional<caf::error> refused(inventory_actor* self) {
+  if (self->state.broken) return failure(self->state.fenced ? errc::version_conflict : errc::db_unavailable);
+  return std::nullopt;
+}
+
+// The handlers, built once and shared by every item actor (see entity_actor).
+const caf::behavior& item_handlers() {
+  static const caf::behavior handlers{
+      [](mailbox_atom) { return inventory_actor::current()->mailbox().size(); },
+      [](get_atom) -> caf::result<ItemRecord> {
+        auto* self = inventory_actor::current();
         if (!self->state.exists) return failure(errc::not_found);
         return self->state.committed;
       },
-      [=](inspect_atom) -> caf::result<item_state_view> {
+      [](inspect_atom) -> caf::result<item_state_view> {
+        auto* self = inventory_actor::current();
         item_state_view view{self->state.committed, {}};
         for (auto& [_, r] : self->state.reservations) view.reservations.push_back(r);
         return view;
       },
-      [=](item_put& put) -> caf::result<item_put_result> {
-        if (auto err = guard()) return *err;
+      [](item_put& put) -> caf::result<item_put_result> {
+        auto* self = inventory_actor::current();
+        if (auto err = refused(self)) return *err;
         auto& st = self->state;
         if (st.exists && put.on_hand < st.item.reserved) return failure(errc::conflict);
         bool created = !st.exists;
@@ -217,8 +223,9 @@ caf::behavior running(inventory_actor* self) {
         persist(self, {}, rp, caf::make_message(item_put_result{after, created}));
         return rp;
       },
-      [=](item_adjust& adj) -> caf::result<ItemRecord> {
-        if (auto err = guard()) return *err;
+      [](item_adjust& adj) -> caf::result<ItemRecord> {
+        auto* self = inventory_actor::current();
+        if (auto err = refused(self)) return *err;
         auto& st = self->state;
         if (!st.exists) return failure(errc::not_found);
         if (st.item.on_hand + adj.delta < st.item.reserved) return failure(errc::conflict);
@@ -227,8 +234,9 @@ caf::behavior running(inventory_actor* self) {
         persist(self, {}, rp, {});
         return rp;
       },
-      [=](item_reserve& req) -> caf::result<ItemRecord> {
-        if (auto err = guard()) return *err;
+      [](item_reserve& req) -> caf::result<ItemRecord> {
+        auto* self = inventory_actor::current();
+        if (auto err = refused(self)) return *err;
         auto& st = self->state;
         if (!st.exists) return failure(errc::unknown_sku);
         if (st.reservations.count(req.order_id)) return st.committed;  // re-delivery
@@ -243,8 +251,9 @@ caf::behavior running(inventory_actor* self) {
         if (st.reservations.size() == 1) schedule_expiry(self);
         return rp;
       },
-      [=](item_commit& req) -> caf::result<ItemRecord> {
-        if (auto err = guard()) return *err;
+      [](item_commit& req) -> caf::result<ItemRecord> {
+        auto* self = inventory_actor::current();
+        if (auto err = refused(self)) return *err;
         auto& st = self->state;
         auto it = st.reservations.find(req.order_id);
         if (it == st.reservations.end())
@@ -256,8 +265,9 @@ caf::behavior running(inventory_actor* self) {
         persist(self, {it->second}, rp, {});
         return rp;
       },
-      [=](item_release& req) -> caf::result<ItemRecord> {
-        if (auto err = guard()) return *err;
+      [](item_release& req) -> caf::result<ItemRecord> {
+        auto* self = inventory_actor::current();
+        if (auto err = refused(self)) return *err;
         auto& st = self->state;
         if (!st.exists) return failure(errc::not_found);
         auto it = st.reservations.find(req.order_id);
@@ -271,8 +281,9 @@ caf::behavior running(inventory_actor* self) {
         persist(self, {r}, rp, {});
         return rp;
       },
-      [=](item_ship& req) -> caf::result<ItemRecord> {
-        if (auto err = guard()) return *err;
+      [](item_ship& req) -> caf::result<ItemRecord> {
+        auto* self = inventory_actor::current();
+        if (auto err = refused(self)) return *err;
         auto& st = self->state;
         if (!st.exists) return failure(errc::not_found);
         auto it = st.reservations.find(req.order_id);
@@ -287,22 +298,26 @@ caf::behavior running(inventory_actor* self) {
         persist(self, {r}, rp, {});
         return rp;
       },
-      [=](expire_atom) {
+      [](expire_atom) {
+        auto* self = inventory_actor::current();
         if (self->state.broken) return;
         expire_reservations(self);
         schedule_expiry(self);
       },
-      [=](stop_atom) {
+      [](stop_atom) {
+        auto* self = inventory_actor::current();
         self->state.stop_requested = true;  // the last answer it waits for stops it
         quit_when_done(self);
       },
-      [=](idle_atom) {  // the registry asks: nothing came for a while
+      [](idle_atom) {  // the registry asks: nothing came for a while
+        auto* self = inventory_actor::current();
         auto& st = self->state;
         // Held reservations keep the actor: their expiry timer lives here.
         if (st.writes_in_flight == 0 && !has_held(st))
           self->send(st.registry, idle_atom::value, st.sku);
       },
   };
+  return handlers;
 }
 
 }  // namespace

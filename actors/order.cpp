@@ -4,6 +4,7 @@
 #include "actors/order.hpp"
 
 #include <array>
+#include <forward_list>
 #include <memory>
 #include <vector>
 
@@ -62,8 +63,8 @@ namespace {
 struct order_state {
   ContextPtr ctx;
   caf::actor registry;
-  bool exists = false;
   OrderRecord rec;  // rec.id is the order's id, stored or not (kept once: actors stay small)
+  bool exists = false;
   bool running = false;  // a saga or compensation is in progress
   bool cancel_requested = false;
   bool stop_requested = false;  // passivation asked while running: stop when it ends
@@ -71,11 +72,24 @@ struct order_state {
   bool intent_written = false;  // this activation wrote the payment's pending record...
   bool charge_sent = false;     // ...and sent the charge (if not, the payment never ran)
   HeldCard card;                               // until the charge is sent
-  std::vector<caf::response_promise> waiting;  // answered with the order when `running` ends
+  // Answered with the order when `running` ends, all alike (a list: one pointer while empty, as
+  // it is in every idle order).
+  std::forward_list<caf::response_promise> waiting;
   static inline const char* name = "order";
 };
 
-using order_actor = caf::stateful_actor<order_state>;
+using order_actor = entity_actor<order_state>;
+
+// What an order keeps of its payment, once its pending record is written: what it shows and
+// decides by. The order id it would repeat and the provider's reference are dropped (each a heap
+// block with real ids, in every idle order); the payment actor and the store have them.
+void keep_payment(OrderRecord& rec, std::optional<PaymentRecord> payment) {
+  if (payment) {
+    std::string{}.swap(payment->order_id);
+    std::string{}.swap(payment->provider_ref);
+  }
+  rec.payment = std::move(payment);
+}
 
 OrderStatus status_of(const order_state& st) {
   return order_status_from(st.rec.status).value_or(OrderStatus::pending);
@@ -196,7 +210,7 @@ void compensate(order_actor* self, OrderStatus to, std::string reason) {
                               : ask(self, st.ctx, payment_type, st.rec.payment->id, refund_atom::value);
   settle.then(
           [self, end](PaymentRecord& p) {
-            self->state.rec.payment = p;
+            keep_payment(self->state.rec, std::move(p));
             end();
           },
           [self, end](caf::error& err) {
@@ -251,7 +265,7 @@ void charge_and_commit(order_actor* self) {
   ask(self, st.ctx, payment_type, st.rec.payment->id, std::move(req))
       .then(
           [self, done](PaymentRecord& p) {
-            self->state.rec.payment = p;
+            keep_payment(self->state.rec, std::move(p));
             done();
           },
           [self, join, done](caf::error& err) {
@@ -321,8 +335,8 @@ void recover(order_actor* self) {
   ask(self, st.ctx, payment_type, st.rec.payment->id, get_atom::value)
       .then(
           [self](PaymentRecord& p) {
-            self->state.rec.payment = p;
-            if (p.status == "captured") return confirm(self);
+            keep_payment(self->state.rec, std::move(p));
+            if (self->state.rec.payment->status == "captured") return confirm(self);
             compensate(self, OrderStatus::payment_failed, "payment_unavailable");
           },
           [self](caf::error&) {
@@ -330,29 +344,33 @@ void recover(order_actor* self) {
           });
 }
 
-caf::behavior order_behavior(order_actor* self) {
-  return {
-      [=](order_place& req) -> caf::result<OrderRecord> {
+// The handlers, built once and shared by every order actor (see entity_actor).
+const caf::behavior& order_handlers() {
+  static const caf::behavior handlers{
+      [](order_place& req) -> caf::result<OrderRecord> {
+        auto* self = order_actor::current();
         auto& st = self->state;
         if (st.exists && !st.running) return st.rec;  // re-delivery: the order as it is
         auto rp = self->make_response_promise();
-        st.waiting.push_back(rp);
+        st.waiting.push_front(rp);
         if (!st.running) place(self, req);
         return rp;
       },
-      [=](mailbox_atom) { return self->mailbox().size(); },
-      [=](get_atom) -> caf::result<OrderRecord> {
+      [](mailbox_atom) { return order_actor::current()->mailbox().size(); },
+      [](get_atom) -> caf::result<OrderRecord> {
+        auto* self = order_actor::current();
         if (!self->state.exists) return make_error(errc::not_found);
         return self->state.rec;
       },
-      [=](cancel_atom) -> caf::result<OrderRecord> {
+      [](cancel_atom) -> caf::result<OrderRecord> {
+        auto* self = order_actor::current();
         // A promise is made only where the answer comes later: making one takes over the reply.
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
         if (st.running) {
           st.cancel_requested = true;
-          st.waiting.push_back(self->make_response_promise());
-          return st.waiting.back();
+          st.waiting.push_front(self->make_response_promise());
+          return st.waiting.front();
         }
         switch (status_of(st)) {
           case OrderStatus::cancelled: return st.rec;
@@ -360,13 +378,14 @@ caf::behavior order_behavior(order_actor* self) {
           case OrderStatus::reserved:
           case OrderStatus::confirmed:
             st.running = true;
-            st.waiting.push_back(self->make_response_promise());
+            st.waiting.push_front(self->make_response_promise());
             compensate(self, OrderStatus::cancelled, "");
-            return st.waiting.back();
+            return st.waiting.front();
           default: return make_error(errc::conflict, "order is " + st.rec.status);
         }
       },
-      [=](ship_atom) -> caf::result<OrderRecord> {
+      [](ship_atom) -> caf::result<OrderRecord> {
+        auto* self = order_actor::current();
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
         if (st.running) return make_error(errc::busy);
@@ -374,7 +393,7 @@ caf::behavior order_behavior(order_actor* self) {
           return make_error(errc::conflict, "order is " + st.rec.status);
         st.running = true;
         auto rp = self->make_response_promise();
-        st.waiting.push_back(rp);
+        st.waiting.push_front(rp);
         auto id = st.rec.id;
         for_each_line(self, [id](const OrderLine&) { return item_ship{id}; },
                       [self](const std::vector<errc>& failures) {
@@ -383,23 +402,27 @@ caf::behavior order_behavior(order_actor* self) {
                       });
         return rp;
       },
-      [=](recover_atom) -> caf::result<OrderRecord> {
+      [](recover_atom) -> caf::result<OrderRecord> {
+        auto* self = order_actor::current();
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
         if (st.running || is_terminal(status_of(st))) return st.rec;
         auto rp = self->make_response_promise();
-        st.waiting.push_back(rp);
+        st.waiting.push_front(rp);
         recover(self);
         return rp;
       },
-      [=](idle_atom) {
+      [](idle_atom) {
+        auto* self = order_actor::current();
         if (!self->state.running) self->send(self->state.registry, idle_atom::value, self->state.rec.id);
       },
-      [=](stop_atom) {
+      [](stop_atom) {
+        auto* self = order_actor::current();
         if (!self->state.running) return self->quit();
         self->state.stop_requested = true;
       },
   };
+  return handlers;
 }
 
 // A fresh activation's first write, the insert, found the order stored after all (a placement
@@ -416,6 +439,7 @@ void adopt_stored(order_actor* self) {
             if (!*loaded) return fail(self, make_error(errc::version_conflict));
             auto& st = self->state;
             st.rec = std::move(**loaded);
+            keep_payment(st.rec, std::move(st.rec.payment));
             st.exists = true;
             // A cancel that came meanwhile applies to the stored order, as it would have if this
             // activation had loaded it first.
@@ -442,8 +466,9 @@ caf::behavior order_entity(order_actor* self, ContextPtr ctx, std::string id, ca
                            if (!loaded) return;
                            self->state.exists = true;
                            self->state.rec = std::move(*loaded);
+                           keep_payment(self->state.rec, std::move(self->state.rec.payment));
                          });
-  return order_behavior(self);
+  return order_handlers();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The payment session actor.
 #include "actors/payment.hpp"
 
+#include <forward_list>
 #include <vector>
 
 #include "actors/entity.hpp"
@@ -16,7 +17,8 @@ struct payment_state {
   PaymentRecord rec;  // rec.id is the payment's id, stored or not (kept once: actors stay small)
   HeldCard card;  // only while a charge is being decided
   int attempts = 0;
-  std::vector<caf::response_promise> waiting;  // charge requests answered with the outcome
+  // Requests answered with the outcome, all alike (a list: one pointer while empty).
+  std::forward_list<caf::response_promise> waiting;
   bool busy = false;
   int writes_in_flight = 0;
   bool stop_requested = false;  // passivation asked while a charge or write ran: stop after it
@@ -24,7 +26,7 @@ struct payment_state {
   static inline const char* name = "payment";
 };
 
-using payment_actor = caf::stateful_actor<payment_state>;
+using payment_actor = entity_actor<payment_state>;
 
 bool final_status(const std::string& status) { return status != "pending"; }
 
@@ -129,28 +131,15 @@ void attempt(payment_actor* self) {
   }
 }
 
-caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string id,
-                              caf::actor registry, std::optional<PaymentRecord> intent) {
-  auto& st = self->state;
-  st.ctx = std::move(ctx);
-  st.rec.id = std::move(id);
-  st.registry = std::move(registry);
-  if (intent) {
-    st.exists = true;
-    st.rec = std::move(*intent);
-  } else load_then<PaymentRecord>(self, st.ctx->orders_db_for(st.rec.id),
-                           [id = st.rec.id](soci::session& s) { return load_payment(s, id); },
-                           [self](std::optional<PaymentRecord> loaded) {
-                             if (!loaded) return;
-                             self->state.exists = true;
-                             self->state.rec = std::move(*loaded);
-                           });
-  return {
-      [=](payment_charge& req) -> caf::result<PaymentRecord> {
+// The handlers, built once and shared by every payment actor (see entity_actor).
+const caf::behavior& payment_handlers() {
+  static const caf::behavior handlers{
+      [](payment_charge& req) -> caf::result<PaymentRecord> {
+        auto* self = payment_actor::current();
         auto& st = self->state;
         if (st.exists && final_status(st.rec.status)) return st.rec;  // re-delivery
         auto rp = self->make_response_promise();
-        st.waiting.push_back(rp);
+        st.waiting.push_front(rp);
         if (st.busy) return rp;
         st.busy = true;
         st.card = std::move(req.card);
@@ -166,10 +155,12 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         else persist(self, [self] { attempt(self); });
         return rp;
       },
-      [=](retry_atom) {
+      [](retry_atom) {
+        auto* self = payment_actor::current();
         if (self->state.busy) attempt(self);
       },
-      [=](refund_atom) -> caf::result<PaymentRecord> {
+      [](refund_atom) -> caf::result<PaymentRecord> {
+        auto* self = payment_actor::current();
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
         if (st.busy) return make_error(errc::busy);
@@ -187,11 +178,12 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
           return st.rec;
         }
         auto rp = self->make_response_promise();
-        st.waiting.push_back(rp);
+        st.waiting.push_front(rp);
         persist(self, [self] { answer_all(self); });
         return rp;
       },
-      [=](abandon_atom) -> caf::result<PaymentRecord> {
+      [](abandon_atom) -> caf::result<PaymentRecord> {
+        auto* self = payment_actor::current();
         // The order never sent the charge (it was cancelled first): the intent is settled as
         // failed without asking the provider.
         auto& st = self->state;
@@ -200,25 +192,48 @@ caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string i
         if (st.rec.status != "pending") return st.rec;
         st.rec.status = "failed";
         st.rec.failure_reason = "";
-        st.waiting.push_back(self->make_response_promise());
-        auto rp = st.waiting.back();
+        st.waiting.push_front(self->make_response_promise());
+        auto rp = st.waiting.front();
         persist(self, [self] { answer_all(self); });
         return rp;
       },
-      [=](mailbox_atom) { return self->mailbox().size(); },
-      [=](get_atom) -> caf::result<PaymentRecord> {
+      [](mailbox_atom) { return payment_actor::current()->mailbox().size(); },
+      [](get_atom) -> caf::result<PaymentRecord> {
+        auto* self = payment_actor::current();
         if (!self->state.exists) return make_error(errc::not_found);
         return self->state.rec;
       },
-      [=](stop_atom) {
+      [](stop_atom) {
+        auto* self = payment_actor::current();
         auto& st = self->state;
         if (!st.busy && st.writes_in_flight == 0) return self->quit();
         st.stop_requested = true;  // a charge in progress is answered first
       },
-      [=](idle_atom) {  // the registry asks: nothing came for a while
+      [](idle_atom) {  // the registry asks: nothing came for a while
+        auto* self = payment_actor::current();
         if (!self->state.busy) self->send(self->state.registry, idle_atom::value, self->state.rec.id);
       },
   };
+  return handlers;
+}
+
+caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string id,
+                              caf::actor registry, std::optional<PaymentRecord> intent) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.rec.id = std::move(id);
+  st.registry = std::move(registry);
+  if (intent) {
+    st.exists = true;
+    st.rec = std::move(*intent);
+  } else load_then<PaymentRecord>(self, st.ctx->orders_db_for(st.rec.id),
+                           [id = st.rec.id](soci::session& s) { return load_payment(s, id); },
+                           [self](std::optional<PaymentRecord> loaded) {
+                             if (!loaded) return;
+                             self->state.exists = true;
+                             self->state.rec = std::move(*loaded);
+                           });
+  return payment_handlers();
 }
 
 }  // namespace

@@ -21,14 +21,43 @@ std::int64_t steady_ms() {
       .count();
 }
 
+// An active entity as the registry keeps it: the id is the key of `active` only (ids are ~30
+// characters, so each copy is a heap block per entity).
+struct Entry {
+  caf::actor handle;
+  std::int64_t activated_at_ms = 0;
+  std::int64_t last_active_ms = 0;
+  std::int64_t messages = 0;
+  std::int64_t touched = 0;
+
+  ActiveEntity view(const std::string& id) const {
+    return {id, handle, activated_at_ms, last_active_ms, messages, touched};
+  }
+};
+
 struct registry_state {
-  std::unordered_map<std::string, ActiveEntity> active;
-  std::unordered_map<caf::actor_addr, std::string> ids;
+  std::unordered_map<std::string, Entry> active;
+  // The id of each active entity by its actor id (the key of its entry in `active`, stable until
+  // that entry is erased), to forget one that stops on its own. Actor ids hash without a cached
+  // hash: a smaller node than an address.
+  std::unordered_map<caf::actor_id, const std::string*> active_ids;
+  // Entities passivated but still finishing their work, until they are down.
+  std::unordered_map<caf::actor_id, caf::actor> stopping;
   RegistryStats stats;
   static inline const char* name = "registry";
 };
 
-caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory factory,
+using registry_actor = caf::stateful_actor<registry_state>;
+
+// Forgets an active entity, which goes on in `stopping` until it is down.
+void forget(registry_state& st, std::unordered_map<std::string, Entry>::iterator it) {
+  auto aid = it->second.handle.id();
+  st.active_ids.erase(aid);
+  st.stopping.emplace(aid, std::move(it->second.handle));
+  st.active.erase(it);
+}
+
+caf::behavior registry(registry_actor* self, EntityFactory factory,
                        std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms) {
   // Looks for idle entities many times per idle period (every 10 ms to 1 s), and asks at most
   // kProbesPerSweep of them each time: entities that went quiet together (after a burst of load)
@@ -41,20 +70,20 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
   self->set_exit_handler([=](const caf::exit_msg& msg) {
     for (auto& [_, e] : self->state.active) self->send_exit(e.handle, msg.reason);
     self->state.active.clear();
+    self->state.active_ids.clear();
     // Entities told to stop that are still finishing their work go too.
-    for (auto& [addr, _] : self->state.ids)
-      if (auto handle = caf::actor_cast<caf::actor>(addr)) self->send_exit(handle, msg.reason);
+    for (auto& [_, handle] : self->state.stopping) self->send_exit(handle, msg.reason);
     self->quit(msg.reason);
   });
   // An entity that stopped on its own (crash, fencing) is forgotten too.
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;
-    auto it = st.ids.find(dm.source);
-    if (it == st.ids.end()) return;
-    auto found = st.active.find(it->second);
-    if (found != st.active.end() && found->second.handle.address() == dm.source)
-      st.active.erase(found);
-    st.ids.erase(it);
+    auto aid = dm.source.id();
+    if (auto it = st.active_ids.find(aid); it != st.active_ids.end()) {
+      st.active.erase(st.active.find(*it->second));
+      st.active_ids.erase(it);
+    }
+    st.stopping.erase(aid);
   });
   return {
       [=](route_atom, caf::atom_value, const std::string& id, caf::message& payload) {
@@ -64,9 +93,9 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
         if (it == st.active.end()) {
           auto entity = factory(self, id, caf::actor_cast<caf::actor>(self), payload);
           self->monitor(entity);
-          st.ids.emplace(entity.address(), id);
-          // The id is kept once, as the key; views of the entry get it filled in.
-          it = st.active.emplace(id, ActiveEntity{{}, std::move(entity), now, now, 0}).first;
+          auto aid = entity.id();
+          it = st.active.emplace(id, Entry{std::move(entity), now, now, 0, 0}).first;
+          st.active_ids.emplace(aid, &it->first);
           st.stats.activations += 1;
         }
         it->second.messages += 1;
@@ -90,7 +119,7 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
         auto it = st.active.find(id);
         auto sender = caf::actor_cast<caf::actor>(self->current_sender());
         if (it == st.active.end() || it->second.handle != sender) return;
-        st.active.erase(it);
+        forget(st, it);
         st.stats.passivations += 1;
         self->send(sender, stop_atom::value);
       },
@@ -99,7 +128,7 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
         auto it = st.active.find(id);
         if (it == st.active.end()) return false;
         auto handle = it->second.handle;
-        st.active.erase(it);
+        forget(st, it);
         st.stats.passivations += 1;
         self->send(handle, stop_atom::value);  // after everything forwarded before
         return true;
@@ -107,16 +136,11 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
       [=](find_atom, const std::string& id) -> caf::result<ActiveEntity> {
         auto it = self->state.active.find(id);
         if (it == self->state.active.end()) return make_error(errc::not_found);
-        auto view = it->second;
-        view.id = it->first;
-        return view;
+        return it->second.view(it->first);
       },
       [=](list_atom, std::int64_t limit) {
         std::vector<ActiveEntity> out;
-        for (auto& [id, e] : self->state.active) {
-          out.push_back(e);
-          out.back().id = id;
-        }
+        for (auto& [id, e] : self->state.active) out.push_back(e.view(id));
         std::sort(out.begin(), out.end(),
                   [](auto& a, auto& b) { return a.last_active_ms > b.last_active_ms; });
         if (static_cast<std::int64_t>(out.size()) > limit) out.resize(static_cast<size_t>(limit));
@@ -130,14 +154,14 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, EntityFactory 
         for (const auto& id : moved) {
           auto it = st.active.find(id);
           self->send(it->second.handle, stop_atom::value);  // after everything forwarded before
-          st.active.erase(it);
+          forget(st, it);
           st.stats.passivations += 1;
         }
       },
       [=](stats_atom) {
         auto stats = self->state.stats;
         stats.active = static_cast<std::int64_t>(self->state.active.size());
-        stats.alive = static_cast<std::int64_t>(self->state.ids.size());
+        stats.alive = static_cast<std::int64_t>(self->state.active.size() + self->state.stopping.size());
         return stats;
       },
   };

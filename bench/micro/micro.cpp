@@ -37,8 +37,14 @@ constexpr int kActivationBurst = 1'000;    // actors activated at once per burst
 constexpr int kRoundTripsPerBatch = 1'000; // sequential round trips per iteration
 
 std::string sku_id(int i) { return "sku-" + std::to_string(i); }
-std::string order_id(int i) { return "ord_bench_" + std::to_string(i); }
-std::string payment_id(int i) { return "pay_bench_" + std::to_string(i); }
+// Ids as long as the ones the node makes (`new_id`: a prefix and 26 characters), so they take the
+// heap as real ones do, where a short id would fit in the string itself.
+std::string long_id(const char* prefix, int i) {
+  auto digits = std::to_string(i);
+  return prefix + std::string(26 - digits.size(), '0') + digits;
+}
+std::string order_id(int i) { return long_id("ord_", i); }
+std::string payment_id(int i) { return long_id("pay_", i); }
 
 // One node's actors over SQLite files that already hold kIdleActors items, orders and payments.
 struct Env {
@@ -67,7 +73,7 @@ void populate(const fs::path& dir) {
   soci::transaction tx(s);
   for (int i = 0; i < kIdleActors; ++i) {
     PaymentRecord p{payment_id(i), order_id(i), "captured", "", "visa", "4242", 12, 2030,
-                    "sim_" + std::to_string(i), 1999, "USD", 1};
+                    "sim_" + payment_id(i), 1999, "USD", 1};
     save_payment(s, p, 0);
     OrderRecord o;
     o.id = order_id(i);

@@ -128,6 +128,28 @@ TEST_F(InventoryActor, StateAndReservationsSurvivePassivation) {
 namespace emporium::testing {
 namespace {
 
+// Item actors share one set of handlers, which find their actor through the thread running it:
+// asked all at once, on two scheduler threads, each must still answer from its own state.
+TEST_F(InventoryActor, ItemsAskedAtOnceEachAnswerFromTheirOwnState) {
+  constexpr int kItems = 64;
+  for (int i = 0; i < kItems; ++i) put_item("sku-" + std::to_string(i), i + 1);
+  caf::scoped_actor self{*system_};
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::pair<int, decltype(self->request(node_.ctx->router, caf::infinite, caf::message{}))>> asks;
+    for (int i = 0; i < kItems; ++i)
+      asks.emplace_back(i, self->request(node_.ctx->router, std::chrono::seconds(20), route_atom::value,
+                                         inventory_type, "sku-" + std::to_string(i),
+                                         caf::make_message(get_atom::value)));
+    for (auto& [i, handle] : asks)
+      handle.receive(
+          [&, i = i](ItemRecord& item) {
+            EXPECT_EQ(item.sku, "sku-" + std::to_string(i));
+            EXPECT_EQ(item.on_hand, i + 1);
+          },
+          [](caf::error& err) { ADD_FAILURE() << to_string(err); });
+  }
+}
+
 class IdleActors : public NodeFixture {
  protected:
   void configure(Config& c) override { c.actors.idle_passivate_ms = 100; }
@@ -150,6 +172,19 @@ TEST_F(IdleActors, IdleItemPassivatesAndComesBackFromStorage) {
   EXPECT_EQ(stats(inventory_type).passivations, 1);
   EXPECT_EQ(item("mug").on_hand, 10);  // activated again from storage
   EXPECT_EQ(stats(inventory_type).activations, 2);
+}
+
+// A passivated entity counts as alive until it is down, and no longer after.
+TEST_F(IdleActors, PassivatedItemIsForgottenOnceDown) {
+  put_item("mug", 10);
+  EXPECT_EQ(stats(inventory_type).alive, 1);
+  ASSERT_TRUE(passivate(inventory_type, "mug"));
+  for (int i = 0; i < 100 && stats(inventory_type).alive != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(stats(inventory_type).active, 0);
+  EXPECT_EQ(stats(inventory_type).alive, 0);
+  EXPECT_EQ(item("mug").on_hand, 10);
+  EXPECT_EQ(stats(inventory_type).alive, 1);
 }
 
 // Stock checks read the snapshot an active item publishes; once its actor has stopped, readers
