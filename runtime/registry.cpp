@@ -58,11 +58,10 @@ void forget(registry_state& st, std::unordered_map<std::string, Entry>::iterator
 }
 
 caf::behavior registry(registry_actor* self, EntityFactory factory,
-                       std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms) {
+                       std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms,
+                       int probes_per_sweep) {
   // Looks for idle entities many times per idle period (every 10 ms to 1 s), and asks at most
-  // kProbesPerSweep of them each time: entities that went quiet together (after a burst of load)
-  // stop over several sweeps, not in one pause of the actor threads.
-  constexpr int kProbesPerSweep = 256;
+  // probes_per_sweep of them each time (see kIdleProbesPerSweep).
   auto sweep_every = std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 16, 10, 1000));
   if (idle_after_ms >= 0) self->delayed_send(self, sweep_every, idle_sweep_atom::value);
   // Shutdown: the registry takes its entities with it (they are monitored, not linked, so an
@@ -110,7 +109,7 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
           if (e.touched > quiet_since) continue;
           self->send(e.handle, idle_atom::value);
           e.touched = steady_ms();  // asked: not again before another idle period
-          if (++probes == kProbesPerSweep) break;
+          if (++probes == probes_per_sweep) break;
         }
         self->delayed_send(self, sweep_every, idle_sweep_atom::value);
       },
@@ -170,8 +169,10 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
 }  // namespace
 
 caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
-                          std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms) {
-  return system.spawn(registry, std::move(factory), std::move(now_ms), idle_after_ms);
+                          std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms,
+                          int probes_per_sweep) {
+  return system.spawn(registry, std::move(factory), std::move(now_ms), idle_after_ms,
+                      std::max(1, probes_per_sweep));
 }
 
 }  // namespace emporium

@@ -33,10 +33,17 @@ namespace emporium {
 using EntityFactory = std::function<caf::actor(caf::local_actor* spawner, const std::string& id,
                                                caf::actor registry, const caf::message& first)>;
 
+// Idle entities asked per sweep, at most: entities that went quiet together (after a burst of
+// load) stop over several sweeps, not in one pause of the actor threads.
+constexpr int kIdleProbesPerSweep = 256;
+
 // `now_ms` gives wall-clock time for the operators' view; `idle_after_ms` is how long an entity
 // may go without a message before it is asked whether it is idle (0: at once; negative: never).
+// The registry looks for idle entities every 1/16 of that (10 ms to 1 s), and asks at most
+// `probes_per_sweep` of them each time.
 caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
-                          std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms = -1);
+                          std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms = -1,
+                          int probes_per_sweep = kIdleProbesPerSweep);
 
 // Which entities of its type this node owns, as the cluster view says (local message only).
 struct OwnershipTest {
