@@ -65,7 +65,8 @@ class entity_actor final : public lean_actor {
   explicit entity_actor(caf::actor_config& cfg) : lean_actor(cfg) { new (&state) State(); }
   ~entity_actor() override {}  // the state went in on_exit
 
-  // CAF calls this once when the actor terminates; the state's destructor may still use the
+  // CAF calls this at most once, when the actor terminates (not for an actor still queued when
+  // the system shuts down, as with caf::stateful_actor); the state's destructor may still use the
   // actor (send, or withdraw what it published).
   void on_exit() final { state.~State(); }
 

@@ -47,7 +47,9 @@ void lost_write(payment_actor* self) {
               st.rec = std::move(**loaded);
               st.busy = false;
               st.card.wipe();
-              return answer_all(self);
+              answer_all(self);
+              if (st.stop_requested && st.writes_in_flight == 0) self->quit();
+              return;
             }
             for (auto& rp : st.waiting) rp.deliver(make_error(errc::version_conflict));
             st.waiting.clear();

@@ -41,8 +41,9 @@ struct registry_state {
   // that entry is erased), to forget one that stops on its own. Actor ids hash without a cached
   // hash: a smaller node than an address.
   std::unordered_map<caf::actor_id, const std::string*> active_ids;
-  // Entities passivated but still finishing their work, until they are down.
-  std::unordered_map<caf::actor_id, caf::actor> stopping;
+  // Entities passivated but still finishing their work, until they are down. Weak: one that
+  // never stops is still freed once nothing else refers to it (and then it is down).
+  std::unordered_map<caf::actor_id, caf::actor_addr> stopping;
   RegistryStats stats;
   static inline const char* name = "registry";
 };
@@ -53,7 +54,7 @@ using registry_actor = caf::stateful_actor<registry_state>;
 void forget(registry_state& st, std::unordered_map<std::string, Entry>::iterator it) {
   auto aid = it->second.handle.id();
   st.active_ids.erase(aid);
-  st.stopping.emplace(aid, std::move(it->second.handle));
+  st.stopping.emplace(aid, it->second.handle.address());
   st.active.erase(it);
 }
 
@@ -71,7 +72,8 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
     self->state.active.clear();
     self->state.active_ids.clear();
     // Entities told to stop that are still finishing their work go too.
-    for (auto& [_, handle] : self->state.stopping) self->send_exit(handle, msg.reason);
+    for (auto& [_, addr] : self->state.stopping)
+      if (auto handle = caf::actor_cast<caf::actor>(addr)) self->send_exit(handle, msg.reason);
     self->quit(msg.reason);
   });
   // An entity that stopped on its own (crash, fencing) is forgotten too.

@@ -109,6 +109,33 @@ TEST_F(PaymentActor, ChargeSeededWithAStaleIntentAnswersTheStoredOutcome) {
   EXPECT_EQ(again.value->provider_ref, first.value->provider_ref);
 }
 
+// The same, passivated while its write is in flight: once it has answered with the stored record
+// it stops, as asked, and the registry no longer counts it alive.
+TEST_F(PaymentActor, StaleChargePassivatedMidWriteStopsAfterAnswering) {
+  auto first = ask<PaymentRecord>(payment_type, "pay_8",
+                                  payment_charge{"ord_8", 800, "USD", card("4242424242424242"), 0});
+  ASSERT_TRUE(first.value);
+  EXPECT_TRUE(passivate(payment_type, "pay_8"));
+  caf::scoped_actor self{*system_};
+  const auto& registry = node_.registries.at(payment_type);
+  auto charge = self->request(registry, std::chrono::seconds(20), route_atom::value, payment_type,
+                              std::string("pay_8"),
+                              caf::make_message(payment_charge{"ord_8", 800, "USD", card("4242424242424242"), 1}));
+  // Behind the charge at the registry: the stop reaches the payment while its write is out.
+  self->send(registry, passivate_atom::value, std::string("pay_8"));
+  charge.receive([](PaymentRecord& p) { EXPECT_EQ(p.status, "captured"); },
+                 [](caf::error& err) { ADD_FAILURE() << to_string(err); });
+  RegistryStats stats;
+  for (int i = 0; i < 100; ++i) {
+    self->request(registry, std::chrono::seconds(5), stats_atom::value)
+        .receive([&](RegistryStats& s) { stats = s; }, [](caf::error&) {});
+    if (stats.alive == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(stats.active, 0);
+  EXPECT_EQ(stats.alive, 0);  // well before its terminal passivation timer (5 s)
+}
+
 TEST_F(PaymentActor, UnknownPaymentIsNotFound) {
   EXPECT_EQ(ask<PaymentRecord>(payment_type, "pay_none", get_atom::value).code(), errc::not_found);
   EXPECT_EQ(ask<PaymentRecord>(payment_type, "pay_none", refund_atom::value).code(), errc::not_found);
