@@ -4,9 +4,9 @@
 
 #include <chrono>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
-#include <new>
 #include <utility>
 
 #include <caf/all.hpp>
