@@ -17,7 +17,7 @@ DEPS := cmake ninja-build g++ ccache pkg-config python3 curl openssl \
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: deps build run cluster test clean fuzz fuzz-smoke bench
+.PHONY: deps build run cluster test clean fuzz fuzz-smoke bench bench-median
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -55,6 +55,13 @@ fuzz-smoke:
 # (/tmp/build-bench-suite). `make bench-stock` (orders-pg, orders-sqlite, hot, micro) runs one.
 bench: deps
 	./bench/run.sh
+
+# Each scenario REPEATS times (3), then the median of each figure: `make bench-median
+# SCENARIOS=orders-pg` (all scenarios when SCENARIOS is empty).
+REPEATS ?= 3
+SCENARIOS ?=
+bench-median: deps
+	./bench/repeat.sh $(REPEATS) $(SCENARIOS)
 
 bench-%: deps
 	./bench/run.sh $*

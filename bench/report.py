@@ -6,9 +6,12 @@
   report.py commit-delta BEFORE AFTER N   group commit per database over N requests (/metrics)
   report.py micro JSON TABLE              appends the microbenchmark rows to the results table
   report.py table TABLE                   prints the results table
+  report.py medians TABLE...              prints the median of each figure over several runs' tables
 """
 import json
+import statistics
 import sys
+import tempfile
 
 COLUMNS = ["scenario", "thr/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "ratio",
            "target", "met", "note"]
@@ -126,8 +129,69 @@ def table(path):
             print("  ".join("-" * w for w in width))
 
 
+def number(cell):
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def met(target, ratio, p99):
+    """Whether a median meets its target, as run.sh states targets: ">= R", "<= R", "p99 < X ms"."""
+    parts = target.split()
+    if len(parts) == 2 and parts[0] in (">=", "<=") and ratio is not None:
+        bound = float(parts[1])
+        return "yes" if (ratio >= bound if parts[0] == ">=" else ratio <= bound) else "no"
+    if len(parts) == 4 and parts[0] == "p99" and parts[1] == "<" and p99 is not None:
+        return "yes" if p99 < float(parts[2]) else "no"
+    return "-"
+
+
+def medians(paths):
+    # The targets are medians over repeated runs: one row per scenario, each figure the median of
+    # the runs that measured it, with the spread of the ratio and of the p99 in the note.
+    rows_by_name, order = {}, []
+    for path in paths:
+        for line in open(path):
+            if not line.strip():
+                continue
+            row = line.rstrip("\n").split("\t")
+            if row[0] not in rows_by_name:
+                order.append(row[0])
+                rows_by_name[row[0]] = []
+            rows_by_name[row[0]].append(row)
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as out:
+        for name in order:
+            rows = rows_by_name[name]
+
+            def values(i):
+                return sorted(v for v in (number(r[i]) for r in rows if len(r) > i) if v is not None)
+
+            def median(i):
+                found = values(i)
+                return statistics.median(found) if found else None
+
+            cells = [name]
+            for i, fmt in ((1, "{:.1f}"), (2, "{:.3f}"), (3, "{:.3f}"), (4, "{:.3f}")):
+                m = median(i)
+                cells.append("-" if m is None else fmt.format(m))
+            cells.append(str(sum(int(v) for v in values(5))))
+            ratio, p99 = median(7), median(3)
+            cells += [rows[0][6], "-" if ratio is None else f"{ratio:.2f}", rows[0][8],
+                      met(rows[0][8], ratio, p99)]
+            note = f"median of {len(rows)} runs"
+            if values(7):
+                note += f"; ratio {values(7)[0]:.2f} to {values(7)[-1]:.2f}"
+            if values(3):
+                note += f"; p99 {values(3)[0]:.1f} to {values(3)[-1]:.1f} ms"
+            cells.append(note)
+            out.write("\t".join(cells) + "\n")
+    table(out.name)
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     {"pgbench-latency": lambda: pgbench_latency(args), "cpu": lambda: cpu(args[0]),
      "commit-delta": lambda: commit_delta(*args),
-     "micro": lambda: micro(args[0], args[1]), "table": lambda: table(args[0])}[command]()
+     "micro": lambda: micro(args[0], args[1]), "table": lambda: table(args[0]),
+     "medians": lambda: medians(args)}[command]()
