@@ -182,7 +182,9 @@ class MembershipAndRoutingTest(ClusterTestCase):
             for m in v.values():
                 self.assertTrue(m["cluster_address"].startswith("127.0.0.1:"), m)
                 self.assertTrue(m["http_address"].startswith("127.0.0.1:"), m)
-        skus = self.put_items(12, 50)
+        # Enough skus that each node owns some (random names: with 12, one node in about 40 runs
+        # owned none, and the listing below could not show all three).
+        skus = self.put_items(30, 50)
         customer = self.nodes[1].token(unique("cust"), SCOPES)
         # An order placed through one node is readable through the others.
         r = request(self.nodes[1], "POST", "/v1/orders",
