@@ -376,11 +376,13 @@ const caf::behavior& order_handlers() {
           case OrderStatus::cancelled: return st.rec;
           case OrderStatus::pending:
           case OrderStatus::reserved:
-          case OrderStatus::confirmed:
+          case OrderStatus::confirmed: {
             st.running = true;
-            st.waiting.push_front(self->make_response_promise());
-            compensate(self, OrderStatus::cancelled, "");
-            return st.waiting.front();
+            auto rp = self->make_response_promise();
+            st.waiting.push_front(rp);
+            compensate(self, OrderStatus::cancelled, "");  // may have emptied `waiting` already
+            return rp;
+          }
           default: return make_error(errc::conflict, "order is " + st.rec.status);
         }
       },
