@@ -1016,6 +1016,7 @@ std::vector<bool> save_entities(soci::session& s, const std::vector<const Entity
 }
 
 struct StatementCache::Entry {
+  std::int64_t runs = 0;
   std::vector<std::string> values;
   std::string out;
   soci::indicator out_indicator = soci::i_ok;
@@ -1023,7 +1024,8 @@ struct StatementCache::Entry {
   explicit Entry(soci::session& s) : statement(s) {}
 };
 
-StatementCache::StatementCache(soci::session& s) : session_(s) {}
+StatementCache::StatementCache(soci::session& s, std::int64_t runs_per_plan)
+    : session_(s), runs_per_plan_(std::max<std::int64_t>(1, runs_per_plan)) {}
 // Each statement deallocates itself on the server; on a lost connection that fails, and the
 // server has dropped them anyway.
 StatementCache::~StatementCache() {
@@ -1038,8 +1040,17 @@ StatementCache::~StatementCache() {
 std::string StatementCache::run(const std::string& sql, const std::vector<std::string>& values,
                                 bool returns_row) {
   Entry* entry = nullptr;
-  for (auto& [text, e] : entries_)
-    if (text == sql) entry = e.get();
+  for (auto& [text, e] : entries_) {
+    if (text != sql || !e) continue;
+    if (e->runs < runs_per_plan_) {
+      entry = e.get();
+    } else {
+      try {
+        e.reset();  // deallocated on the server, and prepared again below
+      } catch (...) {
+      }
+    }
+  }
   if (!entry) {
     auto fresh = std::make_unique<Entry>(session_);
     fresh->values = values;
@@ -1048,12 +1059,16 @@ std::string StatementCache::run(const std::string& sql, const std::vector<std::s
     fresh->statement.alloc();
     fresh->statement.prepare(sql);  // PQprepare: parsed once on this connection
     fresh->statement.define_and_bind();
+    prepares_ += 1;
     entry = fresh.get();
-    entries_.emplace_back(sql, std::move(fresh));
+    auto slot = std::find_if(entries_.begin(), entries_.end(), [&](auto& e) { return e.first == sql; });
+    if (slot != entries_.end()) slot->second = std::move(fresh);
+    else entries_.emplace_back(sql, std::move(fresh));
   } else {
     entry->values = values;  // the bound strings, read again at each execute
   }
   entry->out.clear();
+  entry->runs += 1;
   bool got = entry->statement.execute(true);
   return returns_row && got && entry->out_indicator == soci::i_ok ? entry->out : std::string{};
 }

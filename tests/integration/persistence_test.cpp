@@ -298,6 +298,41 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
   EXPECT_EQ(load_item(inv, "cup")->item.version, 2);
 }
 
+// A plan lives as long as its prepared statement, and one made while the orders table was
+// analysed empty scans the whole table at every run. Statements are prepared again after
+// `runs_per_plan` runs, so that a later plan is made for the table as it has grown. The old ones are
+// deallocated on the server, and the writes go on being applied and fenced as before.
+TEST_P(Persistence, BatchStatementsArePreparedAgainAfterTheirRuns) {
+  if (GetParam() != Backend::postgresql) GTEST_SKIP() << "a PostgreSQL statement cache";
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  s << "ANALYZE orders";  // empty: the first plans are made for an empty table
+  StatementCache cache(s, 4);
+  auto run = [&](const OrderRecord& rec, std::int64_t expected) {
+    OrderWrite write{rec, expected, expected == 0};
+    EntityWrite entity = write;
+    std::vector<const EntityWrite*> batch{&entity};
+    soci::transaction tx(s);
+    auto applied = save_entities(s, batch, &cache);
+    tx.commit();
+    return static_cast<bool>(applied.at(0));  // not vector<bool>'s proxy into `applied`
+  };
+  auto rec = sample_order("ord_p", 1);
+  ASSERT_TRUE(run(rec, 0));  // the insert statement: prepared once
+  for (std::int64_t v = 2; v <= 10; ++v) {  // nine runs of the update statement, 4 per plan
+    rec.version = v;
+    ASSERT_TRUE(run(rec, v - 1)) << v;
+  }
+  EXPECT_EQ(cache.prepares(), 1 + 3);
+  rec.version = 11;
+  EXPECT_FALSE(run(rec, 9));  // fenced: the stored version is 10
+  EXPECT_EQ(load_order(s, "ord_p")->version, 10);
+  int on_server = 0;
+  s << "SELECT count(*) FROM pg_prepared_statements", soci::into(on_server);
+  EXPECT_EQ(on_server, 2);  // the insert and the update, not the update's earlier plans
+}
+
 // Text that PostgreSQL's array syntax would otherwise take apart arrives as written.
 TEST_P(Persistence, EntityWriteBatchesKeepAwkwardText) {
   auto session = connect(inventory_url_);
