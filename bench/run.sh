@@ -360,9 +360,8 @@ scenario_stock() {
 # Before each series of runs, the server pays the debts of the series before (it vacuums their
 # rows and writes their dirty pages), or autovacuum and the checkpointer would do it on the same
 # two cores while the next series is measured. The node's databases only once they hold its
-# orders: analysed while empty, they make PostgreSQL plan its statements for empty tables (an
-# orders statement then took 16 ms, and the node made 576 orders/s until autovacuum analysed them
-# again).
+# orders, as a shop's would be: analysed while empty, they make PostgreSQL plan the node's first
+# statements for empty tables (see StatementCache in runtime/store.hpp).
 settle_pg() {
   local db
   for db in ceiling "$@"; do psql_ -d "$db" -c "VACUUM (ANALYZE)"; done
