@@ -287,6 +287,10 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
     auto has = [&](errc c) { return std::find(failures.begin(), failures.end(), c) != failures.end(); };
     if (!has(errc::unknown_sku) && !has(errc::insufficient_stock)) {
       // A step failed for want of a database or a reply: undo what was reserved, then report it.
+      std::string codes;
+      for (auto code : failures) codes += std::string(codes.empty() ? "" : ", ") + to_string(code);
+      spdlog::warn("order {}: reserving failed ({}); releasing, then answering db_unavailable",
+                   st.rec.id, codes);
       return release_all(self, [self] { fail(self, make_error(errc::db_unavailable)); });
     }
     auto reason = has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock";
