@@ -1039,16 +1039,13 @@ StatementCache::~StatementCache() {
 
 std::string StatementCache::run(const std::string& sql, const std::vector<std::string>& values,
                                 bool returns_row) {
-  Entry* entry = nullptr;
-  for (auto& [text, e] : entries_) {
-    if (text != sql || !e) continue;
-    if (e->runs < runs_per_plan_) {
-      entry = e.get();
-    } else {
-      try {
-        e.reset();  // deallocated on the server, and prepared again below
-      } catch (...) {
-      }
+  auto slot = std::find_if(entries_.begin(), entries_.end(), [&](auto& e) { return e.first == sql; });
+  if (slot == entries_.end()) slot = entries_.insert(entries_.end(), {sql, nullptr});
+  auto& entry = slot->second;
+  if (entry && entry->runs >= runs_per_plan_) {
+    try {
+      entry.reset();  // deallocated on the server, and prepared again below
+    } catch (...) {
     }
   }
   if (!entry) {
@@ -1060,10 +1057,7 @@ std::string StatementCache::run(const std::string& sql, const std::vector<std::s
     fresh->statement.prepare(sql);  // PQprepare: parsed once on this connection
     fresh->statement.define_and_bind();
     prepares_ += 1;
-    entry = fresh.get();
-    auto slot = std::find_if(entries_.begin(), entries_.end(), [&](auto& e) { return e.first == sql; });
-    if (slot != entries_.end()) slot->second = std::move(fresh);
-    else entries_.emplace_back(sql, std::move(fresh));
+    entry = std::move(fresh);
   } else {
     entry->values = values;  // the bound strings, read again at each execute
   }

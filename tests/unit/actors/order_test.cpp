@@ -37,6 +37,18 @@ class OrderActor : public NodeFixture {
         .receive([](bool applied) { EXPECT_TRUE(applied); },
                  [](caf::error& e) { FAIL() << caf::to_string(e); });
   }
+
+  // Cancels order `id` once it is seen in `status` (polled up to `polls` times, `pause` apart);
+  // no value when the order never was seen so (its saga moved on first).
+  Reply<OrderRecord> cancel_when(const std::string& id, const std::string& status, int polls,
+                                 std::chrono::milliseconds pause) {
+    for (int i = 0; i < polls; ++i) {
+      auto now = ask<OrderRecord>(order_type, id, get_atom::value);
+      if (now.value && now.value->status == status) return ask<OrderRecord>(order_type, id, cancel_atom::value);
+      std::this_thread::sleep_for(pause);
+    }
+    return {};
+  }
 };
 
 TEST_F(OrderActor, PlacementConfirmsCapturesAndKeepsUnitsReserved) {
@@ -188,15 +200,7 @@ TEST_F(OrderActor, CancelWhileReservedAndChargingEndsCancelled) {
   put_item("mug", 10);
   provider_->transient_left = 3;  // the charge takes three retries: the cancel lands meanwhile
   auto placing = std::async(std::launch::async, [&] { return place("ord_r", {{"mug", 2, 0}}, "4000000000000119"); });
-  Reply<OrderRecord> cancelled;
-  for (int i = 0; i < 200; ++i) {
-    auto now = ask<OrderRecord>(order_type, "ord_r", get_atom::value);
-    if (now.value && now.value->status == "reserved") {
-      cancelled = ask<OrderRecord>(order_type, "ord_r", cancel_atom::value);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  auto cancelled = cancel_when("ord_r", "reserved", 200, std::chrono::milliseconds(1));
   auto placed = placing.get();
   ASSERT_TRUE(placed.value);
   if (cancelled.value) {  // the cancel reached the order while it was reserved
@@ -213,14 +217,7 @@ TEST_F(OrderActor, CancelWhileReservedAndChargingEndsCancelled) {
 TEST_F(OrderActor, CancelBeforeTheChargeAbandonsThePaymentWithoutTheProvider) {
   put_item("mug", 10);
   auto placing = std::async(std::launch::async, [&] { return place("ord_ab", {{"mug", 2, 0}}); });
-  Reply<OrderRecord> cancelled;
-  for (int i = 0; i < 2000; ++i) {
-    auto now = ask<OrderRecord>(order_type, "ord_ab", get_atom::value);
-    if (now.value && now.value->status == "pending") {
-      cancelled = ask<OrderRecord>(order_type, "ord_ab", cancel_atom::value);
-      break;
-    }
-  }
+  auto cancelled = cancel_when("ord_ab", "pending", 2000, std::chrono::milliseconds(0));
   auto placed = placing.get();
   ASSERT_TRUE(placed.value);
   if (!cancelled.value || provider_->charges != 0)

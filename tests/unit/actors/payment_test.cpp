@@ -9,7 +9,17 @@
 namespace emporium::testing {
 namespace {
 
-class PaymentActor : public NodeFixture {};
+class PaymentActor : public NodeFixture {
+ protected:
+  // Stores `rec` as the payment's row, as an earlier activation (or the order) left it.
+  void store_payment(const PaymentRecord& rec) {
+    caf::scoped_actor self{*system_};
+    self->request(node_.ctx->orders_db, std::chrono::seconds(5),
+                  db_write{[rec](soci::session& s) { return save_payment(s, rec, 0); }})
+        .receive([](bool applied) { EXPECT_TRUE(applied); },
+                 [](caf::error& e) { FAIL() << caf::to_string(e); });
+  }
+};
 
 TEST_F(PaymentActor, CaptureStoresBrandAndLast4Only) {
   auto r = ask<PaymentRecord>(payment_type, "pay_1",
@@ -61,10 +71,7 @@ TEST_F(PaymentActor, RefundOfCaptureIsRecordedOnce) {
 TEST_F(PaymentActor, RefundOfAnUndecidedPaymentVoidsItAtTheProvider) {
   // As a crash between the provider call and the write would leave it.
   PaymentRecord pending{"pay_4", "ord_4", "pending", "", "visa", "4242", 12, 2030, "", 500, "USD", 1};
-  caf::scoped_actor self{*system_};
-  self->request(node_.ctx->orders_db, std::chrono::seconds(5),
-                db_write{[pending](soci::session& s) { return save_payment(s, pending, 0); }})
-      .receive([](bool applied) { EXPECT_TRUE(applied); }, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  store_payment(pending);
   auto r = ask<PaymentRecord>(payment_type, "pay_4", refund_atom::value);
   ASSERT_TRUE(r.value);
   EXPECT_EQ(r.value->status, "failed");
@@ -77,10 +84,7 @@ TEST_F(PaymentActor, RefundOfAnUndecidedPaymentVoidsItAtTheProvider) {
 // without asking the provider; a decided payment is left as it is.
 TEST_F(PaymentActor, AbandonedIntentFailsWithoutTheProvider) {
   PaymentRecord pending{"pay_5", "ord_5", "pending", "", "visa", "4242", 12, 2030, "", 500, "USD", 1};
-  caf::scoped_actor self{*system_};
-  self->request(node_.ctx->orders_db, std::chrono::seconds(5),
-                db_write{[pending](soci::session& s) { return save_payment(s, pending, 0); }})
-      .receive([](bool applied) { EXPECT_TRUE(applied); }, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  store_payment(pending);
   auto r = ask<PaymentRecord>(payment_type, "pay_5", abandon_atom::value);
   ASSERT_TRUE(r.value) << to_string(r.code());
   EXPECT_EQ(r.value->status, "failed");
