@@ -155,6 +155,26 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
           [self](caf::error& err) { fail(self, err); });
 }
 
+// How many times an item call is sent again after its node went away with it.
+constexpr int kItemResends = 2;
+
+// Sends `msg` to item `sku` through the router. The item calls are idempotent per order, so a call
+// answered errc::unavailable (its node went away with it: it may or may not have run) is sent again,
+// up to kItemResends times, to whichever node owns the item by then. The router pauses and resends
+// calls that found no owner, so the next attempt needs no pause of its own.
+template <class Ok, class Failed>
+void ask_item(order_actor* self, const std::string& sku, caf::message msg, int resends, Ok ok, Failed failed) {
+  self->request(self->state.ctx->router, ms(self->state.ctx->settings.step_timeout_ms), route_atom::value,
+                inventory_type, sku, msg)
+      .then([ok](ItemRecord& item) mutable { ok(item); },
+            [self, sku, msg, resends, ok, failed](caf::error& err) mutable {
+              if (code_of(err) != errc::unavailable || resends <= 0) return failed(err);
+              spdlog::info("order {}: sending its call to item {} again ({})", self->state.rec.id, sku,
+                           to_string(err));
+              ask_item(self, sku, std::move(msg), resends - 1, std::move(ok), std::move(failed));
+            });
+}
+
 // Sends one message per line to its item and calls `done` with the failures once all answered.
 template <class MakeMsg, class Done>
 void for_each_line(order_actor* self, MakeMsg make_msg, Done done) {
@@ -163,19 +183,19 @@ void for_each_line(order_actor* self, MakeMsg make_msg, Done done) {
   auto failures = std::make_shared<std::vector<errc>>();
   for (size_t i = 0; i < st.rec.lines.size(); ++i) {
     const auto& line = st.rec.lines[i];
-    ask(self, st.ctx, inventory_type, line.sku, make_msg(line))
-        .then(
-            [self, i, left, failures, done](ItemRecord& item) {
-              auto& line = self->state.rec.lines[i];
-              if (line.unit_price_cents == 0) line.unit_price_cents = item.price_cents;
-              if (i == 0) self->state.rec.currency = item.currency;
-              if (--*left == 0) done(*failures);
-            },
-            [left, failures, done](caf::error& err) {
-              auto code = code_of(err);
-              failures->push_back(code == errc::none ? errc::db_unavailable : code);
-              if (--*left == 0) done(*failures);
-            });
+    ask_item(
+        self, line.sku, caf::make_message(make_msg(line)), kItemResends,
+        [self, i, left, failures, done](ItemRecord& item) {
+          auto& line = self->state.rec.lines[i];
+          if (line.unit_price_cents == 0) line.unit_price_cents = item.price_cents;
+          if (i == 0) self->state.rec.currency = item.currency;
+          if (--*left == 0) done(*failures);
+        },
+        [left, failures, done](caf::error& err) {
+          auto code = code_of(err);
+          failures->push_back(code == errc::none ? errc::db_unavailable : code);
+          if (--*left == 0) done(*failures);
+        });
   }
 }
 

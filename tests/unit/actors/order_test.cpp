@@ -5,6 +5,7 @@
 
 #include <soci/soci.h>
 
+#include "runtime/cluster.hpp"
 #include "runtime/persistence.hpp"
 #include "runtime/store.hpp"
 #include "tests/unit/actors/node_fixture.hpp"
@@ -67,6 +68,67 @@ TEST_F(OrderActor, PlacementConfirmsCapturesAndKeepsUnitsReserved) {
   expect_stock("mug", 10, 2);
   expect_stock("pen", 5, 3);
   EXPECT_EQ(provider_->charges, 1);
+}
+
+// Stands in for the inventory registry in front of the real one: every call runs there, but the
+// first `lose` reserves are answered errc::unavailable once they have run, as when the node that
+// owned the item went away with the call before its answer came back.
+caf::behavior losing_inventory(caf::event_based_actor* self, caf::actor real, std::shared_ptr<int> lose) {
+  return {[=](route_atom, caf::atom_value type, std::string& id, caf::message& payload) {
+    auto rp = self->make_response_promise();
+    bool drop = payload.match_elements<item_reserve>() && (*lose)-- > 0;
+    // Any reply type: a reply that matches no handler reaches the error handler as
+    // unexpected_response carrying the reply.
+    self->request(real, caf::infinite, route_atom::value, type, std::move(id), std::move(payload))
+        .then([](caf::message&) {},
+              [rp, drop](caf::error& err) mutable {
+                if (drop) return rp.deliver(make_error(errc::unavailable, "node went away with the call"));
+                if (err == caf::sec::unexpected_response) return rp.deliver(std::move(err.context()));
+                rp.deliver(std::move(err));
+              });
+    return rp;
+  }};
+}
+
+class OrderActorLosingReplies : public OrderActor {
+ protected:
+  // Puts the stand-in in front of the inventory registry: the router sends item calls to it.
+  void lose_reserve_replies(int n) {
+    auto lose = std::make_shared<int>(n);
+    auto stand_in = system_->spawn(losing_inventory, node_.registries.at(inventory_type), lose);
+    caf::anon_send(node_.ctx->router, register_atom::value, inventory_type, stand_in);
+    stand_ins_.push_back(stand_in);
+  }
+  void TearDown() override {
+    for (auto& a : stand_ins_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    OrderActor::TearDown();
+  }
+  std::vector<caf::actor> stand_ins_;
+};
+
+// Item calls are idempotent per order: one whose answer was lost with its node is sent again, up to
+// kItemResends (2) times, and the item holds the order's units once.
+TEST_F(OrderActorLosingReplies, AReserveWhoseNodeWentAwayIsSentAgainAndHeldOnce) {
+  put_item("mug", 10, 1999);
+  put_item("pen", 5, 250);
+  lose_reserve_replies(2);
+  auto r = place("ord_lost", {{"mug", 2, 0}, {"pen", 3, 0}});
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "confirmed");
+  EXPECT_EQ(r.value->total_cents, 2 * 1999 + 3 * 250);
+  expect_stock("mug", 10, 2);
+  expect_stock("pen", 5, 3);
+}
+
+// Past the limit the placement fails as db_unavailable (the edge's 503), and what was reserved is
+// released.
+TEST_F(OrderActorLosingReplies, AReserveLostMoreOftenThanTheLimitFailsAndReleases) {
+  put_item("mug", 10, 1999);
+  lose_reserve_replies(3);
+  auto r = place("ord_lost", {{"mug", 2, 0}});
+  EXPECT_FALSE(r.value);
+  EXPECT_EQ(r.code(), errc::db_unavailable);
+  expect_stock("mug", 10, 0);
 }
 
 TEST_F(OrderActor, InsufficientStockIsRejectedWithoutPaymentAndReleasesOtherLines) {
