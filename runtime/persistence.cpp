@@ -1,6 +1,7 @@
 // The persistence actor: group commit over one SOCI connection, reconnecting by itself.
 #include "runtime/persistence.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -138,9 +139,17 @@ void flush(persistence_state& st) {
   if (!ensure_connected(st)) return fail_all(batch, make_error(errc::db_unavailable));
   std::vector<bool> applied;
   try {
-    soci::transaction tx(*st.session);
-    applied = apply_batch(*st.session, st.statements.get(), batch);
-    tx.commit();
+    // On PostgreSQL a batch of entity writes alone is one pipeline, its own transaction (see
+    // StatementCache): no BEGIN and COMMIT round trips.
+    bool one_pipeline = st.statements && std::none_of(batch.begin(), batch.end(),
+                                                      [](const PendingWrite& w) { return bool(w.apply); });
+    if (one_pipeline) {
+      applied = apply_batch(*st.session, st.statements.get(), batch);
+    } else {
+      soci::transaction tx(*st.session);
+      applied = apply_batch(*st.session, st.statements.get(), batch);
+      tx.commit();
+    }
   } catch (const std::exception& e) {
     if (is_connection_failure(e, *st.session)) {
       st.connected = false;

@@ -3,6 +3,8 @@
 #include "runtime/store.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <filesystem>
 #include <memory>
 #include <sstream>
@@ -11,6 +13,7 @@
 #include <soci/soci.h>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
+#include <libpq-fe.h>
 
 namespace emporium {
 namespace {
@@ -684,6 +687,8 @@ void mark_applied(const std::string& list, const std::vector<size_t>& positions,
   }
 }
 
+using Applied = std::shared_ptr<std::vector<bool>>;
+
 // Columns of a batch, one array each, for the multi-row statements below.
 struct Columns {
   std::vector<std::vector<std::string>> text;
@@ -697,12 +702,13 @@ struct Columns {
   }
 };
 
-// Runs `sql`, whose parameters are the columns' arrays in order (text ones first), and whose one
-// row lists the positions applied.
-std::string run_listing(StatementCache& cache, const std::string& sql, const Columns& columns) {
-  return cache.run(sql, columns.literals(), true);
+// Queues `sql`, whose parameters are the columns' arrays in order (text ones first), and whose one
+// row lists the 1-based positions (in `which`) applied; they are marked in `ok` once it ran.
+void queue_listing(StatementCache& cache, const std::string& sql, std::vector<std::string> values,
+                   std::vector<size_t> which, const std::shared_ptr<std::vector<bool>>& ok) {
+  cache.queue(sql, std::move(values),
+              [which = std::move(which), ok](const std::string& listed) { mark_applied(listed, which, *ok); });
 }
-
 
 constexpr const char* listed_positions = "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM ";
 
@@ -785,8 +791,8 @@ std::string order_children_sql(const std::string& written) {
          "ON CONFLICT (id) DO NOTHING) ";
 }
 
-std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWrite>>& segments) {
-  std::vector<bool> ok(segments.size(), false);
+Applied pg_orders(StatementCache& s, const std::vector<Segment<OrderWrite>>& segments) {
+  auto ok = std::make_shared<std::vector<bool>>(segments.size(), false);
   auto [inserts, updates] = inserts_and_updates(segments);
   if (!inserts.empty()) {
     Columns c(6, 4);
@@ -804,7 +810,7 @@ std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWr
       c.ints[3].push_back(r.version);
     }
     auto children = children_of(segments, inserts);
-    auto listed = s.run(
+    queue_listing(s, 
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS text[]), CAST(:e AS text[]), CAST(:f AS text[]), CAST(:g AS bigint[]), "
         "CAST(:h AS bigint[]), CAST(:i AS bigint[]), CAST(:j AS bigint[])) WITH ORDINALITY "
@@ -816,8 +822,7 @@ std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWr
         "FROM x ON CONFLICT (id) DO NOTHING RETURNING id), " +
             order_children_sql("i") +
             "SELECT coalesce(string_agg(CAST(x.n AS text), ','), '') FROM x JOIN i ON i.id = x.id",
-        values_of({&c, &children.lines, &children.intents}), true);
-    mark_applied(listed, inserts, ok);
+        values_of({&c, &children.lines, &children.intents}), inserts, ok);
   }
   if (!updates.empty()) {
     Columns c(5, 4);
@@ -834,7 +839,7 @@ std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWr
       c.ints[3].push_back(w.expected);
     }
     auto children = children_of(segments, updates);
-    auto listed = s.run(
+    queue_listing(s, 
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS text[]), CAST(:e AS text[]), CAST(:f AS bigint[]), CAST(:g AS bigint[]), "
         "CAST(:h AS bigint[]), CAST(:i AS bigint[])) WITH ORDINALITY AS t(id, status, "
@@ -845,20 +850,18 @@ std::vector<bool> pg_orders(StatementCache& s, const std::vector<Segment<OrderWr
         "WHERE o.id = x.id AND o.version = x.expected RETURNING x.n, o.id), " +
             order_children_sql("u") +
             "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM u",
-        values_of({&c, &children.lines, &children.intents}), true);
-    mark_applied(listed, updates, ok);
+        values_of({&c, &children.lines, &children.intents}), updates, ok);
   }
   return ok;
 }
 
-std::vector<bool> pg_payments(StatementCache& s, const std::vector<Segment<PaymentWrite>>& segments) {
-  std::vector<bool> ok(segments.size(), false);
+Applied pg_payments(StatementCache& s, const std::vector<Segment<PaymentWrite>>& segments) {
+  auto ok = std::make_shared<std::vector<bool>>(segments.size(), false);
   auto [inserts, updates] = inserts_and_updates(segments);
   if (!inserts.empty()) {
     Columns c(8, 4);
     for (auto i : inserts) add_payment(c, segments[i].write.rec);
-    auto listed = run_listing(
-        s,
+    queue_listing(s,
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS text[]), CAST(:e AS text[]), CAST(:f AS text[]), CAST(:g AS text[]), "
         "CAST(:h AS text[]), CAST(:i AS bigint[]), CAST(:j AS bigint[]), CAST(:k AS bigint[]), "
@@ -870,8 +873,7 @@ std::vector<bool> pg_payments(StatementCache& s, const std::vector<Segment<Payme
         "amount_cents, version FROM x ON CONFLICT (id) DO NOTHING RETURNING id), "
         "y AS (SELECT x.n FROM x JOIN i ON i.id = x.id) " +
             std::string(listed_positions) + "y",
-        c);
-    mark_applied(listed, inserts, ok);
+        c.literals(), inserts, ok);
   }
   if (!updates.empty()) {
     Columns c(4, 2);
@@ -884,8 +886,7 @@ std::vector<bool> pg_payments(StatementCache& s, const std::vector<Segment<Payme
       c.ints[0].push_back(w.rec.version);
       c.ints[1].push_back(w.expected);
     }
-    auto listed = run_listing(
-        s,
+    queue_listing(s,
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS text[]), CAST(:e AS bigint[]), CAST(:f AS bigint[])) WITH ORDINALITY "
         "AS t(id, status, failure_reason, provider_ref, version, expected, n)), "
@@ -893,15 +894,14 @@ std::vector<bool> pg_payments(StatementCache& s, const std::vector<Segment<Payme
         "provider_ref = x.provider_ref, version = x.version FROM x "
         "WHERE p.id = x.id AND p.version = x.expected RETURNING x.n) " +
             std::string(listed_positions) + "u",
-        c);
-    mark_applied(listed, updates, ok);
+        c.literals(), updates, ok);
   }
   return ok;
 }
 
 // Item rows go with their changed reservations, written only for the items the statement wrote.
-std::vector<bool> pg_items(StatementCache& s, const std::vector<Segment<ItemWrite>>& segments) {
-  std::vector<bool> ok(segments.size(), false);
+Applied pg_items(StatementCache& s, const std::vector<Segment<ItemWrite>>& segments) {
+  auto ok = std::make_shared<std::vector<bool>>(segments.size(), false);
   auto [inserts, updates] = inserts_and_updates(segments);
   auto columns = [&](const std::vector<size_t>& which, bool with_expected) {
     Columns c(3, with_expected ? 5 : 4);
@@ -942,7 +942,7 @@ std::vector<bool> pg_items(StatementCache& s, const std::vector<Segment<ItemWrit
   if (!inserts.empty()) {
     auto c = columns(inserts, false);
     auto r = reservations(inserts);
-    auto listed = s.run(
+    queue_listing(s, 
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS bigint[]), CAST(:e AS bigint[]), CAST(:f AS bigint[]), CAST(:g AS bigint[])) "
         "WITH ORDINALITY AS t(sku, name, currency, price_cents, on_hand, reserved, version, n)), "
@@ -951,13 +951,12 @@ std::vector<bool> pg_items(StatementCache& s, const std::vector<Segment<ItemWrit
         "ON CONFLICT (sku) DO NOTHING RETURNING sku), " +
             reservations_sql("i") +
             "SELECT coalesce(string_agg(CAST(x.n AS text), ','), '') FROM x JOIN i ON i.sku = x.sku",
-        values_of({&c, &r}), true);
-    mark_applied(listed, inserts, ok);
+        values_of({&c, &r}), inserts, ok);
   }
   if (!updates.empty()) {
     auto c = columns(updates, true);
     auto r = reservations(updates);
-    auto listed = s.run(
+    queue_listing(s, 
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS bigint[]), CAST(:e AS bigint[]), CAST(:f AS bigint[]), CAST(:g AS bigint[]), "
         "CAST(:h AS bigint[])) WITH ORDINALITY AS t(sku, name, currency, price_cents, on_hand, "
@@ -966,39 +965,47 @@ std::vector<bool> pg_items(StatementCache& s, const std::vector<Segment<ItemWrit
         "on_hand = x.on_hand, reserved = x.reserved, version = x.version FROM x "
         "WHERE it.sku = x.sku AND it.version = x.expected RETURNING x.n, it.sku), " +
             reservations_sql("u") + "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM u",
-        values_of({&c, &r}), true);
-    mark_applied(listed, updates, ok);
+        values_of({&c, &r}), updates, ok);
   }
   return ok;
 }
 
-std::vector<bool> pg_save(StatementCache& s, const std::vector<Segment<OrderWrite>>& segments) {
+Applied pg_save(StatementCache& s, const std::vector<Segment<OrderWrite>>& segments) {
   return pg_orders(s, segments);
 }
-std::vector<bool> pg_save(StatementCache& s, const std::vector<Segment<PaymentWrite>>& segments) {
+Applied pg_save(StatementCache& s, const std::vector<Segment<PaymentWrite>>& segments) {
   return pg_payments(s, segments);
 }
-std::vector<bool> pg_save(StatementCache& s, const std::vector<Segment<ItemWrite>>& segments) {
+Applied pg_save(StatementCache& s, const std::vector<Segment<ItemWrite>>& segments) {
   return pg_items(s, segments);
 }
 
+// Which writes of a round were applied: filled in once the queued statements ran.
+struct RoundResult {
+  std::vector<std::vector<size_t>> members;  // per segment, its positions in the batch
+  Applied ok;
+};
+
 template <class W>
 void save_kind(soci::session& s, StatementCache* cache, const std::vector<const EntityWrite*>& writes,
-               std::vector<bool>& applied) {
+               std::vector<bool>& applied, std::vector<RoundResult>& queued) {
   for (const auto& round : plan<W>(writes)) {
-    std::vector<bool> ok(round.size());
+    std::vector<std::vector<size_t>> members;
+    for (const auto& segment : round) members.push_back(segment.members);
     if (cache) {
-      ok = pg_save(*cache, round);
-    } else {
-      for (size_t i = 0; i < round.size(); ++i) ok[i] = save_one(s, round[i].write);
+      queued.push_back({std::move(members), pg_save(*cache, round)});
+      continue;
     }
-    for (size_t i = 0; i < round.size(); ++i)
-      for (auto member : round[i].members) applied[member] = ok[i];
+    for (size_t i = 0; i < round.size(); ++i) {
+      bool ok = save_one(s, round[i].write);
+      for (auto member : members[i]) applied[member] = ok;
+    }
   }
 }
 
 }  // namespace
 
+// On PostgreSQL every round's statements go to the server together, in one round trip.
 std::vector<bool> save_entities(soci::session& s, const std::vector<const EntityWrite*>& writes,
                                 StatementCache* cache) {
   std::vector<bool> applied(writes.size(), false);
@@ -1009,62 +1016,200 @@ std::vector<bool> save_entities(soci::session& s, const std::vector<const Entity
     own = std::make_unique<StatementCache>(s);
     cache = own.get();
   }
-  save_kind<OrderWrite>(s, cache, writes, applied);
-  save_kind<PaymentWrite>(s, cache, writes, applied);
-  save_kind<ItemWrite>(s, cache, writes, applied);
+  std::vector<RoundResult> queued;
+  save_kind<OrderWrite>(s, cache, writes, applied, queued);
+  save_kind<PaymentWrite>(s, cache, writes, applied, queued);
+  save_kind<ItemWrite>(s, cache, writes, applied, queued);
+  if (cache) cache->run_queued();
+  for (const auto& round : queued)
+    for (size_t i = 0; i < round.members.size(); ++i)
+      for (auto member : round.members[i]) applied[member] = (*round.ok)[i];
   return applied;
 }
 
-struct StatementCache::Entry {
-  std::int64_t runs = 0;
-  std::vector<std::string> values;
+namespace {
+
+// SOCI's `:name` placeholders as libpq's `$1`, `$2`, ... in order of appearance (`::` casts and
+// quoted text left alone); sets `count` to the number of placeholders.
+std::string numbered_placeholders(const std::string& sql, int& count) {
   std::string out;
-  soci::indicator out_indicator = soci::i_ok;
-  soci::statement statement;
-  explicit Entry(soci::session& s) : statement(s) {}
+  count = 0;
+  bool quoted = false;
+  auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  for (size_t i = 0; i < sql.size(); ++i) {
+    char c = sql[i];
+    if (c == '\'') quoted = !quoted;
+    if (!quoted && c == ':' && i + 1 < sql.size() && sql[i + 1] == ':') {
+      out += "::";
+      ++i;
+      continue;
+    }
+    if (!quoted && c == ':' && i + 1 < sql.size() && word(sql[i + 1])) {
+      while (i + 1 < sql.size() && word(sql[i + 1])) ++i;
+      out += "$" + std::to_string(++count);
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// A PostgreSQL failure as SOCI reports it, so that callers tell a lost connection (class 08) from
+// a failed statement as they do for SOCI's own.
+[[noreturn]] void fail(PGconn* conn, const std::string& what, const char* sqlstate) {
+  std::string message = what;
+  if (conn && PQerrorMessage(conn) && *PQerrorMessage(conn)) message += ": " + std::string(PQerrorMessage(conn));
+  bool gone = !conn || PQstatus(conn) == CONNECTION_BAD;
+  throw soci::postgresql_soci_error(message, gone ? "08006" : (sqlstate ? sqlstate : "XX000"));
+}
+
+PGconn* connection_of(soci::session& s) {
+  // static_cast: the SOCI library exports no type information for its backends.
+  auto* backend = s.get_backend_name() == "postgresql"
+                      ? static_cast<soci::postgresql_session_backend*>(s.get_backend())
+                      : nullptr;
+  if (!backend || !backend->conn_) throw soci::postgresql_soci_error("not a PostgreSQL session", "08003");
+  return backend->conn_;
+}
+
+}  // namespace
+
+struct StatementCache::Entry {
+  std::string name;
+  int params = 0;
+  std::int64_t runs = 0;
+};
+
+struct StatementCache::Queued {
+  Entry* entry;
+  std::vector<std::string> values;
+  std::function<void(const std::string&)> on_row;
 };
 
 StatementCache::StatementCache(soci::session& s, std::int64_t runs_per_plan)
     : session_(s), runs_per_plan_(std::max<std::int64_t>(1, runs_per_plan)) {}
-// Each statement deallocates itself on the server; on a lost connection that fails, and the
-// server has dropped them anyway.
+
+// The statements are deallocated on the server; on a lost connection the server dropped them.
 StatementCache::~StatementCache() {
-  for (auto& entry : entries_) {
-    try {
-      entry.second.reset();
-    } catch (...) {
-    }
+  try {
+    auto* conn = connection_of(session_);
+    if (PQstatus(conn) != CONNECTION_OK) return;
+    for (auto& [_, entry] : entries_)
+      if (entry) PQclear(PQexec(conn, ("DEALLOCATE " + entry->name).c_str()));
+  } catch (...) {
   }
 }
 
-std::string StatementCache::run(const std::string& sql, const std::vector<std::string>& values,
-                                bool returns_row) {
+StatementCache::Entry& StatementCache::prepared(const std::string& sql) {
   auto slot = std::find_if(entries_.begin(), entries_.end(), [&](auto& e) { return e.first == sql; });
   if (slot == entries_.end()) slot = entries_.insert(entries_.end(), {sql, nullptr});
   auto& entry = slot->second;
+  auto* conn = connection_of(session_);
   if (entry && entry->runs >= runs_per_plan_) {
-    try {
-      entry.reset();  // deallocated on the server, and prepared again below
-    } catch (...) {
-    }
+    PGresult* r = PQexec(conn, ("DEALLOCATE " + entry->name).c_str());
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    std::string state = PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
+    PQclear(r);
+    if (!ok) fail(conn, "deallocating a statement failed", state.c_str());
+    entry.reset();  // prepared again below
   }
   if (!entry) {
-    auto fresh = std::make_unique<Entry>(session_);
-    fresh->values = values;
-    if (returns_row) fresh->statement.exchange(soci::into(fresh->out, fresh->out_indicator));
-    for (auto& v : fresh->values) fresh->statement.exchange(soci::use(v));
-    fresh->statement.alloc();
-    fresh->statement.prepare(sql);  // PQprepare: parsed once on this connection
-    fresh->statement.define_and_bind();
+    auto fresh = std::make_unique<Entry>();
+    static std::atomic<std::int64_t> next_name{1};  // unique on any connection, whatever the caches
+    fresh->name = "emporium_batch_" + std::to_string(next_name++);
+    auto text = numbered_placeholders(sql, fresh->params);
+    PGresult* r = PQprepare(conn, fresh->name.c_str(), text.c_str(), fresh->params, nullptr);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    std::string state = PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
+    PQclear(r);
+    if (!ok) fail(conn, "preparing a statement failed", state.c_str());
     prepares_ += 1;
     entry = std::move(fresh);
-  } else {
-    entry->values = values;  // the bound strings, read again at each execute
   }
-  entry->out.clear();
-  entry->runs += 1;
-  bool got = entry->statement.execute(true);
-  return returns_row && got && entry->out_indicator == soci::i_ok ? entry->out : std::string{};
+  return *entry;
+}
+
+void StatementCache::queue(const std::string& sql, std::vector<std::string> values,
+                           std::function<void(const std::string&)> on_row) {
+  auto& entry = prepared(sql);
+  if (static_cast<int>(values.size()) != entry.params)
+    throw soci::postgresql_soci_error("a statement got the wrong number of values", "42P02");
+  entry.runs += 1;
+  queued_.push_back({&entry, std::move(values), std::move(on_row)});
+}
+
+void StatementCache::run_queued() {
+  auto queued = std::move(queued_);
+  queued_.clear();
+  if (queued.empty()) return;
+  auto* conn = connection_of(session_);
+  if (PQenterPipelineMode(conn) != 1) fail(conn, "entering pipeline mode failed", nullptr);
+  bool sent = true;
+  for (auto& q : queued) {
+    std::vector<const char*> params;
+    for (auto& v : q.values) params.push_back(v.c_str());
+    if (PQsendQueryPrepared(conn, q.entry->name.c_str(), static_cast<int>(params.size()), params.data(),
+                            nullptr, nullptr, 0) != 1) {
+      sent = false;
+      break;
+    }
+  }
+  if (!sent || PQpipelineSync(conn) != 1) {
+    PQexitPipelineMode(conn);
+    fail(conn, "sending a batch failed", nullptr);
+  }
+  // Each statement's result, then a null; then the Sync's. After a failure the rest come back
+  // aborted (skipped by the server) and the implicit transaction is rolled back.
+  std::vector<std::string> rows(queued.size());
+  std::string error_state;
+  std::string error_message;
+  size_t index = 0;
+  bool got = false;
+  int nulls = 0;
+  for (;;) {
+    PGresult* r = PQgetResult(conn);
+    if (!r) {
+      if (got) {
+        ++index;
+        got = false;
+        nulls = 0;
+        continue;
+      }
+      if (++nulls > 1 || PQstatus(conn) == CONNECTION_BAD) break;  // the connection is gone
+      continue;
+    }
+    nulls = 0;
+    auto status = PQresultStatus(r);
+    if (status == PGRES_PIPELINE_SYNC) {
+      PQclear(r);
+      break;
+    }
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+      if (index < rows.size() && PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0))
+        rows[index] = PQgetvalue(r, 0, 0);
+    } else if (error_state.empty() && status != PGRES_PIPELINE_ABORTED) {
+      auto* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      error_state = state ? state : "XX000";
+      error_message = PQresultErrorMessage(r);
+    } else if (error_state.empty()) {
+      error_state = "XX000";
+    }
+    got = true;
+    PQclear(r);
+  }
+  bool complete = index == queued.size();
+  PQexitPipelineMode(conn);
+  if (!error_state.empty()) fail(conn, "a batch statement failed: " + error_message, error_state.c_str());
+  if (!complete) fail(conn, "a batch got no answer", "08006");
+  for (size_t i = 0; i < queued.size(); ++i)
+    if (queued[i].on_row) queued[i].on_row(rows[i]);
+}
+
+std::string StatementCache::run(const std::string& sql, std::vector<std::string> values) {
+  std::string out;
+  queue(sql, std::move(values), [&out](const std::string& row) { out = row; });
+  run_queued();
+  return out;
 }
 
 }  // namespace emporium

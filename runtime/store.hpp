@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -105,6 +107,12 @@ std::vector<bool> save_entities(soci::session& s, const std::vector<const Entity
 // server parsing and planning each run. Its owner keeps it beside the session and drops it before
 // the session (a new connection needs a new cache).
 //
+// The statements of a batch are queued and then sent together in one round trip (libpq's pipeline
+// mode), with one Sync at the end. Outside a transaction block they form one implicit transaction:
+// all are applied or none. Inside one (soci::transaction) they join it. A batch of one write used to
+// cost three round trips (BEGIN, the statement, COMMIT), and each is a wake-up of the server and of
+// this thread: at 400 orders/s the median order took 4.8 ms with them and 2.8 ms without.
+//
 // Each statement is prepared again after `runs_per_plan` runs. Its plan (a generic one, see
 // open_session) is made for the tables as they are when it is prepared, and PostgreSQL keeps it
 // until the tables are analysed again. Prepared while the orders tables were analysed empty, the
@@ -117,18 +125,27 @@ class StatementCache {
   ~StatementCache();
   StatementCache(const StatementCache&) = delete;
   StatementCache& operator=(const StatementCache&) = delete;
-  // Runs `sql` with `values` bound in order (as text); returns the first column of the first row
-  // when `returns_row`, else "".
-  std::string run(const std::string& sql, const std::vector<std::string>& values, bool returns_row);
+  // Queues `sql` (SOCI's `:name` placeholders, bound in order of appearance, as text) with
+  // `values`; `on_row` gets the first column of its first row ("" when none) once it ran.
+  void queue(const std::string& sql, std::vector<std::string> values,
+             std::function<void(const std::string&)> on_row);
+  // Runs what is queued in one round trip; on a failure nothing queued is applied, and it throws
+  // soci::postgresql_soci_error with the failure's SQLSTATE ("08006" when the connection is gone).
+  void run_queued();
+  // One statement, run at once: queue and run_queued.
+  std::string run(const std::string& sql, std::vector<std::string> values);
   // Times a statement was prepared on this connection, first time included (for tests).
   std::int64_t prepares() const { return prepares_; }
 
  private:
   struct Entry;
+  struct Queued;
+  Entry& prepared(const std::string& sql);
   soci::session& session_;
   std::int64_t runs_per_plan_;
   std::int64_t prepares_ = 0;
   std::vector<std::pair<std::string, std::unique_ptr<Entry>>> entries_;
+  std::vector<Queued> queued_;
 };
 
 void ping(soci::session& s);

@@ -15,6 +15,7 @@
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
 #include <soci/soci.h>
+#include <soci/postgresql/soci-postgresql.h>
 
 #include "runtime/atoms.hpp"
 #include "runtime/errors.hpp"
@@ -48,6 +49,7 @@ class Persistence : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() / unique_name("emporium-it-");
+    fs::remove_all(dir_);  // left by a killed run whose process id this one has now
     fs::create_directories(dir_);
     orders_url_ = fresh_database(GetParam(), dir_);
     inventory_url_ = fresh_database(GetParam(), dir_);
@@ -331,6 +333,58 @@ TEST_P(Persistence, BatchStatementsArePreparedAgainAfterTheirRuns) {
   int on_server = 0;
   s << "SELECT count(*) FROM pg_prepared_statements", soci::into(on_server);
   EXPECT_EQ(on_server, 2);  // the insert and the update, not the update's earlier plans
+}
+
+// A batch's statements reach PostgreSQL in one pipeline with one Sync: one transaction. When a
+// later statement fails, what the earlier ones wrote is not kept, and the connection goes on.
+TEST_P(Persistence, ABatchIsAppliedWhollyOrNotAtAll) {
+  if (GetParam() != Backend::postgresql) GTEST_SKIP() << "a PostgreSQL pipeline";
+  auto session = connect(inventory_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::inventory);
+  ASSERT_TRUE(save_item(s, {"mug", "Mug", 1999, "USD", 10, 0, 1}, 0, {}));
+  // The insert statement runs first and succeeds; the update then breaks the stock constraint.
+  std::vector<EntityWrite> writes{ItemWrite{{"cup", "Cup", 500, "USD", 5, 0, 1}, 0, {}},
+                                  ItemWrite{{"mug", "Mug", 1999, "USD", 10, 11, 2}, 1, {}}};
+  std::vector<const EntityWrite*> batch{&writes[0], &writes[1]};
+  StatementCache cache(s);
+  EXPECT_THROW(save_entities(s, batch, &cache), soci::soci_error);
+  EXPECT_FALSE(load_item(s, "cup"));
+  EXPECT_EQ(load_item(s, "mug")->item.version, 1);
+  std::vector<const EntityWrite*> good{&writes[0]};
+  EXPECT_EQ(save_entities(s, good, &cache), std::vector<bool>{true});
+  EXPECT_EQ(load_item(s, "cup")->item.on_hand, 5);
+}
+
+// A batch sent on a connection the server has closed fails as a lost connection (SQLSTATE class
+// 08 or 57P), which the persistence actor answers with db_unavailable and reconnects on.
+TEST_P(Persistence, ABatchOnALostConnectionFailsAsALostConnection) {
+  if (GetParam() != Backend::postgresql) GTEST_SKIP() << "a PostgreSQL pipeline";
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  StatementCache cache(s);
+  auto insert = [&](const std::string& id) {
+    EntityWrite write = OrderWrite{sample_order(id, 1), 0, true};
+    std::vector<const EntityWrite*> batch{&write};
+    return save_entities(s, batch, &cache);
+  };
+  ASSERT_EQ(insert("ord_1"), std::vector<bool>{true});  // the insert statement is prepared now
+  int pid = 0;
+  s << "SELECT pg_backend_pid()", soci::into(pid);
+  auto admin = connect(orders_url_);
+  int terminated = 0;
+  *admin << "SELECT CAST(pg_terminate_backend(" + std::to_string(pid) + ", 5000) AS int)",
+      soci::into(terminated);
+  ASSERT_EQ(terminated, 1);
+  try {
+    insert("ord_2");
+    FAIL() << "a batch on a closed connection succeeded";
+  } catch (const soci::postgresql_soci_error& e) {
+    auto state = e.sqlstate();
+    EXPECT_TRUE(state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0) << state << ": " << e.what();
+  }
+  EXPECT_FALSE(load_order(*admin, "ord_2"));
 }
 
 // Text that PostgreSQL's array syntax would otherwise take apart arrives as written.

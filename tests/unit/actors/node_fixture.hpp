@@ -76,6 +76,7 @@ class NodeFixture : public ::testing::Test {
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
            ("emporium-actors-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    std::filesystem::remove_all(dir_);  // left by a killed run whose process id this one has now
     std::filesystem::create_directories(dir_);
     config_.database.orders = "sqlite:" + (dir_ / "orders.db").string();
     config_.database.inventory = "sqlite:" + (dir_ / "inventory.db").string();

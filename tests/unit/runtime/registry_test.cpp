@@ -49,12 +49,16 @@ class Registry : public ::testing::Test {
         [] { return std::int64_t{0}; }, idle_after_ms, probes_per_sweep);
   }
 
+  // Activates `n` entities at once (all calls sent, then all answers read), so that they go quiet
+  // within a millisecond or so of each other, not spread over a sweep on a loaded machine.
   void activate(int n) {
     caf::scoped_actor self{*system_};
     for (int i = 0; i < n; ++i)
-      self->request(registry_, 5s, route_atom::value, probe_type, "e" + std::to_string(i),
-                    caf::make_message(get_atom::value))
-          .receive([](int) {}, [](caf::error& err) { FAIL() << to_string(err); });
+      self->send(registry_, route_atom::value, probe_type, "e" + std::to_string(i),
+                 caf::make_message(get_atom::value));
+    for (int i = 0; i < n; ++i)
+      self->receive([](int) {}, [](caf::error& err) { FAIL() << to_string(err); },
+                    caf::after(5s) >> [] { FAIL() << "an entity did not answer"; });
   }
 
   // Polls until at least `n` probes went out (or 5 s passed).
@@ -76,18 +80,19 @@ TEST_F(Registry, IdleProbesPerSweepStopAtTheLimit) {
   activate(10);
   ASSERT_GE(wait_for_probes(1), 1);
   std::this_thread::sleep_for(40ms);  // well within the 100 ms to the next sweep
-  EXPECT_EQ(probes_->load(), 4);
+  EXPECT_LE(probes_->load(), 4);  // 4, or fewer if the ten went quiet on both sides of a sweep
   EXPECT_EQ(wait_for_probes(10), 10);  // two more sweeps
   std::this_thread::sleep_for(300ms);  // asked once per idle period, not at every sweep
   EXPECT_EQ(probes_->load(), 10);
 }
 
-// With a limit above the number of idle entities, one sweep asks them all.
+// With a limit above the number of idle entities, one sweep asks them all (sweeps 100 ms apart).
 TEST_F(Registry, OneSweepAsksAllIdleEntitiesBelowTheLimit) {
   start(1600, 16);
   activate(10);
   ASSERT_GE(wait_for_probes(1), 1);
-  std::this_thread::sleep_for(40ms);
+  // One sweep, or two if the ten went quiet on both sides of one; a limit of 4 would take three.
+  std::this_thread::sleep_for(150ms);
   EXPECT_EQ(probes_->load(), 10);
 }
 
