@@ -170,6 +170,8 @@ void Api::Impl::scrape(Call& call) {
                   metrics->set("emporium_commit_writes_total" + label, double(s.writes));
                   metrics->set("emporium_commit_batch_size_max" + label, double(s.batch_size_max_seen));
                   metrics->set("emporium_version_conflicts_total" + label, double(s.conflicts));
+                  metrics->set("emporium_commit_seconds_total" + label, s.commit_seconds_total);
+                  metrics->set("emporium_commit_seconds_max" + label, s.commit_seconds_max);
                   done();
                 },
                 [done](caf::error&) { done(); });

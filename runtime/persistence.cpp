@@ -138,6 +138,7 @@ void flush(persistence_state& st) {
   st.batch.clear();
   if (!ensure_connected(st)) return fail_all(batch, make_error(errc::db_unavailable));
   std::vector<bool> applied;
+  auto started = std::chrono::steady_clock::now();
   try {
     // On PostgreSQL a batch of entity writes alone is one pipeline, its own transaction (see
     // StatementCache): no BEGIN and COMMIT round trips.
@@ -158,6 +159,12 @@ void flush(persistence_state& st) {
     }
     return commit_one_by_one(st, batch);
   }
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+  st.stats.commit_seconds_total += took.count();
+  st.stats.commit_seconds_max = std::max(st.stats.commit_seconds_max, took.count());
+  if (took >= std::chrono::milliseconds(kSlowBatchMs))
+    spdlog::warn("database {}: a batch of {} writes took {:.0f} ms to commit", database_name(st.settings.database),
+                 batch.size(), took.count() * 1000);
   st.stats.batches += 1;
   st.stats.writes += static_cast<std::int64_t>(batch.size());
   st.stats.batch_size_max_seen =

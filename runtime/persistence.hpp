@@ -56,7 +56,13 @@ struct CommitStats {
   std::int64_t writes = 0;
   std::int64_t batch_size_max_seen = 0;
   std::int64_t conflicts = 0;
+  double commit_seconds_total = 0;  // time spent writing batches, from sending to the commit's answer
+  double commit_seconds_max = 0;    // the slowest batch so far
 };
+
+// A batch slower than this is logged (a warning with its size and time): on a healthy server a
+// batch takes a millisecond or two, and a stall here holds every write waiting behind it.
+inline constexpr std::int64_t kSlowBatchMs = 100;
 
 }  // namespace emporium
 

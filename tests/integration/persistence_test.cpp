@@ -471,10 +471,28 @@ TEST_P(PersistenceActor, ConcurrentWritesShareCommits) {
   EXPECT_EQ(st.writes, writes);
   EXPECT_LT(st.batches, writes);  // one transaction served several writers
   EXPECT_GT(st.batch_size_max_seen, 1);
+  EXPECT_GT(st.commit_seconds_max, 0);
+  EXPECT_LE(st.commit_seconds_max, st.commit_seconds_total);
   auto count = std::make_shared<long long>(0);
   self->request(db, std::chrono::seconds(5), db_read{[count](soci::session& s) { s << "SELECT COUNT(*) FROM orders", soci::into(*count); }})
       .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
   EXPECT_EQ(*count, writes);
+}
+
+// The slowest batch is reported (and logged past kSlowBatchMs): here a write that holds its batch
+// for 150 ms.
+TEST_P(PersistenceActor, TheSlowestCommitIsReported) {
+  auto db = spawn(orders_url_, Database::orders);
+  std::vector<db_write> batch;
+  batch.push_back(db_write{[](soci::session&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    return true;
+  }});
+  EXPECT_EQ(fire(db, std::move(batch)), std::vector<int>{1});
+  auto st = stats(db);
+  EXPECT_GE(st.commit_seconds_max, 0.15);
+  EXPECT_LT(st.commit_seconds_max, 5.0);
+  EXPECT_GE(st.commit_seconds_total, st.commit_seconds_max);
 }
 
 // Entity writes as data, as the actors send them: batches of many writes, each batch a few
