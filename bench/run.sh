@@ -71,7 +71,7 @@ free_port() {
 step=0
 steps=0
 wants stock && steps=$((steps + 4))
-wants orders-pg && steps=$((steps + 4 + 2 * $(wc -w <<<"$PGBENCH_CLIENTS")))
+wants orders-pg && steps=$((steps + 6 + 2 * $(wc -w <<<"$PGBENCH_CLIENTS")))
 wants orders-sqlite && steps=$((steps + 2))
 wants hot && steps=$((steps + 1 + $(wants orders-pg && echo 0 || echo 1)))
 wants micro && steps=$((steps + 1))
@@ -275,10 +275,17 @@ open_loop() {
       --header "Authorization: Bearer $CUSTOMER" >"$res/$name.open-warmup" 2>&1
   fi
   cpu_snapshot "$name" "$OPEN_DURATION"
+  # Beside the orders, the disk's own flush time (see fsync_probe.py): every commit waits for one.
+  local probe=""
+  if [[ $name == orders-pg* ]]; then
+    python3 "$here/fsync_probe.py" "$OPEN_DURATION" "$work" >"$res/$name.fsync" 2>&1 &
+    probe=$!
+  fi
   "$OPENLOOP" --host 127.0.0.1 --port "$port" --rate "$rate" --duration-s "$OPEN_DURATION" \
     --connections "$CONNS" --range "$SKUS" --method "$4" --path "$5" --body "$6" \
     --header "Authorization: Bearer $CUSTOMER" >"$res/$name.open" 2>&1
   wait "$snapshot" 2>/dev/null || true
+  [ -z "$probe" ] || wait "$probe" 2>/dev/null || true
   grep -q 'requests=' "$res/$name.open" || { cat "$res/$name.open"; exit 1; }
 }
 
@@ -401,6 +408,32 @@ orders_pg() {
   p99=$(kv p99_ms "$res/orders-pg-$lines-open.open")
   open_row "orders PG $lines line(s) open loop" "$res/orders-pg-$lines-open.open" "$half" \
     "p99 < 20 ms" "$(meets "$p99 < 20")"
+  local probe="$res/orders-pg-$lines-open.fsync"
+  if grep -q 'probes=' "$probe" 2>/dev/null; then
+    row "disk flush during it ($lines line(s))" "-" "$(kv p50_ms "$probe")" "$(kv p99_ms "$probe")" \
+      "$(kv p999_ms "$probe")" "-" "-" "-" "-" "-" \
+      "8 KiB + fdatasync every 5 ms: $(kv stalls_20ms "$probe") of $(kv probes "$probe") took >= 20 ms, longest $(kv max_ms "$probe") ms"
+  fi
+  pgbench_open "$lines" "$half"
+}
+
+# pgbench_open LINES RATE: the pgbench ceiling's transaction at the node's open-loop rate, for the
+# latency one commit per order has at that rate on this machine. pgbench -R times each transaction
+# from its scheduled start, so a stall delays the ones queued behind it (no coordinated omission).
+pgbench_open() {
+  local lines=$1 rate=$2 dir="$work/pgb-open-$1" out="$res/pgbench-open-$1.out" tps
+  mkdir -p "$dir"
+  progress "orders-pg: pgbench, $lines line(s), open loop at $rate/s" "$OPEN_DURATION"
+  (cd "$dir" && pgbench -n -M prepared -h 127.0.0.1 -p "$pg_port" -U postgres -c "$best_clients" \
+    -j "$((best_clients < 2 ? 1 : 2))" -R "$rate" -T "$OPEN_DURATION" -D skus="$SKUS" --log \
+    -f "$here/pgbench/order$lines.sql" ceiling) >"$out" 2>&1
+  progress_done
+  tps=$(grep -oP 'tps = \K[0-9.]+(?= \(without)' "$out" || echo 0)
+  echo "tps=$tps $(python3 "$here/report.py" pgbench-latency "$dir"/pgbench_log.*)" >>"$out"
+  row "pgbench $lines line(s) open loop" "$(printf '%.1f' "$tps")" "$(kv p50_ms "$out")" "$(kv p99_ms "$out")" \
+    "$(kv p999_ms "$out")" "$(grep -oP 'number of failed transactions: \K[0-9]+' "$out" || echo 0)" \
+    "-" "-" "-" "-" "the same rate, one SQL transaction per order, $best_clients clients"
+  rm -rf "$dir"
 }
 
 scenario_orders_sqlite() {
