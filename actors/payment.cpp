@@ -22,6 +22,7 @@ struct payment_state {
   bool busy = false;
   int writes_in_flight = 0;
   bool stop_requested = false;  // passivation asked while a charge or write ran: stop after it
+  bool caller_writes = false;   // the charge running: its capture goes back unwritten
   caf::actor registry;
   static inline const char* name = "payment";
 };
@@ -104,6 +105,20 @@ void finish(payment_actor* self) {
   persist(self, [self] { answer_all(self); });
 }
 
+// A capture whose caller stores it: answered as it is to be stored, with the version that write
+// gives it, and the actor stops, since its memory is ahead of storage (the next message loads
+// what was stored).
+void hand_over(payment_actor* self) {
+  auto& st = self->state;
+  st.card.wipe();
+  st.busy = false;
+  st.rec.version += 1;
+  auto waiting = std::move(st.waiting);
+  st.waiting.clear();
+  for (auto& rp : waiting) rp.deliver(st.rec);
+  self->quit();
+}
+
 void attempt(payment_actor* self) {
   auto& st = self->state;
   ChargeRequest req{st.rec.id, st.rec.amount_cents, st.rec.currency, &*st.card};
@@ -113,6 +128,7 @@ void attempt(payment_actor* self) {
     case ChargeOutcome::captured:
       st.rec.status = "captured";
       st.rec.provider_ref = result.provider_ref;
+      if (st.caller_writes && st.writes_in_flight == 0) return hand_over(self);
       return finish(self);
     case ChargeOutcome::declined:
     case ChargeOutcome::insufficient_funds:
@@ -144,6 +160,7 @@ const caf::behavior& payment_handlers() {
         st.waiting.push_front(rp);
         if (st.busy) return rp;
         st.busy = true;
+        st.caller_writes = req.caller_writes;
         st.card = std::move(req.card);
         req.card.wipe();
         bool recorded = st.exists && st.rec.status == "pending";

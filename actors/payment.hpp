@@ -7,6 +7,10 @@
 // Protocol (reply, or error):
 //   payment_charge -> PaymentRecord   status captured | declined | failed   (idempotent; a
 //                                     pending record already stored is the intent: no new write)
+//                                     With `caller_writes`, a capture is answered unwritten, with
+//                                     the version the caller's write is to give it, and the actor
+//                                     stops: the caller stores it with its own state, in one
+//                                     transaction (the order, with its confirmation).
 //   refund_atom    -> PaymentRecord   status refunded (captured) or failed (never finished)
 //   abandon_atom   -> PaymentRecord   status failed, for a pending intent whose charge was never
 //                                     sent (the provider is not asked)      not_found, busy
@@ -33,12 +37,13 @@ struct payment_charge {
   // The version of the pending record the order stored with its own state (its intent, written in
   // the same transaction), or 0 when the payment records its intent itself.
   std::int64_t intent_version = 0;
+  bool caller_writes = false;  // a capture is answered unwritten (see the protocol above)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, payment_charge& x) {
   return f(caf::meta::type_name("payment_charge"), x.order_id, x.amount_cents, x.currency, x.card,
-           x.intent_version);
+           x.intent_version, x.caller_writes);
 }
 
 // The pending record a charge says its order stored (nullopt when it says none was).

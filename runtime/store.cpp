@@ -605,6 +605,7 @@ void merge(OrderWrite& into, const OrderWrite& next) {
   into.rec = next.rec;
   into.lines = into.lines || next.lines;
   into.payment_intent = into.payment_intent || next.payment_intent;
+  if (next.payment_outcome) into.payment_outcome = next.payment_outcome;
 }
 void merge(PaymentWrite& into, const PaymentWrite& next) { into.rec = next.rec; }
 void merge(ItemWrite& into, const ItemWrite& next) {
@@ -644,6 +645,7 @@ std::vector<std::vector<Segment<W>>> plan(const std::vector<const EntityWrite*>&
 }
 
 bool save_one(soci::session& s, const OrderWrite& w) {
+  if (w.payment_outcome && !save_payment(s, *w.payment_outcome, w.payment_outcome->version - 1)) return false;
   if (!save_order(s, w.rec, w.expected, w.lines)) return false;
   if (w.payment_intent && w.rec.payment) save_payment(s, *w.rec.payment, 0);  // kept if stored
   return true;
@@ -810,7 +812,7 @@ Applied pg_orders(StatementCache& s, const std::vector<Segment<OrderWrite>>& seg
       c.ints[3].push_back(r.version);
     }
     auto children = children_of(segments, inserts);
-    queue_listing(s, 
+    queue_listing(s,
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS text[]), CAST(:e AS text[]), CAST(:f AS text[]), CAST(:g AS bigint[]), "
         "CAST(:h AS bigint[]), CAST(:i AS bigint[]), CAST(:j AS bigint[])) WITH ORDINALITY "
@@ -826,8 +828,17 @@ Applied pg_orders(StatementCache& s, const std::vector<Segment<OrderWrite>>& seg
   }
   if (!updates.empty()) {
     Columns c(5, 4);
+    Columns outcomes(5, 1);  // order_id, id, status, failure_reason, provider_ref; version
     for (auto i : updates) {
       const auto& w = segments[i].write;
+      if (const auto& p = w.payment_outcome) {
+        outcomes.text[0].push_back(w.rec.id);
+        outcomes.text[1].push_back(p->id);
+        outcomes.text[2].push_back(p->status);
+        outcomes.text[3].push_back(p->failure_reason);
+        outcomes.text[4].push_back(p->provider_ref);
+        outcomes.ints[0].push_back(p->version);
+      }
       c.text[0].push_back(w.rec.id);
       c.text[1].push_back(w.rec.status);
       c.text[2].push_back(w.rec.failure_reason);
@@ -839,18 +850,27 @@ Applied pg_orders(StatementCache& s, const std::vector<Segment<OrderWrite>>& seg
       c.ints[3].push_back(w.expected);
     }
     auto children = children_of(segments, updates);
-    queue_listing(s, 
+    queue_listing(s,
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS text[]), CAST(:e AS text[]), CAST(:f AS bigint[]), CAST(:g AS bigint[]), "
         "CAST(:h AS bigint[]), CAST(:i AS bigint[])) WITH ORDINALITY AS t(id, status, "
         "failure_reason, currency, payment_id, total_cents, updated_at_ms, version, expected, n)), "
+        // Decided payments written with their orders, each fenced by its version; an order
+        // whose payment was not written is not written either.
+        "z AS (SELECT * FROM unnest(CAST(:za AS text[]), CAST(:zb AS text[]), CAST(:zc AS text[]), "
+        "CAST(:zd AS text[]), CAST(:ze AS text[]), CAST(:zf AS bigint[])) AS t(order_id, id, status, "
+        "failure_reason, provider_ref, version)), "
+        "pu AS (UPDATE payments p SET status = z.status, failure_reason = z.failure_reason, "
+        "provider_ref = z.provider_ref, version = z.version FROM z "
+        "WHERE p.id = z.id AND p.version = z.version - 1 RETURNING z.order_id), "
         "u AS (UPDATE orders o SET status = x.status, failure_reason = x.failure_reason, "
         "currency = x.currency, payment_id = x.payment_id, total_cents = x.total_cents, "
         "updated_at_ms = x.updated_at_ms, version = x.version FROM x "
-        "WHERE o.id = x.id AND o.version = x.expected RETURNING x.n, o.id), " +
+        "WHERE o.id = x.id AND o.version = x.expected AND (x.id NOT IN (SELECT order_id FROM z) "
+        "OR x.id IN (SELECT order_id FROM pu)) RETURNING x.n, o.id), " +
             order_children_sql("u") +
             "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM u",
-        values_of({&c, &children.lines, &children.intents}), updates, ok);
+        values_of({&c, &outcomes, &children.lines, &children.intents}), updates, ok);
   }
   return ok;
 }
@@ -942,7 +962,7 @@ Applied pg_items(StatementCache& s, const std::vector<Segment<ItemWrite>>& segme
   if (!inserts.empty()) {
     auto c = columns(inserts, false);
     auto r = reservations(inserts);
-    queue_listing(s, 
+    queue_listing(s,
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS bigint[]), CAST(:e AS bigint[]), CAST(:f AS bigint[]), CAST(:g AS bigint[])) "
         "WITH ORDINALITY AS t(sku, name, currency, price_cents, on_hand, reserved, version, n)), "
@@ -956,7 +976,7 @@ Applied pg_items(StatementCache& s, const std::vector<Segment<ItemWrite>>& segme
   if (!updates.empty()) {
     auto c = columns(updates, true);
     auto r = reservations(updates);
-    queue_listing(s, 
+    queue_listing(s,
         "WITH x AS (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[]), CAST(:c AS text[]), "
         "CAST(:d AS bigint[]), CAST(:e AS bigint[]), CAST(:f AS bigint[]), CAST(:g AS bigint[]), "
         "CAST(:h AS bigint[])) WITH ORDINALITY AS t(sku, name, currency, price_cents, on_hand, "

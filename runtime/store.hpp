@@ -82,6 +82,10 @@ struct OrderWrite {
   std::int64_t expected = 0;  // see save_order
   bool lines = false;
   bool payment_intent = false;  // inserts rec.payment too (a new payment's pending record)
+  // A decided payment written with the order (its version is the new one; the stored one is a
+  // version below). The order row is written only if this one is: an update of the order with a
+  // payment that lost its version check is not applied either.
+  std::optional<PaymentRecord> payment_outcome;
 };
 struct PaymentWrite {
   PaymentRecord rec;

@@ -335,6 +335,48 @@ TEST_P(Persistence, BatchStatementsArePreparedAgainAfterTheirRuns) {
   EXPECT_EQ(on_server, 2);  // the insert and the update, not the update's earlier plans
 }
 
+// An order written with its decided payment: both rows, or (the payment's version check failing)
+// neither, on both backends.
+TEST_P(Persistence, AnOrderWrittenWithItsPaymentWritesBothOrNeither) {
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  auto place = [&](const std::string& id) {
+    auto rec = sample_order(id, 1);
+    rec.payment = PaymentRecord{"pay_" + id, id, "pending", "", "visa", "4242", 12, 2030, "", 4248, "USD", 1};
+    EntityWrite w = OrderWrite{rec, 0, true, true};
+    std::vector<const EntityWrite*> batch{&w};
+    EXPECT_EQ(save_entities(s, batch), std::vector<bool>{true});
+    return rec;
+  };
+  auto a = place("ord_a");
+  auto b = place("ord_b");
+  auto confirm = [](OrderRecord rec, std::int64_t payment_version) {
+    rec.status = "confirmed";
+    rec.version = 2;
+    auto captured = *rec.payment;
+    captured.status = "captured";
+    captured.provider_ref = "ref_" + captured.id;
+    captured.version = payment_version;
+    return OrderWrite{rec, 1, false, false, captured};
+  };
+  // ord_a with the payment's next version; ord_b with one a version ahead of the stored one.
+  std::vector<EntityWrite> writes{confirm(a, 2), confirm(b, 3)};
+  std::vector<const EntityWrite*> batch{&writes[0], &writes[1]};
+  EXPECT_EQ(save_entities(s, batch), (std::vector<bool>{true, false}));
+  auto stored_a = load_order(s, "ord_a");
+  ASSERT_TRUE(stored_a && stored_a->payment);
+  EXPECT_EQ(stored_a->status, "confirmed");
+  EXPECT_EQ(stored_a->payment->status, "captured");
+  EXPECT_EQ(load_payment(s, "pay_ord_a")->provider_ref, "ref_pay_ord_a");
+  EXPECT_EQ(load_payment(s, "pay_ord_a")->version, 2);
+  auto stored_b = load_order(s, "ord_b");
+  ASSERT_TRUE(stored_b);
+  EXPECT_EQ(stored_b->status, "pending");
+  EXPECT_EQ(stored_b->version, 1);
+  EXPECT_EQ(load_payment(s, "pay_ord_b")->status, "pending");
+}
+
 // A batch's statements reach PostgreSQL in one pipeline with one Sync: one transaction. When a
 // later statement fails, what the earlier ones wrote is not kept, and the connection goes on.
 TEST_P(Persistence, ABatchIsAppliedWhollyOrNotAtAll) {

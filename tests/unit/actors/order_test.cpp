@@ -216,9 +216,10 @@ TEST_F(OrderActor, PlacementDeliveredAgainToAFreshActivationAnswersTheStoredOrde
   EXPECT_EQ(get("ord_r").version, first.value->version);
 }
 
-// The order stores the payment's intent with its reserved state, so a placement writes the orders
-// database four times: pending, reserved with the intent, the capture, confirmed.
-TEST_F(OrderActor, PlacementWritesTheOrdersDatabaseFourTimes) {
+// The order stores the payment's intent with its reserved state, and the capture with its
+// confirmation, so a placement writes the orders database three times: pending, reserved with the
+// intent, confirmed with the capture.
+TEST_F(OrderActor, PlacementWritesTheOrdersDatabaseThreeTimes) {
   put_item("mug", 10);
   auto writes = [&] {
     caf::scoped_actor self{*system_};
@@ -232,13 +233,23 @@ TEST_F(OrderActor, PlacementWritesTheOrdersDatabaseFourTimes) {
   ASSERT_TRUE(r.value);
   EXPECT_EQ(r.value->status, "confirmed");
   EXPECT_EQ(r.value->payment->version, 2);  // the intent (by the order), then the capture
-  EXPECT_EQ(writes() - before, 4);
-  // The stored payment has the order's amount (a refund takes the amount from there).
-  EXPECT_TRUE(passivate(payment_type, r.value->payment->id));
+  EXPECT_EQ(writes() - before, 3);
+  // The payment stopped once it handed its capture over; what is stored is the capture, with the
+  // order's amount (a refund takes the amount from there) and the provider's reference.
+  EXPECT_FALSE(passivate(payment_type, r.value->payment->id));
   auto stored = ask<PaymentRecord>(payment_type, r.value->payment->id, get_atom::value);
   ASSERT_TRUE(stored.value);
+  EXPECT_EQ(stored.value->status, "captured");
+  EXPECT_EQ(stored.value->version, 2);
+  EXPECT_FALSE(stored.value->provider_ref.empty());
   EXPECT_EQ(stored.value->amount_cents, r.value->total_cents);
   EXPECT_GT(stored.value->amount_cents, 0);
+  // And the order as stored shows it captured.
+  EXPECT_TRUE(passivate(order_type, "ord_w"));
+  auto reloaded = get("ord_w");
+  ASSERT_TRUE(reloaded.payment);
+  EXPECT_EQ(reloaded.payment->status, "captured");
+  EXPECT_EQ(reloaded.status, "confirmed");
 }
 
 TEST_F(OrderActor, CancelConfirmedRefundsAndReleasesAndIsIdempotent) {
@@ -272,6 +283,39 @@ TEST_F(OrderActor, CancelWhileReservedAndChargingEndsCancelled) {
   } else {
     GTEST_SKIP() << "the placement finished before the cancel could land";
   }
+}
+
+class OrderActorSlowCharge : public OrderActor {
+ protected:
+  void configure(Config& c) override {
+    OrderActor::configure(c);
+    c.payment.retry_backoff_ms = 40;
+  }
+};
+
+// A cancel that lands while the charge runs: the capture, handed back unwritten for the
+// confirmation, is stored before the compensation refunds it, so the payment ends refunded (not
+// voided as an unknown outcome).
+TEST_F(OrderActorSlowCharge, ACancelDuringTheChargeStoresTheCaptureThenRefundsIt) {
+  put_item("mug", 10);
+  provider_->transient_left = 2;  // 40 and 80 ms of retries, then captured
+  auto placing = std::async(std::launch::async, [&] { return place("ord_c", {{"mug", 2, 0}}, "4000000000000119"); });
+  for (int i = 0; i < 2000 && provider_->charges.load() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_GE(provider_->charges.load(), 1);
+  auto cancelled = ask<OrderRecord>(order_type, "ord_c", cancel_atom::value);
+  auto placed = placing.get();
+  ASSERT_TRUE(placed.value) << to_string(placed.code());
+  EXPECT_EQ(placed.value->status, "cancelled");
+  ASSERT_TRUE(placed.value->payment);
+  EXPECT_EQ(placed.value->payment->status, "refunded");
+  EXPECT_EQ(provider_->charges.load(), 3);
+  EXPECT_EQ(provider_->refunds.load(), 1);
+  expect_stock("mug", 10, 0);
+  passivate(payment_type, placed.value->payment->id);
+  auto stored = ask<PaymentRecord>(payment_type, placed.value->payment->id, get_atom::value);
+  ASSERT_TRUE(stored.value);
+  EXPECT_EQ(stored.value->status, "refunded");
+  EXPECT_EQ(stored.value->version, 3);  // intent, capture, refund
 }
 
 // A cancel that lands before the charge was sent: the payment's pending record (written with the
