@@ -1037,10 +1037,15 @@ std::vector<bool> save_entities(soci::session& s, const std::vector<const Entity
     cache = own.get();
   }
   std::vector<RoundResult> queued;
-  save_kind<OrderWrite>(s, cache, writes, applied, queued);
-  save_kind<PaymentWrite>(s, cache, writes, applied, queued);
-  save_kind<ItemWrite>(s, cache, writes, applied, queued);
-  if (cache) cache->run_queued();
+  try {
+    save_kind<OrderWrite>(s, cache, writes, applied, queued);
+    save_kind<PaymentWrite>(s, cache, writes, applied, queued);
+    save_kind<ItemWrite>(s, cache, writes, applied, queued);
+    if (cache) cache->run_queued();
+  } catch (...) {
+    if (cache) cache->discard_queued();  // not to run with a later batch
+    throw;
+  }
   for (const auto& round : queued)
     for (size_t i = 0; i < round.members.size(); ++i)
       for (auto member : round.members[i]) applied[member] = (*round.ok)[i];
@@ -1098,6 +1103,7 @@ struct StatementCache::Entry {
   std::string name;
   int params = 0;
   std::int64_t runs = 0;
+  int queued = 0;  // runs waiting in the pipeline: it is not prepared again meanwhile
 };
 
 struct StatementCache::Queued {
@@ -1125,7 +1131,7 @@ StatementCache::Entry& StatementCache::prepared(const std::string& sql) {
   if (slot == entries_.end()) slot = entries_.insert(entries_.end(), {sql, nullptr});
   auto& entry = slot->second;
   auto* conn = connection_of(session_);
-  if (entry && entry->runs >= runs_per_plan_) {
+  if (entry && entry->runs >= runs_per_plan_ && entry->queued == 0) {
     PGresult* r = PQexec(conn, ("DEALLOCATE " + entry->name).c_str());
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     std::string state = PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
@@ -1155,12 +1161,19 @@ void StatementCache::queue(const std::string& sql, std::vector<std::string> valu
   if (static_cast<int>(values.size()) != entry.params)
     throw soci::postgresql_soci_error("a statement got the wrong number of values", "42P02");
   entry.runs += 1;
+  entry.queued += 1;
   queued_.push_back({&entry, std::move(values), std::move(on_row)});
+}
+
+void StatementCache::discard_queued() {
+  for (auto& q : queued_) q.entry->queued = 0;
+  queued_.clear();
 }
 
 void StatementCache::run_queued() {
   auto queued = std::move(queued_);
   queued_.clear();
+  for (auto& q : queued) q.entry->queued = 0;
   if (queued.empty()) return;
   auto* conn = connection_of(session_);
   if (PQenterPipelineMode(conn) != 1) fail(conn, "entering pipeline mode failed", nullptr);

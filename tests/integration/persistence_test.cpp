@@ -377,6 +377,33 @@ TEST_P(Persistence, AnOrderWrittenWithItsPaymentWritesBothOrNeither) {
   EXPECT_EQ(load_payment(s, "pay_ord_b")->status, "pending");
 }
 
+// A statement due to be prepared again while a run of it waits in the same pipeline (two rounds of
+// one kind in one batch) is prepared again only after the pipeline ran: the waiting run still
+// finds the statement it was queued with.
+TEST_P(Persistence, AStatementIsNotPreparedAgainWhileARunOfItWaits) {
+  if (GetParam() != Backend::postgresql) GTEST_SKIP() << "a PostgreSQL statement cache";
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  StatementCache cache(s, 1);  // every statement is due again after one run
+  auto rec = sample_order("ord_q", 1);
+  EntityWrite insert = OrderWrite{rec, 0, true};
+  std::vector<const EntityWrite*> first{&insert};
+  ASSERT_EQ(save_entities(s, first, &cache), std::vector<bool>{true});
+  rec.version = 2;
+  // The second write does not chain to the first: a second round, the same update statement.
+  std::vector<EntityWrite> writes{OrderWrite{rec, 1, false}, OrderWrite{rec, 1, false}};
+  std::vector<const EntityWrite*> batch{&writes[0], &writes[1]};
+  EXPECT_EQ(save_entities(s, batch, &cache), (std::vector<bool>{true, false}));
+  EXPECT_EQ(cache.prepares(), 2);  // the insert and the update, each once so far
+  rec.version = 3;
+  EntityWrite next = OrderWrite{rec, 2, false};
+  std::vector<const EntityWrite*> last{&next};
+  EXPECT_EQ(save_entities(s, last, &cache), std::vector<bool>{true});
+  EXPECT_EQ(cache.prepares(), 3);  // the update, due since its first run, prepared again now
+  EXPECT_EQ(load_order(s, "ord_q")->version, 3);
+}
+
 // A batch's statements reach PostgreSQL in one pipeline with one Sync: one transaction. When a
 // later statement fails, what the earlier ones wrote is not kept, and the connection goes on.
 TEST_P(Persistence, ABatchIsAppliedWhollyOrNotAtAll) {
