@@ -104,6 +104,17 @@ void fail(order_actor* self, const caf::error& err) {
   self->quit();
 }
 
+// A write that carried a capture failed (see charge_and_commit): the capture is stored alone
+// first, as best it can be, so that the recovery finds the payment captured and confirms the
+// order, rather than refunding a charge the provider made. Then `fail`.
+void fail_keeping(order_actor* self, const std::optional<PaymentRecord>& capture, const caf::error& err) {
+  if (!capture) return fail(self, err);
+  auto expected = capture->version - 1;
+  self->request(self->state.ctx->orders_db_for(self->state.rec.id), caf::infinite,
+                db_save{PaymentWrite{*capture, expected}})
+      .then([self, err](bool) { fail(self, err); }, [self, err](caf::error&) { fail(self, err); });
+}
+
 void finish(order_actor* self) {
   auto& st = self->state;
   st.running = false;
@@ -145,16 +156,17 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
   st.rec.updated_at_ms = st.ctx->clock->now_ms();
   st.exists = true;
   OrderRecord snapshot = st.rec;
+  auto capture = also.payment_outcome;  // stored alone if the write with the order fails
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite,
                 db_save{OrderWrite{std::move(snapshot), expected, also.lines, also.payment_intent,
                                    std::move(also.payment_outcome)}})
       .then(
-          [self, then, expected](bool applied) mutable {
+          [self, then, expected, capture](bool applied) mutable {
             if (!applied && expected == 0 && self->state.fresh) return adopt_stored(self);
-            if (!applied) return fail(self, make_error(errc::version_conflict));
+            if (!applied) return fail_keeping(self, capture, make_error(errc::version_conflict));
             then();
           },
-          [self](caf::error& err) { fail(self, err); });
+          [self, capture](caf::error& err) { fail_keeping(self, capture, err); });
 }
 
 // How many times an item call is sent again after its node went away with it.

@@ -139,6 +139,16 @@ void flush(persistence_state& st) {
   if (!ensure_connected(st)) return fail_all(batch, make_error(errc::db_unavailable));
   std::vector<bool> applied;
   auto started = std::chrono::steady_clock::now();
+  // The time spent on the batch, whatever came of it (a stall that ends in a lost connection is
+  // what an operator most wants to see).
+  auto timed = [&st, started, size = batch.size()] {
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+    st.stats.commit_seconds_total += took.count();
+    st.stats.commit_seconds_max = std::max(st.stats.commit_seconds_max, took.count());
+    if (took >= std::chrono::milliseconds(kSlowBatchMs))
+      spdlog::warn("database {}: a batch of {} writes took {:.0f} ms to commit",
+                   database_name(st.settings.database), size, took.count() * 1000);
+  };
   try {
     // On PostgreSQL a batch of entity writes alone is one pipeline, its own transaction (see
     // StatementCache): no BEGIN and COMMIT round trips.
@@ -154,17 +164,14 @@ void flush(persistence_state& st) {
   } catch (const std::exception& e) {
     if (is_connection_failure(e, *st.session)) {
       st.connected = false;
+      timed();
       spdlog::warn("database {} lost: {}", database_name(st.settings.database), e.what());
       return fail_all(batch, make_error(errc::db_unavailable));
     }
-    return commit_one_by_one(st, batch);
+    commit_one_by_one(st, batch);
+    return timed();
   }
-  std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
-  st.stats.commit_seconds_total += took.count();
-  st.stats.commit_seconds_max = std::max(st.stats.commit_seconds_max, took.count());
-  if (took >= std::chrono::milliseconds(kSlowBatchMs))
-    spdlog::warn("database {}: a batch of {} writes took {:.0f} ms to commit", database_name(st.settings.database),
-                 batch.size(), took.count() * 1000);
+  timed();
   st.stats.batches += 1;
   st.stats.writes += static_cast<std::int64_t>(batch.size());
   st.stats.batch_size_max_seen =

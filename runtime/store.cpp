@@ -644,8 +644,16 @@ std::vector<std::vector<Segment<W>>> plan(const std::vector<const EntityWrite*>&
   return rounds;
 }
 
+// The payment given with an order update is written first, and the order only if it was (or was
+// already stored as given); an order insert takes none (as on PostgreSQL).
+bool payment_written(soci::session& s, const PaymentRecord& p) {
+  if (save_payment(s, p, p.version - 1)) return true;
+  auto stored = load_payment(s, p.id);
+  return stored && stored->version == p.version && stored->status == p.status;
+}
+
 bool save_one(soci::session& s, const OrderWrite& w) {
-  if (w.payment_outcome && !save_payment(s, *w.payment_outcome, w.payment_outcome->version - 1)) return false;
+  if (w.expected > 0 && w.payment_outcome && !payment_written(s, *w.payment_outcome)) return false;
   if (!save_order(s, w.rec, w.expected, w.lines)) return false;
   if (w.payment_intent && w.rec.payment) save_payment(s, *w.rec.payment, 0);  // kept if stored
   return true;
@@ -860,14 +868,18 @@ Applied pg_orders(StatementCache& s, const std::vector<Segment<OrderWrite>>& seg
         "z AS (SELECT * FROM unnest(CAST(:za AS text[]), CAST(:zb AS text[]), CAST(:zc AS text[]), "
         "CAST(:zd AS text[]), CAST(:ze AS text[]), CAST(:zf AS bigint[])) AS t(order_id, id, status, "
         "failure_reason, provider_ref, version)), "
+        // (A payment already stored as given counts as written.)
         "pu AS (UPDATE payments p SET status = z.status, failure_reason = z.failure_reason, "
         "provider_ref = z.provider_ref, version = z.version FROM z "
         "WHERE p.id = z.id AND p.version = z.version - 1 RETURNING z.order_id), "
+        "pw AS (SELECT z.order_id FROM z JOIN payments p ON p.id = z.id AND p.version = z.version "
+        "AND p.status = z.status), "
         "u AS (UPDATE orders o SET status = x.status, failure_reason = x.failure_reason, "
         "currency = x.currency, payment_id = x.payment_id, total_cents = x.total_cents, "
         "updated_at_ms = x.updated_at_ms, version = x.version FROM x "
         "WHERE o.id = x.id AND o.version = x.expected AND (x.id NOT IN (SELECT order_id FROM z) "
-        "OR x.id IN (SELECT order_id FROM pu)) RETURNING x.n, o.id), " +
+        "OR x.id IN (SELECT order_id FROM pu) OR x.id IN (SELECT order_id FROM pw)) "
+        "RETURNING x.n, o.id), " +
             order_children_sql("u") +
             "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM u",
         values_of({&c, &outcomes, &children.lines, &children.intents}), updates, ok);
@@ -1084,7 +1096,9 @@ std::string numbered_placeholders(const std::string& sql, int& count) {
 [[noreturn]] void fail(PGconn* conn, const std::string& what, const char* sqlstate) {
   std::string message = what;
   if (conn && PQerrorMessage(conn) && *PQerrorMessage(conn)) message += ": " + std::string(PQerrorMessage(conn));
-  bool gone = !conn || PQstatus(conn) == CONNECTION_BAD;
+  // A connection that could not leave pipeline mode is of no use to SOCI any more: reported as
+  // lost, so that its owner connects again.
+  bool gone = !conn || PQstatus(conn) == CONNECTION_BAD || PQpipelineStatus(conn) != PQ_PIPELINE_OFF;
   throw soci::postgresql_soci_error(message, gone ? "08006" : (sqlstate ? sqlstate : "XX000"));
 }
 

@@ -82,9 +82,9 @@ struct OrderWrite {
   std::int64_t expected = 0;  // see save_order
   bool lines = false;
   bool payment_intent = false;  // inserts rec.payment too (a new payment's pending record)
-  // A decided payment written with the order (its version is the new one; the stored one is a
-  // version below). The order row is written only if this one is: an update of the order with a
-  // payment that lost its version check is not applied either.
+  // A decided payment written with an order update (its version is the new one; the stored one
+  // is a version below). The order row is written only if this one is, or is already stored as
+  // given: an update of the order with a payment that lost its version check is not applied.
   std::optional<PaymentRecord> payment_outcome;
 };
 struct PaymentWrite {

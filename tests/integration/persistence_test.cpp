@@ -335,9 +335,11 @@ TEST_P(Persistence, BatchStatementsArePreparedAgainAfterTheirRuns) {
   EXPECT_EQ(on_server, 2);  // the insert and the update, not the update's earlier plans
 }
 
-// An order written with its decided payment: both rows, or (the payment's version check failing)
-// neither, on both backends.
-TEST_P(Persistence, AnOrderWrittenWithItsPaymentWritesBothOrNeither) {
+// An order update written with its decided payment, on both backends: both rows; neither when the
+// payment's version check fails; the order when the payment is already stored as given; the
+// payment alone when the order's own check fails (a capture the provider made is kept, and the
+// recovery then confirms the order).
+TEST_P(Persistence, AnOrderIsWrittenWithItsPaymentOnlyIfThePaymentIsWritten) {
   auto session = connect(orders_url_);
   auto& s = *session;
   migrate(s, GetParam(), Database::orders);
@@ -349,32 +351,43 @@ TEST_P(Persistence, AnOrderWrittenWithItsPaymentWritesBothOrNeither) {
     EXPECT_EQ(save_entities(s, batch), std::vector<bool>{true});
     return rec;
   };
-  auto a = place("ord_a");
-  auto b = place("ord_b");
-  auto confirm = [](OrderRecord rec, std::int64_t payment_version) {
-    rec.status = "confirmed";
-    rec.version = 2;
-    auto captured = *rec.payment;
-    captured.status = "captured";
-    captured.provider_ref = "ref_" + captured.id;
-    captured.version = payment_version;
-    return OrderWrite{rec, 1, false, false, captured};
+  auto captured = [](const OrderRecord& rec, std::int64_t version) {
+    auto p = *rec.payment;
+    p.status = "captured";
+    p.provider_ref = "ref_" + p.id;
+    p.version = version;
+    return p;
   };
-  // ord_a with the payment's next version; ord_b with one a version ahead of the stored one.
-  std::vector<EntityWrite> writes{confirm(a, 2), confirm(b, 3)};
-  std::vector<const EntityWrite*> batch{&writes[0], &writes[1]};
-  EXPECT_EQ(save_entities(s, batch), (std::vector<bool>{true, false}));
-  auto stored_a = load_order(s, "ord_a");
-  ASSERT_TRUE(stored_a && stored_a->payment);
-  EXPECT_EQ(stored_a->status, "confirmed");
-  EXPECT_EQ(stored_a->payment->status, "captured");
-  EXPECT_EQ(load_payment(s, "pay_ord_a")->provider_ref, "ref_pay_ord_a");
-  EXPECT_EQ(load_payment(s, "pay_ord_a")->version, 2);
-  auto stored_b = load_order(s, "ord_b");
-  ASSERT_TRUE(stored_b);
-  EXPECT_EQ(stored_b->status, "pending");
-  EXPECT_EQ(stored_b->version, 1);
-  EXPECT_EQ(load_payment(s, "pay_ord_b")->status, "pending");
+  auto confirm = [&](OrderRecord rec, std::int64_t expected, std::int64_t payment_version) {
+    auto p = captured(rec, payment_version);
+    rec.status = "confirmed";
+    rec.version = expected + 1;
+    return OrderWrite{rec, expected, false, false, p};
+  };
+  auto a = place("ord_a"), b = place("ord_b"), c = place("ord_c"), d = place("ord_d");
+  ASSERT_TRUE(save_payment(s, captured(c, 2), 1));  // stored already, as given below
+  std::vector<EntityWrite> writes{
+      confirm(a, 1, 2),  // the payment's next version: both
+      confirm(b, 1, 3),  // a version ahead of the stored payment: neither
+      confirm(c, 1, 2),  // the payment stored as given: the order
+      confirm(d, 5, 2),  // a stale order version: the payment only
+  };
+  std::vector<const EntityWrite*> batch;
+  for (auto& w : writes) batch.push_back(&w);
+  EXPECT_EQ(save_entities(s, batch), (std::vector<bool>{true, false, true, false}));
+  auto order = [&](const std::string& id) { return load_order(s, id).value_or(OrderRecord{}); };
+  auto payment = [&](const std::string& id) { return load_payment(s, id).value_or(PaymentRecord{}); };
+  EXPECT_EQ(order("ord_a").status, "confirmed");
+  EXPECT_EQ(payment("pay_ord_a").status, "captured");
+  EXPECT_EQ(payment("pay_ord_a").provider_ref, "ref_pay_ord_a");
+  EXPECT_EQ(payment("pay_ord_a").version, 2);
+  EXPECT_EQ(order("ord_b").status, "pending");
+  EXPECT_EQ(order("ord_b").version, 1);
+  EXPECT_EQ(payment("pay_ord_b").status, "pending");
+  EXPECT_EQ(order("ord_c").status, "confirmed");
+  EXPECT_EQ(payment("pay_ord_c").version, 2);
+  EXPECT_EQ(order("ord_d").status, "pending");
+  EXPECT_EQ(payment("pay_ord_d").status, "captured");
 }
 
 // A statement due to be prepared again while a run of it waits in the same pipeline (two rounds of
@@ -629,6 +642,18 @@ TEST_P(PersistenceActor, AFailingWriteDoesNotFailTheRestOfItsBatch) {
   }};
   auto outcomes = fire(db, std::vector<db_write>{good(1), bad, good(2)});
   EXPECT_EQ(outcomes, (std::vector<int>{1, -1, 1}));
+}
+
+// A batch that fails is timed too: here one whose write fails after holding it for 150 ms.
+TEST_P(PersistenceActor, AFailedBatchIsTimedToo) {
+  auto db = spawn(orders_url_, Database::orders);
+  auto slow_and_bad = db_write{[](soci::session& s) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    s << "INSERT INTO no_such_table VALUES (1)";
+    return true;
+  }};
+  EXPECT_EQ(fire(db, std::vector<db_write>{slow_and_bad}), std::vector<int>{-1});
+  EXPECT_GE(stats(db).commit_seconds_max, 0.15);
 }
 
 TEST_P(PersistenceActor, VersionConflictIsReportedNotApplied) {

@@ -234,9 +234,8 @@ TEST_F(OrderActor, PlacementWritesTheOrdersDatabaseThreeTimes) {
   EXPECT_EQ(r.value->status, "confirmed");
   EXPECT_EQ(r.value->payment->version, 2);  // the intent (by the order), then the capture
   EXPECT_EQ(writes() - before, 3);
-  // The payment stopped once it handed its capture over; what is stored is the capture, with the
-  // order's amount (a refund takes the amount from there) and the provider's reference.
-  EXPECT_FALSE(passivate(payment_type, r.value->payment->id));
+  // What is stored is the capture the payment handed over, with the order's amount (a refund takes
+  // the amount from there) and the provider's reference.
   auto stored = ask<PaymentRecord>(payment_type, r.value->payment->id, get_atom::value);
   ASSERT_TRUE(stored.value);
   EXPECT_EQ(stored.value->status, "captured");
@@ -316,6 +315,36 @@ TEST_F(OrderActorSlowCharge, ACancelDuringTheChargeStoresTheCaptureThenRefundsIt
   ASSERT_TRUE(stored.value);
   EXPECT_EQ(stored.value->status, "refunded");
   EXPECT_EQ(stored.value->version, 3);  // intent, capture, refund
+}
+
+// The confirmation, written with the capture, loses its version check (another owner wrote the
+// order meanwhile): the capture is kept all the same, and the recovery confirms the order instead
+// of refunding a charge the provider made.
+TEST_F(OrderActorSlowCharge, ACaptureIsKeptWhenTheConfirmationLosesItsCheck) {
+  put_item("mug", 10);
+  provider_->transient_left = 2;  // 40 and 80 ms of retries, then captured
+  auto placing = std::async(std::launch::async, [&] { return place("ord_k", {{"mug", 2, 0}}, "4000000000000119"); });
+  for (int i = 0; i < 2000 && provider_->charges.load() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_GE(provider_->charges.load(), 1);
+  {  // another owner's write, while the charge runs
+    caf::scoped_actor self{*system_};
+    self->request(node_.ctx->orders_db, std::chrono::seconds(5), db_write{[](soci::session& s) {
+                    s << "UPDATE orders SET version = version + 1 WHERE id = 'ord_k'";
+                    return true;
+                  }})
+        .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  }
+  auto placed = placing.get();
+  EXPECT_FALSE(placed.value);
+  EXPECT_EQ(placed.code(), errc::version_conflict);
+  EXPECT_EQ(provider_->refunds.load(), 0);
+  auto r = ask<OrderRecord>(order_type, "ord_k", recover_atom::value);
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "confirmed");
+  ASSERT_TRUE(r.value->payment);
+  EXPECT_EQ(r.value->payment->status, "captured");
+  EXPECT_EQ(provider_->refunds.load(), 0);
+  expect_stock("mug", 10, 2);
 }
 
 // A cancel that lands before the charge was sent: the payment's pending record (written with the
