@@ -290,18 +290,27 @@ class OrderActorSlowCharge : public OrderActor {
     OrderActor::configure(c);
     c.payment.retry_backoff_ms = 40;
   }
+
+  // Places order `id` (2 mugs of 10) with a charge that takes 40 and 80 ms of retries before it is
+  // captured, and returns once the provider was first asked: the charge is running.
+  std::future<Reply<OrderRecord>> place_slowly(const std::string& id) {
+    put_item("mug", 10);
+    provider_->transient_left = 2;
+    auto placing = std::async(std::launch::async, [this, id] { return place(id, {{"mug", 2, 0}}, "4000000000000119"); });
+    for (int i = 0; i < 2000 && provider_->charges.load() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_GE(provider_->charges.load(), 1);
+    return placing;
+  }
 };
 
 // A cancel that lands while the charge runs: the capture, handed back unwritten for the
 // confirmation, is stored before the compensation refunds it, so the payment ends refunded (not
 // voided as an unknown outcome).
 TEST_F(OrderActorSlowCharge, ACancelDuringTheChargeStoresTheCaptureThenRefundsIt) {
-  put_item("mug", 10);
-  provider_->transient_left = 2;  // 40 and 80 ms of retries, then captured
-  auto placing = std::async(std::launch::async, [&] { return place("ord_c", {{"mug", 2, 0}}, "4000000000000119"); });
-  for (int i = 0; i < 2000 && provider_->charges.load() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_GE(provider_->charges.load(), 1);
+  auto placing = place_slowly("ord_c");
   auto cancelled = ask<OrderRecord>(order_type, "ord_c", cancel_atom::value);
+  ASSERT_TRUE(cancelled.value) << to_string(cancelled.code());
+  EXPECT_EQ(cancelled.value->status, "cancelled");
   auto placed = placing.get();
   ASSERT_TRUE(placed.value) << to_string(placed.code());
   EXPECT_EQ(placed.value->status, "cancelled");
@@ -321,11 +330,7 @@ TEST_F(OrderActorSlowCharge, ACancelDuringTheChargeStoresTheCaptureThenRefundsIt
 // order meanwhile): the capture is kept all the same, and the recovery confirms the order instead
 // of refunding a charge the provider made.
 TEST_F(OrderActorSlowCharge, ACaptureIsKeptWhenTheConfirmationLosesItsCheck) {
-  put_item("mug", 10);
-  provider_->transient_left = 2;  // 40 and 80 ms of retries, then captured
-  auto placing = std::async(std::launch::async, [&] { return place("ord_k", {{"mug", 2, 0}}, "4000000000000119"); });
-  for (int i = 0; i < 2000 && provider_->charges.load() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_GE(provider_->charges.load(), 1);
+  auto placing = place_slowly("ord_k");
   {  // another owner's write, while the charge runs
     caf::scoped_actor self{*system_};
     self->request(node_.ctx->orders_db, std::chrono::seconds(5), db_write{[](soci::session& s) {
