@@ -104,15 +104,23 @@ void fail(order_actor* self, const caf::error& err) {
   self->quit();
 }
 
+// Stores a capture the payment handed over unwritten (see payment_charge::caller_writes) on its
+// own; `done` gets no error once it is stored.
+template <class Done>
+void write_capture(order_actor* self, PaymentRecord capture, Done done) {
+  auto expected = capture.version - 1;
+  self->request(self->state.ctx->orders_db_for(self->state.rec.id), caf::infinite,
+                db_save{PaymentWrite{std::move(capture), expected}})
+      .then([done](bool applied) mutable { done(applied ? caf::error{} : make_error(errc::version_conflict)); },
+            [done](caf::error& err) mutable { done(err); });
+}
+
 // A write that carried a capture failed (see charge_and_commit): the capture is stored alone
 // first, as best it can be, so that the recovery finds the payment captured and confirms the
 // order, rather than refunding a charge the provider made. Then `fail`.
 void fail_keeping(order_actor* self, const std::optional<PaymentRecord>& capture, const caf::error& err) {
   if (!capture) return fail(self, err);
-  auto expected = capture->version - 1;
-  self->request(self->state.ctx->orders_db_for(self->state.rec.id), caf::infinite,
-                db_save{PaymentWrite{*capture, expected}})
-      .then([self, err](bool) { fail(self, err); }, [self, err](caf::error&) { fail(self, err); });
+  write_capture(self, *capture, [self, err](const caf::error&) { fail(self, err); });
 }
 
 void finish(order_actor* self) {
@@ -266,19 +274,14 @@ void confirm(order_actor* self) {
                 });
 }
 
-// Stores a capture the payment handed over unwritten (see payment_charge::caller_writes), for a
-// saga that does not confirm: the compensation then refunds what the provider captured.
+// Stores a capture for a saga that does not confirm: the compensation then refunds what the
+// provider captured.
 template <class Then>
 void store_capture(order_actor* self, PaymentRecord capture, Then then) {
-  auto expected = capture.version - 1;
-  self->request(self->state.ctx->orders_db_for(self->state.rec.id), caf::infinite,
-                db_save{PaymentWrite{std::move(capture), expected}})
-      .then(
-          [self, then](bool applied) mutable {
-            if (!applied) return fail(self, make_error(errc::version_conflict));
-            then();
-          },
-          [self](caf::error& err) { fail(self, err); });
+  write_capture(self, std::move(capture), [self, then](const caf::error& err) mutable {
+    if (err) return fail(self, err);
+    then();
+  });
 }
 
 // Charges the card and commits the reservations at the same time, then confirms. The capture

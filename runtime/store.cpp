@@ -715,7 +715,7 @@ struct Columns {
 // Queues `sql`, whose parameters are the columns' arrays in order (text ones first), and whose one
 // row lists the 1-based positions (in `which`) applied; they are marked in `ok` once it ran.
 void queue_listing(StatementCache& cache, const std::string& sql, std::vector<std::string> values,
-                   std::vector<size_t> which, const std::shared_ptr<std::vector<bool>>& ok) {
+                   std::vector<size_t> which, const Applied& ok) {
   cache.queue(sql, std::move(values),
               [which = std::move(which), ok](const std::string& listed) { mark_applied(listed, which, *ok); });
 }
@@ -1102,6 +1102,15 @@ std::string numbered_placeholders(const std::string& sql, int& count) {
   throw soci::postgresql_soci_error(message, gone ? "08006" : (sqlstate ? sqlstate : "XX000"));
 }
 
+// Takes a command's result `r`; throws (see fail) unless it succeeded.
+void command(PGconn* conn, PGresult* r, const char* what) {
+  bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  auto* field = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  std::string state = field ? field : "";
+  PQclear(r);
+  if (!ok) fail(conn, std::string(what) + " failed", state.empty() ? nullptr : state.c_str());
+}
+
 PGconn* connection_of(soci::session& s) {
   // static_cast: the SOCI library exports no type information for its backends.
   auto* backend = s.get_backend_name() == "postgresql"
@@ -1146,11 +1155,7 @@ StatementCache::Entry& StatementCache::prepared(const std::string& sql) {
   auto& entry = slot->second;
   auto* conn = connection_of(session_);
   if (entry && entry->runs >= runs_per_plan_ && entry->queued == 0) {
-    PGresult* r = PQexec(conn, ("DEALLOCATE " + entry->name).c_str());
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    std::string state = PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
-    PQclear(r);
-    if (!ok) fail(conn, "deallocating a statement failed", state.c_str());
+    command(conn, PQexec(conn, ("DEALLOCATE " + entry->name).c_str()), "deallocating a statement");
     entry.reset();  // prepared again below
   }
   if (!entry) {
@@ -1158,11 +1163,8 @@ StatementCache::Entry& StatementCache::prepared(const std::string& sql) {
     static std::atomic<std::int64_t> next_name{1};  // unique on any connection, whatever the caches
     fresh->name = "emporium_batch_" + std::to_string(next_name++);
     auto text = numbered_placeholders(sql, fresh->params);
-    PGresult* r = PQprepare(conn, fresh->name.c_str(), text.c_str(), fresh->params, nullptr);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    std::string state = PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
-    PQclear(r);
-    if (!ok) fail(conn, "preparing a statement failed", state.c_str());
+    command(conn, PQprepare(conn, fresh->name.c_str(), text.c_str(), fresh->params, nullptr),
+            "preparing a statement");
     prepares_ += 1;
     entry = std::move(fresh);
   }
@@ -1250,13 +1252,6 @@ void StatementCache::run_queued() {
   if (!complete) fail(conn, "a batch got no answer", "08006");
   for (size_t i = 0; i < queued.size(); ++i)
     if (queued[i].on_row) queued[i].on_row(rows[i]);
-}
-
-std::string StatementCache::run(const std::string& sql, std::vector<std::string> values) {
-  std::string out;
-  queue(sql, std::move(values), [&out](const std::string& row) { out = row; });
-  run_queued();
-  return out;
 }
 
 }  // namespace emporium

@@ -139,8 +139,6 @@ class StatementCache {
   void run_queued();
   // Drops what is queued, unrun (after a failure while queueing).
   void discard_queued();
-  // One statement, run at once: queue and run_queued.
-  std::string run(const std::string& sql, std::vector<std::string> values);
   // Times a statement was prepared on this connection, first time included (for tests).
   std::int64_t prepares() const { return prepares_; }
 
