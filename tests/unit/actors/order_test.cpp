@@ -39,6 +39,16 @@ class OrderActor : public NodeFixture {
                  [](caf::error& e) { FAIL() << caf::to_string(e); });
   }
 
+  // Runs `sql` on the orders database, as one write of its persistence actor.
+  void orders_sql(const std::string& sql) {
+    caf::scoped_actor self{*system_};
+    self->request(node_.ctx->orders_db, std::chrono::seconds(5), db_write{[sql](soci::session& s) {
+                    s << sql;
+                    return true;
+                  }})
+        .receive([](bool) {}, [&](caf::error& e) { FAIL() << sql << ": " << caf::to_string(e); });
+  }
+
   // Cancels order `id` once it is seen in `status` (polled up to `polls` times, `pause` apart);
   // no value when the order never was seen so (its saga moved on first).
   Reply<OrderRecord> cancel_when(const std::string& id, const std::string& status, int polls,
@@ -331,14 +341,7 @@ TEST_F(OrderActorSlowCharge, ACancelDuringTheChargeStoresTheCaptureThenRefundsIt
 // of refunding a charge the provider made.
 TEST_F(OrderActorSlowCharge, ACaptureIsKeptWhenTheConfirmationLosesItsCheck) {
   auto placing = place_slowly("ord_k");
-  {  // another owner's write, while the charge runs
-    caf::scoped_actor self{*system_};
-    self->request(node_.ctx->orders_db, std::chrono::seconds(5), db_write{[](soci::session& s) {
-                    s << "UPDATE orders SET version = version + 1 WHERE id = 'ord_k'";
-                    return true;
-                  }})
-        .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
-  }
+  orders_sql("UPDATE orders SET version = version + 1 WHERE id = 'ord_k'");  // another owner's write
   auto placed = placing.get();
   EXPECT_FALSE(placed.value);
   EXPECT_EQ(placed.code(), errc::version_conflict);
@@ -350,6 +353,57 @@ TEST_F(OrderActorSlowCharge, ACaptureIsKeptWhenTheConfirmationLosesItsCheck) {
   EXPECT_EQ(r.value->payment->status, "captured");
   EXPECT_EQ(provider_->refunds.load(), 0);
   expect_stock("mug", 10, 2);
+}
+
+// The confirmation, written with the capture, fails for a reason other than a lost check (here a
+// trigger refuses it): the capture is stored alone, and the recovery confirms the order without
+// charging again.
+TEST_F(OrderActorSlowCharge, ACaptureIsKeptWhenTheConfirmationFailsToBeWritten) {
+  auto placing = place_slowly("ord_f");
+  orders_sql("CREATE TRIGGER refuse_confirmed BEFORE UPDATE ON orders WHEN NEW.status = 'confirmed' "
+             "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+  auto placed = placing.get();
+  EXPECT_FALSE(placed.value);
+  EXPECT_NE(placed.code(), errc::version_conflict);
+  EXPECT_EQ(provider_->charges.load(), 3);
+  orders_sql("DROP TRIGGER refuse_confirmed");
+  auto r = ask<OrderRecord>(order_type, "ord_f", recover_atom::value);
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "confirmed");
+  ASSERT_TRUE(r.value->payment);
+  EXPECT_EQ(r.value->payment->status, "captured");
+  EXPECT_EQ(provider_->charges.load(), 3);  // the recovery found the capture: no charge again
+  EXPECT_EQ(provider_->refunds.load(), 0);
+  expect_stock("mug", 10, 2);
+}
+
+// A saga that does not confirm cannot store its capture (a cancel landed during the charge, and a
+// trigger refuses the write): the order stops with the error, as stored (reserved, its payment
+// pending). The recovery then voids the charge at the provider by its idempotency key and releases
+// the stock: nothing stays charged for an order that is not confirmed.
+TEST_F(OrderActorSlowCharge, ACaptureThatCannotBeStoredIsVoidedByTheRecovery) {
+  auto placing = place_slowly("ord_v");
+  orders_sql("CREATE TRIGGER refuse_captured BEFORE UPDATE ON payments WHEN NEW.status = 'captured' "
+             "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+  auto cancelled = ask<OrderRecord>(order_type, "ord_v", cancel_atom::value);
+  EXPECT_FALSE(cancelled.value);
+  auto placed = placing.get();
+  EXPECT_FALSE(placed.value);
+  EXPECT_EQ(provider_->refunds.load(), 0);
+  orders_sql("DROP TRIGGER refuse_captured");
+  auto stored = ask<OrderRecord>(order_type, "ord_v", get_atom::value);
+  ASSERT_TRUE(stored.value) << to_string(stored.code());
+  EXPECT_EQ(stored.value->status, "reserved");
+  ASSERT_TRUE(stored.value->payment);
+  EXPECT_EQ(stored.value->payment->status, "pending");
+  auto r = ask<OrderRecord>(order_type, "ord_v", recover_atom::value);
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "payment_failed");
+  ASSERT_TRUE(r.value->payment);
+  EXPECT_EQ(r.value->payment->status, "failed");
+  EXPECT_EQ(provider_->refunds.load(), 1);
+  EXPECT_EQ(provider_->charges.load(), 3);
+  expect_stock("mug", 10, 0);
 }
 
 // A cancel that lands before the charge was sent: the payment's pending record (written with the
