@@ -167,6 +167,8 @@ struct Api::Impl {
         return unavailable(settings.retry_after_s, detail_of(err, "a cluster node is unavailable") + "; try again");
       case errc::version_conflict:
         return unavailable(settings.retry_after_s, "the resource moved to another node; try again");
+      case errc::db_failed:  // the server's failure, not the request's: logged where it happened
+        return unavailable(settings.retry_after_s, "a database request failed; try again");
       default: break;
     }
     if (err == caf::sec::request_timeout)

@@ -30,6 +30,7 @@ const char* to_string(errc code) {
     case errc::timeout: return "timeout";
     case errc::unavailable: return "unavailable";
     case errc::not_delivered: return "not_delivered";
+    case errc::db_failed: return "db_failed";
   }
   return "unknown";
 }

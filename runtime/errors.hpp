@@ -23,6 +23,8 @@ enum class errc : std::uint8_t {
   timeout,
   unavailable,          // the owner node went away while it had the call; retry later
   not_delivered,        // the call never reached its entity (owner moving, unreachable); safe to resend
+  db_failed,            // the database answered, but refused or failed the statement (locked, full, a
+                        // constraint): not the caller's fault; retry later
 };
 
 constexpr caf::atom_value error_category = caf::atom("emporium");

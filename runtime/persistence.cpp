@@ -126,7 +126,7 @@ void commit_one_by_one(persistence_state& st, std::vector<PendingWrite>& batch) 
         continue;
       }
       spdlog::error("database {} write failed: {}", database_name(st.settings.database), e.what());
-      w.promise.deliver(make_error(errc::invalid_argument, "write failed"));
+      w.promise.deliver(make_error(errc::db_failed, "write failed"));
     }
   }
 }
@@ -226,7 +226,7 @@ caf::behavior persistence(persistence_actor* self, PersistenceSettings settings)
           }
           spdlog::error("database {} read failed: {}", database_name(st.settings.database),
                         e.what());
-          return make_error(errc::invalid_argument, "read failed");
+          return make_error(errc::db_failed, "read failed");
         }
       },
       [=](ping_atom) -> caf::result<bool> {

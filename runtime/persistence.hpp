@@ -9,7 +9,7 @@
 //   db_read  -> bool     (true) the closure stored its result where the caller can read it
 //   ping     -> bool     (true) the database answers
 // Failures: errc::db_unavailable while the database cannot be reached (retried by the caller;
-// the actor reconnects on its own), errc::invalid_argument when a job's SQL fails otherwise.
+// the actor reconnects on its own), errc::db_failed when a job's SQL fails otherwise.
 #pragma once
 
 #include <cstdint>

@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """The database goes away and comes back: requests that need it get 503 with Retry-After and leave
 nothing half-done, /readyz says 503, and the node serves again by itself once the database is back.
-Runs a private PostgreSQL (tests/integration/pg_instance.sh) that it stops and starts."""
+Runs a private PostgreSQL (tests/integration/pg_instance.sh) that it stops and starts. And a
+database that answers but refuses a write (a SQLite file with a trigger) gets 503 too, not a 400:
+the request was not at fault."""
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -87,6 +90,52 @@ class OutageTest(harness.NodeTestCase):
         self.assertTrue(all(o["status"] == "confirmed" for o in orders), orders)
         on_hand, reserved, available = self.admin_stock(node, admin, sku)
         self.assertEqual((on_hand, reserved, available), (10, 2, 8))
+
+
+class RefusedWriteTest(harness.NodeTestCase):
+    """The database is there, but refuses the order's first write (as a locked or full database, or
+    an operator's trigger would): the placement answers 503 with Retry-After, records nothing and
+    holds no stock; once the database takes writes again, the same request succeeds."""
+
+    def setUp(self):
+        saved, harness.BACKEND = harness.BACKEND, "sqlite"
+        try:
+            self.node = harness.Node()
+        finally:
+            harness.BACKEND = saved
+        self.node.start()
+
+    def tearDown(self):
+        harness.stop_node(self.node)
+        super().tearDown()
+
+    def orders_db(self, sql):
+        db = sqlite3.connect(self.node.orders_url[len("sqlite:"):], timeout=10)
+        try:
+            db.execute(sql)
+            db.commit()
+        finally:
+            db.close()
+
+    def test_a_refused_write_answers_503_and_records_nothing(self):
+        node = self.node
+        admin = node.token("admin-ops", "admin")
+        cust = node.token(unique("cust"), SCOPES)
+        sku = self.create_item(node, admin, on_hand=10)
+        self.orders_db("CREATE TRIGGER refuse_orders BEFORE INSERT ON orders "
+                       "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        refused = self.place(node, cust, [(sku, 2)])
+        self.assertProblem(refused, 503)
+        self.assertTrue(refused.headers.get("retry-after", "").isdigit(), refused.headers)
+        self.assertNotIn("refused", refused.body.decode(), "the database's message reached the client")
+        self.assertEqual(request(node, "GET", "/v1/orders", token=cust).json["data"], [])
+        self.assertEqual(self.admin_stock(node, admin, sku), (10, 0, 10))
+
+        self.orders_db("DROP TRIGGER refuse_orders")
+        placed = self.place(node, cust, [(sku, 2)])
+        self.assertStatus(placed, 201)
+        self.assertEqual(placed.json["status"], "confirmed")
+        self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
 
 
 if __name__ == "__main__":

@@ -519,7 +519,7 @@ class PersistenceActor : public Persistence {
                   if (--*left == 0) done->set_value(*out);
                 },
                 [=](caf::error& e) {
-                  (*out)[i] = code_of(e) == errc::invalid_argument ? -1 : -3;
+                  (*out)[i] = code_of(e) == errc::db_failed ? -1 : -3;
                   if (--*left == 0) done->set_value(*out);
                 });
     });

@@ -364,7 +364,7 @@ TEST_F(OrderActorSlowCharge, ACaptureIsKeptWhenTheConfirmationFailsToBeWritten) 
              "BEGIN SELECT RAISE(ABORT, 'refused'); END");
   auto placed = placing.get();
   EXPECT_FALSE(placed.value);
-  EXPECT_NE(placed.code(), errc::version_conflict);
+  EXPECT_EQ(placed.code(), errc::db_failed);
   EXPECT_EQ(provider_->charges.load(), 3);
   orders_sql("DROP TRIGGER refuse_confirmed");
   auto r = ask<OrderRecord>(order_type, "ord_f", recover_atom::value);
