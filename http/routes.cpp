@@ -413,11 +413,17 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
                   order_type, id, caf::make_message(std::move(msg)))
         .then([self, finish](OrderRecord& order) { finish(self, json_response(status_for(order), encode_order(order))); },
               [this, self, id, finish](caf::error& err) {
-                if (err != caf::sec::request_timeout) return finish(self, failure(err));
-                // Still running: answer 202 with the order as it stands; it finishes in the background.
+                // Still running, or stopped by a failure after its first write: answer with the
+                // order as it stands (202: it finishes in the background, by the recovery sweep
+                // after a failure), so that a retry does not place and charge it again. Nothing
+                // recorded: the failure (503, nothing half-done).
+                bool running = err == caf::sec::request_timeout;
                 ask(self, order_type, id, get_atom::value)
-                    .then([self, finish](OrderRecord& order) { finish(self, json_response(202, encode_order(order))); },
-                          [this, self, finish](caf::error& e) { finish(self, failure(e)); });
+                    .then(
+                        [self, finish, running](OrderRecord& order) {
+                          finish(self, json_response(running ? 202 : status_for(order), encode_order(order)));
+                        },
+                        [this, self, finish, running, err](caf::error& e) { finish(self, failure(running ? e : err)); });
               });
   });
 }

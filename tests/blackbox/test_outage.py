@@ -93,9 +93,10 @@ class OutageTest(harness.NodeTestCase):
 
 
 class RefusedWriteTest(harness.NodeTestCase):
-    """The database is there, but refuses the order's first write (as a locked or full database, or
-    an operator's trigger would): the placement answers 503 with Retry-After, records nothing and
-    holds no stock; once the database takes writes again, the same request succeeds."""
+    """The database is there, but refuses a write (as a locked or full database, or an operator's
+    trigger would). Refused at the order's first write: 503 with Retry-After, nothing recorded, no
+    stock held, and the same request succeeds once the database takes writes again. Refused after
+    the card was charged: 202 with the order as stored, which the recovery finishes."""
 
     def setUp(self):
         saved, harness.BACKEND = harness.BACKEND, "sqlite"
@@ -103,11 +104,8 @@ class RefusedWriteTest(harness.NodeTestCase):
             self.node = harness.Node()
         finally:
             harness.BACKEND = saved
+        self.addCleanup(harness.stop_node, self.node)  # also when the start fails
         self.node.start()
-
-    def tearDown(self):
-        harness.stop_node(self.node)
-        super().tearDown()
 
     def orders_db(self, sql):
         db = sqlite3.connect(self.node.orders_url[len("sqlite:"):], timeout=10)
@@ -124,7 +122,8 @@ class RefusedWriteTest(harness.NodeTestCase):
         sku = self.create_item(node, admin, on_hand=10)
         self.orders_db("CREATE TRIGGER refuse_orders BEFORE INSERT ON orders "
                        "BEGIN SELECT RAISE(ABORT, 'refused'); END")
-        refused = self.place(node, cust, [(sku, 2)])
+        key = unique("key")
+        refused = self.place(node, cust, [(sku, 2)], idem_key=key)
         self.assertProblem(refused, 503)
         self.assertTrue(refused.headers.get("retry-after", "").isdigit(), refused.headers)
         self.assertNotIn("refused", refused.body.decode(), "the database's message reached the client")
@@ -132,9 +131,40 @@ class RefusedWriteTest(harness.NodeTestCase):
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 0, 10))
 
         self.orders_db("DROP TRIGGER refuse_orders")
-        placed = self.place(node, cust, [(sku, 2)])
+        placed = self.place(node, cust, [(sku, 2)], idem_key=key)  # a 503 is not kept for the key
         self.assertStatus(placed, 201)
         self.assertEqual(placed.json["status"], "confirmed")
+        self.assertNotIn("idempotent-replayed", placed.headers)
+        self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
+
+    def test_a_refused_confirmation_answers_202_and_the_recovery_confirms_the_order(self):
+        node = self.node
+        admin = node.token("admin-ops", "admin")
+        cust = node.token(unique("cust"), SCOPES)
+        sku = self.create_item(node, admin, on_hand=10)
+        self.orders_db("CREATE TRIGGER refuse_confirmed BEFORE UPDATE ON orders "
+                       "WHEN NEW.status = 'confirmed' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        key = unique("key")
+        accepted = self.place(node, cust, [(sku, 2)], idem_key=key)
+        self.assertStatus(accepted, 202)
+        self.assertEqual(accepted.json["status"], "reserved")
+        self.assertEqual(accepted.json["payment"]["status"], "captured")
+        # A retry with the key answers the same, and places (and charges) nothing again.
+        again = self.place(node, cust, [(sku, 2)], idem_key=key)
+        self.assertStatus(again, 202)
+        self.assertEqual(again.headers.get("idempotent-replayed"), "true")
+        self.assertEqual(again.json["id"], accepted.json["id"])
+
+        self.orders_db("DROP TRIGGER refuse_confirmed")
+        node.restart()  # a node sweeps for unfinished orders when it starts (then every 30 s)
+        oid = accepted.json["id"]
+        deadline = time.time() + 20
+        while self.get_order(node, cust, oid)["status"] != "confirmed":
+            self.assertLess(time.time(), deadline, self.get_order(node, cust, oid))
+            time.sleep(0.2)
+        order = self.get_order(node, cust, oid)
+        self.assertEqual(order["payment"]["status"], "captured")
+        self.assertEqual([o["id"] for o in request(node, "GET", "/v1/orders", token=cust).json["data"]], [oid])
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
 
 

@@ -355,40 +355,54 @@ TEST_F(OrderActorSlowCharge, ACaptureIsKeptWhenTheConfirmationLosesItsCheck) {
   expect_stock("mug", 10, 2);
 }
 
-// The confirmation, written with the capture, fails for a reason other than a lost check (here a
-// trigger refuses it): the capture is stored alone, and the recovery confirms the order without
-// charging again.
-TEST_F(OrderActorSlowCharge, ACaptureIsKeptWhenTheConfirmationFailsToBeWritten) {
-  auto placing = place_slowly("ord_f");
+// The confirmation, written with the capture, fails for a reason other than a lost check (a
+// trigger refuses it; it does not match the earlier writes): the capture is stored alone, and the
+// recovery confirms the order without charging again.
+TEST_F(OrderActor, ACaptureIsKeptWhenTheConfirmationFailsToBeWritten) {
+  put_item("mug", 10);
   orders_sql("CREATE TRIGGER refuse_confirmed BEFORE UPDATE ON orders WHEN NEW.status = 'confirmed' "
              "BEGIN SELECT RAISE(ABORT, 'refused'); END");
-  auto placed = placing.get();
+  auto placed = place("ord_f", {{"mug", 2, 0}});
   EXPECT_FALSE(placed.value);
   EXPECT_EQ(placed.code(), errc::db_failed);
-  EXPECT_EQ(provider_->charges.load(), 3);
+  EXPECT_EQ(provider_->charges.load(), 1);
   orders_sql("DROP TRIGGER refuse_confirmed");
   auto r = ask<OrderRecord>(order_type, "ord_f", recover_atom::value);
   ASSERT_TRUE(r.value) << to_string(r.code());
   EXPECT_EQ(r.value->status, "confirmed");
   ASSERT_TRUE(r.value->payment);
   EXPECT_EQ(r.value->payment->status, "captured");
-  EXPECT_EQ(provider_->charges.load(), 3);  // the recovery found the capture: no charge again
+  EXPECT_EQ(provider_->charges.load(), 1);  // the recovery found the capture: no charge again
   EXPECT_EQ(provider_->refunds.load(), 0);
   expect_stock("mug", 10, 2);
 }
 
+// A charge slow enough (200 then 400 ms of retries) that a cancel sent once it started surely lands
+// while it runs.
+class OrderActorSlowerCharge : public OrderActorSlowCharge {
+ protected:
+  void configure(Config& c) override {
+    OrderActorSlowCharge::configure(c);
+    c.payment.retry_backoff_ms = 200;
+  }
+};
+
 // A saga that does not confirm cannot store its capture (a cancel landed during the charge, and a
-// trigger refuses the write): the order stops with the error, as stored (reserved, its payment
-// pending). The recovery then voids the charge at the provider by its idempotency key and releases
-// the stock: nothing stays charged for an order that is not confirmed.
-TEST_F(OrderActorSlowCharge, ACaptureThatCannotBeStoredIsVoidedByTheRecovery) {
-  auto placing = place_slowly("ord_v");
+// trigger refuses the capture's write; it does not match the intent, an insert): the order stops
+// with the error, as stored (reserved, its payment pending). The recovery then voids the charge at
+// the provider by its idempotency key and releases the stock: nothing stays charged for an order
+// that is not confirmed.
+TEST_F(OrderActorSlowerCharge, ACaptureThatCannotBeStoredIsVoidedByTheRecovery) {
   orders_sql("CREATE TRIGGER refuse_captured BEFORE UPDATE ON payments WHEN NEW.status = 'captured' "
              "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+  auto placing = place_slowly("ord_v");
   auto cancelled = ask<OrderRecord>(order_type, "ord_v", cancel_atom::value);
   EXPECT_FALSE(cancelled.value);
+  EXPECT_EQ(cancelled.code(), errc::db_failed);
   auto placed = placing.get();
   EXPECT_FALSE(placed.value);
+  EXPECT_EQ(placed.code(), errc::db_failed);
+  EXPECT_EQ(provider_->charges.load(), 3);
   EXPECT_EQ(provider_->refunds.load(), 0);
   orders_sql("DROP TRIGGER refuse_captured");
   auto stored = ask<OrderRecord>(order_type, "ord_v", get_atom::value);
