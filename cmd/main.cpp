@@ -252,7 +252,7 @@ int run_serve(const Config& config) {
   caf_config.set("scheduler.max-threads", static_cast<size_t>(threads));
   // An idle CAF worker spins briefly, then polls its queue 500 times with a 50 us sleep between
   // polls (to steal from other workers), then waits on a condition variable that an enqueue
-  // signals. A lone worker has no one to steal from: it goes straight to the wait. Measured at 300
+  // signals. A lone worker has no one to steal from: after its quick polls it waits. Measured at 300
   // orders/s on 2 cores: 22 % less CPU for the node per order, p50 2.4 instead of 3.0 ms; at 1,500/s
   // and at full load no change (bench/RESULTS.md, seventh run).
   if (threads == 1) caf_config.set("work-stealing.moderate-poll-attempts", size_t{0});
