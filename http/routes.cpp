@@ -413,15 +413,18 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
                   order_type, id, caf::make_message(std::move(msg)))
         .then([self, finish](OrderRecord& order) { finish(self, json_response(status_for(order), encode_order(order))); },
               [this, self, id, finish](caf::error& err) {
-                // Still running, or stopped by a failure after its first write: answer with the
-                // order as it stands (202: it finishes in the background, by the recovery sweep
-                // after a failure), so that a retry does not place and charge it again. Nothing
-                // recorded: the failure (503, nothing half-done).
+                // Still running: answer 202 with the order as it stands; it finishes in the
+                // background. Stopped by a failure once its card may have been charged (its payment
+                // is recorded): the order as stored, which the recovery sweep finishes (202), so that
+                // a retry does not place and charge it again. Otherwise the failure (503).
                 bool running = err == caf::sec::request_timeout;
                 ask(self, order_type, id, get_atom::value)
                     .then(
-                        [self, finish, running](OrderRecord& order) {
-                          finish(self, json_response(running ? 202 : status_for(order), encode_order(order)));
+                        [this, self, finish, running, err](OrderRecord& order) {
+                          auto status = status_for(order);
+                          if (running || status != 202 || order.payment)
+                            return finish(self, json_response(running ? 202 : status, encode_order(order)));
+                          finish(self, failure(err));
                         },
                         [this, self, finish, running, err](caf::error& e) { finish(self, failure(running ? e : err)); });
               });

@@ -95,8 +95,9 @@ class OutageTest(harness.NodeTestCase):
 class RefusedWriteTest(harness.NodeTestCase):
     """The database is there, but refuses a write (as a locked or full database, or an operator's
     trigger would). Refused at the order's first write: 503 with Retry-After, nothing recorded, no
-    stock held, and the same request succeeds once the database takes writes again. Refused after
-    the card was charged: 202 with the order as stored, which the recovery finishes."""
+    stock held, and the same request succeeds once the database takes writes again. Refused later,
+    before the charge: 503 too, and the recovery compensates what was recorded. Refused after the
+    card was charged: 202 with the order as stored, which the recovery finishes."""
 
     def setUp(self):
         saved, harness.BACKEND = harness.BACKEND, "sqlite"
@@ -135,6 +136,32 @@ class RefusedWriteTest(harness.NodeTestCase):
         self.assertStatus(placed, 201)
         self.assertEqual(placed.json["status"], "confirmed")
         self.assertNotIn("idempotent-replayed", placed.headers)
+        self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
+
+    def test_a_refusal_before_the_charge_answers_503_and_the_recovery_compensates(self):
+        node = self.node
+        admin = node.token("admin-ops", "admin")
+        cust = node.token(unique("cust"), SCOPES)
+        sku = self.create_item(node, admin, on_hand=10)
+        # The order is recorded as pending and its stock reserved; its next write is refused.
+        self.orders_db("CREATE TRIGGER refuse_reserved BEFORE UPDATE ON orders "
+                       "WHEN NEW.status = 'reserved' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        key = unique("key")
+        refused = self.place(node, cust, [(sku, 2)], idem_key=key)
+        self.assertProblem(refused, 503)
+        self.orders_db("DROP TRIGGER refuse_reserved")
+        placed = self.place(node, cust, [(sku, 2)], idem_key=key)
+        self.assertStatus(placed, 201)
+
+        node.restart()  # the sweep compensates the pending order: stock released, never charged
+        def others():
+            return [o for o in request(node, "GET", "/v1/orders", token=cust).json["data"]
+                    if o["id"] != placed.json["id"]]
+        deadline = time.time() + 20
+        while [o["status"] for o in others()] != ["payment_failed"]:
+            self.assertLess(time.time(), deadline, others())
+            time.sleep(0.2)
+        self.assertIsNone(others()[0].get("payment"), others())
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
 
     def test_a_refused_confirmation_answers_202_and_the_recovery_confirms_the_order(self):
