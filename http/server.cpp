@@ -98,12 +98,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_header_bytes() {
     std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
     auto end = data.find("\r\n\r\n");
+    // The limit is on the whole block, request line and the empty line that ends it included
+    // (Beast's own limit applies to the request line and to the fields apart).
+    auto limit = static_cast<std::size_t>(shared_->settings.header_limit_bytes);
     if (end != std::string_view::npos) {
+      if (end + 4 > limit) return on_read(http::error::header_limit, 0);
       if (auto why = header_block_problem(data.substr(0, end + 2))) return refuse(bad_framing(*why));
       return parse_header();
     }
-    if (static_cast<std::int64_t>(data.size()) > shared_->settings.header_limit_bytes)
-      return on_read(http::error::header_limit, 0);
+    if (data.size() >= limit) return on_read(http::error::header_limit, 0);  // the block is longer
     stream_.async_read_some(buffer_.prepare(read_chunk()),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->on_read(ec, 0);

@@ -254,5 +254,53 @@ class BoundaryAcceptedTest(harness.NodeTestCase):
         self.assertStatus(r, 201)
 
 
+def order_of_size(node, token, sku, size):
+    """POST /v1/orders of one line of `sku`, its body padded with JSON whitespace to `size` bytes."""
+    body = json.dumps(harness.order_body([(sku, 1)])).encode()
+    body += b" " * (size - len(body))
+    head = ("POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % (token, size)).encode()
+    return harness.raw_request(node, head, body)
+
+
+def header_block_of_size(node, token, size):
+    """GET /v1/orders whose header block, from the request line to the empty line that ends it, is
+    `size` bytes."""
+    base = "GET /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: close\r\nX-Pad: " % token
+    head = (base + "a" * (size - len(base) - 4) + "\r\n\r\n").encode()
+    assert len(head) == size
+    return harness.raw_request(node, head)
+
+
+class SizeLimitEdgeTest(harness.NodeTestCase):
+    """http.body_limit_bytes and http.header_limit_bytes hold exactly: a request at the limit is
+    served, one byte more is refused (413 / 431, nothing recorded); on the default node and on one
+    with the limits set lower."""
+
+    def check_edges(self, node, body_limit, header_limit):
+        admin = node.token("admin-ops", "admin")
+        cust = node.token(unique("cust"), SCOPES)
+        sku = self.create_item(node, admin, on_hand=5)
+        self.assertStatus(order_of_size(node, cust, sku, body_limit), 201)
+        r = order_of_size(node, cust, sku, body_limit + 1)
+        self.assertProblem(r, 413)
+        self.assertIn(str(body_limit), r.json["detail"])
+        self.assertEqual(self.admin_stock(node, admin, sku), (5, 1, 4))  # the first order only
+        self.assertEqual(len(request(node, "GET", "/v1/orders", token=cust).json["data"]), 1)
+        self.assertStatus(header_block_of_size(node, cust, header_limit), 200)
+        r = header_block_of_size(node, cust, header_limit + 1)
+        self.assertProblem(r, 431)
+        self.assertIn(str(header_limit), r.json["detail"])
+
+    def test_the_default_limits_at_their_edges(self):
+        self.check_edges(NODE, 65536, 8192)
+
+    def test_configured_limits_at_their_edges(self):
+        node = harness.start_node({"http.body_limit_bytes": "512", "http.header_limit_bytes": "1024"})
+        self.addCleanup(harness.stop_node, node)
+        self.check_edges(node, 512, 1024)
+
+
 if __name__ == "__main__":
     unittest.main()
