@@ -87,20 +87,33 @@ class SheddingTest(OwnNodeTest):
         self.assertStatus(request(self.node, "GET", "/v1/inventory/" + sku, token=tok), 200)
 
     def test_connection_cap(self):
-        held = [socket.create_connection((self.node.host, self.node.port)) for _ in range(5)]
+        # Up to the cap (4) every connection is served, and stays open (keep-alive).
+        held = [harness.connect(self.node) for _ in range(4)]
         try:
-            time.sleep(0.3)
-            # Past the cap, a new connection is answered 503 and closed.
+            for conn in held:
+                self.assertStatus(request(self.node, "GET", "/healthz", conn=conn), 200)
+            # Past the cap, a new connection is answered 503 with Retry-After and closed.
             extra = socket.create_connection((self.node.host, self.node.port), timeout=5)
             extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
-            data = extra.recv(65536)
+            data = b""
+            while True:
+                chunk = extra.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
             extra.close()
             self.assertTrue(data.startswith(b"HTTP/1.1 503"), data[:100])
+            self.assertIn(b"\r\nRetry-After: ", data)
+            # The connections within the cap still serve.
+            for conn in held:
+                self.assertStatus(request(self.node, "GET", "/healthz", conn=conn), 200)
+            # One closed makes room for a new one.
+            held.pop().close()
+            time.sleep(0.3)
+            self.assertStatus(request(self.node, "GET", "/healthz"), 200)
         finally:
-            for s in held:
-                s.close()
-        time.sleep(0.3)
-        self.assertStatus(request(self.node, "GET", "/healthz"), 200)
+            for conn in held:
+                conn.close()
 
 
 class HandlingDeadlineTest(OwnNodeTest):

@@ -57,6 +57,22 @@ class IdempotencyTest(harness.NodeTestCase):
         self.assertEqual([o["id"] for o in orders], [first.json["id"]])
         self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10, 2, 8), "the replay reserved again")
 
+    def test_key_of_255_characters_works_and_256_is_refused(self):
+        sku = self.create_item(NODE, self.admin, on_hand=10)
+        body = json.dumps(harness.order_body([(sku, 1)])).encode()
+        key = (unique("k") + "~" * 255)[:255]
+        first = self.post(self.cust, body, key)
+        self.assertStatus(first, 201)
+        again = self.post(self.cust, body, key)
+        self.assertStatus(again, 201)
+        self.assertTrue(self.replayed(again))
+        for bad in (key + "x", "", "with space", "tab\tkey"):
+            with self.subTest(key_length=len(bad)):
+                r = self.post(self.cust, body, bad)
+                self.assertProblem(r, 400)
+        self.assertEqual([o["id"] for o in self.list_all_orders(NODE, self.cust)], [first.json["id"]])
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10, 1, 9))
+
     def test_replay_of_failure(self):
         sku = self.create_item(NODE, self.admin, on_hand=10)
         key = unique("key")

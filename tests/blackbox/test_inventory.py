@@ -96,6 +96,19 @@ class InventoryTest(harness.NodeTestCase):
         for d in data:
             self.assertNotIn("on_hand", d)
 
+    def test_list_takes_100_skus_and_refuses_101(self):
+        known = self.create_item(NODE, self.admin, on_hand=3)
+        skus = [known] + [unique("nosuch") for _ in range(99)]
+        query = "&".join("sku=" + s for s in skus)
+        r = request(NODE, "GET", "/v1/inventory?" + query, token=self.reader)
+        self.assertStatus(r, 200)
+        self.assertEqual([i["sku"] for i in r.json["data"]], [known])
+        r = request(NODE, "GET", "/v1/inventory?" + query + "&sku=" + unique("more"), token=self.reader)
+        self.assertProblem(r, 400, fields=["sku"])
+        # The same sku given twice counts once.
+        r = request(NODE, "GET", "/v1/inventory?" + query + "&sku=" + known, token=self.reader)
+        self.assertStatus(r, 200)
+
     def test_list_all_unknown_is_empty(self):
         r = request(NODE, "GET", "/v1/inventory?sku=%s" % unique("nosuch"), token=self.reader)
         self.assertStatus(r, 200)

@@ -221,6 +221,16 @@ class BoundaryAcceptedTest(harness.NodeTestCase):
         self.assertStatus(r, 201)
         self.assertEqual(self.admin_stock(NODE, self.admin, sku), (2000, 1100, 900))
 
+    def test_a_sku_given_twice_is_summed_up_to_the_quantity_limit(self):
+        sku = self.create_item(NODE, self.admin, on_hand=3000, price_cents=1)
+        r = self.place(NODE, self.cust, [(sku, 500), (sku, 501)])
+        self.assertProblem(r, 400, fields=["items[1].quantity"])
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (3000, 0, 3000))
+        r = self.place(NODE, self.cust, [(sku, 500), (sku, 500)])
+        self.assertStatus(r, 201)
+        self.assertEqual([(l["sku"], l["quantity"]) for l in r.json["items"]], [(sku, 1000)])
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (3000, 1000, 2000))
+
     def test_sku_charset_and_64_chars(self):
         sku = "A.b_c-9." + unique("Z")
         self.assertStatus(self.put_item(NODE, self.admin, sku, on_hand=5), 201)
