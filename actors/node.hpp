@@ -26,11 +26,17 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
                              std::shared_ptr<const Clock> clock,
                              std::shared_ptr<PaymentProvider> provider);
 
+struct SweepSettings {
+  std::int64_t interval_ms = 30'000;  // 0: only at start and on sweep_atom
+  std::int64_t idempotency_keep_ms = 86'400'000;
+  std::int64_t grace_ms = 0;
+  std::int64_t batch_max = 1'000;  // orders recovered at once, in id order
+};
+
 // Runs the sweep now (and then every `interval_ms`, when not 0, and on sweep_atom): the unfinished
-// orders this node owns, untouched for `grace_ms`, are finished or compensated. Each periodic round
-// also drops the idempotency keys older than `idempotency_keep_ms`.
-caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms,
-                                std::int64_t idempotency_keep_ms, std::int64_t grace_ms = 0);
+// orders this node owns, untouched for `grace_ms`, are finished or compensated, `batch_max` at a
+// time. Each periodic round also drops the idempotency keys older than `idempotency_keep_ms`.
+caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, SweepSettings settings);
 
 // Announces the entity messages and replies that cross between nodes, and the cluster envelopes.
 void add_message_types(caf::actor_system_config& config);

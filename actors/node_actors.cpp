@@ -20,6 +20,7 @@ ActorSettings actor_settings(const Config& config) {
   s.terminal_passivate_ms = config.actors.terminal_passivate_ms;
   s.payment_retries_max = config.payment.retries_max;
   s.payment_retry_backoff_ms = config.payment.retry_backoff_ms;
+  s.step_timeout_ms = config.orders.step_timeout_ms;
   return s;
 }
 
@@ -84,45 +85,90 @@ void purge_keys(caf::event_based_actor* self, const ContextPtr& ctx, std::int64_
       .then([](bool) {}, [](caf::error&) {});
 }
 
-void sweep_once(caf::event_based_actor* self, const ContextPtr& ctx, std::int64_t grace_ms) {
+// One sweep walks the unfinished orders in id order, `batch_max` at a time: it recovers the ones
+// this node owns in a batch, waits until all of them answered, then reads the next batch. So a
+// backlog (after an outage) is worked off at a bounded pace, and the orders that cannot finish yet
+// do not keep the others from their turn.
+struct SweepState {
+  bool running = false;
+  bool again = false;  // asked for while running: start over once done
+};
+
+void sweep_batch(caf::event_based_actor* self, const ContextPtr& ctx, const SweepSettings& settings,
+                 std::shared_ptr<SweepState> state, std::string after, std::int64_t before);
+
+void sweep_done(caf::event_based_actor* self, const ContextPtr& ctx, const SweepSettings& settings,
+                std::shared_ptr<SweepState> state) {
+  state->running = false;
+  if (!state->again) return;
+  state->again = false;
+  state->running = true;
+  sweep_batch(self, ctx, settings, state, "", ctx->clock->now_ms() - settings.grace_ms);
+}
+
+void sweep_batch(caf::event_based_actor* self, const ContextPtr& ctx, const SweepSettings& settings,
+                 std::shared_ptr<SweepState> state, std::string after, std::int64_t before) {
   auto ids = std::make_shared<std::vector<std::string>>();
-  auto before = ctx->clock->now_ms() - grace_ms;
+  auto limit = settings.batch_max;
   self->request(ctx->orders_db, caf::infinite,
-                db_read{[ids, before](soci::session& s) { *ids = unfinished_orders(s, before); }})
+                db_read{[ids, before, after, limit](soci::session& s) { *ids = unfinished_orders(s, before, after, limit); }})
       .then(
-          [self, ctx, ids](bool) {
-            if (ids->empty()) return;
+          [self, ctx, settings, state, ids, before](bool) {
+            if (ids->empty()) return sweep_done(self, ctx, settings, state);
+            bool full = static_cast<std::int64_t>(ids->size()) >= settings.batch_max;
+            auto next = [self, ctx, settings, state, before, full, last = ids->back()] {
+              if (!full) return sweep_done(self, ctx, settings, state);
+              sweep_batch(self, ctx, settings, state, last, before);
+            };
             // In a cluster each node finishes the orders it owns (the router knows which).
             self->request(ctx->router, caf::infinite, owned_atom::value, order_type, *ids)
                 .then(
-                    [self, ctx](std::vector<std::string>& owned) {
-                      if (!owned.empty())
-                        spdlog::info("recovery sweep: {} unfinished orders", owned.size());
+                    [self, ctx, next](std::vector<std::string>& owned) {
+                      if (owned.empty()) return next();
+                      spdlog::info("recovery sweep: {} unfinished orders", owned.size());
+                      auto left = std::make_shared<size_t>(owned.size());
+                      auto answered = [left, next] {
+                        if (--*left == 0) next();
+                      };
                       for (const auto& id : owned)
                         ask(self, ctx, order_type, id, recover_atom::value)
-                            .then([](OrderRecord&) {},
-                                  [id](caf::error& err) {
+                            .then([answered](OrderRecord&) { answered(); },
+                                  [id, answered](caf::error& err) {
                                     spdlog::warn("recovery of {} failed: {}", id,
                                                  to_string(code_of(err)));
+                                    answered();
                                   });
                     },
-                    [](caf::error&) {});
+                    [self, ctx, settings, state](caf::error&) { sweep_done(self, ctx, settings, state); });
           },
-          [](caf::error&) { spdlog::warn("recovery sweep: orders database unavailable"); });
+          [self, ctx, settings, state](caf::error&) {
+            spdlog::warn("recovery sweep: orders database unavailable");
+            sweep_done(self, ctx, settings, state);
+          });
+}
+
+void sweep(caf::event_based_actor* self, const ContextPtr& ctx, const SweepSettings& settings,
+           const std::shared_ptr<SweepState>& state) {
+  if (state->running) {
+    state->again = true;
+    return;
+  }
+  state->running = true;
+  sweep_batch(self, ctx, settings, state, "", ctx->clock->now_ms() - settings.grace_ms);
 }
 
 }  // namespace
 
-caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, std::int64_t interval_ms,
-                                std::int64_t idempotency_keep_ms, std::int64_t grace_ms) {
-  return system.spawn([ctx, interval_ms, idempotency_keep_ms, grace_ms](caf::event_based_actor* self) -> caf::behavior {
+caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, SweepSettings settings) {
+  return system.spawn([ctx, settings](caf::event_based_actor* self) -> caf::behavior {
+    auto state = std::make_shared<SweepState>();
     self->send(self, recover_atom::value);
     return {
-        [=](sweep_atom) { sweep_once(self, ctx, grace_ms); },
+        [=](sweep_atom) { sweep(self, ctx, settings, state); },
         [=](recover_atom) {
-          sweep_once(self, ctx, grace_ms);
-          purge_keys(self, ctx, idempotency_keep_ms);
-          if (interval_ms > 0) self->delayed_send(self, ms(interval_ms), recover_atom::value);
+          sweep(self, ctx, settings, state);
+          purge_keys(self, ctx, settings.idempotency_keep_ms);
+          if (settings.interval_ms > 0) self->delayed_send(self, ms(settings.interval_ms), recover_atom::value);
         },
     };
   });

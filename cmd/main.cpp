@@ -281,8 +281,10 @@ int run_serve(const Config& config) {
     stop_node_actors(system, node);
     return 1;
   }
-  node.sweeper = spawn_recovery_sweep(system, node.ctx, 30'000, config.idempotency.ttl_s * 1000,
-                                     config.cluster.enabled ? config.cluster.sweep_grace_ms : 0);
+  node.sweeper = spawn_recovery_sweep(
+      system, node.ctx,
+      {config.orders.recovery_interval_ms, config.idempotency.ttl_s * 1000,
+       config.cluster.enabled ? config.cluster.sweep_grace_ms : 0, config.orders.recovery_batch_max});
 
   auto http_address = std::make_shared<SharedAddress>(config.http.listen);
   ClusterHandles cluster;

@@ -92,6 +92,9 @@ struct Config {
     std::int64_t reservation_ttl_ms = 900'000;  // an abandoned reservation is released after this
     std::int64_t items_max = 100;
     std::int64_t quantity_max = 1'000;
+    std::int64_t step_timeout_ms = 30'000;        // a saga step not answered by then fails
+    std::int64_t recovery_interval_ms = 30'000;   // the sweep for unfinished orders runs this often
+    std::int64_t recovery_batch_max = 1'000;      // unfinished orders recovered at once
     bool operator==(const Orders&) const = default;
   } orders;
 

@@ -360,13 +360,14 @@ std::vector<OrderRecord> list_orders(soci::session& s, const std::string& custom
   return out;
 }
 
-std::vector<std::string> unfinished_orders(soci::session& s, std::int64_t updated_before_ms) {
+std::vector<std::string> unfinished_orders(soci::session& s, std::int64_t updated_before_ms,
+                                           const std::string& after_id, std::int64_t limit) {
   std::vector<std::string> ids;
   std::string id;
-  ll before = updated_before_ms;
+  ll before = updated_before_ms, n = limit;
   soci::statement st = (s.prepare << "SELECT id FROM orders WHERE status IN ('pending', 'reserved') "
-                                     "AND updated_at_ms < :before ORDER BY id",
-                        soci::into(id), soci::use(before));
+                                     "AND updated_at_ms < :before AND id > :after ORDER BY id LIMIT :n",
+                        soci::into(id), soci::use(before), soci::use(after_id), soci::use(n));
   st.execute();
   while (st.fetch()) ids.push_back(id);
   return ids;

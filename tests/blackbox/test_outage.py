@@ -183,7 +183,7 @@ class RefusedWriteTest(harness.NodeTestCase):
         self.assertEqual(again.json["id"], accepted.json["id"])
 
         self.orders_db("DROP TRIGGER refuse_confirmed")
-        node.restart()  # a node sweeps for unfinished orders when it starts (then every 30 s)
+        node.restart()  # a node sweeps for unfinished orders when it starts (then every orders.recovery_interval_ms)
         oid = accepted.json["id"]
         deadline = time.time() + 20
         while self.get_order(node, cust, oid)["status"] != "confirmed":

@@ -104,7 +104,27 @@ TEST_P(Persistence, OrderUpdatesAreFencedByVersion) {
   ASSERT_EQ(loaded->lines.size(), 2u);
   EXPECT_EQ(loaded->lines[0].sku, "mug");
   EXPECT_EQ(loaded->lines[1].unit_price_cents, 250);
-  EXPECT_EQ(unfinished_orders(s, INT64_MAX), std::vector<std::string>{"ord_1"});
+  EXPECT_EQ(unfinished_orders(s, INT64_MAX, "", 10), std::vector<std::string>{"ord_1"});
+}
+
+// The recovery sweep reads unfinished orders a page at a time: in id order, after a cursor, at
+// most `limit`; finished and recently changed ones are left out.
+TEST_P(Persistence, UnfinishedOrdersComeInPagesAfterACursor) {
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  for (int i = 1; i <= 5; ++i) {
+    auto rec = sample_order("ord_" + std::to_string(i), 1);
+    rec.status = i == 3 ? "confirmed" : "pending";
+    rec.updated_at_ms = i == 5 ? 2'000 : 1'000;
+    ASSERT_TRUE(save_order(s, rec, 0, true));
+  }
+  using ids = std::vector<std::string>;
+  EXPECT_EQ(unfinished_orders(s, 1'500, "", 2), (ids{"ord_1", "ord_2"}));
+  EXPECT_EQ(unfinished_orders(s, 1'500, "ord_2", 2), (ids{"ord_4"}));
+  EXPECT_EQ(unfinished_orders(s, 1'500, "ord_4", 2), ids{});
+  EXPECT_EQ(unfinished_orders(s, 2'001, "", 10), (ids{"ord_1", "ord_2", "ord_4", "ord_5"}));
+  EXPECT_EQ(unfinished_orders(s, 2'001, "", 1), ids{"ord_1"});
 }
 
 TEST_P(Persistence, ItemAndReservationsRoundTripWithVersionCheck) {

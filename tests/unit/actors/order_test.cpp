@@ -116,6 +116,55 @@ class OrderActorLosingReplies : public OrderActor {
   std::vector<caf::actor> stand_ins_;
 };
 
+// Stands in for the inventory registry: reserves are taken and never answered (as by an item whose
+// node hangs); every other call goes to the real registry.
+caf::behavior silent_inventory(caf::event_based_actor* self, caf::actor real,
+                               std::shared_ptr<std::vector<caf::response_promise>> held) {
+  return {[=](route_atom, caf::atom_value type, std::string& id, caf::message& payload) {
+    auto rp = self->make_response_promise();
+    if (payload.match_elements<item_reserve>()) {
+      held->push_back(rp);  // kept, never delivered
+      return rp;
+    }
+    self->request(real, caf::infinite, route_atom::value, type, std::move(id), std::move(payload))
+        .then([](caf::message&) {},
+              [rp](caf::error& err) mutable {
+                if (err == caf::sec::unexpected_response) return rp.deliver(std::move(err.context()));
+                rp.deliver(std::move(err));
+              });
+    return rp;
+  }};
+}
+
+class OrderActorSilentItem : public OrderActorLosingReplies {
+ protected:
+  void configure(Config& c) override {
+    OrderActorLosingReplies::configure(c);
+    c.orders.step_timeout_ms = 300;
+  }
+};
+
+// A saga step that gets no answer fails after orders.step_timeout_ms (300 ms here, 30 s by
+// default): the placement answers db_unavailable (the edge's 503) and nothing stays reserved.
+TEST_F(OrderActorSilentItem, AStepWithoutAnswerFailsAfterTheStepTimeout) {
+  put_item("mug", 10);
+  put_item("pen", 5);
+  auto held = std::make_shared<std::vector<caf::response_promise>>();
+  auto stand_in = system_->spawn(silent_inventory, node_.registries.at(inventory_type), held);
+  caf::anon_send(node_.ctx->router, register_atom::value, inventory_type, stand_in);
+  stand_ins_.push_back(stand_in);
+  auto started = std::chrono::steady_clock::now();
+  auto r = place("ord_silent", {{"mug", 1, 0}});
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_FALSE(r.value);
+  EXPECT_EQ(r.code(), errc::db_unavailable);
+  EXPECT_GE(took, std::chrono::milliseconds(300));
+  EXPECT_LT(took, std::chrono::seconds(10));  // not the 30 s default
+  EXPECT_EQ(held->size(), 1u);
+  expect_stock("mug", 10, 0);
+  EXPECT_EQ(provider_->charges, 0);
+}
+
 // Item calls are idempotent per order: one whose answer was lost with its node is sent again, up to
 // kItemResends (2) times, and the item holds the order's units once.
 TEST_F(OrderActorLosingReplies, AReserveWhoseNodeWentAwayIsSentAgainAndHeldOnce) {
@@ -487,6 +536,30 @@ TEST_F(OrderActor, RecoveryCompensatesAnInterruptedPendingOrder) {
   expect_stock("mug", 10, 0);
   auto again = ask<OrderRecord>(order_type, "ord_crash", recover_atom::value);
   EXPECT_EQ(again.value->version, r.value->version);  // nothing left to do
+}
+
+// A backlog of unfinished orders (5, after a crash) is recovered by one sweep, `batch_max` (2) at
+// a time: every one of them ends compensated, not only the first batch.
+TEST_F(OrderActor, TheRecoverySweepWorksOffABacklogInBatches) {
+  put_item("mug", 10);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back("ord_bk" + std::to_string(i));
+    store_order(OrderRecord{ids.back(), "alice", "pending", "", {{"mug", 1, 0}}, 0, "USD", std::nullopt,
+                            clock_->now_ms(), clock_->now_ms(), 1});
+  }
+  clock_->advance(1);  // the sweep takes orders last changed before now
+  node_.sweeper = spawn_recovery_sweep(*system_, node_.ctx, {0, 86'400'000, 0, 2});
+  auto all_failed = [&] {
+    for (const auto& id : ids) {
+      auto o = ask<OrderRecord>(order_type, id, get_atom::value);
+      if (!o.value || o.value->status != "payment_failed") return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < 500 && !all_failed(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(all_failed());
+  expect_stock("mug", 10, 0);
 }
 
 TEST_F(OrderActor, RecoveryConfirmsAReservedOrderWhosePaymentWasCaptured) {

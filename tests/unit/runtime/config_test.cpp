@@ -428,6 +428,12 @@ TEST_F(ConfigTest, OutOfRangeValuesAreRejectedNamingTheKey) {
       "orders.items_max=0",
       "orders.items_max=1001",
       "orders.quantity_max=0",
+      "orders.step_timeout_ms=99",
+      "orders.step_timeout_ms=3600001",
+      "orders.recovery_interval_ms=99",
+      "orders.recovery_interval_ms=86400001",
+      "orders.recovery_batch_max=0",
+      "orders.recovery_batch_max=100001",
       "auth.leeway_s=-1",
       "auth.leeway_s=3601",
       "http.idle_timeout_ms=-1",
@@ -453,6 +459,24 @@ TEST_F(ConfigTest, BoundaryValuesAreAccepted) {
   }));
   EXPECT_EQ(config.http.header_limit_bytes, 1024);
   EXPECT_EQ(config.auth.leeway_s, 0);
+}
+
+TEST_F(ConfigTest, SagaAndRecoveryKeysAcceptTheirBounds) {
+  const Config low = load_config(with_set(
+      {"orders.step_timeout_ms=100", "orders.recovery_interval_ms=100", "orders.recovery_batch_max=1"}));
+  EXPECT_EQ(low.orders.step_timeout_ms, 100);
+  EXPECT_EQ(low.orders.recovery_interval_ms, 100);
+  EXPECT_EQ(low.orders.recovery_batch_max, 1);
+  const Config high = load_config(with_set({"orders.step_timeout_ms=3600000",
+                                            "orders.recovery_interval_ms=86400000",
+                                            "orders.recovery_batch_max=100000"}));
+  EXPECT_EQ(high.orders.step_timeout_ms, 3'600'000);
+  EXPECT_EQ(high.orders.recovery_interval_ms, 86'400'000);
+  EXPECT_EQ(high.orders.recovery_batch_max, 100'000);
+  const Config defaults = load_config({});
+  EXPECT_EQ(defaults.orders.step_timeout_ms, 30'000);
+  EXPECT_EQ(defaults.orders.recovery_interval_ms, 30'000);
+  EXPECT_EQ(defaults.orders.recovery_batch_max, 1'000);
 }
 
 TEST_F(ConfigTest, MalformedListenAddressIsRejectedNamingTheKey) {
