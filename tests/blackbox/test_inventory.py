@@ -213,6 +213,29 @@ class InventoryTest(harness.NodeTestCase):
                 self.assertProblem(r, 400)
         self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10, 0, 10), "an invalid adjust changed stock")
 
+    def test_put_and_adjust_at_their_bounds(self):
+        # name 1-200 bytes, price_cents 0-1e12, on_hand 0-1e9: the edges are taken, one past refused
+        edge = {"name": "n" * 200, "price_cents": 10 ** 12, "on_hand": 10 ** 9}
+        sku = unique("inv")
+        self.assertStatus(request(NODE, "PUT", "/v1/inventory/" + sku, edge, token=self.admin), 201)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10 ** 9, 0, 10 ** 9))
+        zero = {"name": "n", "price_cents": 0, "on_hand": 0}
+        self.assertStatus(request(NODE, "PUT", "/v1/inventory/" + unique("inv"), zero, token=self.admin), 201)
+        for field, value in (("name", "n" * 201), ("price_cents", 10 ** 12 + 1), ("on_hand", 10 ** 9 + 1)):
+            with self.subTest(field=field):
+                r = request(NODE, "PUT", "/v1/inventory/" + sku, dict(edge, **{field: value}), token=self.admin)
+                self.assertProblem(r, 400, fields=field)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10 ** 9, 0, 10 ** 9))
+        # delta -1e9..1e9
+        adjust = "/v1/inventory/%s/adjust" % sku
+        for delta in (10 ** 9 + 1, -(10 ** 9) - 1):
+            with self.subTest(delta=delta):
+                self.assertProblem(request(NODE, "POST", adjust, {"delta": delta}, token=self.admin), 400,
+                                   fields="delta")
+        self.assertStatus(request(NODE, "POST", adjust, {"delta": -(10 ** 9)}, token=self.admin), 200)
+        self.assertStatus(request(NODE, "POST", adjust, {"delta": 10 ** 9}, token=self.admin), 200)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10 ** 9, 0, 10 ** 9))
+
     # -- scopes ------------------------------------------------------------------------------
 
     def test_scopes(self):

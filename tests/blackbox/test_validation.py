@@ -249,6 +249,11 @@ class BoundaryAcceptedTest(harness.NodeTestCase):
         self.assertStatus(r, 201)
         r = self.place(NODE, self.cust, [(sku, 1)], card=MASTERCARD, cvc="1234")
         self.assertStatus(r, 201)
+        # exp_month 1-12, exp_year up to 2100: the edges are taken, one past refused
+        self.assertStatus(self.place(NODE, self.cust, [(sku, 1)], exp_month=1, exp_year=2100), 201)
+        self.assertStatus(self.place(NODE, self.cust, [(sku, 1)], exp_month=12, exp_year=2100), 201)
+        r = self.place(NODE, self.cust, [(sku, 1)], exp_month=12, exp_year=2101)
+        self.assertProblem(r, 400, fields=["payment.card.exp_year"])
         # 12 and 19 digit Luhn-valid numbers are well-formed; what the simulated provider
         # makes of them is not in the contract (201 or 402).
         for number in (luhn("42424242424"), luhn("424242424242424242")):

@@ -162,6 +162,11 @@ TEST_P(Persistence, IdempotencyKeysKeepTheFirstAnswerAndArePurgedAfterTheirTime)
   EXPECT_EQ(purge_idempotency(s, 10'000), 1);
   EXPECT_FALSE(load_idempotency(s, "alice", "k1"));
   EXPECT_TRUE(load_idempotency(s, "alice", "k2"));
+  // At its edge: a key exactly as old as the cutoff is kept, one millisecond older is dropped.
+  EXPECT_EQ(purge_idempotency(s, 50'000), 0);
+  EXPECT_TRUE(load_idempotency(s, "alice", "k2"));
+  EXPECT_EQ(purge_idempotency(s, 50'001), 1);
+  EXPECT_FALSE(load_idempotency(s, "alice", "k2"));
 }
 
 // database.idle_in_transaction_ms at its edge: a transaction whose client pauses past the limit
