@@ -116,13 +116,28 @@ class RefusedWriteTest(harness.NodeTestCase):
         finally:
             db.close()
 
+    def refuse(self, when):
+        """The orders database refuses the writes `when` says (a trigger's `BEFORE ...` clause)."""
+        self.orders_db("CREATE TRIGGER refuse BEFORE %s BEGIN SELECT RAISE(ABORT, 'refused'); END" % when)
+
+    def allow(self):
+        self.orders_db("DROP TRIGGER refuse")
+
+    def tokens_and_item(self):
+        admin = self.node.token("admin-ops", "admin")
+        cust = self.node.token(unique("cust"), SCOPES)
+        return admin, cust, self.create_item(self.node, admin, on_hand=10)
+
+    def wait_until(self, done, state):
+        deadline = time.time() + 20
+        while not done():
+            self.assertLess(time.time(), deadline, state())
+            time.sleep(0.2)
+
     def test_a_refused_write_answers_503_and_records_nothing(self):
         node = self.node
-        admin = node.token("admin-ops", "admin")
-        cust = node.token(unique("cust"), SCOPES)
-        sku = self.create_item(node, admin, on_hand=10)
-        self.orders_db("CREATE TRIGGER refuse_orders BEFORE INSERT ON orders "
-                       "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        admin, cust, sku = self.tokens_and_item()
+        self.refuse("INSERT ON orders")
         key = unique("key")
         refused = self.place(node, cust, [(sku, 2)], idem_key=key)
         self.assertProblem(refused, 503)
@@ -131,7 +146,7 @@ class RefusedWriteTest(harness.NodeTestCase):
         self.assertEqual(request(node, "GET", "/v1/orders", token=cust).json["data"], [])
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 0, 10))
 
-        self.orders_db("DROP TRIGGER refuse_orders")
+        self.allow()
         placed = self.place(node, cust, [(sku, 2)], idem_key=key)  # a 503 is not kept for the key
         self.assertStatus(placed, 201)
         self.assertEqual(placed.json["status"], "confirmed")
@@ -140,16 +155,12 @@ class RefusedWriteTest(harness.NodeTestCase):
 
     def test_a_refusal_before_the_charge_answers_503_and_the_recovery_compensates(self):
         node = self.node
-        admin = node.token("admin-ops", "admin")
-        cust = node.token(unique("cust"), SCOPES)
-        sku = self.create_item(node, admin, on_hand=10)
+        admin, cust, sku = self.tokens_and_item()
         # The order is recorded as pending and its stock reserved; its next write is refused.
-        self.orders_db("CREATE TRIGGER refuse_reserved BEFORE UPDATE ON orders "
-                       "WHEN NEW.status = 'reserved' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        self.refuse("UPDATE ON orders WHEN NEW.status = 'reserved'")
         key = unique("key")
-        refused = self.place(node, cust, [(sku, 2)], idem_key=key)
-        self.assertProblem(refused, 503)
-        self.orders_db("DROP TRIGGER refuse_reserved")
+        self.assertProblem(self.place(node, cust, [(sku, 2)], idem_key=key), 503)
+        self.allow()
         placed = self.place(node, cust, [(sku, 2)], idem_key=key)
         self.assertStatus(placed, 201)
 
@@ -157,20 +168,14 @@ class RefusedWriteTest(harness.NodeTestCase):
         def others():
             return [o for o in request(node, "GET", "/v1/orders", token=cust).json["data"]
                     if o["id"] != placed.json["id"]]
-        deadline = time.time() + 20
-        while [o["status"] for o in others()] != ["payment_failed"]:
-            self.assertLess(time.time(), deadline, others())
-            time.sleep(0.2)
+        self.wait_until(lambda: [o["status"] for o in others()] == ["payment_failed"], others)
         self.assertIsNone(others()[0].get("payment"), others())
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
 
     def test_a_refused_confirmation_answers_202_and_the_recovery_confirms_the_order(self):
         node = self.node
-        admin = node.token("admin-ops", "admin")
-        cust = node.token(unique("cust"), SCOPES)
-        sku = self.create_item(node, admin, on_hand=10)
-        self.orders_db("CREATE TRIGGER refuse_confirmed BEFORE UPDATE ON orders "
-                       "WHEN NEW.status = 'confirmed' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        admin, cust, sku = self.tokens_and_item()
+        self.refuse("UPDATE ON orders WHEN NEW.status = 'confirmed'")
         key = unique("key")
         accepted = self.place(node, cust, [(sku, 2)], idem_key=key)
         self.assertStatus(accepted, 202)
@@ -182,18 +187,14 @@ class RefusedWriteTest(harness.NodeTestCase):
         self.assertEqual(again.headers.get("idempotent-replayed"), "true")
         self.assertEqual(again.json["id"], accepted.json["id"])
 
-        self.orders_db("DROP TRIGGER refuse_confirmed")
+        self.allow()
         node.restart()  # a node sweeps for unfinished orders when it starts (then every orders.recovery_interval_ms)
         oid = accepted.json["id"]
-        deadline = time.time() + 20
-        while self.get_order(node, cust, oid)["status"] != "confirmed":
-            self.assertLess(time.time(), deadline, self.get_order(node, cust, oid))
-            time.sleep(0.2)
-        order = self.get_order(node, cust, oid)
-        self.assertEqual(order["payment"]["status"], "captured")
+        self.wait_until(lambda: self.get_order(node, cust, oid)["status"] == "confirmed",
+                        lambda: self.get_order(node, cust, oid))
+        self.assertEqual(self.get_order(node, cust, oid)["payment"]["status"], "captured")
         self.assertEqual([o["id"] for o in request(node, "GET", "/v1/orders", token=cust).json["data"]], [oid])
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
-
 
 if __name__ == "__main__":
     unittest.main()
