@@ -206,6 +206,9 @@ struct Api::Impl {
   void adjust_item(Call& call);
   void place_order(Call& call);
   void place_order_now(Call& call, std::string key, std::string hash);
+  template <class Finish>
+  void answer_stopped_placement(caf::event_based_actor* self, const std::string& id, const caf::error& err,
+                                Finish finish);
   void get_order(Call& call);
   void list_orders(Call& call);
   void order_command(Call& call, bool ship);

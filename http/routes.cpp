@@ -386,6 +386,31 @@ void Api::Impl::place_order(Call& call) {
   });
 }
 
+// A placement stopped by a failure: what is stored decides the answer, not the order actor (it
+// may be gone, or ahead of storage). Once its card may have been charged (its payment is recorded),
+// or when its node went away with it (its saga may go on there), the order as stored: 202 while
+// unfinished, which the recovery sweep finishes, so that a retry does not place and charge it
+// again. Stopped before that: the failure (503), and the order is compensated now (stock released,
+// payment_failed) rather than at the next sweep.
+template <class Finish>
+void Api::Impl::answer_stopped_placement(caf::event_based_actor* self, const std::string& id,
+                                         const caf::error& err, Finish finish) {
+  auto stored = std::make_shared<std::optional<OrderRecord>>();
+  self->request(ctx->orders_db_for(id), timeout(), db_read{[stored, id](soci::session& s) { *stored = load_order(s, id); }})
+      .then(
+          [this, self, id, err, finish, stored](bool) {
+            if (*stored) {
+              const auto& order = **stored;
+              auto status = status_for(order);
+              if (status != 202 || order.payment || code_of(err) == errc::unavailable)
+                return finish(self, json_response(status, encode_order(order)));
+              ask(self, order_type, id, recover_atom::value).then([](OrderRecord&) {}, [](caf::error&) {});
+            }
+            finish(self, failure(err));
+          },
+          [this, self, err, finish](caf::error&) { finish(self, failure(err)); });
+}
+
 void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
   auto [year, month] = utc_year_month();
   auto decoded = decode_place_order(call.req.body, {settings.items_max, settings.quantity_max}, year, month);
@@ -413,20 +438,14 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
                   order_type, id, caf::make_message(std::move(msg)))
         .then([self, finish](OrderRecord& order) { finish(self, json_response(status_for(order), encode_order(order))); },
               [this, self, id, finish](caf::error& err) {
-                // Still running: answer 202 with the order as it stands; it finishes in the
-                // background. Stopped by a failure once its card may have been charged (its payment
-                // is recorded): the order as stored, which the recovery sweep finishes (202), so that
-                // a retry does not place and charge it again. Otherwise the failure (503).
-                bool running = err == caf::sec::request_timeout;
-                ask(self, order_type, id, get_atom::value)
-                    .then(
-                        [this, self, finish, running, err](OrderRecord& order) {
-                          auto status = status_for(order);
-                          if (running || status != 202 || order.payment)
-                            return finish(self, json_response(running ? 202 : status, encode_order(order)));
-                          finish(self, failure(err));
-                        },
-                        [this, self, finish, running, err](caf::error& e) { finish(self, failure(running ? e : err)); });
+                if (err == caf::sec::request_timeout) {
+                  // Still running: answer 202 with the order as it stands; it finishes in the background.
+                  ask(self, order_type, id, get_atom::value)
+                      .then([self, finish](OrderRecord& order) { finish(self, json_response(202, encode_order(order))); },
+                            [this, self, finish](caf::error& e) { finish(self, failure(e)); });
+                  return;
+                }
+                answer_stopped_placement(self, id, err, finish);
               });
   });
 }

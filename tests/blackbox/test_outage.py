@@ -96,7 +96,7 @@ class RefusedWriteTest(harness.NodeTestCase):
     """The database is there, but refuses a write (as a locked or full database, or an operator's
     trigger would). Refused at the order's first write: 503 with Retry-After, nothing recorded, no
     stock held, and the same request succeeds once the database takes writes again. Refused later,
-    before the charge: 503 too, and the recovery compensates what was recorded. Refused after the
+    before the charge: 503 too, and what was recorded is compensated at once. Refused after the
     card was charged: 202 with the order as stored, which the recovery finishes."""
 
     def setUp(self):
@@ -164,7 +164,7 @@ class RefusedWriteTest(harness.NodeTestCase):
         placed = self.place(node, cust, [(sku, 2)], idem_key=key)
         self.assertStatus(placed, 201)
 
-        node.restart()  # the sweep compensates the pending order: stock released, never charged
+        # The pending order is compensated at once (no restart, no sweep): stock released, never charged.
         def others():
             return [o for o in request(node, "GET", "/v1/orders", token=cust).json["data"]
                     if o["id"] != placed.json["id"]]
