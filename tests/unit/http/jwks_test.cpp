@@ -425,6 +425,29 @@ TEST_F(JwksTest, CheckJwksFileNamesTheProblem) {
   EXPECT_TRUE(check_jwks_file(path_.string()));
 }
 
+// At its edges: a set of 256 keys loads (the last one verifies), 257 keys do not; a file of 1 MiB
+// loads, one byte more does not.
+TEST_F(JwksTest, KeyCountAndFileSizeLimitsHoldAtTheirEdges) {
+  std::vector<json::object> keys;
+  for (int i = 0; i < 255; ++i) keys.push_back(public_jwk(ec_.get(), "ec-" + std::to_string(i)));
+  keys.push_back(public_jwk(rsa_.get(), "rsa-last"));
+  write_jwks(keys);
+  EXPECT_EQ(check_jwks_file(path_.string()), std::nullopt);
+  const TokenVerifier v(settings());
+  EXPECT_TRUE(v.verify(signed_token(rsa_.get(), header_for("RS256", "rsa-last")), kNow));
+  keys.push_back(public_jwk(ec_.get(), "ec-one-more"));
+  write_jwks(keys);
+  const auto error = check_jwks_file(path_.string());
+  ASSERT_TRUE(error);
+  EXPECT_NE(error->find("256"), std::string::npos) << *error;
+
+  const auto one = jwks_text({public_jwk(rsa_.get(), "rsa-1")});  // JSON may end in whitespace
+  write_file(one + std::string((1 << 20) - one.size(), ' '));
+  EXPECT_EQ(check_jwks_file(path_.string()), std::nullopt);
+  write_file(one + std::string((1 << 20) - one.size() + 1, ' '));
+  EXPECT_TRUE(check_jwks_file(path_.string()));
+}
+
 // --- rotation ---------------------------------------------------------------------------------
 
 TEST_F(JwksTest, RotationTakesEffectWithinASecond) {
