@@ -251,7 +251,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_write(beast::error_code ec, std::size_t) {
     response_.reset();
-    if (ec || close_after_write_ || !keep_alive_) return close();
+    if (ec) return close();
+    if (close_after_write_) return linger_close();
+    if (!keep_alive_) return close();
     read();
   }
 
@@ -259,6 +261,32 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
+  }
+
+  // After a refusal the client may still be sending (a body past the limit, the rest of a header
+  // block). Closing with bytes unread makes the kernel send a reset, which can destroy the answer
+  // before the client has read it. So the sending side is shut, and what still arrives is read and
+  // dropped for a little while (as nginx's lingering close does): until the client closes, or
+  // kLingerMs, or kLingerBytesMax.
+  static constexpr std::int64_t kLingerMs = 1000;
+  static constexpr std::size_t kLingerBytesMax = 256 * 1024;
+
+  void linger_close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return stream_.close();
+    lingered_ = 0;
+    stream_.expires_after(std::chrono::milliseconds(kLingerMs));
+    drain();
+  }
+
+  void drain() {
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(read_chunk()), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->lingered_ += n;
+      if (ec || self->lingered_ >= kLingerBytesMax) return self->stream_.close();
+      self->drain();
+    });
   }
 
   beast::tcp_stream stream_;
@@ -271,6 +299,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Shared> shared_;
   bool keep_alive_ = true;
   bool close_after_write_ = false;
+  std::size_t lingered_ = 0;  // bytes dropped after a refusal
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {

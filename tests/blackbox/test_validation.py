@@ -3,6 +3,8 @@
 
 import datetime
 import json
+import socket
+import time
 import unittest
 
 import harness
@@ -307,6 +309,34 @@ class SizeLimitEdgeTest(harness.NodeTestCase):
         r = header_block_of_size(node, cust, header_limit + 1)
         self.assertProblem(r, 431)
         self.assertIn(str(header_limit), r.json["detail"])
+
+    def test_a_refused_body_is_drained_so_the_answer_is_not_lost_to_a_reset(self):
+        # The client sends the head of a body past the limit with the first 60 kB of it, then (after
+        # the 413) more: the server reads and drops it, and ends with an orderly close, not a reset
+        # that would destroy the answer.
+        head = ("POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n"
+                % NODE.token(unique("cust"), SCOPES)).encode()
+        s = socket.create_connection((NODE.host, NODE.port), timeout=10)
+        try:
+            s.sendall(head + b" " * 60000)
+            time.sleep(0.2)  # the answer is written, and the connection would be closed, meanwhile
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, answer)
+                answer += chunk
+            self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:100])
+            s.sendall(b" " * 100000)  # a reset would show here or at the next read
+            s.shutdown(socket.SHUT_WR)
+            rest = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+        finally:
+            s.close()
 
     def test_the_default_limits_at_their_edges(self):
         self.check_edges(NODE, 65536, 8192)
