@@ -193,6 +193,16 @@ def raw_request(target, head, body=b"", early_response_wait_s=0.5, timeout=HTTP_
         s.close()
 
 
+def read_until_closed(sock):
+    """Everything the server sends on `sock` until it closes the connection (a reset raises)."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def _parse_raw_response(data, eof=False):
     end = data.find(b"\r\n\r\n")
     if end < 0:

@@ -95,12 +95,8 @@ class SheddingTest(OwnNodeTest):
             # Past the cap, a new connection is answered 503 with Retry-After and closed.
             extra = socket.create_connection((self.node.host, self.node.port), timeout=5)
             extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
-            data = b""
-            while True:
-                chunk = extra.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            extra.shutdown(socket.SHUT_WR)  # no more to send: the refusing server closes at once
+            data = harness.read_until_closed(extra)
             extra.close()
             self.assertTrue(data.startswith(b"HTTP/1.1 503"), data[:100])
             self.assertIn(b"\r\nRetry-After: ", data)

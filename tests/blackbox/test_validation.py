@@ -329,12 +329,27 @@ class SizeLimitEdgeTest(harness.NodeTestCase):
             self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:100])
             s.sendall(b" " * 100000)  # a reset would show here or at the next read
             s.shutdown(socket.SHUT_WR)
-            rest = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                rest += chunk
+            self.assertEqual(harness.read_until_closed(s), b"")
+        finally:
+            s.close()
+
+    def test_the_lingering_after_a_refusal_ends_after_about_a_second(self):
+        # The server shuts its side at once (the client reads the end of the answer), and drops what
+        # the client still sends for about a second (kLingerMs); after that the connection is
+        # gone, and what the client sends then is refused with a reset.
+        s = socket.create_connection((NODE.host, NODE.port), timeout=10)
+        try:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 9000 + b"\r\n\r\n")
+            answer = harness.read_until_closed(s)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 431"), answer[:100])
+            s.sendall(b"x" * 1000)  # within the second: read and dropped
+            time.sleep(0.1)
+            s.sendall(b"x" * 1000)
+            time.sleep(2)  # past it
+            with self.assertRaises((BrokenPipeError, ConnectionResetError)):
+                for _ in range(3):
+                    s.sendall(b"x" * 1000)
+                    time.sleep(0.1)
         finally:
             s.close()
 

@@ -80,13 +80,26 @@ TEST_F(OrderActor, PlacementConfirmsCapturesAndKeepsUnitsReserved) {
   EXPECT_EQ(provider_->charges, 1);
 }
 
-// Stands in for the inventory registry in front of the real one: every call runs there, but the
-// first `lose` reserves are answered errc::unavailable once they have run, as when the node that
-// owned the item went away with the call before its answer came back.
-caf::behavior losing_inventory(caf::event_based_actor* self, caf::actor real, std::shared_ptr<int> lose) {
+// What the stand-in for the inventory registry does to reserves (see inventory_stand_in).
+struct ReserveScript {
+  int lose = 0;                // the first `lose` run, but are answered errc::unavailable
+  bool hold = false;           // none is passed on, and none answered
+  std::vector<caf::response_promise> held;
+};
+
+// Stands in for the inventory registry in front of the real one. Every call goes there, save what
+// the script says of reserves: a lost answer is what a caller sees when the node that owned the
+// item went away with the call before its answer came back; a held one, an item whose node hangs.
+caf::behavior inventory_stand_in(caf::event_based_actor* self, caf::actor real,
+                                 std::shared_ptr<ReserveScript> script) {
   return {[=](route_atom, caf::atom_value type, std::string& id, caf::message& payload) {
     auto rp = self->make_response_promise();
-    bool drop = payload.match_elements<item_reserve>() && (*lose)-- > 0;
+    bool reserve = payload.match_elements<item_reserve>();
+    if (reserve && script->hold) {
+      script->held.push_back(rp);  // kept, never delivered
+      return rp;
+    }
+    bool drop = reserve && script->lose-- > 0;
     // Any reply type: a reply that matches no handler reaches the error handler as
     // unexpected_response carrying the reply.
     self->request(real, caf::infinite, route_atom::value, type, std::move(id), std::move(payload))
@@ -102,39 +115,22 @@ caf::behavior losing_inventory(caf::event_based_actor* self, caf::actor real, st
 
 class OrderActorLosingReplies : public OrderActor {
  protected:
-  // Puts the stand-in in front of the inventory registry: the router sends item calls to it.
-  void lose_reserve_replies(int n) {
-    auto lose = std::make_shared<int>(n);
-    auto stand_in = system_->spawn(losing_inventory, node_.registries.at(inventory_type), lose);
+  // Puts a stand-in with `script` in front of the inventory registry: the router sends item calls
+  // to it.
+  std::shared_ptr<ReserveScript> script_reserves(ReserveScript script) {
+    auto shared = std::make_shared<ReserveScript>(std::move(script));
+    auto stand_in = system_->spawn(inventory_stand_in, node_.registries.at(inventory_type), shared);
     caf::anon_send(node_.ctx->router, register_atom::value, inventory_type, stand_in);
     stand_ins_.push_back(stand_in);
+    return shared;
   }
+  void lose_reserve_replies(int n) { script_reserves({n, false, {}}); }
   void TearDown() override {
     for (auto& a : stand_ins_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     OrderActor::TearDown();
   }
   std::vector<caf::actor> stand_ins_;
 };
-
-// Stands in for the inventory registry: reserves are taken and never answered (as by an item whose
-// node hangs); every other call goes to the real registry.
-caf::behavior silent_inventory(caf::event_based_actor* self, caf::actor real,
-                               std::shared_ptr<std::vector<caf::response_promise>> held) {
-  return {[=](route_atom, caf::atom_value type, std::string& id, caf::message& payload) {
-    auto rp = self->make_response_promise();
-    if (payload.match_elements<item_reserve>()) {
-      held->push_back(rp);  // kept, never delivered
-      return rp;
-    }
-    self->request(real, caf::infinite, route_atom::value, type, std::move(id), std::move(payload))
-        .then([](caf::message&) {},
-              [rp](caf::error& err) mutable {
-                if (err == caf::sec::unexpected_response) return rp.deliver(std::move(err.context()));
-                rp.deliver(std::move(err));
-              });
-    return rp;
-  }};
-}
 
 class OrderActorSilentItem : public OrderActorLosingReplies {
  protected:
@@ -149,10 +145,7 @@ class OrderActorSilentItem : public OrderActorLosingReplies {
 TEST_F(OrderActorSilentItem, AStepWithoutAnswerFailsAfterTheStepTimeout) {
   put_item("mug", 10);
   put_item("pen", 5);
-  auto held = std::make_shared<std::vector<caf::response_promise>>();
-  auto stand_in = system_->spawn(silent_inventory, node_.registries.at(inventory_type), held);
-  caf::anon_send(node_.ctx->router, register_atom::value, inventory_type, stand_in);
-  stand_ins_.push_back(stand_in);
+  auto script = script_reserves({0, true, {}});
   auto started = std::chrono::steady_clock::now();
   auto r = place("ord_silent", {{"mug", 1, 0}});
   auto took = std::chrono::steady_clock::now() - started;
@@ -160,7 +153,7 @@ TEST_F(OrderActorSilentItem, AStepWithoutAnswerFailsAfterTheStepTimeout) {
   EXPECT_EQ(r.code(), errc::db_unavailable);
   EXPECT_GE(took, std::chrono::milliseconds(300));
   EXPECT_LT(took, std::chrono::seconds(10));  // not the 30 s default
-  EXPECT_EQ(held->size(), 1u);
+  EXPECT_EQ(script->held.size(), 1u);
   expect_stock("mug", 10, 0);
   EXPECT_EQ(provider_->charges, 0);
 }
