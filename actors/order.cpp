@@ -115,7 +115,7 @@ void write_capture(order_actor* self, PaymentRecord capture, Done done) {
             [done](caf::error& err) mutable { done(err); });
 }
 
-// A write that carried a capture failed (see charge_and_commit): the capture is stored alone
+// A write that carried a capture failed (see charge): the capture is stored alone
 // first, as best it can be, so that the recovery finds the payment captured and confirms the
 // order, rather than refunding a charge the provider made. Then `fail`.
 void fail_keeping(order_actor* self, const std::optional<PaymentRecord>& capture, const caf::error& err) {
@@ -284,43 +284,10 @@ void store_capture(order_actor* self, PaymentRecord capture, Then then) {
   });
 }
 
-// Charges the card and commits the reservations at the same time, then confirms. The capture
-// comes back unwritten and is stored with the confirmation, in one transaction: one write fewer
-// on the way to the answer. Whatever fails, compensation refunds (or voids) the payment and
-// releases the reservations, committed or not.
-void charge_and_commit(order_actor* self) {
-  struct Join {
-    int left = 2;
-    bool charge_failed = false;  // outcome unknown
-    std::vector<errc> commit_failures;
-    std::optional<PaymentRecord> capture;  // captured, not yet stored
-  };
-  auto join = std::make_shared<Join>();
-  auto done = [self, join] {
-    if (--join->left > 0) return;
-    auto& st = self->state;
-    if (join->charge_failed)  // the refund call voids or refunds it, whatever happened
-      return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
-    // Not confirming after a capture: store it first, so that the refund finds it captured.
-    auto undo = [self, join](OrderStatus to, std::string reason) {
-      if (!join->capture) return compensate(self, to, std::move(reason));
-      auto capture = std::move(*join->capture);
-      join->capture.reset();
-      store_capture(self, std::move(capture),
-                    [self, to, reason = std::move(reason)]() mutable { compensate(self, to, std::move(reason)); });
-    };
-    // A cancel that came while the charge ran wins: refund (or void) and release.
-    if (st.cancel_requested) return undo(OrderStatus::cancelled, "");
-    if (st.rec.payment->status != "captured")
-      return compensate(self, OrderStatus::payment_failed, st.rec.payment->failure_reason);
-    if (!join->commit_failures.empty()) {
-      spdlog::warn("order {}: committing its reservations failed: {}", st.rec.id,
-                   to_string(join->commit_failures.front()));
-      return undo(OrderStatus::payment_failed, "payment_unavailable");
-    }
-    transition(self, OrderStatus::confirmed, "", {false, false, std::move(join->capture)},
-               [self] { finish(self); });
-  };
+// Charges the card, then confirms. The capture comes back unwritten and is stored with the
+// confirmation, in one transaction: one write fewer on the way to the answer. A cancel that came
+// meanwhile wins: the capture is stored first, so that the refund finds it captured.
+void charge(order_actor* self) {
   auto& st = self->state;
   payment_charge req{st.rec.id, st.rec.total_cents, st.rec.currency, st.card.take(),
                      st.rec.payment->version, true};
@@ -328,16 +295,55 @@ void charge_and_commit(order_actor* self) {
   st.card.wipe();
   ask(self, st.ctx, payment_type, st.rec.payment->id, std::move(req))
       .then(
-          [self, join, done](PaymentRecord& p) {
-            if (p.status == "captured") join->capture = p;
+          [self](PaymentRecord& p) {
+            std::optional<PaymentRecord> capture;
+            if (p.status == "captured") capture = p;
             keep_payment(self->state.rec, std::move(p));
-            done();
+            auto& st = self->state;
+            if (st.cancel_requested) {
+              if (!capture) return compensate(self, OrderStatus::cancelled, "");
+              return store_capture(self, std::move(*capture),
+                                   [self] { compensate(self, OrderStatus::cancelled, ""); });
+            }
+            if (!capture) return compensate(self, OrderStatus::payment_failed, st.rec.payment->failure_reason);
+            transition(self, OrderStatus::confirmed, "", {false, false, std::move(capture)},
+                       [self] { finish(self); });
           },
-          [self, join, done](caf::error& err) {
+          [self](caf::error& err) {  // outcome unknown: the refund call voids or refunds it
             spdlog::warn("order {}: charge failed: {}", self->state.rec.id, to_string(err));
-            join->charge_failed = true;
-            done();
+            compensate(self, OrderStatus::payment_failed, "payment_unavailable");
           });
+}
+
+// Records the order as reserved, with the payment's pending record, and commits the reservations
+// at the same time (two databases: neither waits for the other); then charges. The charge waits
+// for both: the pending record must be stored before the provider is asked (the recovery settles
+// it), and a reservation that cannot be committed fails the order before anything is charged.
+// Whatever fails later, compensation releases the reservations, committed or not.
+void hold_and_charge(order_actor* self) {
+  struct Join {
+    int left = 2;
+    std::vector<errc> commit_failures;
+  };
+  auto join = std::make_shared<Join>();
+  auto done = [self, join] {
+    if (--join->left > 0) return;
+    auto& st = self->state;
+    if (st.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
+    if (!join->commit_failures.empty()) {
+      spdlog::warn("order {}: committing its reservations failed: {}", st.rec.id,
+                   to_string(join->commit_failures.front()));
+      return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+    }
+    charge(self);
+  };
+  auto& st = self->state;
+  auto now = st.ctx->clock->now_ms();
+  st.rec.payment = PaymentRecord{new_id("pay_", now), st.rec.id, "pending", "", st.card->brand(),
+                                 st.card->last4(), st.card->exp_month, st.card->exp_year, "",
+                                 st.rec.total_cents, st.rec.currency, 1};
+  st.intent_written = true;
+  transition(self, OrderStatus::reserved, "", {true, true, {}}, done);
   auto id = st.rec.id;
   for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
                 [join, done](const std::vector<errc>& failures) {
@@ -361,17 +367,8 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
     auto reason = has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock";
     return compensate(self, OrderStatus::rejected, reason);
   }
-  auto now = st.ctx->clock->now_ms();
   refresh_total(st.rec);  // the reservations brought the prices
-  // The payment's intent is stored with the order's reserved state: one write for both.
-  st.rec.payment = PaymentRecord{new_id("pay_", now), st.rec.id, "pending", "", st.card->brand(),
-                                 st.card->last4(), st.card->exp_month, st.card->exp_year, "",
-                                 st.rec.total_cents, st.rec.currency, 1};
-  st.intent_written = true;
-  transition(self, OrderStatus::reserved, "", {true, true, {}}, [self] {
-    if (self->state.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
-    charge_and_commit(self);
-  });
+  hold_and_charge(self);
 }
 
 void place(order_actor* self, order_place& req) {

@@ -85,6 +85,7 @@ struct ReserveScript {
   int lose = 0;                // the first `lose` run, but are answered errc::unavailable
   bool hold = false;           // none is passed on, and none answered
   std::vector<caf::response_promise> held;
+  bool refuse_commits = false;  // commits are answered db_unavailable, unrun (a refused write)
 };
 
 // Stands in for the inventory registry in front of the real one. Every call goes there, save what
@@ -97,6 +98,10 @@ caf::behavior inventory_stand_in(caf::event_based_actor* self, caf::actor real,
     bool reserve = payload.match_elements<item_reserve>();
     if (reserve && script->hold) {
       script->held.push_back(rp);  // kept, never delivered
+      return rp;
+    }
+    if (script->refuse_commits && payload.match_elements<item_commit>()) {
+      rp.deliver(make_error(errc::db_unavailable, "commit refused"));
       return rp;
     }
     bool drop = reserve && script->lose-- > 0;
@@ -180,6 +185,23 @@ TEST_F(OrderActorLosingReplies, AReserveLostMoreOftenThanTheLimitFailsAndRelease
   auto r = place("ord_lost", {{"mug", 2, 0}});
   EXPECT_FALSE(r.value);
   EXPECT_EQ(r.code(), errc::db_unavailable);
+  expect_stock("mug", 10, 0);
+}
+
+// The reservations are committed while the order is recorded as reserved, and the charge waits
+// for both: a reservation that cannot be committed fails the order before the provider is asked,
+// and the payment's pending record is settled without it.
+TEST_F(OrderActorLosingReplies, AReservationThatCannotBeCommittedFailsTheOrderBeforeAnyCharge) {
+  put_item("mug", 10);
+  script_reserves({0, false, {}, true});
+  auto r = place("ord_nocommit", {{"mug", 2, 0}});
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "payment_failed");
+  EXPECT_EQ(r.value->failure_reason, "payment_unavailable");
+  ASSERT_TRUE(r.value->payment);
+  EXPECT_EQ(r.value->payment->status, "failed");
+  EXPECT_EQ(provider_->charges, 0);
+  EXPECT_EQ(provider_->refunds, 0);
   expect_stock("mug", 10, 0);
 }
 
