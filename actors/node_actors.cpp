@@ -40,7 +40,8 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
     for (std::int64_t i = 0; i < count; ++i)
       out.push_back(spawn_persistence(system, {url, which, config.database.batch_size_max,
                                                config.database.reconnect_interval_ms, i == 0,
-                                               config.database.idle_in_transaction_ms}));
+                                               config.database.idle_in_transaction_ms,
+                                               config.database.batch_linger_us}));
     return out;
   };
   ctx->orders_shards = shards(config.database.orders, Database::orders);

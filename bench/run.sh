@@ -55,6 +55,7 @@ cleanup() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ -n "$pg_dir" ]; then
     as_pg "$pgbin/pg_ctl -D $pg_dir/data -m fast -w stop" >/dev/null 2>&1 || true
+    [ -d "$res" ] && cp "$pg_dir/server.log" "$res/postgres.log" 2>/dev/null || true
     rm -rf "$pg_dir"
   fi
   rm -rf "$work"
@@ -136,7 +137,7 @@ start_pg() {
   as_pg "$pgbin/initdb -D $pg_dir/data -U postgres -A trust --no-sync" >"$res/initdb.log" 2>&1 ||
     { cat "$res/initdb.log"; exit 1; }
   # Defaults otherwise: synchronous_commit=on, fsync=on.
-  as_pg "$pgbin/pg_ctl -D $pg_dir/data -l $pg_dir/server.log -w -t 60 start -o \"-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements\"" \
+  as_pg "$pgbin/pg_ctl -D $pg_dir/data -l $pg_dir/server.log -w -t 60 start -o \"-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements -c log_autovacuum_min_duration=0 -c log_checkpoints=on\"" \
     >/dev/null || { cat "$pg_dir/server.log"; exit 1; }
   pg="postgresql://postgres@127.0.0.1:$pg_port"
   for db in emporium_orders emporium_inventory ceiling; do psql_ -d postgres -c "CREATE DATABASE $db"; done
@@ -281,6 +282,10 @@ open_loop() {
     python3 "$here/fsync_probe.py" "$OPEN_DURATION" "$work" >"$res/$name.fsync" 2>&1 &
     probe=$!
   fi
+  # Each request's send time and latency (NAME.timeline, ms from NAME.start's epoch seconds), to
+  # line slow moments up with the server's log (autovacuum, checkpoints) in postgres.log.
+  date +%s.%N >"$res/$name.start"
+  OPENLOOP_TIMELINE="$res/$name.timeline" \
   "$OPENLOOP" --host 127.0.0.1 --port "$port" --rate "$rate" --duration-s "$OPEN_DURATION" \
     --connections "$CONNS" --range "$SKUS" --method "$4" --path "$5" --body "$6" \
     --header "Authorization: Bearer $CUSTOMER" >"$res/$name.open" 2>&1

@@ -172,6 +172,7 @@ void Api::Impl::scrape(Call& call) {
                   metrics->set("emporium_version_conflicts_total" + label, double(s.conflicts));
                   metrics->set("emporium_commit_seconds_total" + label, s.commit_seconds_total);
                   metrics->set("emporium_commit_seconds_max" + label, s.commit_seconds_max);
+                  metrics->set("emporium_commit_lingers_total" + label, double(s.lingers));
                   done();
                 },
                 [done](caf::error&) { done(); });

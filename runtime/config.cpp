@@ -64,6 +64,7 @@ const Key kKeys[] = {
     {"database.orders", field<&C::database, &C::Database::orders>},
     {"database.inventory", field<&C::database, &C::Database::inventory>},
     {"database.batch_size_max", field<&C::database, &C::Database::batch_size_max>, {1, 10'000}},
+    {"database.batch_linger_us", field<&C::database, &C::Database::batch_linger_us>, {0, 100'000}},
     {"database.connections", field<&C::database, &C::Database::connections>, {1, 64}},
     {"database.retry_after_s", field<&C::database, &C::Database::retry_after_s>, kNonNegative},
     {"database.reconnect_interval_ms", field<&C::database, &C::Database::reconnect_interval_ms>,

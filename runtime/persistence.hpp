@@ -45,7 +45,15 @@ struct PersistenceSettings {
   std::int64_t reconnect_interval_ms = 1000;
   bool migrate = true;  // one connection per database migrates; the node waits for it to answer
   std::int64_t idle_in_transaction_ms = 2000;  // see open_session
+  // A batch of kLingerMin to kLingerBelow - 1 writes waits this long, once, for more writes to
+  // join it before it is committed (0: never waits). See flush_or_linger in persistence.cpp.
+  std::int64_t linger_us = 0;
 };
+
+// The batches that linger: a lone write does not (the rate is low: nothing would join it, and it
+// would only be late), nor does a batch of kLingerBelow or more (its commit is already shared).
+inline constexpr std::int64_t kLingerMin = 2;
+inline constexpr std::int64_t kLingerBelow = 16;
 
 // Spawns the actor; it connects and migrates at once (failures make it start unavailable).
 caf::actor spawn_persistence(caf::actor_system& system, PersistenceSettings settings);
@@ -58,6 +66,7 @@ struct CommitStats {
   std::int64_t conflicts = 0;
   double commit_seconds_total = 0;  // time spent writing batches, from sending to the commit's answer
   double commit_seconds_max = 0;    // the slowest batch so far
+  std::int64_t lingers = 0;         // batches that waited for more writes (linger_us)
 };
 
 // A batch slower than this is logged (a warning with its size and time): on a healthy server a

@@ -161,6 +161,29 @@ class JwksTest(harness.NodeTestCase):
                 self.assertEqual(out.stdout, b"")
                 self.assertNotIn(b"PRIVATE", out.stderr)
 
+    def test_emporium_token_key_file_limit(self):
+        # The key file is read up to 64 KiB: a PEM key padded to exactly that signs, one byte more
+        # is refused before it is parsed.
+        key = EC.export_to_pem(private_key=True, password=None)
+        for size, ok in ((64 * 1024, True), (64 * 1024 + 1, False)):
+            with self.subTest(size=size):
+                pem = os.path.join(KEYS_DIR, "padded-%d.pem" % size)
+                with open(pem, "wb") as f:
+                    f.write(key + b"\n" * (size - len(key)))
+                os.chmod(pem, 0o600)
+                self.assertEqual(os.path.getsize(pem), size)
+                out = subprocess.run([NODE.bin, "token", "--sub", unique("cust"), "--scope", "inventory:read",
+                                      "--alg", "ES256", "--key", pem, "--kid", EC.key_id],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, cwd=KEYS_DIR)
+                if ok:
+                    self.assertEqual(out.returncode, 0, out.stderr.decode(errors="replace"))
+                    self.assertAccepted(out.stdout.decode().strip(), "a key file of exactly 64 KiB")
+                else:
+                    self.assertNotEqual(out.returncode, 0)
+                    self.assertEqual(out.stdout, b"")
+                    self.assertIn(b"over 64 KiB", out.stderr)
+                self.assertNotIn(b"PRIVATE", out.stdout + out.stderr)
+
     def test_unloadable_jwks_stops_the_start(self):
         node = harness.Node({"auth.jwks_file": os.path.join(KEYS_DIR, "missing.json")})
         try:

@@ -524,9 +524,42 @@ class PersistenceActor : public Persistence {
     system_.reset();
     Persistence::TearDown();
   }
-  caf::actor spawn(const std::string& url, Database db, std::int64_t batch_size_max = 256) {
-    actors_.push_back(spawn_persistence(*system_, {url, db, batch_size_max, 200}));
+  caf::actor spawn(const std::string& url, Database db, std::int64_t batch_size_max = 256,
+                   std::int64_t linger_us = 0) {
+    actors_.push_back(spawn_persistence(*system_, {url, db, batch_size_max, 200, true, 2000, linger_us}));
     return actors_.back();
+  }
+
+  // Keeps `db` busy with a write that takes `ms`, and returns once it has begun: what is sent
+  // meanwhile waits in the mailbox and makes up the next batch, whole.
+  void block(const caf::actor& db, int ms) {
+    auto started = std::make_shared<std::promise<void>>();
+    auto begun = started->get_future();
+    caf::anon_send(db, db_write{[started, ms](soci::session&) {
+                     started->set_value();
+                     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+                     return true;
+                   }});
+    begun.wait();
+  }
+
+  // Inserts order `id` after `delay_ms`; the future has the outcome (as fire's) and when it came,
+  // in ms from the call.
+  std::future<std::pair<int, double>> insert_later(const caf::actor& db, const std::string& id, int delay_ms) {
+    auto done = std::make_shared<std::promise<std::pair<int, double>>>();
+    auto out = done->get_future();
+    auto start = std::chrono::steady_clock::now();
+    auto rec = sample_order(id, 1);
+    system_->spawn([=](caf::event_based_actor* self) -> caf::behavior {
+      auto since = [start] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count(); };
+      self->delayed_send(self, std::chrono::milliseconds(delay_ms), flush_atom::value);
+      return {[=](flush_atom) {
+        self->request(db, std::chrono::seconds(30), db_save{OrderWrite{rec, 0, true}})
+            .then([=](bool applied) { done->set_value({applied ? 1 : 0, since()}); self->quit(); },
+                  [=](caf::error&) { done->set_value({-1, since()}); self->quit(); });
+      }};
+    });
+    return out;
   }
   // Sends every write at once (from an event-based actor, so none waits for another) and
   // returns each outcome: 1 applied, 0 version conflict, -1 error.
@@ -655,6 +688,83 @@ TEST_P(PersistenceActor, NoBatchExceedsItsLimit) {
   // never past it.
   EXPECT_EQ(st.batch_size_max_seen, 4);
   EXPECT_GE(st.batches, 10);
+}
+
+// database.batch_linger_us: a batch of kLingerMin (2) to kLingerBelow - 1 (15) writes waits, once,
+// for more writes to share its commit; a lone write and a batch of 16 go at once. Lingering 1 s
+// here, so that what waited and what did not are far apart.
+TEST_P(PersistenceActor, ABatchOfAFewWritesLingersForMoreAndTakesThem) {
+  auto db = spawn(orders_url_, Database::orders, 256, 1'000'000);
+  block(db, 100);
+  auto first = insert_later(db, "ord_l1", 0);
+  auto second = insert_later(db, "ord_l2", 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the blocker done, the two waiting
+  auto third = insert_later(db, "ord_l3", 0);                   // comes within their linger
+  auto a = first.get(), b = second.get(), c = third.get();
+  EXPECT_EQ(a.first, 1);
+  EXPECT_EQ(b.first, 1);
+  EXPECT_EQ(c.first, 1);
+  EXPECT_GE(a.second, 900);  // waited out the linger
+  auto st = stats(db);
+  EXPECT_EQ(st.lingers, 1);
+  EXPECT_EQ(st.batches, 2);  // the blocker's, then one for the three
+  EXPECT_EQ(st.batch_size_max_seen, 3);
+}
+
+TEST_P(PersistenceActor, ALoneWriteDoesNotLinger) {
+  auto db = spawn(orders_url_, Database::orders, 256, 1'000'000);
+  auto alone = insert_later(db, "ord_alone", 0).get();
+  EXPECT_EQ(alone.first, 1);
+  EXPECT_LT(alone.second, 700);
+  EXPECT_EQ(stats(db).lingers, 0);
+}
+
+// At the edge: 15 writes in a batch linger, 16 do not.
+TEST_P(PersistenceActor, FifteenWritesLingerAndSixteenDoNot) {
+  for (int n : {15, 16}) {
+    SCOPED_TRACE(n);
+    auto db = spawn(orders_url_, Database::orders, 256, 1'000'000);
+    block(db, 200);
+    std::vector<std::future<std::pair<int, double>>> writes;
+    for (int i = 0; i < n; ++i) writes.push_back(insert_later(db, "ord_e" + std::to_string(n) + "_" + std::to_string(i), 0));
+    double slowest = 0;
+    for (auto& w : writes) {
+      auto got = w.get();
+      EXPECT_EQ(got.first, 1);
+      slowest = std::max(slowest, got.second);
+    }
+    auto st = stats(db);
+    EXPECT_EQ(st.batches, 2);
+    EXPECT_EQ(st.batch_size_max_seen, n);
+    EXPECT_EQ(st.lingers, n < kLingerBelow ? 1 : 0);
+    if (n < kLingerBelow) EXPECT_GE(slowest, 1000);
+    else EXPECT_LT(slowest, 900);
+  }
+}
+
+// Full before its linger is up, a batch goes at once, and the timer it left does not cut the next
+// batch's own linger short.
+TEST_P(PersistenceActor, ALingeringBatchThatFillsUpGoesAtOnce) {
+  auto db = spawn(orders_url_, Database::orders, 4, 1'000'000);
+  block(db, 100);
+  std::vector<std::future<std::pair<int, double>>> early;
+  for (int i = 0; i < 2; ++i) early.push_back(insert_later(db, "ord_f" + std::to_string(i), 0));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // lingering, 2 of 4
+  for (int i = 2; i < 4; ++i) early.push_back(insert_later(db, "ord_f" + std::to_string(i), 0));
+  for (auto& w : early) {
+    auto got = w.get();
+    EXPECT_EQ(got.first, 1);
+    EXPECT_LT(got.second, 900);  // went when full, not after the linger
+  }
+  // The next batch lingers its own full second, past the first batch's stale timer.
+  auto start = std::chrono::steady_clock::now();
+  block(db, 100);
+  auto x = insert_later(db, "ord_f4", 0), y = insert_later(db, "ord_f5", 0);
+  EXPECT_EQ(x.get().first, 1);
+  EXPECT_EQ(y.get().first, 1);
+  std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took.count(), 1000);
+  EXPECT_EQ(stats(db).lingers, 2);
 }
 
 TEST_P(PersistenceActor, AFailingWriteDoesNotFailTheRestOfItsBatch) {

@@ -200,6 +200,8 @@ const std::vector<KeySample>& every_key() {
        [](const Config& c) { return c.database.inventory == "postgres://db/i2"; }},
       {"database.batch_size_max", "EMPORIUM_DATABASE_BATCH_SIZE_MAX", "10000",
        [](const Config& c) { return c.database.batch_size_max == 10000; }},
+      {"database.batch_linger_us", "EMPORIUM_DATABASE_BATCH_LINGER_US", "100000",
+       [](const Config& c) { return c.database.batch_linger_us == 100000; }},
       {"database.connections", "EMPORIUM_DATABASE_CONNECTIONS", "8",
        [](const Config& c) { return c.database.connections == 8; }},
       {"database.retry_after_s", "EMPORIUM_DATABASE_RETRY_AFTER_S", "9",
@@ -416,6 +418,8 @@ TEST_F(ConfigTest, OutOfRangeValuesAreRejectedNamingTheKey) {
       "http.threads=65",
       "database.batch_size_max=0",
       "database.batch_size_max=10001",
+      "database.batch_linger_us=-1",
+      "database.batch_linger_us=100001",
       "database.idle_in_transaction_ms=99",
       "database.idle_in_transaction_ms=3600001",
       "rate_limit.rate=0",
@@ -450,6 +454,7 @@ TEST_F(ConfigTest, BoundaryValuesAreAccepted) {
       "http.header_limit_bytes=1024",
       "http.threads=1",
       "database.batch_size_max=1",
+      "database.batch_linger_us=0",
       "rate_limit.burst=1",
       "payment.retries_max=0",
       "orders.reservation_ttl_ms=1000",
@@ -459,6 +464,7 @@ TEST_F(ConfigTest, BoundaryValuesAreAccepted) {
   }));
   EXPECT_EQ(config.http.header_limit_bytes, 1024);
   EXPECT_EQ(config.auth.leeway_s, 0);
+  EXPECT_EQ(config.database.batch_linger_us, 0);
 }
 
 TEST_F(ConfigTest, SagaAndRecoveryKeysAcceptTheirBounds) {
