@@ -36,7 +36,7 @@ struct Config {
     std::string orders = "sqlite:data/orders.db";
     std::string inventory = "sqlite:data/inventory.db";
     std::int64_t batch_size_max = 256;          // writes per group-commit transaction
-    std::int64_t batch_linger_us = 500;         // a batch of 2-15 writes waits this long for more
+    std::int64_t batch_linger_us = 0;           // a batch of 2-15 writes waits this long for more
     std::int64_t connections = 1;               // per PostgreSQL database (SQLite: always 1)
     std::int64_t retry_after_s = 2;             // Retry-After when the database is unreachable
     std::int64_t reconnect_interval_ms = 1'000;

@@ -191,10 +191,10 @@ void flush(persistence_state& st) {
 // Group commit shares a commit among the writes that queued while the one before ran. At a
 // moderate rate that is only a few writes, and each commit costs the server about as much as a
 // full one (a transaction, a WAL flush, a wake-up of its backend and of this thread): lingering
-// briefly for more writes makes fewer, fuller batches. On PostgreSQL at about half of the
-// maximum order rate, 500 µs took a quarter less server CPU per order, and the median order took
-// about as long (bench/RESULTS.md, eighth run). Only batches of kLingerMin to kLingerBelow - 1 writes wait,
-// once each.
+// briefly for more writes makes fewer, fuller batches. On PostgreSQL at about half of the maximum
+// order rate, 500 µs took about a fifth less server CPU per order; on the 2-core benchmark machine
+// it did not lower the latency, so it is off by default (bench/RESULTS.md, eighth run). Only
+// batches of kLingerMin to kLingerBelow - 1 writes wait, once each.
 void flush_or_linger(persistence_actor* self) {
   auto& st = self->state;
   auto size = static_cast<std::int64_t>(st.batch.size());
