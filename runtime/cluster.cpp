@@ -374,6 +374,7 @@ struct endpoint_state {
   // The calls taken and not yet answered, with the entity each one is for (for the log when
   // leaving with calls unanswered).
   std::map<std::pair<caf::actor_addr, std::uint64_t>, std::pair<caf::atom_value, std::string>> calls;
+  std::int64_t batches_in = 0, calls_in = 0, batch_in_max = 0;  // received, since start
   static inline const char* name = "cluster_endpoint";
 };
 using endpoint_actor = caf::stateful_actor<endpoint_state>;
@@ -409,6 +410,11 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
       [=](call_batch& batch) {
         auto to = caf::actor_cast<caf::actor>(self->current_sender());
         if (!to) return;
+        auto& st = self->state;
+        auto size = static_cast<std::int64_t>(batch.items.size());
+        st.batches_in += 1;
+        st.calls_in += size;
+        st.batch_in_max = std::max(st.batch_in_max, size);
         for (auto& call : batch.items) {
           auto seq = call.seq;
           self->state.calls.emplace(std::pair{to.address(), seq}, std::pair{call.type, call.id});
@@ -430,6 +436,10 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
         self->send(self->state.router, h, std::move(name), incarnation, std::move(endpoint));
       },
       [=](stats_atom) { return static_cast<std::int64_t>(self->state.calls.size()); },
+      [=](stats_atom, batches_atom) -> caf::result<std::int64_t, std::int64_t, std::int64_t> {
+        auto& st = self->state;
+        return {st.batches_in, st.calls_in, st.batch_in_max};
+      },
       [=](list_atom) {
         for (const auto& [_, what] : self->state.calls)
           spdlog::warn("cluster: unanswered call to {} {}", caf::to_string(what.first), what.second);

@@ -103,12 +103,14 @@ using register_atom = caf::atom_constant<caf::atom("register")>;
 using members_atom = caf::atom_constant<caf::atom("members")>;
 using joined_atom = caf::atom_constant<caf::atom("joined")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
+using batches_atom = caf::atom_constant<caf::atom("batches")>;
 
 // Membership protocol:
 //   members_atom -> std::vector<MemberStatus>
 //   joined_atom  -> bool   registered, seen up, and serving
 //   leave_atom   -> bool   the row is marked left (peers stop placing here); heartbeats stop
-// The endpoint answers stats_atom with the calls from other nodes it has not answered yet.
+// The endpoint answers stats_atom with the calls from other nodes it has not answered yet, and
+// (stats_atom, batches_atom) with what it received: (batches, calls, the largest batch).
 struct ClusterHandles {
   caf::actor membership;
   caf::actor endpoint;  // what this node publishes on cluster.listen

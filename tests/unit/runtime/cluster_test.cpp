@@ -259,22 +259,51 @@ class Transport : public ::testing::Test {
     return out;
   }
 
+  // Sends 64 calls to entities on b at once and checks every answer.
+  void call_64() {
+    std::vector<std::future<caf::expected<std::int64_t>>> answers;
+    for (std::int64_t i = 0; i < 64; ++i)
+      answers.push_back(call(owned_by_b_[static_cast<size_t>(i)], caf::make_message(get_atom::value, i)));
+    for (std::int64_t i = 0; i < 64; ++i) {
+      auto got = answers[static_cast<size_t>(i)].get();
+      ASSERT_TRUE(got) << caf::to_string(got.error());
+      EXPECT_EQ(*got, i);
+    }
+  }
+
+  // What b's endpoint received: batches, calls, the largest batch.
+  std::tuple<std::int64_t, std::int64_t, std::int64_t> received_by_b() {
+    caf::scoped_actor self{*b_.sys};
+    std::tuple<std::int64_t, std::int64_t, std::int64_t> out{-1, -1, -1};
+    self->request(b_.endpoint, std::chrono::seconds(5), stats_atom::value, batches_atom::value)
+        .receive([&](std::int64_t batches, std::int64_t calls, std::int64_t largest) { out = {batches, calls, largest}; },
+                 [](caf::error& err) { FAIL() << caf::to_string(err); });
+    return out;
+  }
+
   TransportNode a_, b_;
   std::vector<std::string> owned_by_b_;
 };
 
+// cluster.batch_max: the calls cross in batches of at most that many.
 TEST_F(Transport, CallsCrossInBatchesAndEveryOneIsAnswered) {
   ClusterSettings s;
   s.batch_max = 3;  // many batches for 64 calls
   start(s);
-  std::vector<std::future<caf::expected<std::int64_t>>> answers;
-  for (std::int64_t i = 0; i < 64; ++i)
-    answers.push_back(call(owned_by_b_[static_cast<size_t>(i)], caf::make_message(get_atom::value, i)));
-  for (std::int64_t i = 0; i < 64; ++i) {
-    auto got = answers[static_cast<size_t>(i)].get();
-    ASSERT_TRUE(got) << caf::to_string(got.error());
-    EXPECT_EQ(*got, i);
-  }
+  call_64();
+  auto [batches, calls, largest] = received_by_b();
+  EXPECT_EQ(calls, 64);
+  EXPECT_LE(largest, 3);
+  EXPECT_GE(batches, 22);  // 64 / 3, rounded up
+}
+
+// At its lowest, 1: every call crosses alone.
+TEST_F(Transport, ABatchLimitOfOneSendsEveryCallAlone) {
+  ClusterSettings s;
+  s.batch_max = 1;
+  start(s);
+  call_64();
+  EXPECT_EQ(received_by_b(), std::make_tuple(std::int64_t{64}, std::int64_t{64}, std::int64_t{1}));
 }
 
 // cluster.calls_pending_max: past it a call is refused (not_delivered, after the router's resends);
