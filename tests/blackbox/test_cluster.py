@@ -37,6 +37,16 @@ def view(node, token):
     return {m["name"]: m for m in r.json["members"]}
 
 
+def all_stopped(pid):
+    """Whether every thread of process `pid` is stopped (state T in /proc)."""
+    tasks = os.listdir("/proc/%d/task" % pid)
+    for tid in tasks:
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] != "T":
+                return False
+    return True
+
+
 def wait_for(predicate, timeout, step=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -309,6 +319,9 @@ class FencingTest(ClusterTestCase):
         self.assertTrue(owned, "node-3 owns none of the skus")
         os.kill(paused.proc.pid, signal.SIGSTOP)
         try:
+            # The stop takes effect once each of its threads is scheduled again: on a busy machine
+            # a thread could still take a request sent right after the signal.
+            self.assertTrue(wait_for(lambda: all_stopped(paused.proc.pid), 10, 0.01))
             # Writes sent to the paused node wait in its socket buffers meanwhile.
             late = {}
 

@@ -86,6 +86,7 @@ struct ReserveScript {
   bool hold = false;           // none is passed on, and none answered
   std::vector<caf::response_promise> held;
   bool refuse_commits = false;  // commits are answered db_unavailable, unrun (a refused write)
+  int reserves_seen = 0;        // reserves that reached the stand-in
 };
 
 // Stands in for the inventory registry in front of the real one. Every call goes there, save what
@@ -96,6 +97,7 @@ caf::behavior inventory_stand_in(caf::event_based_actor* self, caf::actor real,
   return {[=](route_atom, caf::atom_value type, std::string& id, caf::message& payload) {
     auto rp = self->make_response_promise();
     bool reserve = payload.match_elements<item_reserve>();
+    if (reserve) script->reserves_seen += 1;
     if (reserve && script->hold) {
       script->held.push_back(rp);  // kept, never delivered
       return rp;
@@ -205,6 +207,29 @@ TEST_F(OrderActorLosingReplies, AReservationThatCannotBeCommittedFailsTheOrderBe
   expect_stock("mug", 10, 0);
 }
 
+// The pending record and the reservations are written at the same time (see place): a pending
+// record the database refuses fails the placement, and what was reserved beside it is released
+// before the answer.
+TEST_F(OrderActorLosingReplies, APendingRecordRefusedReleasesTheReservationsMadeBesideIt) {
+  put_item("mug", 10);
+  put_item("pen", 5);
+  auto script = script_reserves({});
+  orders_sql("CREATE TRIGGER refuse BEFORE INSERT ON orders BEGIN SELECT RAISE(ABORT, 'refused'); END");
+  auto r = place("ord_refused", {{"mug", 2, 0}, {"pen", 1, 0}});
+  EXPECT_FALSE(r.value);
+  EXPECT_EQ(r.code(), errc::db_failed);  // the database refused the statement
+  EXPECT_EQ(script->reserves_seen, 2);  // sent without waiting for the pending record
+  expect_stock("mug", 10, 0);
+  expect_stock("pen", 5, 0);
+  EXPECT_EQ(provider_->charges, 0);
+  orders_sql("DROP TRIGGER refuse");
+  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_refused", get_atom::value).code(), errc::not_found);
+  auto placed = place("ord_refused_2", {{"mug", 2, 0}});
+  ASSERT_TRUE(placed.value) << to_string(placed.code());
+  EXPECT_EQ(placed.value->status, "confirmed");
+  expect_stock("mug", 10, 2);
+}
+
 TEST_F(OrderActor, InsufficientStockIsRejectedWithoutPaymentAndReleasesOtherLines) {
   put_item("mug", 10);
   put_item("pen", 1);
@@ -288,6 +313,29 @@ TEST_F(OrderActor, PlacementDeliveredAgainToAFreshActivationAnswersTheStoredOrde
   EXPECT_EQ(provider_->charges, 1);
   expect_stock("mug", 10, 2);
   EXPECT_EQ(get("ord_r").version, first.value->version);
+}
+
+// A placement delivered again reserves while it writes, as every placement does. When the stored
+// order is finished and holds no stock (failed, shipped), what the new activation reserved is
+// released before it answers with the stored order.
+TEST_F(OrderActor, PlacementDeliveredAgainAfterTheOrderFinishedLeavesNoStockHeld) {
+  put_item("mug", 10);
+  auto failed = place("ord_df", {{"mug", 2, 0}}, "4000000000000002");
+  ASSERT_TRUE(failed.value);
+  EXPECT_EQ(failed.value->status, "payment_failed");
+  ASSERT_TRUE(place("ord_ds", {{"mug", 3, 0}}).value);
+  ASSERT_TRUE(ask<OrderRecord>(order_type, "ord_ds", ship_atom::value).value);
+  expect_stock("mug", 7, 0);
+  EXPECT_TRUE(passivate(order_type, "ord_df"));
+  EXPECT_TRUE(passivate(order_type, "ord_ds"));
+  auto again_failed = place("ord_df", {{"mug", 2, 0}}, "4000000000000002");
+  ASSERT_TRUE(again_failed.value) << to_string(again_failed.code());
+  EXPECT_EQ(again_failed.value->status, "payment_failed");
+  auto again_shipped = place("ord_ds", {{"mug", 3, 0}});
+  ASSERT_TRUE(again_shipped.value) << to_string(again_shipped.code());
+  EXPECT_EQ(again_shipped.value->status, "shipped");
+  expect_stock("mug", 7, 0);
+  EXPECT_EQ(provider_->charges, 2);
 }
 
 // The order stores the payment's intent with its reserved state, and the capture with its
