@@ -150,9 +150,12 @@ struct Also {
   std::optional<PaymentRecord> payment_outcome;  // a decided payment, in the same transaction
 };
 
-// Moves the record to `to` and makes its write; the write expects the version stored before (0:
-// none). The table is asserted by the caller.
-OrderWrite stamp(order_state& st, OrderStatus to, std::string reason, Also also) {
+// Moves to `to` (asserting the table) and writes; `then` runs once committed.
+template <class Then>
+void transition(order_actor* self, OrderStatus to, std::string reason, Also also, Then then) {
+  auto& st = self->state;
+  if (st.exists && !legal_transition(status_of(st), to))
+    return fail(self, make_error(errc::conflict, "illegal order transition"));
   std::int64_t expected = st.exists ? st.rec.version : 0;
   refresh_total(st.rec);
   st.rec.status = std::string(to_string(to));
@@ -160,20 +163,14 @@ OrderWrite stamp(order_state& st, OrderStatus to, std::string reason, Also also)
   st.rec.version = expected + 1;
   st.rec.updated_at_ms = st.ctx->clock->now_ms();
   st.exists = true;
-  return OrderWrite{st.rec, expected, also.lines, also.payment_intent, std::move(also.payment_outcome)};
-}
-
-// Moves to `to` (asserting the table) and writes; `then` runs once committed.
-template <class Then>
-void transition(order_actor* self, OrderStatus to, std::string reason, Also also, Then then) {
-  auto& st = self->state;
-  if (st.exists && !legal_transition(status_of(st), to))
-    return fail(self, make_error(errc::conflict, "illegal order transition"));
+  OrderRecord snapshot = st.rec;
   auto capture = also.payment_outcome;  // stored alone if the write with the order fails
-  auto write = stamp(st, to, std::move(reason), std::move(also));
-  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
+  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite,
+                db_save{OrderWrite{std::move(snapshot), expected, also.lines, also.payment_intent,
+                                   std::move(also.payment_outcome)}})
       .then(
-          [self, then, capture](bool applied) mutable {
+          [self, then, expected, capture](bool applied) mutable {
+            if (!applied && expected == 0 && self->state.fresh) return adopt_stored(self);
             if (!applied) return fail_keeping(self, capture, make_error(errc::version_conflict));
             then();
           },
@@ -386,43 +383,11 @@ void place(order_actor* self, order_place& req) {
   st.rec.customer_id = req.customer_id;
   st.rec.lines = std::move(req.lines);
   st.rec.created_at_ms = now;
-  // The pending record and the reservations go at the same time (two databases: neither waits
-  // for the other), and the saga goes on once both answered. A reservation whose order never got
-  // its pending record (refused, or a crash in between) is released below, or expires after
-  // orders.reservation_ttl_ms: a held reservation needs no stored order to be undone.
-  struct Join {
-    int left = 2;
-    bool stored = false;     // the order was stored already, by another activation
-    caf::error write_error;  // the pending record could not be written
-    std::vector<errc> failures;
-  };
-  auto join = std::make_shared<Join>();
-  auto done = [self, join] {
-    if (--join->left > 0) return;
-    // Stored by another activation: its reservations are the same as ours (one per order and
-    // sku), so none is released here, save as adopt_stored says.
-    if (join->stored && self->state.fresh) return adopt_stored(self);
-    if (join->stored) return fail(self, make_error(errc::version_conflict));
-    if (join->write_error)  // nothing recorded: release what was reserved, then report it
-      return release_all(self, [self, join] { fail(self, join->write_error); });
-    after_reserve(self, join->failures);
-  };
-  auto write = stamp(st, OrderStatus::pending, "", {true, false, {}});
-  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
-      .then(
-          [join, done](bool applied) {
-            join->stored = !applied;
-            done();
-          },
-          [join, done](caf::error& err) {
-            join->write_error = err;
-            done();
-          });
-  for_each_line(self, [id = st.rec.id](const OrderLine& l) { return item_reserve{id, l.quantity}; },
-                [join, done](const std::vector<errc>& failures) {
-                  join->failures = failures;
-                  done();
-                });
+  transition(self, OrderStatus::pending, "", {true, false, {}}, [self] {
+    auto id = self->state.rec.id;
+    for_each_line(self, [id](const OrderLine& l) { return item_reserve{id, l.quantity}; },
+                  [self](const std::vector<errc>& failures) { after_reserve(self, failures); });
+  });
 }
 
 // An order found unfinished (after a crash or a lost step) with no saga running here: finish it
@@ -547,15 +512,11 @@ void adopt_stored(order_actor* self) {
             // A cancel that came meanwhile applies to the stored order, as it would have if this
             // activation had loaded it first.
             auto status = status_of(st);
-            bool live = status == OrderStatus::pending || status == OrderStatus::reserved ||
-                        status == OrderStatus::confirmed;
-            if (st.cancel_requested && live) return compensate(self, OrderStatus::cancelled, "");
-            // This activation reserved while it wrote (see place). A live order holds the same
-            // reservations; a finished one holds none, so what was reserved here is released
-            // (releasing is idempotent). A placement delivered again while the order is cancelled
-            // or compensated elsewhere may read it live and leave its reservation to expire.
-            if (live) return finish(self);
-            release_all(self, [self] { finish(self); });
+            if (st.cancel_requested && (status == OrderStatus::pending ||
+                                        status == OrderStatus::reserved ||
+                                        status == OrderStatus::confirmed))
+              return compensate(self, OrderStatus::cancelled, "");
+            finish(self);
           },
           [self](caf::error& err) { fail(self, err); });
 }

@@ -39,11 +39,13 @@ def view(node, token):
 
 def all_stopped(pid):
     """Whether every thread of process `pid` is stopped (state T in /proc)."""
-    tasks = os.listdir("/proc/%d/task" % pid)
-    for tid in tasks:
-        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-            if f.read().rsplit(")", 1)[1].split()[0] != "T":
-                return False
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "T":
+                    return False
+    except FileNotFoundError:  # a thread ended meanwhile: look again
+        return False
     return True
 
 

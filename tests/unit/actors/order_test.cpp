@@ -207,10 +207,11 @@ TEST_F(OrderActorLosingReplies, AReservationThatCannotBeCommittedFailsTheOrderBe
   expect_stock("mug", 10, 0);
 }
 
-// The pending record and the reservations are written at the same time (see place): a pending
-// record the database refuses fails the placement, and what was reserved beside it is released
-// before the answer.
-TEST_F(OrderActorLosingReplies, APendingRecordRefusedReleasesTheReservationsMadeBesideIt) {
+// The pending record is stored before anything is reserved: a placement whose pending record the
+// database refuses fails having reserved nothing. (Reserving while it is written saves a round trip,
+// but a crash in between, or a second activation of the order during a view change, would leave
+// or release reservations that no stored order accounts for: bench/RESULTS.md, ninth run.)
+TEST_F(OrderActorLosingReplies, APendingRecordRefusedReservesNothing) {
   put_item("mug", 10);
   put_item("pen", 5);
   auto script = script_reserves({});
@@ -218,7 +219,7 @@ TEST_F(OrderActorLosingReplies, APendingRecordRefusedReleasesTheReservationsMade
   auto r = place("ord_refused", {{"mug", 2, 0}, {"pen", 1, 0}});
   EXPECT_FALSE(r.value);
   EXPECT_EQ(r.code(), errc::db_failed);  // the database refused the statement
-  EXPECT_EQ(script->reserves_seen, 2);  // sent without waiting for the pending record
+  EXPECT_EQ(script->reserves_seen, 0);
   expect_stock("mug", 10, 0);
   expect_stock("pen", 5, 0);
   EXPECT_EQ(provider_->charges, 0);
@@ -227,6 +228,7 @@ TEST_F(OrderActorLosingReplies, APendingRecordRefusedReleasesTheReservationsMade
   auto placed = place("ord_refused_2", {{"mug", 2, 0}});
   ASSERT_TRUE(placed.value) << to_string(placed.code());
   EXPECT_EQ(placed.value->status, "confirmed");
+  EXPECT_EQ(script->reserves_seen, 1);
   expect_stock("mug", 10, 2);
 }
 
@@ -315,9 +317,8 @@ TEST_F(OrderActor, PlacementDeliveredAgainToAFreshActivationAnswersTheStoredOrde
   EXPECT_EQ(get("ord_r").version, first.value->version);
 }
 
-// A placement delivered again reserves while it writes, as every placement does. When the stored
-// order is finished and holds no stock (failed, shipped), what the new activation reserved is
-// released before it answers with the stored order.
+// A placement delivered again to a fresh activation after its order finished (failed, shipped)
+// answers the stored order and holds no stock for it.
 TEST_F(OrderActor, PlacementDeliveredAgainAfterTheOrderFinishedLeavesNoStockHeld) {
   put_item("mug", 10);
   auto failed = place("ord_df", {{"mug", 2, 0}}, "4000000000000002");
