@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <map>
 
+#include <spdlog/spdlog.h>
+
 #include "actors/entity.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/store.hpp"
@@ -29,6 +31,9 @@ struct inventory_state {
   bool stop_requested = false;  // passivation asked while writes were in flight
   caf::actor registry;
   std::int64_t published = 0;  // the version readers see (0: none)
+  std::int64_t timer_at = 0;   // when the timer set last fires (0: none is set)
+  // Held reservations due for their check (see check_reservations) up to this time were checked.
+  std::int64_t checked_until = 0;
   static inline const char* name = "inventory";
   // Readers stop seeing this activation's snapshot when it stops, however it stops: CAF destroys
   // an actor's state when it terminates.
@@ -106,15 +111,72 @@ bool expire_reservations(inventory_actor* self) {
   return true;
 }
 
+// When a held reservation is checked against its order: reservation_check_ms after it was made
+// (its expiry is set reservation_ttl_ms after that).
+std::int64_t check_due(const inventory_state& st, const ReservationRecord& r) {
+  return r.expires_at_ms - st.ctx->settings.reservation_ttl_ms + st.ctx->settings.reservation_check_ms;
+}
+
+// Makes sure the timer fires by `due`. The timer carries its time, so one replaced by an earlier
+// one is ignored when it fires.
+void schedule_at(inventory_actor* self, std::int64_t due) {
+  auto& st = self->state;
+  if (st.timer_at != 0 && st.timer_at <= due) return;
+  st.timer_at = due;
+  auto delay = std::max<std::int64_t>(due - st.ctx->clock->now_ms(), 0) + 1;
+  self->delayed_send(self, ms(delay), expire_atom::value, due);
+}
+
+// Sets the timer for the next held reservation due for its check or its expiry.
 void schedule_expiry(inventory_actor* self) {
   auto& st = self->state;
   std::int64_t earliest = 0;
-  for (auto& [_, r] : st.reservations)
-    if (r.state == ReservationState::held && (earliest == 0 || r.expires_at_ms < earliest))
-      earliest = r.expires_at_ms;
-  if (earliest == 0) return;
-  auto delay = std::max<std::int64_t>(earliest - st.ctx->clock->now_ms(), 0) + 1;
-  self->delayed_send(self, ms(delay), expire_atom::value);
+  for (auto& [_, r] : st.reservations) {
+    if (r.state != ReservationState::held) continue;
+    auto due = check_due(st, r) > st.checked_until ? check_due(st, r) : r.expires_at_ms;
+    if (earliest == 0 || due < earliest) earliest = due;
+  }
+  if (earliest != 0) schedule_at(self, earliest);
+}
+
+// Releases the reservation of `order_id` if it is still held (see check_reservations).
+void release_unclaimed(inventory_actor* self, const std::string& order_id, std::string_view why) {
+  auto& st = self->state;
+  if (st.broken) return;
+  auto it = st.reservations.find(order_id);
+  if (it == st.reservations.end() || it->second.state != ReservationState::held) return;
+  auto r = it->second;
+  r.state = ReservationState::released;
+  st.item.reserved -= r.quantity;
+  st.reservations.erase(it);
+  spdlog::info("item {}: released the reservation of order {} ({})", st.sku, order_id, why);
+  persist(self, {r}, caf::response_promise{}, caf::message{});
+}
+
+// Asks the order of every held reservation that came due for its check since the last time:
+// committed by now in the normal course, a reservation still held belongs to an order that is
+// still placing (pending or reserved: its saga, or the recovery sweep, settles it), or to none
+// that will. An order that is not stored (its node failed before its pending record was written)
+// or is finished (it released or committed its own before it finished) will never claim it: it is
+// released now, rather than at its expiry. An order that cannot be asked leaves it to the expiry.
+void check_reservations(inventory_actor* self) {
+  auto& st = self->state;
+  auto now = st.ctx->clock->now_ms();
+  for (auto& [order_id, r] : st.reservations) {
+    if (r.state != ReservationState::held) continue;
+    auto due = check_due(st, r);
+    if (due <= st.checked_until || due > now) continue;
+    ask(self, st.ctx, order_type, order_id, get_atom::value)
+        .then(
+            [self, order_id = order_id](OrderRecord& order) {
+              if (order.status != "pending" && order.status != "reserved")
+                release_unclaimed(self, order_id, "its order is " + order.status);
+            },
+            [self, order_id = order_id](caf::error& err) {
+              if (code_of(err) == errc::not_found) release_unclaimed(self, order_id, "no such order");
+            });
+  }
+  st.checked_until = now;
 }
 
 bool has_held(const inventory_state& st) {
@@ -179,6 +241,7 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
                          st.published = st.committed.version;
                          for (auto& r : loaded->reservations) st.reservations[r.order_id] = r;
                          expire_reservations(self);
+                         check_reservations(self);
                          schedule_expiry(self);
                        });
   return item_handlers();
@@ -248,7 +311,7 @@ const caf::behavior& item_handlers() {
         st.item.reserved += req.quantity;
         auto rp = self->make_response_promise();
         persist(self, {r}, rp, {});
-        if (st.reservations.size() == 1) schedule_expiry(self);
+        schedule_at(self, check_due(st, r));
         return rp;
       },
       [](item_commit& req) -> caf::result<ItemRecord> {
@@ -273,6 +336,7 @@ const caf::behavior& item_handlers() {
         auto it = st.reservations.find(req.order_id);
         if (it == st.reservations.end())  // nothing held: already released (or never held)
           return when_absent(self, [self](caf::response_promise& rp) { rp.deliver(self->state.committed); });
+        if (req.held_only && it->second.state != ReservationState::held) return st.committed;
         auto r = it->second;
         r.state = ReservationState::released;
         st.item.reserved -= r.quantity;
@@ -298,10 +362,20 @@ const caf::behavior& item_handlers() {
         persist(self, {r}, rp, {});
         return rp;
       },
-      [](expire_atom) {
+      [](expire_atom) {  // now (tests; an operator could)
         auto* self = inventory_actor::current();
         if (self->state.broken) return;
         expire_reservations(self);
+        check_reservations(self);
+        schedule_expiry(self);
+      },
+      [](expire_atom, std::int64_t due) {  // the timer (see schedule_at)
+        auto* self = inventory_actor::current();
+        auto& st = self->state;
+        if (st.broken || due != st.timer_at) return;
+        st.timer_at = 0;
+        expire_reservations(self);
+        check_reservations(self);
         schedule_expiry(self);
       },
       [](stop_atom) {

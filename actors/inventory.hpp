@@ -7,10 +7,13 @@
 //   item_adjust         -> ItemRecord            not_found, conflict
 //   item_reserve        -> ItemRecord            unknown_sku, insufficient_stock   (idempotent per order)
 //   item_commit         -> ItemRecord            not_found (no reservation: it expired)
-//   item_release        -> ItemRecord            (no reservation: unchanged)
+//   item_release        -> ItemRecord            (no reservation, or held_only and committed: unchanged)
 //   item_ship           -> ItemRecord            (no reservation: unchanged)
 //   (any write)                                  db_unavailable
-// A held reservation expires after reservation_ttl_ms unless committed.
+// A held reservation expires after reservation_ttl_ms unless committed. One still held
+// reservation_check_ms after it was made asks its order, and is released at once if the order is
+// not stored, or is finished (a finished order holds no reservation of its own): an order reserves
+// while its pending record is written, so a crash in between leaves a reservation no order knows.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +50,9 @@ struct item_commit {
 };
 struct item_release {
   std::string order_id;
+  // Only a held reservation: an order undoing what it reserved beside a pending record that was
+  // not written leaves alone a reservation another activation of the order already committed.
+  bool held_only = false;
 };
 struct item_ship {
   std::string order_id;
@@ -81,7 +87,7 @@ typename Inspector::result_type inspect(Inspector& f, item_commit& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, item_release& x) {
-  return f(caf::meta::type_name("item_release"), x.order_id);
+  return f(caf::meta::type_name("item_release"), x.order_id, x.held_only);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, item_ship& x) {

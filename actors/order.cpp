@@ -150,12 +150,9 @@ struct Also {
   std::optional<PaymentRecord> payment_outcome;  // a decided payment, in the same transaction
 };
 
-// Moves to `to` (asserting the table) and writes; `then` runs once committed.
-template <class Then>
-void transition(order_actor* self, OrderStatus to, std::string reason, Also also, Then then) {
-  auto& st = self->state;
-  if (st.exists && !legal_transition(status_of(st), to))
-    return fail(self, make_error(errc::conflict, "illegal order transition"));
+// Moves the record to `to` and makes its write; the write expects the version stored before (0:
+// none). The table is asserted by the caller.
+OrderWrite stamp(order_state& st, OrderStatus to, std::string reason, Also also) {
   std::int64_t expected = st.exists ? st.rec.version : 0;
   refresh_total(st.rec);
   st.rec.status = std::string(to_string(to));
@@ -163,14 +160,20 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
   st.rec.version = expected + 1;
   st.rec.updated_at_ms = st.ctx->clock->now_ms();
   st.exists = true;
-  OrderRecord snapshot = st.rec;
+  return OrderWrite{st.rec, expected, also.lines, also.payment_intent, std::move(also.payment_outcome)};
+}
+
+// Moves to `to` (asserting the table) and writes; `then` runs once committed.
+template <class Then>
+void transition(order_actor* self, OrderStatus to, std::string reason, Also also, Then then) {
+  auto& st = self->state;
+  if (st.exists && !legal_transition(status_of(st), to))
+    return fail(self, make_error(errc::conflict, "illegal order transition"));
   auto capture = also.payment_outcome;  // stored alone if the write with the order fails
-  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite,
-                db_save{OrderWrite{std::move(snapshot), expected, also.lines, also.payment_intent,
-                                   std::move(also.payment_outcome)}})
+  auto write = stamp(st, to, std::move(reason), std::move(also));
+  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
-          [self, then, expected, capture](bool applied) mutable {
-            if (!applied && expected == 0 && self->state.fresh) return adopt_stored(self);
+          [self, then, capture](bool applied) mutable {
             if (!applied) return fail_keeping(self, capture, make_error(errc::version_conflict));
             then();
           },
@@ -223,11 +226,12 @@ void for_each_line(order_actor* self, MakeMsg make_msg, Done done) {
 
 // Releases every line's reservation; `then` runs only when all are released (an unknown sku has
 // nothing to release). Otherwise the order stays as stored and the sweep or a retry does it again:
-// releasing is idempotent, and moving on would leave units reserved for good.
+// releasing is idempotent, and moving on would leave units reserved for good. `held_only` leaves
+// committed reservations alone (see item_release).
 template <class Then>
-void release_all(order_actor* self, Then then) {
+void release_all(order_actor* self, Then then, bool held_only = false) {
   auto id = self->state.rec.id;
-  for_each_line(self, [id](const OrderLine&) { return item_release{id}; },
+  for_each_line(self, [id, held_only](const OrderLine&) { return item_release{id, held_only}; },
                 [self, then](const std::vector<errc>& failures) {
                   for (auto code : failures)
                     if (code != errc::not_found && code != errc::unknown_sku)
@@ -383,11 +387,47 @@ void place(order_actor* self, order_place& req) {
   st.rec.customer_id = req.customer_id;
   st.rec.lines = std::move(req.lines);
   st.rec.created_at_ms = now;
-  transition(self, OrderStatus::pending, "", {true, false, {}}, [self] {
-    auto id = self->state.rec.id;
-    for_each_line(self, [id](const OrderLine& l) { return item_reserve{id, l.quantity}; },
-                  [self](const std::vector<errc>& failures) { after_reserve(self, failures); });
-  });
+  // The pending record and the reservations go at the same time (two databases: neither waits
+  // for the other), and the saga goes on once both answered. A reservation whose order never got
+  // its pending record is released below when the write is refused; after a crash in between,
+  // the reservation's check finds no order and releases it (orders.reservation_check_ms, see
+  // inventory.hpp).
+  struct Join {
+    int left = 2;
+    bool stored = false;     // the order was stored already, by another activation
+    caf::error write_error;  // the pending record could not be written
+    std::vector<errc> failures;
+  };
+  auto join = std::make_shared<Join>();
+  auto done = [self, join] {
+    if (--join->left > 0) return;
+    // Stored by another activation: its reservations are the same as ours (one per order and
+    // sku), so none is released here, save as adopt_stored says. Whatever is left held for an
+    // order that will not claim it, the reservation's check releases (see inventory.hpp).
+    if (join->stored && self->state.fresh) return adopt_stored(self);
+    if (join->stored) return fail(self, make_error(errc::version_conflict));
+    // Nothing recorded: release what was reserved, then report it. Only held reservations: a
+    // committed one belongs to another activation of this order that got past its reserve.
+    if (join->write_error)
+      return release_all(self, [self, join] { fail(self, join->write_error); }, true);
+    after_reserve(self, join->failures);
+  };
+  auto write = stamp(st, OrderStatus::pending, "", {true, false, {}});
+  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
+      .then(
+          [join, done](bool applied) {
+            join->stored = !applied;
+            done();
+          },
+          [join, done](caf::error& err) {
+            join->write_error = err;
+            done();
+          });
+  for_each_line(self, [id = st.rec.id](const OrderLine& l) { return item_reserve{id, l.quantity}; },
+                [join, done](const std::vector<errc>& failures) {
+                  join->failures = failures;
+                  done();
+                });
 }
 
 // An order found unfinished (after a crash or a lost step) with no saga running here: finish it
@@ -512,11 +552,16 @@ void adopt_stored(order_actor* self) {
             // A cancel that came meanwhile applies to the stored order, as it would have if this
             // activation had loaded it first.
             auto status = status_of(st);
-            if (st.cancel_requested && (status == OrderStatus::pending ||
-                                        status == OrderStatus::reserved ||
-                                        status == OrderStatus::confirmed))
-              return compensate(self, OrderStatus::cancelled, "");
-            finish(self);
+            bool live = status == OrderStatus::pending || status == OrderStatus::reserved ||
+                        status == OrderStatus::confirmed;
+            if (st.cancel_requested && live) return compensate(self, OrderStatus::cancelled, "");
+            // This activation reserved while it wrote (see place). An order still placing holds
+            // the same reservations. A confirmed one holds only committed ones, and a finished one
+            // none, so a held one is this activation's and is released (releasing is
+            // idempotent). A placement delivered again while the order is compensated elsewhere
+            // may read it still placing: the reservation's check releases it later.
+            if (status == OrderStatus::pending || status == OrderStatus::reserved) return finish(self);
+            release_all(self, [self] { finish(self); }, true);
           },
           [self](caf::error& err) { fail(self, err); });
 }

@@ -1,5 +1,5 @@
-// Order actor, one per order: runs the placement saga (record as pending → reserve every line in
-// parallel → record as reserved, with the payment's pending record, while committing the
+// Order actor, one per order: runs the placement saga (record as pending while reserving every
+// line in parallel → record as reserved, with the payment's pending record, while committing the
 // reservations → charge → record as confirmed, with the capture), compensating on every failure
 // (release reservations, refund, or abandon a payment never charged), and takes cancel and ship.
 // Every step is idempotent, keyed by the order id.

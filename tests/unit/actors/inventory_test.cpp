@@ -99,6 +99,23 @@ TEST_F(InventoryActor, HeldReservationExpiresButCommittedOneDoesNot) {
   EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_held"}).code(), errc::not_found);
 }
 
+// A release asked for held reservations only leaves a committed one alone (see item_release).
+TEST_F(InventoryActor, AReleaseOfHeldOnlyLeavesACommittedReservation) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_done", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_done"}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_held", 2}).value);
+  auto kept = ask<ItemRecord>(inventory_type, "mug", item_release{"ord_done", true});
+  ASSERT_TRUE(kept.value) << to_string(kept.code());
+  EXPECT_EQ(kept.value->reserved, 5);
+  auto released = ask<ItemRecord>(inventory_type, "mug", item_release{"ord_held", true});
+  ASSERT_TRUE(released.value) << to_string(released.code());
+  EXPECT_EQ(released.value->reserved, 3);
+  auto all = ask<ItemRecord>(inventory_type, "mug", item_release{"ord_done"});
+  ASSERT_TRUE(all.value) << to_string(all.code());
+  EXPECT_EQ(all.value->reserved, 0);
+}
+
 TEST_F(InventoryActor, AdjustAndPutBelowReservedAreConflicts) {
   put_item("mug", 10);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 6}).value);

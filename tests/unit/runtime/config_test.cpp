@@ -248,6 +248,8 @@ const std::vector<KeySample>& every_key() {
        [](const Config& c) { return c.orders.placement_timeout_ms == 1; }},
       {"orders.reservation_ttl_ms", "EMPORIUM_ORDERS_RESERVATION_TTL_MS", "1000",
        [](const Config& c) { return c.orders.reservation_ttl_ms == 1000; }},
+      {"orders.reservation_check_ms", "EMPORIUM_ORDERS_RESERVATION_CHECK_MS", "250",
+       [](const Config& c) { return c.orders.reservation_check_ms == 250; }},
       {"orders.items_max", "EMPORIUM_ORDERS_ITEMS_MAX", "1000",
        [](const Config& c) { return c.orders.items_max == 1000; }},
       {"orders.quantity_max", "EMPORIUM_ORDERS_QUANTITY_MAX", "5",
@@ -429,6 +431,8 @@ TEST_F(ConfigTest, OutOfRangeValuesAreRejectedNamingTheKey) {
       "payment.retries_max=21",
       "orders.placement_timeout_ms=0",
       "orders.reservation_ttl_ms=999",
+      "orders.reservation_check_ms=99",
+      "orders.reservation_check_ms=86400001",
       "orders.items_max=0",
       "orders.items_max=1001",
       "orders.quantity_max=0",
@@ -469,20 +473,25 @@ TEST_F(ConfigTest, BoundaryValuesAreAccepted) {
 
 TEST_F(ConfigTest, SagaAndRecoveryKeysAcceptTheirBounds) {
   const Config low = load_config(with_set(
-      {"orders.step_timeout_ms=100", "orders.recovery_interval_ms=100", "orders.recovery_batch_max=1"}));
+      {"orders.step_timeout_ms=100", "orders.recovery_interval_ms=100", "orders.recovery_batch_max=1",
+       "orders.reservation_check_ms=100"}));
   EXPECT_EQ(low.orders.step_timeout_ms, 100);
+  EXPECT_EQ(low.orders.reservation_check_ms, 100);
   EXPECT_EQ(low.orders.recovery_interval_ms, 100);
   EXPECT_EQ(low.orders.recovery_batch_max, 1);
   const Config high = load_config(with_set({"orders.step_timeout_ms=3600000",
                                             "orders.recovery_interval_ms=86400000",
-                                            "orders.recovery_batch_max=100000"}));
+                                            "orders.recovery_batch_max=100000",
+                                            "orders.reservation_check_ms=86400000"}));
   EXPECT_EQ(high.orders.step_timeout_ms, 3'600'000);
+  EXPECT_EQ(high.orders.reservation_check_ms, 86'400'000);
   EXPECT_EQ(high.orders.recovery_interval_ms, 86'400'000);
   EXPECT_EQ(high.orders.recovery_batch_max, 100'000);
   const Config defaults = load_config({});
   EXPECT_EQ(defaults.orders.step_timeout_ms, 30'000);
   EXPECT_EQ(defaults.orders.recovery_interval_ms, 30'000);
   EXPECT_EQ(defaults.orders.recovery_batch_max, 1'000);
+  EXPECT_EQ(defaults.orders.reservation_check_ms, 30'000);
 }
 
 TEST_F(ConfigTest, MalformedListenAddressIsRejectedNamingTheKey) {
