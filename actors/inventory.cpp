@@ -127,24 +127,35 @@ void schedule_at(inventory_actor* self, std::int64_t due) {
   self->delayed_send(self, ms(delay), expire_atom::value, due);
 }
 
+// When a held reservation next needs the timer: its check, unless done, or its expiry, whichever
+// comes first (a check set longer than the TTL never comes).
+std::int64_t next_due(const inventory_state& st, const ReservationRecord& r) {
+  auto check = check_due(st, r);
+  return check > st.checked_until ? std::min(check, r.expires_at_ms) : r.expires_at_ms;
+}
+
 // Sets the timer for the next held reservation due for its check or its expiry.
 void schedule_expiry(inventory_actor* self) {
   auto& st = self->state;
   std::int64_t earliest = 0;
   for (auto& [_, r] : st.reservations) {
     if (r.state != ReservationState::held) continue;
-    auto due = check_due(st, r) > st.checked_until ? check_due(st, r) : r.expires_at_ms;
+    auto due = next_due(st, r);
     if (earliest == 0 || due < earliest) earliest = due;
   }
   if (earliest != 0) schedule_at(self, earliest);
 }
 
-// Releases the reservation of `order_id` if it is still held (see check_reservations).
-void release_unclaimed(inventory_actor* self, const std::string& order_id, std::string_view why) {
+// Releases the reservation of `order_id` if it is still the held one that was checked (the same
+// expiry: a reserve delivered again meanwhile renews it, see item_reserve).
+void release_unclaimed(inventory_actor* self, const std::string& order_id, std::int64_t expires_at_ms,
+                       std::string_view why) {
   auto& st = self->state;
   if (st.broken) return;
   auto it = st.reservations.find(order_id);
-  if (it == st.reservations.end() || it->second.state != ReservationState::held) return;
+  if (it == st.reservations.end() || it->second.state != ReservationState::held ||
+      it->second.expires_at_ms != expires_at_ms)
+    return;
   auto r = it->second;
   r.state = ReservationState::released;
   st.item.reserved -= r.quantity;
@@ -158,7 +169,8 @@ void release_unclaimed(inventory_actor* self, const std::string& order_id, std::
 // still placing (pending or reserved: its saga, or the recovery sweep, settles it), or to none
 // that will. An order that is not stored (its node failed before its pending record was written)
 // or is finished (it released or committed its own before it finished) will never claim it: it is
-// released now, rather than at its expiry. An order that cannot be asked leaves it to the expiry.
+// released now, rather than at its expiry. An order that cannot be asked (its node unreachable)
+// leaves it to the expiry.
 void check_reservations(inventory_actor* self) {
   auto& st = self->state;
   auto now = st.ctx->clock->now_ms();
@@ -168,12 +180,13 @@ void check_reservations(inventory_actor* self) {
     if (due <= st.checked_until || due > now) continue;
     ask(self, st.ctx, order_type, order_id, get_atom::value)
         .then(
-            [self, order_id = order_id](OrderRecord& order) {
+            [self, order_id = order_id, expires = r.expires_at_ms](OrderRecord& order) {
               if (order.status != "pending" && order.status != "reserved")
-                release_unclaimed(self, order_id, "its order is " + order.status);
+                release_unclaimed(self, order_id, expires, "its order is " + order.status);
             },
-            [self, order_id = order_id](caf::error& err) {
-              if (code_of(err) == errc::not_found) release_unclaimed(self, order_id, "no such order");
+            [self, order_id = order_id, expires = r.expires_at_ms](caf::error& err) {
+              if (code_of(err) == errc::not_found)
+                release_unclaimed(self, order_id, expires, "no such order");
             });
   }
   st.checked_until = now;
@@ -241,8 +254,7 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
                          st.published = st.committed.version;
                          for (auto& r : loaded->reservations) st.reservations[r.order_id] = r;
                          expire_reservations(self);
-                         check_reservations(self);
-                         schedule_expiry(self);
+                         schedule_expiry(self);  // checks what came due meanwhile at once
                        });
   return item_handlers();
 }
@@ -302,7 +314,13 @@ const caf::behavior& item_handlers() {
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
         if (!st.exists) return failure(errc::unknown_sku);
-        if (st.reservations.count(req.order_id)) return st.committed;  // re-delivery
+        if (auto it = st.reservations.find(req.order_id); it != st.reservations.end()) {
+          // Delivered again: its order is still placing, so a held one starts over (in memory:
+          // its check and expiry come later; a check under way for it no longer applies).
+          if (it->second.state == ReservationState::held)
+            it->second.expires_at_ms = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
+          return st.committed;
+        }
         if (req.quantity <= 0) return failure(errc::invalid_argument);
         if (st.item.available() < req.quantity) return failure(errc::insufficient_stock);
         auto expires = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
@@ -311,7 +329,7 @@ const caf::behavior& item_handlers() {
         st.item.reserved += req.quantity;
         auto rp = self->make_response_promise();
         persist(self, {r}, rp, {});
-        schedule_at(self, check_due(st, r));
+        schedule_at(self, next_due(st, r));
         return rp;
       },
       [](item_commit& req) -> caf::result<ItemRecord> {

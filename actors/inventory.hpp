@@ -14,6 +14,7 @@
 // reservation_check_ms after it was made asks its order, and is released at once if the order is
 // not stored, or is finished (a finished order holds no reservation of its own): an order reserves
 // while its pending record is written, so a crash in between leaves a reservation no order knows.
+// A reserve delivered again for a held reservation starts it over (its order is still placing).
 #pragma once
 
 #include <cstdint>

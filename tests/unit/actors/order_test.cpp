@@ -671,11 +671,12 @@ TEST_F(OrderActor, AHeldReservationNoOrderWillClaimIsReleasedAtItsCheck) {
   };
   clock_->advance(config_.orders.reservation_check_ms - 1);  // not due yet
   expire_now();
-  EXPECT_EQ(reserved_becomes(1), 6);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  expect_stock("mug", 10, 6);
   clock_->advance(1);
   expire_now();
   EXPECT_EQ(reserved_becomes(1), 1);  // the failed order's and the unknown one's
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   expect_stock("mug", 10, 1);  // the placing order's is kept
   EXPECT_EQ(get("ord_cf").status, "payment_failed");
   // Once checked, it waits for its expiry.
@@ -684,13 +685,55 @@ TEST_F(OrderActor, AHeldReservationNoOrderWillClaimIsReleasedAtItsCheck) {
   EXPECT_EQ(reserved_becomes(0), 0);
 }
 
-// An item activated after a crash checks the held reservations that came due meanwhile.
+// A reserve delivered again shows its order still placing: the held reservation starts over, and
+// its check comes a full reservation_check_ms later.
+TEST_F(OrderActor, AReserveDeliveredAgainPutsOffItsCheck) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_again", 2}).value);
+  clock_->advance(config_.orders.reservation_check_ms - 1);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_again", 2}).value);
+  clock_->advance(1);
+  auto expire_now = [&] {
+    caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
+                   caf::make_message(expire_atom::value));
+  };
+  expire_now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  expect_stock("mug", 10, 2);
+  clock_->advance(config_.orders.reservation_check_ms);
+  expire_now();
+  for (int i = 0; i < 200 && item("mug").reserved != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  expect_stock("mug", 10, 0);  // no such order
+}
+
+// An item activated after a crash checks the held reservations that came due meanwhile, unasked.
 TEST_F(OrderActor, AnItemActivatedLaterChecksTheHeldReservationsDueMeanwhile) {
   put_item("mug", 10);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_lost", 4}).value);
   EXPECT_TRUE(passivate(inventory_type, "mug"));
   clock_->advance(config_.orders.reservation_check_ms);
   for (int i = 0; i < 200 && item("mug").reserved != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  expect_stock("mug", 10, 0);
+}
+
+class OrderActorShortTtl : public OrderActor {
+ protected:
+  void configure(Config& c) override {
+    OrderActor::configure(c);
+    c.orders.reservation_ttl_ms = 1000;
+    c.orders.reservation_check_ms = 60'000;
+  }
+};
+
+// A check set longer than the TTL never comes: the timer is set for the expiry (the manual clock
+// is moved to it, the timer fires in real time).
+TEST_F(OrderActorShortTtl, AHeldReservationExpiresOnTimeWhenItsCheckWouldComeLater) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_short", 2}).value);
+  clock_->advance(1000);
+  for (int i = 0; i < 300 && item("mug").reserved != 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   expect_stock("mug", 10, 0);
 }
