@@ -30,6 +30,20 @@ class OrderActor : public NodeFixture {
     EXPECT_EQ(it.available(), on_hand - reserved) << sku;
   }
 
+  // The item's reserved units once they are `want`, or after 3 s (what a timer or a check does
+  // comes after the message that set it off is answered).
+  std::int64_t reserved_becomes(const std::string& sku, std::int64_t want) {
+    for (int i = 0; i < 300 && item(sku).reserved != want; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return item(sku).reserved;
+  }
+
+  // Sends the item its expiry message, as its timer would.
+  void expire_now(const std::string& sku) {
+    caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, sku,
+                   caf::make_message(expire_atom::value));
+  }
+
   // Writes an order straight to storage, as a crash would have left it.
   void store_order(const OrderRecord& rec) {
     caf::scoped_actor self{*system_};
@@ -660,29 +674,20 @@ TEST_F(OrderActor, AHeldReservationNoOrderWillClaimIsReleasedAtItsCheck) {
   for (auto [id, qty] : {std::pair<const char*, int>{"ord_cf", 2}, {"ord_cp", 1}, {"ord_cg", 3}})
     ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{id, qty}).value) << id;
   expect_stock("mug", 10, 6);
-  auto expire_now = [&] {
-    caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
-                   caf::make_message(expire_atom::value));
-  };
-  auto reserved_becomes = [&](std::int64_t want) {
-    for (int i = 0; i < 200 && item("mug").reserved != want; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    return item("mug").reserved;
-  };
   clock_->advance(config_.orders.reservation_check_ms - 1);  // not due yet
-  expire_now();
+  expire_now("mug");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   expect_stock("mug", 10, 6);
   clock_->advance(1);
-  expire_now();
-  EXPECT_EQ(reserved_becomes(1), 1);  // the failed order's and the unknown one's
+  expire_now("mug");
+  EXPECT_EQ(reserved_becomes("mug", 1), 1);  // the failed order's and the unknown one's
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   expect_stock("mug", 10, 1);  // the placing order's is kept
   EXPECT_EQ(get("ord_cf").status, "payment_failed");
   // Once checked, it waits for its expiry.
   clock_->advance(config_.orders.reservation_ttl_ms - config_.orders.reservation_check_ms);
-  expire_now();
-  EXPECT_EQ(reserved_becomes(0), 0);
+  expire_now("mug");
+  EXPECT_EQ(reserved_becomes("mug", 0), 0);
 }
 
 // A reserve delivered again shows its order still placing: the held reservation starts over, and
@@ -693,18 +698,12 @@ TEST_F(OrderActor, AReserveDeliveredAgainPutsOffItsCheck) {
   clock_->advance(config_.orders.reservation_check_ms - 1);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_again", 2}).value);
   clock_->advance(1);
-  auto expire_now = [&] {
-    caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
-                   caf::make_message(expire_atom::value));
-  };
-  expire_now();
+  expire_now("mug");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   expect_stock("mug", 10, 2);
   clock_->advance(config_.orders.reservation_check_ms);
-  expire_now();
-  for (int i = 0; i < 200 && item("mug").reserved != 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  expect_stock("mug", 10, 0);  // no such order
+  expire_now("mug");
+  EXPECT_EQ(reserved_becomes("mug", 0), 0);  // no such order
 }
 
 // An item activated after a crash checks the held reservations that came due meanwhile, unasked.
@@ -713,9 +712,7 @@ TEST_F(OrderActor, AnItemActivatedLaterChecksTheHeldReservationsDueMeanwhile) {
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_lost", 4}).value);
   EXPECT_TRUE(passivate(inventory_type, "mug"));
   clock_->advance(config_.orders.reservation_check_ms);
-  for (int i = 0; i < 200 && item("mug").reserved != 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  expect_stock("mug", 10, 0);
+  EXPECT_EQ(reserved_becomes("mug", 0), 0);
 }
 
 class OrderActorShortTtl : public OrderActor {
@@ -733,9 +730,7 @@ TEST_F(OrderActorShortTtl, AHeldReservationExpiresOnTimeWhenItsCheckWouldComeLat
   put_item("mug", 10);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_short", 2}).value);
   clock_->advance(1000);
-  for (int i = 0; i < 300 && item("mug").reserved != 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  expect_stock("mug", 10, 0);
+  EXPECT_EQ(reserved_becomes("mug", 0), 0);
 }
 
 TEST_F(OrderActor, StatusTableAllowsOnlyTheDocumentedMoves) {
