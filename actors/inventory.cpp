@@ -192,6 +192,13 @@ void check_reservations(inventory_actor* self) {
   st.checked_until = now;
 }
 
+// What the timer does: expire, check what came due, set the timer for what comes next.
+void on_timer(inventory_actor* self) {
+  expire_reservations(self);
+  check_reservations(self);
+  schedule_expiry(self);
+}
+
 bool has_held(const inventory_state& st) {
   return std::any_of(st.reservations.begin(), st.reservations.end(),
                      [](auto& kv) { return kv.second.state == ReservationState::held; });
@@ -380,21 +387,16 @@ const caf::behavior& item_handlers() {
         persist(self, {r}, rp, {});
         return rp;
       },
-      [](expire_atom) {  // now (tests; an operator could)
+      [](expire_atom) {  // now (the tests send it)
         auto* self = inventory_actor::current();
-        if (self->state.broken) return;
-        expire_reservations(self);
-        check_reservations(self);
-        schedule_expiry(self);
+        if (!self->state.broken) on_timer(self);
       },
       [](expire_atom, std::int64_t due) {  // the timer (see schedule_at)
         auto* self = inventory_actor::current();
         auto& st = self->state;
         if (st.broken || due != st.timer_at) return;
         st.timer_at = 0;
-        expire_reservations(self);
-        check_reservations(self);
-        schedule_expiry(self);
+        on_timer(self);
       },
       [](stop_atom) {
         auto* self = inventory_actor::current();

@@ -153,6 +153,31 @@ class OrderActorLosingReplies : public OrderActor {
   std::vector<caf::actor> stand_ins_;
 };
 
+// Stands in for the order registry of a node that cannot be reached: every call is answered
+// errc::unavailable.
+caf::behavior unreachable_orders(caf::event_based_actor*) {
+  return {[](route_atom, caf::atom_value, std::string&, caf::message&) -> caf::result<OrderRecord> {
+    return make_error(errc::unavailable, "the order's node went away");
+  }};
+}
+
+// A check that cannot reach its order (its node unreachable) releases nothing: the reservation
+// waits for its expiry.
+TEST_F(OrderActorLosingReplies, AReservationWhoseOrderCannotBeAskedWaitsForItsExpiry) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_far", 2}).value);
+  auto stand_in = system_->spawn(unreachable_orders);
+  caf::anon_send(node_.ctx->router, register_atom::value, order_type, stand_in);
+  stand_ins_.push_back(stand_in);
+  clock_->advance(config_.orders.reservation_check_ms);
+  expire_now("mug");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  expect_stock("mug", 10, 2);
+  clock_->advance(config_.orders.reservation_ttl_ms - config_.orders.reservation_check_ms);
+  expire_now("mug");
+  EXPECT_EQ(reserved_becomes("mug", 0), 0);
+}
+
 class OrderActorSilentItem : public OrderActorLosingReplies {
  protected:
   void configure(Config& c) override {
