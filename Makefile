@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEPS := cmake ninja-build g++ ccache pkg-config python3 curl openssl \
 	libcaf-dev libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev \
 	libsoci-dev libpq-dev libsqlite3-dev libssl-dev \
-	libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev \
+	libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libgoogle-perftools-dev \
 	libgtest-dev libgmock-dev googletest libbenchmark-dev \
 	postgresql-15 postgresql-client-15 python3-jwcrypto \
 	clang libclang-rt-14-dev \

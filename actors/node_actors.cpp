@@ -52,11 +52,11 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
   ContextPtr shared = ctx;
   auto now = [clock = ctx->clock] { return clock->now_ms(); };
   node.registries[order_type] = spawn_registry(
-      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg, const caf::message& first) {
+      system, [shared](caf::local_actor* s, const std::string& id, caf::actor, const caf::message& first) {
         // The gateway makes a new id for each placement: nothing to load (a placement delivered
         // twice finds its row at the first write, and loads it then).
         bool fresh = first.match_elements<order_place>();
-        return spawn_order(s, shared, id, std::move(reg), fresh);
+        return spawn_order(s, shared, id, fresh);
       }, now, shared->settings.idle_passivate_ms);
   node.registries[inventory_type] = spawn_registry(
       system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg, const caf::message&) {

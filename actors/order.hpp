@@ -36,9 +36,9 @@ typename Inspector::result_type inspect(Inspector& f, order_place& x) {
   return f(caf::meta::type_name("order_place"), x.customer_id, x.lines, x.card);
 }
 
-// `fresh`: activated for a placement of a new id, so there is nothing to load first.
-caf::actor spawn_order(caf::local_actor* spawner, ContextPtr ctx, std::string id,
-                       caf::actor registry, bool fresh = false);
+// `fresh`: activated for a placement of a new id, so there is nothing to load first. The order
+// finds its registry in the context.
+caf::actor spawn_order(caf::local_actor* spawner, ContextPtr ctx, std::string id, bool fresh = false);
 
 }  // namespace emporium
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,6 +58,40 @@ struct PaymentRecord {
   std::int64_t version = 0;
 };
 
+// An optional value kept on the heap, with a value's copies: a pointer's size while empty, and
+// while full, the value's own allocation instead of its bytes inline. An order's payment is one:
+// every active order actor holds its record, and the record inline would push the actor into a
+// larger size class of the allocator (see bench/RESULTS.md, tenth run).
+template <class T>
+class Boxed {
+ public:
+  Boxed() = default;
+  Boxed(std::nullopt_t) {}  // NOLINT: as std::optional converts
+  Boxed(T value) : ptr_(std::make_unique<T>(std::move(value))) {}  // NOLINT
+  Boxed(std::optional<T> value) {  // NOLINT
+    if (value) ptr_ = std::make_unique<T>(std::move(*value));
+  }
+  Boxed(const Boxed& other) : ptr_(other.ptr_ ? std::make_unique<T>(*other.ptr_) : nullptr) {}
+  Boxed(Boxed&&) noexcept = default;
+  Boxed& operator=(const Boxed& other) {
+    if (this != &other) ptr_ = other.ptr_ ? std::make_unique<T>(*other.ptr_) : nullptr;
+    return *this;
+  }
+  Boxed& operator=(Boxed&&) noexcept = default;
+  ~Boxed() = default;
+
+  bool has_value() const { return ptr_ != nullptr; }
+  explicit operator bool() const { return has_value(); }
+  T& operator*() { return *ptr_; }
+  const T& operator*() const { return *ptr_; }
+  T* operator->() { return ptr_.get(); }
+  const T* operator->() const { return ptr_.get(); }
+  void reset() { ptr_.reset(); }
+
+ private:
+  std::unique_ptr<T> ptr_;
+};
+
 struct OrderLine {
   std::string sku;
   std::int64_t quantity = 0;
@@ -71,7 +106,7 @@ struct OrderRecord {
   std::vector<OrderLine> lines;
   std::int64_t total_cents = 0;
   std::string currency = "USD";
-  std::optional<PaymentRecord> payment;
+  Boxed<PaymentRecord> payment;
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;
   std::int64_t version = 0;  // 0: not stored yet
