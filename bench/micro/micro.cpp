@@ -159,7 +159,10 @@ void activate(caf::scoped_actor& self, caf::atom_value type, int n) {
 // its size classes (steadier than RSS, which depends on where freed memory sits).
 std::int64_t heap_bytes() {
   size_t allocated = 0;
-  MallocExtension::instance()->GetNumericProperty("generic.current_allocated_bytes", &allocated);
+  if (!MallocExtension::instance()->GetNumericProperty("generic.current_allocated_bytes", &allocated)) {
+    std::fprintf(stderr, "emporium-micro: the allocator reports no heap figures (not TCMalloc?)\n");
+    std::exit(1);
+  }
   return static_cast<std::int64_t>(allocated);
 }
 
