@@ -17,32 +17,38 @@
 namespace emporium {
 namespace {
 
+// Kept small: with the CAF actor around it, an item's state must stay within 384 B for the actor to
+// take TCMalloc's 1,408-B size class rather than the next, 1,536 B (asserted below; see
+// bench/RESULTS.md, tenth run). So the sku is kept once, in `item`, and the item's registry comes
+// from the context.
 struct inventory_state {
   ContextPtr ctx;
-  std::string sku;
-  bool exists = false;
-  ItemRecord item;       // latest, including writes not yet committed
+  ItemRecord item;       // latest, including writes not yet committed; its sku is set from the start
   ItemRecord committed;  // what the database holds: the only state reported to readers
   std::map<std::string, ReservationRecord> reservations;  // active ones, by order id
   int writes_in_flight = 0;
   int checks_in_flight = 0;  // reads of the stored version (when_absent)
+  bool exists = false;
   bool broken = false;
   bool fenced = false;  // broken by a version check: another activation wrote first
   bool stop_requested = false;  // passivation asked while writes were in flight
-  caf::actor registry;
   std::int64_t published = 0;  // the version readers see (0: none)
   std::int64_t timer_at = 0;   // when the timer set last fires (0: none is set)
   // Held reservations due for their check (see check_reservations) up to this time were checked.
   std::int64_t checked_until = 0;
+  const std::string& sku() const { return item.sku; }
   static inline const char* name = "inventory";
   // Readers stop seeing this activation's snapshot when it stops, however it stops: CAF destroys
   // an actor's state when it terminates.
   ~inventory_state() {
-    if (published != 0 && ctx) ctx->item_snapshots->withdraw(sku, published);
+    if (published != 0 && ctx) ctx->item_snapshots->withdraw(sku(), published);
   }
 };
 
 using inventory_actor = entity_actor<inventory_state>;
+// CAF allocates an actor in one block with its control block (caf::actor_storage).
+static_assert(sizeof(caf::actor_storage<inventory_actor>) <= 1408,
+              "an idle item would take a larger size class than 1,408 B");
 
 caf::error failure(errc code) { return make_error(code); }
 
@@ -62,7 +68,7 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
   st.exists = true;
   ItemRecord snapshot = st.item;
   st.writes_in_flight += 1;
-  self->request(st.ctx->inventory_db_for(st.sku), caf::infinite,
+  self->request(st.ctx->inventory_db_for(st.sku()), caf::infinite,
                 db_save{ItemWrite{snapshot, expected, std::move(changed)}})
       .then(
           [self, rp, reply, snapshot](bool applied) mutable {
@@ -160,7 +166,7 @@ void release_unclaimed(inventory_actor* self, const std::string& order_id, std::
   r.state = ReservationState::released;
   st.item.reserved -= r.quantity;
   st.reservations.erase(it);
-  spdlog::info("item {}: released the reservation of order {} ({})", st.sku, order_id, why);
+  spdlog::info("item {}: released the reservation of order {} ({})", st.sku(), order_id, why);
   persist(self, {r}, caf::response_promise{}, caf::message{});
 }
 
@@ -217,8 +223,8 @@ caf::response_promise when_absent(inventory_actor* self, Answer answer) {
   auto rp = self->make_response_promise();
   auto stored = std::make_shared<std::int64_t>(0);
   st.checks_in_flight += 1;
-  self->request(st.ctx->inventory_db_for(st.sku), caf::infinite,
-                db_read{[sku = st.sku, stored](soci::session& s) {
+  self->request(st.ctx->inventory_db_for(st.sku()), caf::infinite,
+                db_read{[sku = st.sku(), stored](soci::session& s) {
                   if (auto loaded = load_item(s, sku)) *stored = loaded->item.version;
                 }})
       .then(
@@ -244,14 +250,12 @@ caf::response_promise when_absent(inventory_actor* self, Answer answer) {
 
 const caf::behavior& item_handlers();
 
-caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string sku,
-                             caf::actor registry) {
+caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string sku) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
-  st.sku = std::move(sku);
-  st.registry = std::move(registry);
-  load_then<ItemState>(self, st.ctx->inventory_db_for(st.sku),
-                       [sku = st.sku](soci::session& s) { return load_item(s, sku); },
+  st.item.sku = std::move(sku);
+  load_then<ItemState>(self, st.ctx->inventory_db_for(st.sku()),
+                       [sku = st.sku()](soci::session& s) { return load_item(s, sku); },
                        [self](std::optional<ItemState> loaded) {
                          auto& st = self->state;
                          if (!loaded) return;
@@ -294,7 +298,7 @@ const caf::behavior& item_handlers() {
         auto& st = self->state;
         if (st.exists && put.on_hand < st.item.reserved) return failure(errc::conflict);
         bool created = !st.exists;
-        if (created) st.item = ItemRecord{st.sku, {}, 0, "USD", 0, 0, 0};
+        if (created) st.item = ItemRecord{std::string(st.sku()), {}, 0, "USD", 0, 0, 0};
         st.item.name = put.name;
         st.item.price_cents = put.price_cents;
         st.item.currency = put.currency;
@@ -331,7 +335,7 @@ const caf::behavior& item_handlers() {
         if (req.quantity <= 0) return failure(errc::invalid_argument);
         if (st.item.available() < req.quantity) return failure(errc::insufficient_stock);
         auto expires = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
-        ReservationRecord r{st.sku, req.order_id, req.quantity, ReservationState::held, expires};
+        ReservationRecord r{st.sku(), req.order_id, req.quantity, ReservationState::held, expires};
         st.reservations[req.order_id] = r;
         st.item.reserved += req.quantity;
         auto rp = self->make_response_promise();
@@ -408,7 +412,7 @@ const caf::behavior& item_handlers() {
         auto& st = self->state;
         // Held reservations keep the actor: their expiry timer lives here.
         if (st.writes_in_flight == 0 && !has_held(st))
-          self->send(st.registry, idle_atom::value, st.sku);
+          self->send(st.ctx->registries.at(inventory_type), idle_atom::value, st.sku());
       },
   };
   return handlers;
@@ -416,9 +420,8 @@ const caf::behavior& item_handlers() {
 
 }  // namespace
 
-caf::actor spawn_inventory_item(caf::local_actor* spawner, ContextPtr ctx, std::string sku,
-                                caf::actor registry) {
-  return spawner->spawn(inventory_item, std::move(ctx), std::move(sku), std::move(registry));
+caf::actor spawn_inventory_item(caf::local_actor* spawner, ContextPtr ctx, std::string sku) {
+  return spawner->spawn(inventory_item, std::move(ctx), std::move(sku));
 }
 
 }  // namespace emporium

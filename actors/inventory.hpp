@@ -99,7 +99,6 @@ typename Inspector::result_type inspect(Inspector& f, item_state_view& x) {
   return f(caf::meta::type_name("item_state_view"), x.item, x.reservations);
 }
 
-caf::actor spawn_inventory_item(caf::local_actor* spawner, ContextPtr ctx, std::string sku,
-                                caf::actor registry);
+caf::actor spawn_inventory_item(caf::local_actor* spawner, ContextPtr ctx, std::string sku);
 
 }  // namespace emporium

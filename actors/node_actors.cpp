@@ -59,8 +59,8 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
         return spawn_order(s, shared, id, fresh);
       }, now, shared->settings.idle_passivate_ms);
   node.registries[inventory_type] = spawn_registry(
-      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg, const caf::message&) {
-        return spawn_inventory_item(s, shared, id, std::move(reg));
+      system, [shared](caf::local_actor* s, const std::string& id, caf::actor, const caf::message&) {
+        return spawn_inventory_item(s, shared, id);
       }, now, shared->settings.idle_passivate_ms);
   node.registries[payment_type] = spawn_registry(
       system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg, const caf::message& first) {
