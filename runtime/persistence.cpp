@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -22,7 +23,25 @@ struct PendingWrite {
   std::function<bool(soci::session&)> apply;  // or, when empty, `entity`
   std::optional<EntityWrite> entity;
   caf::response_promise promise;
+  caf::actor_id writer = 0;  // the actor that sent the entity write (0: unknown)
 };
+
+// A fence, for items: an item write refused by its version check tells the item's activation that
+// another activation owns the row, and the activation stops writing when it hears (actors/
+// inventory.cpp, persist). Writes it sent before it heard assumed the refused one applied, and
+// one of them could pass its version check by chance: when the other activation's write made the
+// very version it expects, it would write this activation's stale counts over that one (a unit
+// reserved there would be free again). So once an item write by an activation is refused, a later
+// write of that item by that activation which expects the refused write's version is refused
+// too, without running, and fences the next. Orders and payments are not fenced here: some of
+// them go on after a refusal, from what they read (an order that finds its row stored after all,
+// a payment that finds itself decided).
+struct Fence {
+  caf::actor_id writer = 0;
+  std::string sku;
+  std::int64_t version = 0;  // the version the refused write would have made
+};
+constexpr size_t kFencesKept = 1024;  // refusals are rare; the oldest go (actor ids never recur)
 
 // Runs a batch in the caller's transaction: the closures in their order, then the entity writes
 // together (they touch other tables than the closures do).
@@ -60,8 +79,43 @@ struct persistence_state {
   bool lingering = false;
   std::uint64_t batches_started = 0;
   CommitStats stats;
+  std::deque<Fence> fences;
   static inline const char* name = "persistence";
 };
+
+const ItemWrite* item_write(const PendingWrite& w) {
+  return w.entity && w.writer != 0 ? std::get_if<ItemWrite>(&*w.entity) : nullptr;
+}
+
+void add_fence(persistence_state& st, const PendingWrite& w) {
+  const auto* item = item_write(w);
+  if (!item) return;
+  st.fences.push_back({w.writer, item->item.sku, item->item.version});
+  if (st.fences.size() > kFencesKept) st.fences.pop_front();
+}
+
+// Answers the writes a fence refuses (see Fence), and takes them out of the batch.
+void refuse_fenced(persistence_state& st, std::vector<PendingWrite>& batch) {
+  if (st.fences.empty()) return;
+  auto fenced = [&st](const PendingWrite& w) {
+    const auto* item = item_write(w);
+    return item && std::any_of(st.fences.begin(), st.fences.end(), [&](const Fence& f) {
+             return f.writer == w.writer && f.version == item->expected && f.sku == item->item.sku;
+           });
+  };
+  std::vector<PendingWrite> kept;
+  kept.reserve(batch.size());
+  for (auto& w : batch) {
+    if (!fenced(w)) {
+      kept.push_back(std::move(w));
+      continue;
+    }
+    add_fence(st, w);  // and the write after it
+    st.stats.conflicts += 1;
+    w.promise.deliver(false);
+  }
+  batch = std::move(kept);
+}
 
 using persistence_actor = caf::stateful_actor<persistence_state>;
 
@@ -122,6 +176,7 @@ void commit_one_by_one(persistence_state& st, std::vector<PendingWrite>& batch) 
       one.push_back({w.apply, w.entity, {}});
       bool applied = apply_batch(*st.session, st.statements.get(), one)[0];
       tx.commit();
+      if (!applied) add_fence(st, w);
       w.promise.deliver(applied);
     } catch (const std::exception& e) {
       if (is_connection_failure(e, *st.session)) {
@@ -142,6 +197,8 @@ void flush(persistence_state& st) {
   if (st.batch.empty()) return;
   auto batch = std::move(st.batch);
   st.batch.clear();
+  refuse_fenced(st, batch);
+  if (batch.empty()) return;
   if (!ensure_connected(st)) return fail_all(batch, make_error(errc::db_unavailable));
   std::vector<bool> applied;
   auto started = std::chrono::steady_clock::now();
@@ -183,7 +240,10 @@ void flush(persistence_state& st) {
   st.stats.batch_size_max_seen =
       std::max(st.stats.batch_size_max_seen, static_cast<std::int64_t>(batch.size()));
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (!applied[i]) st.stats.conflicts += 1;
+    if (!applied[i]) {
+      st.stats.conflicts += 1;
+      add_fence(st, batch[i]);
+    }
     batch[i].promise.deliver(static_cast<bool>(applied[i]));
   }
 }
@@ -236,7 +296,8 @@ caf::behavior persistence(persistence_actor* self, PersistenceSettings settings)
         return enqueue(self, {std::move(w.apply), std::nullopt, {}});
       },
       [=](db_save& w) -> caf::result<bool> {
-        return enqueue(self, {{}, std::move(w.write), {}});
+        const auto& sender = self->current_sender();
+        return enqueue(self, {{}, std::move(w.write), {}, sender ? sender->id() : caf::actor_id{0}});
       },
       [=](flush_atom) {
         if (!self->state.lingering) flush_or_linger(self);
