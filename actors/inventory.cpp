@@ -212,8 +212,10 @@ bool has_held(const inventory_state& st) {
 
 // A reservation this activation does not know of may have been made by another activation of the
 // item (on the node that owned it before a view change) after this one loaded. Before answering
-// from its absence, it reads the stored version: the persistence actor answers a read after the
-// writes sent to it before, so by then `committed` includes every write of ours that went through.
+// from its absence, it reads the stored version. The persistence actor runs a read as it comes:
+// a write of ours it committed before has been answered before the read is (answers to one actor
+// keep their order), so `committed` includes it by then; a write of ours still waiting for its
+// batch is in neither `committed` nor the stored version.
 // Storage ahead of `committed`, or a write of ours fenced meanwhile, means this activation is
 // stale: it answers version_conflict (the router sends the call again, to a fresh activation) and
 // stops. `answer(rp)` gives the answer of a current activation.

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -36,12 +35,16 @@ struct PendingWrite {
 // too, without running, and fences the next. Orders and payments are not fenced here: some of
 // them go on after a refusal, from what they read (an order that finds its row stored after all,
 // a payment that finds itself decided).
+// One fence per refused activation (an item actor writes one sku), kept kFenceKeptMs: its
+// writes sent before it heard come within milliseconds, and it stops once they are answered.
 struct Fence {
   caf::actor_id writer = 0;
   std::string sku;
-  std::int64_t version = 0;  // the version the refused write would have made
+  std::int64_t version = 0;  // the version its last refused write would have made
+  std::chrono::steady_clock::time_point at;
 };
-constexpr size_t kFencesKept = 1024;  // refusals are rare; the oldest go (actor ids never recur)
+constexpr std::chrono::milliseconds kFenceKeptMs{60'000};
+constexpr size_t kFencesKept = 4096;  // past that, the oldest goes (actor ids never recur)
 
 // Runs a batch in the caller's transaction: the closures in their order, then the entity writes
 // together (they touch other tables than the closures do).
@@ -79,7 +82,7 @@ struct persistence_state {
   bool lingering = false;
   std::uint64_t batches_started = 0;
   CommitStats stats;
-  std::deque<Fence> fences;
+  std::vector<Fence> fences;  // few, and none most of the time
   static inline const char* name = "persistence";
 };
 
@@ -87,32 +90,53 @@ const ItemWrite* item_write(const PendingWrite& w) {
   return w.entity && w.writer != 0 ? std::get_if<ItemWrite>(&*w.entity) : nullptr;
 }
 
+// Fences the writer of a refused item write (or moves its fence to this write's version).
 void add_fence(persistence_state& st, const PendingWrite& w) {
   const auto* item = item_write(w);
   if (!item) return;
-  st.fences.push_back({w.writer, item->item.sku, item->item.version});
-  if (st.fences.size() > kFencesKept) st.fences.pop_front();
+  auto now = std::chrono::steady_clock::now();
+  for (auto& f : st.fences)
+    if (f.writer == w.writer && f.sku == item->item.sku) {
+      f.version = item->item.version;
+      f.at = now;
+      return;
+    }
+  if (st.fences.size() >= kFencesKept)
+    st.fences.erase(std::min_element(st.fences.begin(), st.fences.end(),
+                                     [](const Fence& a, const Fence& b) { return a.at < b.at; }));
+  st.fences.push_back({w.writer, item->item.sku, item->item.version, now});
 }
 
-// Answers the writes a fence refuses (see Fence), and takes them out of the batch.
+bool is_fenced(const persistence_state& st, const PendingWrite& w) {
+  if (st.fences.empty()) return false;
+  const auto* item = item_write(w);
+  return item && std::any_of(st.fences.begin(), st.fences.end(), [&](const Fence& f) {
+           return f.writer == w.writer && f.version == item->expected && f.sku == item->item.sku;
+         });
+}
+
+// Answers a write its writer's fence refuses, which fences the write after it in turn.
+void refuse(persistence_state& st, PendingWrite& w) {
+  add_fence(st, w);
+  st.stats.conflicts += 1;
+  w.promise.deliver(false);
+}
+
+// Drops fences past their time, then answers the writes a fence refuses and takes them out of the
+// batch (see Fence). Nothing to do, and nothing copied, while there are no fences.
 void refuse_fenced(persistence_state& st, std::vector<PendingWrite>& batch) {
   if (st.fences.empty()) return;
-  auto fenced = [&st](const PendingWrite& w) {
-    const auto* item = item_write(w);
-    return item && std::any_of(st.fences.begin(), st.fences.end(), [&](const Fence& f) {
-             return f.writer == w.writer && f.version == item->expected && f.sku == item->item.sku;
-           });
-  };
+  auto expired = std::chrono::steady_clock::now() - kFenceKeptMs;
+  st.fences.erase(std::remove_if(st.fences.begin(), st.fences.end(),
+                                 [expired](const Fence& f) { return f.at < expired; }),
+                  st.fences.end());
+  auto fenced = [&st](const PendingWrite& w) { return is_fenced(st, w); };
+  if (std::none_of(batch.begin(), batch.end(), fenced)) return;
   std::vector<PendingWrite> kept;
   kept.reserve(batch.size());
   for (auto& w : batch) {
-    if (!fenced(w)) {
-      kept.push_back(std::move(w));
-      continue;
-    }
-    add_fence(st, w);  // and the write after it
-    st.stats.conflicts += 1;
-    w.promise.deliver(false);
+    if (is_fenced(st, w)) refuse(st, w);
+    else kept.push_back(std::move(w));
   }
   batch = std::move(kept);
 }
@@ -170,6 +194,10 @@ void fail_all(std::vector<PendingWrite>& batch, const caf::error& err) {
 // write does not fail the others.
 void commit_one_by_one(persistence_state& st, std::vector<PendingWrite>& batch) {
   for (auto& w : batch) {
+    if (is_fenced(st, w)) {  // the write before it, refused just now
+      refuse(st, w);
+      continue;
+    }
     try {
       soci::transaction tx(*st.session);
       std::vector<PendingWrite> one;

@@ -635,8 +635,6 @@ TEST_P(PersistenceActor, TheSlowestCommitIsReported) {
   EXPECT_GE(st.commit_seconds_total, st.commit_seconds_max);
 }
 
-// Entity writes as data, as the actors send them: batches of many writes, each batch a few
-// statements (prepared once on PostgreSQL and run again batch after batch).
 // An item activation that learns late that another owns its row (a view change) may have sent
 // more writes after the refused one. The next expects the version the refused one would have made,
 // which the other activation's write made too: without the fence it would pass, and write stale
@@ -668,6 +666,30 @@ TEST_P(PersistenceActor, AnItemWriteSentAfterARefusedOneByTheSameWriterIsRefused
   EXPECT_EQ(stats(db).conflicts, 3);
 }
 
+// The same when the stale writes come in one batch that fails for another reason (a closure that
+// throws), so that each write runs alone.
+TEST_P(PersistenceActor, AFencedItemWriteIsRefusedWhenItsBatchRunsWriteByWrite) {
+  auto db = spawn(inventory_url_, Database::inventory);
+  auto item = [](std::int64_t expected, std::int64_t reserved) {
+    return db_save{ItemWrite{ItemRecord{"sku-g", "Mug", 1999, "USD", 100, reserved, expected + 1}, expected, {}}};
+  };
+  EXPECT_EQ(fire(db, std::vector<db_save>{item(0, 0)}), std::vector<int>{1});
+  EXPECT_EQ(fire(db, std::vector<db_save>{item(1, 5)}), std::vector<int>{1});  // the other activation
+  block(db, 300);
+  caf::anon_send(db, db_write{[](soci::session&) -> bool { throw std::runtime_error("a closure that fails"); }});
+  // One writer, sent at once: both wait behind the block, in the batch with the closure.
+  EXPECT_EQ(fire(db, std::vector<db_save>{item(1, 1), item(2, 2)}), (std::vector<int>{0, 0}));
+  auto loaded = std::make_shared<std::optional<ItemState>>();
+  caf::scoped_actor self{*system_};
+  self->request(db, std::chrono::seconds(5), db_read{[loaded](soci::session& s) { *loaded = load_item(s, "sku-g"); }})
+      .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ((*loaded)->item.version, 2);
+  EXPECT_EQ((*loaded)->item.reserved, 5);
+}
+
+// Entity writes as data, as the actors send them: batches of many writes, each batch a few
+// statements (prepared once on PostgreSQL and run again batch after batch).
 TEST_P(PersistenceActor, EntityWritesShareCommitsAndKeepTheirVersionChecks) {
   auto db = spawn(orders_url_, Database::orders);
   constexpr int orders = 150;
