@@ -591,6 +591,15 @@ class PersistenceActor : public Persistence {
     return out;
   }
 
+  // The item as stored, read through `db`.
+  std::optional<ItemState> stored_item(const caf::actor& db, const std::string& sku) {
+    auto loaded = std::make_shared<std::optional<ItemState>>();
+    caf::scoped_actor self{*system_};
+    self->request(db, std::chrono::seconds(5), db_read{[loaded, sku](soci::session& s) { *loaded = load_item(s, sku); }})
+        .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+    return *loaded;
+  }
+
   caf::actor_system_config caf_config_;
   std::unique_ptr<caf::actor_system> system_;
   std::vector<caf::actor> actors_;
@@ -656,13 +665,10 @@ TEST_P(PersistenceActor, AnItemWriteSentAfterARefusedOneByTheSameWriterIsRefused
   EXPECT_EQ(write(stale, 2, 2), 0);   // expects version 2, and the row is at 2: fenced
   EXPECT_EQ(write(stale, 3, 3), 0);   // the next in its chain too
   EXPECT_EQ(write(fresh, 2, 6), 1);   // another writer that read version 2 writes
-  auto loaded = std::make_shared<std::optional<ItemState>>();
-  caf::scoped_actor self{*system_};
-  self->request(db, std::chrono::seconds(5), db_read{[loaded](soci::session& s) { *loaded = load_item(s, "sku-f"); }})
-      .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
-  ASSERT_TRUE(loaded->has_value());
-  EXPECT_EQ((*loaded)->item.version, 3);
-  EXPECT_EQ((*loaded)->item.reserved, 6);
+  auto loaded = stored_item(db, "sku-f");
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->item.version, 3);
+  EXPECT_EQ(loaded->item.reserved, 6);
   EXPECT_EQ(stats(db).conflicts, 3);
 }
 
@@ -679,13 +685,10 @@ TEST_P(PersistenceActor, AFencedItemWriteIsRefusedWhenItsBatchRunsWriteByWrite) 
   caf::anon_send(db, db_write{[](soci::session&) -> bool { throw std::runtime_error("a closure that fails"); }});
   // One writer, sent at once: both wait behind the block, in the batch with the closure.
   EXPECT_EQ(fire(db, std::vector<db_save>{item(1, 1), item(2, 2)}), (std::vector<int>{0, 0}));
-  auto loaded = std::make_shared<std::optional<ItemState>>();
-  caf::scoped_actor self{*system_};
-  self->request(db, std::chrono::seconds(5), db_read{[loaded](soci::session& s) { *loaded = load_item(s, "sku-g"); }})
-      .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
-  ASSERT_TRUE(loaded->has_value());
-  EXPECT_EQ((*loaded)->item.version, 2);
-  EXPECT_EQ((*loaded)->item.reserved, 5);
+  auto loaded = stored_item(db, "sku-g");
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->item.version, 2);
+  EXPECT_EQ(loaded->item.reserved, 5);
 }
 
 // Entity writes as data, as the actors send them: batches of many writes, each batch a few
