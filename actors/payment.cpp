@@ -21,7 +21,7 @@ struct payment_state {
   std::forward_list<caf::response_promise> waiting;
   bool busy = false;
   int writes_in_flight = 0;
-  bool stop_requested = false;  // passivation asked while a charge or write ran: stop after it
+  bool stop_requested = false;  // passivation asked while a request was unanswered: stop after it
   bool caller_writes = false;   // the charge running: its capture goes back unwritten
   caf::actor registry;
   static inline const char* name = "payment";
@@ -225,8 +225,10 @@ const caf::behavior& payment_handlers() {
       [](stop_atom) {
         auto* self = payment_actor::current();
         auto& st = self->state;
-        if (!st.busy && st.writes_in_flight == 0) return self->quit();
-        st.stop_requested = true;  // a charge in progress is answered first
+        // A requester still waiting is answered first: a charge in progress, a write out, or the
+        // reread after a lost write (lost_write), which stops the actor once it has answered.
+        if (!st.busy && st.writes_in_flight == 0 && st.waiting.empty()) return self->quit();
+        st.stop_requested = true;
       },
       [](idle_atom) {  // the registry asks: nothing came for a while
         auto* self = payment_actor::current();

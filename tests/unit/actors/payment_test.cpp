@@ -1,5 +1,8 @@
 // The payment session actor on a real node: outcomes, re-delivery, refunds, and that the stored
 // row carries brand and last4 only.
+#include <future>
+#include <memory>
+
 #include <soci/soci.h>
 
 #include "runtime/persistence.hpp"
@@ -138,6 +141,82 @@ TEST_F(PaymentActor, StaleChargePassivatedMidWriteStopsAfterAnswering) {
   }
   EXPECT_EQ(stats.active, 0);
   EXPECT_EQ(stats.alive, 0);  // well before its terminal passivation timer (5 s)
+}
+
+// Writes commit one at a time (a write is answered as the persistence actor takes it), and the
+// orders database can be held: so a test can order the answer of a payment's write, its reread,
+// and a stop exactly.
+class PaymentActorHeldDb : public PaymentActor {
+ protected:
+  void configure(Config& c) override { c.database.batch_size_max = 1; }
+
+  // Holds the orders database's actor inside a read (queued behind what it has now) until
+  // released; entered() waits until it is held.
+  struct Hold {
+    std::shared_ptr<std::promise<void>> in = std::make_shared<std::promise<void>>();
+    std::promise<void> out;
+    std::shared_future<void> released = out.get_future().share();
+    bool done = false;
+    void entered() { in->get_future().wait(); }
+    void release() {
+      if (!done) out.set_value();
+      done = true;
+    }
+    ~Hold() { release(); }
+  };
+  std::unique_ptr<Hold> hold_orders_db() {
+    auto h = std::make_unique<Hold>();
+    caf::anon_send(node_.ctx->orders_db,
+                   db_read{[in = h->in, released = h->released](soci::session&) {
+                     in->set_value();
+                     released.wait();
+                   }});
+    return h;
+  }
+};
+
+// The deterministic form of the test above: the stale charge's write is answered (refused) before
+// the stop arrives, so the stop finds the payment rereading its row after the lost write, with the
+// charge's caller still waiting. It stops only after answering.
+TEST_F(PaymentActorHeldDb, StopWhileRereadingAfterALostWriteAnswersFirst) {
+  auto first = ask<PaymentRecord>(payment_type, "pay_9",
+                                  payment_charge{"ord_9", 900, "USD", card("4242424242424242"), 0});
+  ASSERT_TRUE(first.value);
+  ASSERT_TRUE(passivate(payment_type, "pay_9"));
+  const auto& registry = node_.registries.at(payment_type);
+  caf::scoped_actor self{*system_};
+  caf::scoped_actor caller{*system_};
+  auto h1 = hold_orders_db();
+  h1->entered();
+  auto charge = caller->request(registry, std::chrono::seconds(5), route_atom::value, payment_type,
+                                std::string("pay_9"),
+                                caf::make_message(payment_charge{"ord_9", 900, "USD", card("4242424242424242"), 1}));
+  caf::actor payment;
+  self->request(registry, std::chrono::seconds(5), find_atom::value, std::string("pay_9"))
+      .receive([&](ActiveEntity& e) { payment = e.handle; },
+               [](caf::error& err) { FAIL() << to_string(err); });
+  ASSERT_TRUE(payment);
+  // Answered after the charge: its write (expecting version 1; 2 is stored) is at the database.
+  self->request(payment, std::chrono::seconds(5), mailbox_atom::value)
+      .receive([](std::size_t) {}, [](caf::error& err) { FAIL() << to_string(err); });
+  auto h2 = hold_orders_db();  // behind the write
+  h1->release();
+  h2->entered();  // the write was refused and answered: the payment's reread queues behind h2
+  ASSERT_TRUE(passivate(payment_type, "pay_9"));
+  // Answered (or bounced, had it stopped) after the stop.
+  self->request(payment, std::chrono::seconds(5), mailbox_atom::value)
+      .receive([](std::size_t) {}, [](caf::error&) {});
+  h2->release();
+  charge.receive([](PaymentRecord& p) { EXPECT_EQ(p.status, "captured"); },
+                 [](caf::error& err) { ADD_FAILURE() << to_string(err); });
+  RegistryStats stats;
+  for (int i = 0; i < 100; ++i) {
+    self->request(registry, std::chrono::seconds(5), stats_atom::value)
+        .receive([&](RegistryStats& s) { stats = s; }, [](caf::error&) {});
+    if (stats.alive == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(stats.alive, 0);
 }
 
 TEST_F(PaymentActor, UnknownPaymentIsNotFound) {
