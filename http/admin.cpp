@@ -235,6 +235,7 @@ void Api::Impl::each_node(caf::event_based_actor* self, Then then) {
             std::vector<std::string> names;
             for (const auto& m : members)
               if (m.status == "up" || m.name == settings.node_name) names.push_back(m.name);
+            if (names.empty()) names.push_back(settings.node_name);  // always at least this node
             then(std::move(names));
           },
           [this, then](caf::error&) mutable { then(std::vector<std::string>{settings.node_name}); });

@@ -422,7 +422,9 @@ caf::behavior cluster_endpoint(endpoint_actor* self, caf::actor router, std::siz
           // no handler arrives at the error handler as unexpected_response carrying the reply.
           self->request(self->state.router, self->state.call_timeout, route_atom::value, call.type,
                         std::move(call.id), std::move(call.payload), call.final)
-              .then([](caf::message&) {},
+              .then([self, to, seq](caf::message& reply) {  // a reply that is itself a message
+                      endpoint_reply(self, to, remote_reply{seq, std::move(reply), caf::error{}});
+                    },
                     [self, to, seq](caf::error& err) {
                       if (err == caf::sec::unexpected_response)
                         endpoint_reply(self, to, remote_reply{seq, err.context(), caf::error{}});
@@ -531,7 +533,7 @@ void forward(router_actor* self, caf::response_promise rp, caf::atom_value type,
   // Any reply type: CAF 0.17 has no catch-all response handler, but a reply that matches no
   // handler reaches the error handler as unexpected_response carrying the reply.
   self->request(target->actor, caf::infinite, std::move(target->message))
-      .then([](caf::message&) {},
+      .then([rp](caf::message& reply) mutable { rp.deliver(std::move(reply)); },
             [rp, retry](caf::error& err) mutable {
               if (err == caf::sec::unexpected_response) return rp.deliver(std::move(err.context()));
               retry(err);

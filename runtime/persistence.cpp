@@ -319,6 +319,13 @@ caf::behavior persistence(persistence_actor* self, PersistenceSettings settings)
   st.url = parse_db_url(st.settings.url);
   if (!st.url) throw std::invalid_argument("bad database url");
   connect(st);
+  // Stopping: the open batch is committed and answered first. Its writers were answered nothing
+  // otherwise (CAF 0.17 drops a promise silently), and a lingering batch ignores a plain flush.
+  // What is still in the mailbox is bounced to its senders as usual.
+  self->set_exit_handler([self](const caf::exit_msg& msg) {
+    if (!self->state.batch.empty()) flush(self->state);
+    self->quit(msg.reason);
+  });
   return {
       [=](db_write& w) -> caf::result<bool> {
         return enqueue(self, {std::move(w.apply), std::nullopt, {}});

@@ -823,6 +823,26 @@ TEST_P(PersistenceActor, ALingeringBatchThatFillsUpGoesAtOnce) {
   EXPECT_EQ(stats(db).lingers, 2);
 }
 
+// A batch still open when the actor is told to stop (here: lingering, which a plain flush leaves
+// alone) is committed and answered before it stops, not dropped with its writers unanswered.
+TEST_P(PersistenceActor, AnOpenBatchIsCommittedAndAnsweredWhenTheActorStops) {
+  auto db = spawn(orders_url_, Database::orders, 256, 10'000'000);
+  block(db, 100);
+  auto first = insert_later(db, "ord_x1", 0);
+  auto second = insert_later(db, "ord_x2", 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the blocker done, the two lingering
+  EXPECT_EQ(stats(db).lingers, 1);
+  caf::anon_send(db, flush_atom::value);  // what a stopping node sends first: ignored while lingering
+  caf::anon_send_exit(db, caf::exit_reason::user_shutdown);
+  auto a = first.get(), b = second.get();
+  EXPECT_EQ(a.first, 1);
+  EXPECT_EQ(b.first, 1);
+  EXPECT_LT(a.second, 5'000);  // long before the linger (10 s) or the request's timeout (30 s)
+  auto session = connect(orders_url_);
+  EXPECT_TRUE(load_order(*session, "ord_x1"));
+  EXPECT_TRUE(load_order(*session, "ord_x2"));
+}
+
 TEST_P(PersistenceActor, AFailingWriteDoesNotFailTheRestOfItsBatch) {
   auto db = spawn(orders_url_, Database::orders);
   auto good = [](int i) {
