@@ -37,13 +37,26 @@ using EntityFactory = std::function<caf::actor(caf::local_actor* spawner, const 
 // load) stop over several sweeps, not in one pause of the actor threads.
 constexpr int kIdleProbesPerSweep = 256;
 
+// A message for an entity whose last activation was passivated but is still finishing its work
+// (a write out, a saga running) waits for that activation to be down before a new one starts, so
+// that the new one loads what the old one wrote instead of racing it (its first write would lose
+// the version check). It waits at most `hold_ms`, and at most `held_max` messages wait per entity;
+// past either, the new activation starts at once, as it would without the wait (the version
+// checks, and for items the persistence actor's fence, keep that safe).
+constexpr std::int64_t kHoldForStoppingMs = 2'000;
+constexpr std::int64_t kHeldMax = 1'024;
+struct HoldLimits {
+  std::int64_t hold_ms = kHoldForStoppingMs;
+  std::int64_t held_max = kHeldMax;
+};
+
 // `now_ms` gives wall-clock time for the operators' view; `idle_after_ms` is how long an entity
 // may go without a message before it is asked whether it is idle (0: at once; negative: never).
 // The registry looks for idle entities every 1/16 of that (10 ms to 1 s), and asks at most
 // `probes_per_sweep` of them each time.
 caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
                           std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms = -1,
-                          int probes_per_sweep = kIdleProbesPerSweep);
+                          int probes_per_sweep = kIdleProbesPerSweep, HoldLimits hold = {});
 
 // Which entities of its type this node owns, as the cluster view says (local message only).
 struct OwnershipTest {
@@ -80,6 +93,7 @@ struct RegistryStats {
   std::int64_t alive = 0;  // active, plus passivated ones still finishing their work
   std::int64_t activations = 0;
   std::int64_t passivations = 0;
+  std::int64_t held = 0;  // messages that waited for a stopping activation, since start
 };
 
 }  // namespace emporium

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
@@ -134,6 +135,23 @@ class NodeFixture : public ::testing::Test {
     self->request(node_.registries.at(type), std::chrono::seconds(5), passivate_atom::value, id)
         .receive([&](bool was) { out = was; }, [&](caf::error&) {});
     return out;
+  }
+
+  // Entities of `type` the registry counts alive: active, or passivated and not yet down.
+  std::int64_t alive(caf::atom_value type) {
+    caf::scoped_actor self{*system_};
+    RegistryStats stats;
+    self->request(node_.registries.at(type), std::chrono::seconds(5), stats_atom::value)
+        .receive([&](RegistryStats& s) { stats = s; }, [](caf::error&) {});
+    return stats.alive;
+  }
+  // Waits (up to 5 s) until none of `type` is alive; whether that came.
+  bool all_down(caf::atom_value type) {
+    for (int i = 0; i < 500; ++i) {
+      if (alive(type) == 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
   }
 
   Config config_;

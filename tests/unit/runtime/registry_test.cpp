@@ -3,8 +3,11 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
@@ -97,6 +100,145 @@ TEST_F(Registry, OneSweepAsksAllIdleEntitiesBelowTheLimit) {
   // One sweep, or two if the ten went quiet on both sides of one; a limit of 4 would take three.
   std::this_thread::sleep_for(150ms);
   EXPECT_EQ(probes_->load(), 10);
+}
+
+// What entities of the hold tests were asked: (activation, call number), in the order they
+// answered.
+struct Calls {
+  std::mutex mutex;
+  std::vector<std::pair<int, int>> seen;
+  std::vector<std::pair<int, int>> get() {
+    std::lock_guard lock(mutex);
+    return seen;
+  }
+};
+using letgo_atom = caf::atom_constant<caf::atom("letgo")>;
+
+// Answers (get_atom, n) with its activation number; told to stop, it stays until let go, as an
+// entity still finishing a write does.
+caf::behavior stubborn(caf::event_based_actor* self, int activation, std::shared_ptr<Calls> calls) {
+  return {
+      [=](get_atom, int n) {
+        std::lock_guard lock(calls->mutex);
+        calls->seen.emplace_back(activation, n);
+        return activation;
+      },
+      [](stop_atom) {},
+      [self](letgo_atom) { self->quit(); },
+  };
+}
+
+class RegistryHold : public Registry {
+ protected:
+  void start_stubborn(HoldLimits hold) {
+    registry_ = spawn_registry(
+        *system_,
+        [calls = calls_, n = activations_](caf::local_actor* s, const std::string&, caf::actor,
+                                           const caf::message&) { return s->spawn(stubborn, ++*n, calls); },
+        [] { return std::int64_t{0}; }, -1, kIdleProbesPerSweep, hold);
+  }
+  // Sends call `n` to entity "x" through the registry; the answer comes to `self` later.
+  void call(caf::scoped_actor& self, int n) {
+    self->send(registry_, route_atom::value, probe_type, std::string("x"), caf::make_message(get_atom::value, n));
+  }
+  RegistryStats stats() {
+    caf::scoped_actor self{*system_};
+    RegistryStats out;
+    self->request(registry_, 5s, stats_atom::value).receive([&](RegistryStats& s) { out = s; }, [](caf::error&) {});
+    return out;
+  }
+  caf::actor first_activation() {
+    caf::scoped_actor self{*system_};
+    caf::actor out;
+    self->request(registry_, 5s, find_atom::value, std::string("x"))
+        .receive([&](ActiveEntity& e) { out = e.handle; }, [](caf::error& err) { FAIL() << to_string(err); });
+    return out;
+  }
+  // The next answer to `self`: the activation number, or -1 on an error, or 0 if none in `wait`.
+  static int answer(caf::scoped_actor& self, std::chrono::milliseconds wait) {
+    int got = 0;
+    self->receive([&](int a) { got = a; }, [&](caf::error&) { got = -1; }, caf::after(wait) >> [] {});
+    return got;
+  }
+
+  // Activates entity "x" (call 1), then passivates it, which leaves it stopping; returns its
+  // handle, which keeps it alive (the registry holds a stopping activation weakly).
+  caf::actor activate_then_passivate(caf::scoped_actor& self) {
+    call(self, 1);
+    EXPECT_EQ(answer(self, 5000ms), 1);
+    auto old = first_activation();
+    EXPECT_TRUE(old);
+    bool was = false;
+    self->request(registry_, 5s, passivate_atom::value, std::string("x"))
+        .receive([&](bool w) { was = w; }, [](caf::error&) {});
+    EXPECT_TRUE(was);
+    return old;
+  }
+
+  std::shared_ptr<Calls> calls_ = std::make_shared<Calls>();
+  std::shared_ptr<int> activations_ = std::make_shared<int>(0);
+};
+
+// A message for an entity passivated while it still works waits until that activation is down,
+// then goes to a new one; the calls that waited keep their order.
+TEST_F(RegistryHold, AMessageForAStoppingEntityWaitsUntilItIsDown) {
+  start_stubborn({10'000, 16});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  call(self, 2);
+  call(self, 3);
+  EXPECT_EQ(answer(self, 300ms), 0);  // waiting, not sent to a second activation
+  auto st = stats();
+  EXPECT_EQ(st.activations, 1);
+  EXPECT_EQ(st.held, 2);
+  EXPECT_EQ(st.alive, 1);
+  self->send(old, letgo_atom::value);
+  EXPECT_EQ(answer(self, 5000ms), 2);
+  EXPECT_EQ(answer(self, 5000ms), 2);
+  EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}, {2, 2}, {2, 3}}));
+  call(self, 4);  // straight to the new activation
+  EXPECT_EQ(answer(self, 5000ms), 2);
+  EXPECT_EQ(stats().activations, 2);
+}
+
+// An activation that does not stop is waited for `hold_ms`, no longer.
+TEST_F(RegistryHold, TheWaitEndsAfterItsTime) {
+  start_stubborn({300, 16});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  auto start = std::chrono::steady_clock::now();
+  call(self, 2);
+  EXPECT_EQ(answer(self, 5000ms), 2);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 290ms);
+  EXPECT_EQ(stats().alive, 2);  // the old one still finishing its work
+  self->send(old, letgo_atom::value);
+}
+
+// At most `held_max` messages wait: the one after them ends the wait, and all go to a new
+// activation in the order they came.
+TEST_F(RegistryHold, TheWaitEndsWhenItHoldsItsMaximum) {
+  start_stubborn({10'000, 2});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  call(self, 2);
+  call(self, 3);
+  EXPECT_EQ(answer(self, 300ms), 0);  // two wait: the maximum
+  call(self, 4);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(answer(self, 5000ms), 2);
+  EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}, {2, 2}, {2, 3}, {2, 4}}));
+  EXPECT_EQ(stats().held, 2);
+  self->send(old, letgo_atom::value);
+}
+
+// Messages still waiting when the registry stops are answered, not dropped.
+TEST_F(RegistryHold, WaitingMessagesAreAnsweredWhenTheRegistryStops) {
+  start_stubborn({10'000, 16});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  call(self, 2);
+  EXPECT_EQ(answer(self, 200ms), 0);
+  caf::anon_send_exit(registry_, caf::exit_reason::user_shutdown);
+  EXPECT_EQ(answer(self, 5000ms), -1);
 }
 
 }  // namespace
