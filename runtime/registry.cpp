@@ -22,10 +22,27 @@ std::int64_t steady_ms() {
       .count();
 }
 
-// An active entity as the registry keeps it: the id is the key of `active` only (ids are ~30
-// characters, so each copy is a heap block per entity).
+// A call that waits for a stopping activation (see HoldLimits).
+struct Held {
+  caf::response_promise rp;
+  caf::message payload;
+};
+
+// An activation passivated but still finishing its work, until it is down, with the calls that
+// wait for it. Weak: one that never stops is still freed once nothing else refers to it (and
+// then it is down).
+struct Stopping {
+  caf::actor_addr addr;
+  std::vector<Held> held;
+  bool stop_on_release = false;  // passivated (or moved away) while calls waited: stop the next one too
+};
+
+// An entity as the registry keeps it: the id is the key of `entities` only (ids are ~30
+// characters, so each copy is a heap block per entity). Active (`handle`), or its last activation
+// stopping (`stopping`), not both.
 struct Entry {
   caf::actor handle;
+  std::unique_ptr<Stopping> stopping;
   std::int64_t activated_at_ms = 0;
   std::int64_t last_active_ms = 0;
   std::int64_t messages = 0;
@@ -37,52 +54,47 @@ struct Entry {
 };
 
 struct registry_state {
-  std::unordered_map<std::string, Entry> active;
-  // The id of each active entity by its actor id (the key of its entry in `active`, stable until
-  // that entry is erased), to forget one that stops on its own. Actor ids hash without a cached
-  // hash: a smaller node than an address.
-  std::unordered_map<caf::actor_id, const std::string*> active_ids;
-  // Entities passivated but still finishing their work, until they are down. Weak: one that
-  // never stops is still freed once nothing else refers to it (and then it is down).
-  struct Stopping {
-    caf::actor_addr addr;
-    std::string id;
-  };
-  std::unordered_map<caf::actor_id, Stopping> stopping;
-  // The last activation of an entity that is stopping, while messages for the entity wait for it
-  // to be down (see HoldLimits); and those messages, in the order they came.
-  std::unordered_map<std::string, caf::actor_id> stopping_by_id;
-  struct Held {
-    caf::response_promise rp;
-    caf::message payload;
-  };
-  std::unordered_map<std::string, std::vector<Held>> held;
+  std::unordered_map<std::string, Entry> entities;
+  std::int64_t stopping_entries = 0;  // entries in `entities` whose activation is stopping
+  // The id of each activation in `entities` by its actor id (the key of its entry, stable until
+  // that entry is erased), for its down message. Actor ids hash without a cached hash: a smaller
+  // node than an address.
+  std::unordered_map<caf::actor_id, const std::string*> ids;
+  // Passivated activations still finishing their work that no call waits for any more (the wait
+  // ended: a newer activation of the entity runs), until they are down. Weak, as in Stopping.
+  std::unordered_map<caf::actor_id, caf::actor_addr> leftover;
   RegistryStats stats;
   static inline const char* name = "registry";
 };
 
 using registry_actor = caf::stateful_actor<registry_state>;
+using EntryIt = std::unordered_map<std::string, Entry>::iterator;
 
-// Forgets an active entity, which goes on in `stopping` until it is down.
-void forget(registry_state& st, std::unordered_map<std::string, Entry>::iterator it) {
-  auto aid = it->second.handle.id();
-  st.active_ids.erase(aid);
-  st.stopping.emplace(aid, registry_state::Stopping{it->second.handle.address(), it->first});
-  st.stopping_by_id[it->first] = aid;
-  st.active.erase(it);
+// Passivates the active entity of `it`: it is told to stop after what was forwarded to it, and
+// calls for it wait until it is down.
+void passivate(registry_actor* self, EntryIt it) {
+  auto& st = self->state;
+  auto& e = it->second;
+  e.stopping = std::make_unique<Stopping>(Stopping{e.handle.address(), {}, false});
+  self->send(e.handle, stop_atom::value);  // after everything forwarded before
+  e.handle = nullptr;
+  st.stopping_entries += 1;
+  st.stats.passivations += 1;
 }
 
-// Starts an activation of `id` for its first message `first`.
-Entry& activate(registry_actor* self, const EntityFactory& factory, const std::string& id,
-                const caf::message& first, std::int64_t now) {
+// Starts an activation of entry `it` (new, or stopping: its waiting calls are the caller's) for
+// its first message `first`.
+void activate(registry_actor* self, const EntityFactory& factory, EntryIt it, const caf::message& first,
+              std::int64_t now) {
   auto& st = self->state;
-  auto entity = factory(self, id, caf::actor_cast<caf::actor>(self), first);
-  self->monitor(entity);
-  auto aid = entity.id();
-  auto it = st.active.emplace(id, Entry{std::move(entity), now, now, 0, 0}).first;
-  st.active_ids.emplace(aid, &it->first);
+  auto& e = it->second;
+  e.handle = factory(self, it->first, caf::actor_cast<caf::actor>(self), first);
+  self->monitor(e.handle);
+  st.ids[e.handle.id()] = &it->first;
+  e.activated_at_ms = e.last_active_ms = now;
+  e.messages = 0;
+  e.touched = 0;
   st.stats.activations += 1;
-  return it->second;
 }
 
 void touch(Entry& e, std::int64_t now) {
@@ -91,24 +103,41 @@ void touch(Entry& e, std::int64_t now) {
   e.touched = steady_ms();
 }
 
-// The messages that waited for `id`'s stopping activation go to a new one, in the order they came
-// (its stopping is no longer waited for: later messages go straight to the new one).
-void release_held(registry_actor* self, const EntityFactory& factory,
-                  const std::function<std::int64_t()>& now_ms, const std::string& id) {
+// Ends the wait for the stopping activation of `it`: its waiting calls go to a new activation, in
+// the order they came, and later calls straight to that one. The old one, when not down yet, is
+// kept in `leftover` until it is. With no call waiting the entry goes.
+void release(registry_actor* self, const EntityFactory& factory, const std::function<std::int64_t()>& now_ms,
+             EntryIt it, bool down) {
   auto& st = self->state;
-  st.stopping_by_id.erase(id);
-  auto h = st.held.find(id);
-  if (h == st.held.end()) return;
-  auto waiting = std::move(h->second);
-  st.held.erase(h);
-  if (waiting.empty()) return;
-  auto now = now_ms();
-  auto it = st.active.find(id);
-  Entry& e = it != st.active.end() ? it->second : activate(self, factory, id, waiting.front().payload, now);
-  for (auto& m : waiting) {
-    touch(e, now);
-    m.rp.delegate(e.handle, std::move(m.payload));
+  auto stopping = std::move(it->second.stopping);
+  st.stopping_entries -= 1;
+  auto old = stopping->addr.id();
+  st.ids.erase(old);
+  if (!down) st.leftover.emplace(old, stopping->addr);
+  if (stopping->held.empty()) {
+    st.entities.erase(it);
+    return;
   }
+  auto now = now_ms();
+  activate(self, factory, it, stopping->held.front().payload, now);
+  for (auto& m : stopping->held) {
+    touch(it->second, now);
+    m.rp.delegate(it->second.handle, std::move(m.payload));
+  }
+  if (stopping->stop_on_release) passivate(self, it);
+}
+
+// Keeps a call for the stopping activation of `it` until the wait ends (see HoldLimits).
+caf::result<caf::message> hold_call(registry_actor* self, const HoldLimits& hold, EntryIt it,
+                                    caf::message& payload) {
+  auto& stopping = *it->second.stopping;
+  if (stopping.held.empty())
+    self->delayed_send(self, std::chrono::milliseconds(hold.hold_ms), hold_atom::value, it->first,
+                       stopping.addr.id());
+  self->state.stats.held += 1;
+  auto rp = self->make_response_promise();
+  stopping.held.push_back({rp, std::move(payload)});
+  return rp;
 }
 
 caf::behavior registry(registry_actor* self, EntityFactory factory,
@@ -119,70 +148,69 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
   auto sweep_every = std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 16, 10, 1000));
   if (idle_after_ms >= 0) self->delayed_send(self, sweep_every, idle_sweep_atom::value);
   // Shutdown: the registry takes its entities with it (they are monitored, not linked, so an
-  // entity that fails does not take the registry down).
+  // entity that fails does not take the registry down). Calls still waiting are answered.
   self->set_exit_handler([=](const caf::exit_msg& msg) {
-    for (auto& [_, e] : self->state.active) self->send_exit(e.handle, msg.reason);
-    self->state.active.clear();
-    self->state.active_ids.clear();
-    // Entities told to stop that are still finishing their work go too.
-    for (auto& [_, s] : self->state.stopping)
-      if (auto handle = caf::actor_cast<caf::actor>(s.addr)) self->send_exit(handle, msg.reason);
-    for (auto& [_, waiting] : self->state.held)
-      for (auto& m : waiting) m.rp.deliver(make_error(errc::unavailable, "node stopping"));
-    self->state.held.clear();
+    auto& st = self->state;
+    auto stop = [&](const caf::actor_addr& addr) {
+      if (auto handle = caf::actor_cast<caf::actor>(addr)) self->send_exit(handle, msg.reason);
+    };
+    for (auto& [_, e] : st.entities) {
+      if (e.handle) self->send_exit(e.handle, msg.reason);
+      if (!e.stopping) continue;
+      stop(e.stopping->addr);
+      for (auto& m : e.stopping->held) m.rp.deliver(make_error(errc::unavailable, "node stopping"));
+    }
+    for (auto& [_, addr] : st.leftover) stop(addr);
+    st.entities.clear();
+    st.ids.clear();
+    st.leftover.clear();
     self->quit(msg.reason);
   });
-  // An entity that stopped on its own (crash, fencing) is forgotten too.
+  // An activation that is down: one that stopped on its own (crash, fencing) is forgotten; one
+  // that was passivated lets the calls waiting for it go on.
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;
     auto aid = dm.source.id();
-    if (auto it = st.active_ids.find(aid); it != st.active_ids.end()) {
-      st.active.erase(st.active.find(*it->second));
-      st.active_ids.erase(it);
-    }
-    auto s = st.stopping.find(aid);
-    if (s == st.stopping.end()) return;
-    auto id = std::move(s->second.id);
-    st.stopping.erase(s);
-    auto last = st.stopping_by_id.find(id);
-    if (last != st.stopping_by_id.end() && last->second == aid) release_held(self, factory, now_ms, id);
+    st.leftover.erase(aid);
+    auto id = st.ids.find(aid);
+    if (id == st.ids.end()) return;
+    auto it = st.entities.find(*id->second);
+    if (it->second.stopping) return release(self, factory, now_ms, it, true);
+    st.ids.erase(id);
+    st.entities.erase(it);
   });
   return {
       [=](route_atom, caf::atom_value, const std::string& id,
           caf::message& payload) -> caf::result<caf::message> {
         auto& st = self->state;
-        auto it = st.active.find(id);
-        auto now = now_ms();
-        if (it == st.active.end()) {
-          if (auto last = st.stopping_by_id.find(id); last != st.stopping_by_id.end()) {
-            auto& waiting = st.held[id];
-            if (static_cast<std::int64_t>(waiting.size()) < hold.held_max) {
-              if (waiting.empty())
-                self->delayed_send(self, std::chrono::milliseconds(hold.hold_ms), hold_atom::value, id,
-                                   last->second);
-              st.stats.held += 1;
-              auto rp = self->make_response_promise();
-              waiting.push_back({rp, std::move(payload)});
-              return rp;
-            }
-            release_held(self, factory, now_ms, id);  // full: the wait ends now
-            it = st.active.find(id);
-          }
+        auto it = st.entities.find(id);
+        if (it != st.entities.end() && it->second.stopping) {
+          if (static_cast<std::int64_t>(it->second.stopping->held.size()) < hold.held_max)
+            return hold_call(self, hold, it, payload);
+          release(self, factory, now_ms, it, false);  // full: the wait ends now
+          it = st.entities.find(id);                  // gone, had nothing waited
+          if (it != st.entities.end() && it->second.stopping)  // passivated again on release
+            return hold_call(self, hold, it, payload);
         }
-        Entry& e = it != st.active.end() ? it->second : activate(self, factory, id, payload, now);
-        touch(e, now);
-        return self->delegate(e.handle, std::move(payload));
+        auto now = now_ms();
+        if (it == st.entities.end()) {
+          it = st.entities.try_emplace(id).first;
+          activate(self, factory, it, payload, now);
+        }
+        touch(it->second, now);
+        return self->delegate(it->second.handle, std::move(payload));
       },
       [=](hold_atom, const std::string& id, caf::actor_id aid) {  // waited long enough
         auto& st = self->state;
-        auto last = st.stopping_by_id.find(id);
-        if (last != st.stopping_by_id.end() && last->second == aid) release_held(self, factory, now_ms, id);
+        auto it = st.entities.find(id);
+        if (it != st.entities.end() && it->second.stopping && it->second.stopping->addr.id() == aid)
+          release(self, factory, now_ms, it, false);
       },
       [=](idle_sweep_atom) {
         auto quiet_since = steady_ms() - idle_after_ms;
         int probes = 0;
-        for (auto& [_, e] : self->state.active) {
-          if (e.touched > quiet_since) continue;
+        for (auto& [_, e] : self->state.entities) {
+          if (!e.handle || e.touched > quiet_since) continue;
           self->send(e.handle, idle_atom::value);
           e.touched = steady_ms();  // asked: not again before another idle period
           if (++probes == probes_per_sweep) break;
@@ -191,31 +219,34 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
       },
       [=](idle_atom, const std::string& id) {
         auto& st = self->state;
-        auto it = st.active.find(id);
+        auto it = st.entities.find(id);
         auto sender = caf::actor_cast<caf::actor>(self->current_sender());
-        if (it == st.active.end() || it->second.handle != sender) return;
-        forget(st, it);
-        st.stats.passivations += 1;
-        self->send(sender, stop_atom::value);
+        if (it == st.entities.end() || !it->second.handle || it->second.handle != sender) return;
+        passivate(self, it);
       },
       [=](passivate_atom, const std::string& id) {
         auto& st = self->state;
-        auto it = st.active.find(id);
-        if (it == st.active.end()) return false;
-        auto handle = it->second.handle;
-        forget(st, it);
-        st.stats.passivations += 1;
-        self->send(handle, stop_atom::value);  // after everything forwarded before
+        auto it = st.entities.find(id);
+        if (it == st.entities.end()) return false;
+        if (it->second.handle) {
+          passivate(self, it);
+          return true;
+        }
+        // Stopping already: the activation the waiting calls will start stops after them.
+        auto& stopping = *it->second.stopping;
+        if (stopping.held.empty()) return false;
+        stopping.stop_on_release = true;
         return true;
       },
       [=](find_atom, const std::string& id) -> caf::result<ActiveEntity> {
-        auto it = self->state.active.find(id);
-        if (it == self->state.active.end()) return make_error(errc::not_found);
+        auto it = self->state.entities.find(id);
+        if (it == self->state.entities.end() || !it->second.handle) return make_error(errc::not_found);
         return it->second.view(it->first);
       },
       [=](list_atom, std::int64_t limit) {
         std::vector<ActiveEntity> out;
-        for (auto& [id, e] : self->state.active) out.push_back(e.view(id));
+        for (auto& [id, e] : self->state.entities)
+          if (e.handle) out.push_back(e.view(id));
         std::sort(out.begin(), out.end(),
                   [](auto& a, auto& b) { return a.last_active_ms > b.last_active_ms; });
         if (static_cast<std::int64_t>(out.size()) > limit) out.resize(static_cast<size_t>(limit));
@@ -223,20 +254,18 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
       },
       [=](view_atom, const OwnershipTest& test) {
         auto& st = self->state;
-        std::vector<std::string> moved;
-        for (auto& [id, e] : st.active)
-          if (!test.owns(id)) moved.push_back(id);
-        for (const auto& id : moved) {
-          auto it = st.active.find(id);
-          self->send(it->second.handle, stop_atom::value);  // after everything forwarded before
-          forget(st, it);
-          st.stats.passivations += 1;
+        for (auto it = st.entities.begin(); it != st.entities.end(); ++it) {
+          if (test.owns(it->first)) continue;
+          if (it->second.handle) passivate(self, it);
+          else if (!it->second.stopping->held.empty()) it->second.stopping->stop_on_release = true;
         }
       },
       [=](stats_atom) {
-        auto stats = self->state.stats;
-        stats.active = static_cast<std::int64_t>(self->state.active.size());
-        stats.alive = static_cast<std::int64_t>(self->state.active.size() + self->state.stopping.size());
+        auto& st = self->state;
+        auto stats = st.stats;
+        auto entries = static_cast<std::int64_t>(st.entities.size());
+        stats.active = entries - st.stopping_entries;
+        stats.alive = entries + static_cast<std::int64_t>(st.leftover.size());
         return stats;
       },
   };

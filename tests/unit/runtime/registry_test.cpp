@@ -107,9 +107,14 @@ TEST_F(Registry, OneSweepAsksAllIdleEntitiesBelowTheLimit) {
 struct Calls {
   std::mutex mutex;
   std::vector<std::pair<int, int>> seen;
+  std::vector<caf::actor> activations;  // each activation's handle, in order
   std::vector<std::pair<int, int>> get() {
     std::lock_guard lock(mutex);
     return seen;
+  }
+  caf::actor get_activation(size_t i) {
+    std::lock_guard lock(mutex);
+    return i < activations.size() ? activations[i] : caf::actor{};
   }
 };
 using letgo_atom = caf::atom_constant<caf::atom("letgo")>;
@@ -134,7 +139,12 @@ class RegistryHold : public Registry {
     registry_ = spawn_registry(
         *system_,
         [calls = calls_, n = activations_](caf::local_actor* s, const std::string&, caf::actor,
-                                           const caf::message&) { return s->spawn(stubborn, ++*n, calls); },
+                                           const caf::message&) {
+          auto a = s->spawn(stubborn, ++*n, calls);
+          std::lock_guard lock(calls->mutex);
+          calls->activations.push_back(a);
+          return a;
+        },
         [] { return std::int64_t{0}; }, -1, kIdleProbesPerSweep, hold);
   }
   // Sends call `n` to entity "x" through the registry; the answer comes to `self` later.
@@ -228,6 +238,45 @@ TEST_F(RegistryHold, TheWaitEndsWhenItHoldsItsMaximum) {
   EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}, {2, 2}, {2, 3}, {2, 4}}));
   EXPECT_EQ(stats().held, 2);
   self->send(old, letgo_atom::value);
+}
+
+// Passivated again while calls wait for its stopping activation: the activation they go to stops
+// after them, and a call after that waits for it in turn.
+TEST_F(RegistryHold, APassivationWhileCallsWaitStopsTheActivationTheyGoTo) {
+  start_stubborn({10'000, 16});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  call(self, 2);
+  EXPECT_EQ(answer(self, 200ms), 0);
+  bool was = false;
+  self->request(registry_, 5s, passivate_atom::value, std::string("x")).receive([&](bool w) { was = w; }, [](caf::error&) {});
+  EXPECT_TRUE(was);
+  self->send(old, letgo_atom::value);
+  EXPECT_EQ(answer(self, 5000ms), 2);
+  auto st = stats();
+  EXPECT_EQ(st.active, 0);  // the second activation is stopping
+  EXPECT_EQ(st.alive, 1);
+  call(self, 3);
+  EXPECT_EQ(answer(self, 200ms), 0);  // waits for it
+  self->send(calls_->get_activation(1), letgo_atom::value);
+  EXPECT_EQ(answer(self, 5000ms), 3);
+}
+
+// The same when the view moves the entity away while calls wait: the activation they go to here
+// stops after them, instead of staying on a node that no longer owns the entity.
+TEST_F(RegistryHold, AViewChangeWhileCallsWaitStopsTheActivationTheyGoTo) {
+  start_stubborn({10'000, 16});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  call(self, 2);
+  EXPECT_EQ(answer(self, 200ms), 0);
+  self->send(registry_, view_atom::value, OwnershipTest{[](const std::string&) { return false; }});
+  self->send(old, letgo_atom::value);
+  EXPECT_EQ(answer(self, 5000ms), 2);
+  auto st = stats();
+  EXPECT_EQ(st.active, 0);
+  EXPECT_EQ(st.alive, 1);
+  self->send(calls_->get_activation(1), letgo_atom::value);
 }
 
 // Messages still waiting when the registry stops are answered, not dropped.
