@@ -1,6 +1,7 @@
 // One session object per connection (as Beast's advanced_server): read a request with the header
 // and body limits set before reading, refuse framing that Beast 1.81 lets through, hand the
-// request to the handler, write the answer on the connection's strand, then read the next one.
+// request to the handler, write the answer on the connection's io_context (one per HTTP thread),
+// then read the next one.
 // Requests on one connection are answered in order because the next is read only after the write.
 #include "http/server.hpp"
 
@@ -52,6 +53,9 @@ HttpResponse bad_framing(std::string_view detail) { return problem(400, "Bad req
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  // The connection's io_context: its handlers run there, one at a time.
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
   Session(tcp::socket&& socket, std::shared_ptr<Shared> shared)
       : stream_(std::move(socket)),
         deadline_(stream_.get_executor()),
@@ -207,7 +211,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // The deadline of handling lives here, on an Asio timer that is cancelled with the answer;
     // the handler asks its actors without timeouts of their own (CAF 0.17 keeps every request
     // timeout queued until it fires, answered or not, which costs dearly under load).
-    auto answered = std::make_shared<bool>(false);  // touched on this connection's strand only
+    auto answered = std::make_shared<bool>(false);  // touched on this connection's thread only
     deadline_.expires_after(std::chrono::milliseconds(shared_->settings.request_timeout_ms));
     deadline_.async_wait([self, answered](beast::error_code ec) {
       if (ec || *answered) return;
@@ -302,10 +306,14 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t lingered_ = 0;  // bytes dropped after a refusal
 };
 
+// One io_context per HTTP thread, each run by that thread alone: a connection lives on one of
+// them, given in turn as connections come. Its handlers then never run on two threads at once (no
+// strand needed), and an answer never wakes another HTTP thread to write it. With one io_context
+// shared by the threads, each answer was handed from thread to thread through Asio's queue.
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(net::io_context& ioc, tcp::endpoint endpoint, std::shared_ptr<Shared> shared)
-      : ioc_(ioc), acceptor_(net::make_strand(ioc)), shared_(std::move(shared)) {
+  Listener(std::vector<net::io_context*> iocs, tcp::endpoint endpoint, std::shared_ptr<Shared> shared)
+      : iocs_(std::move(iocs)), acceptor_(*iocs_.front()), shared_(std::move(shared)) {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
     acceptor_.bind(endpoint);
@@ -313,8 +321,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
   }
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
   void accept() {
-    acceptor_.async_accept(net::make_strand(ioc_),
-                           beast::bind_front_handler(&Listener::on_accept, shared_from_this()));
+    net::any_io_executor on = iocs_[next_++ % iocs_.size()]->get_executor();
+    acceptor_.async_accept(on, beast::bind_front_handler(&Listener::on_accept, shared_from_this()));
   }
   void close() {
     net::post(acceptor_.get_executor(), [self = shared_from_this()] {
@@ -331,7 +339,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
       if (shared_->connections > shared_->settings.max_connections) {
         auto res = problem(503, "Service unavailable", "too many connections");
         res.headers.emplace_back("Retry-After", "1");
-        net::dispatch(net::make_strand(ioc_), [session, res]() mutable { session->refuse(res); });
+        net::dispatch(session->executor(), [session, res]() mutable { session->refuse(res); });
       } else {
         session->start();
       }
@@ -339,7 +347,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
     accept();
   }
 
-  net::io_context& ioc_;
+  std::vector<net::io_context*> iocs_;
+  std::size_t next_ = 0;  // the io_context of the next connection
   tcp::acceptor acceptor_;
   std::shared_ptr<Shared> shared_;
 };
@@ -348,10 +357,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
 struct Server::Impl {
   std::shared_ptr<Shared> shared = std::make_shared<Shared>();
-  net::io_context ioc;
+  std::vector<std::unique_ptr<net::io_context>> iocs;  // one per thread
   std::shared_ptr<Listener> listener;
   std::vector<std::thread> threads;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
 };
 
 Server::Server(ServerSettings settings, Handler handler) : impl_(std::make_unique<Impl>()) {
@@ -364,11 +373,17 @@ Server::~Server() { stop(0); }
 std::uint16_t Server::start() {
   auto& s = impl_->shared->settings;
   auto address = net::ip::make_address(s.host == "localhost" ? "127.0.0.1" : s.host);
-  impl_->listener = std::make_shared<Listener>(impl_->ioc, tcp::endpoint{address, s.port}, impl_->shared);
+  std::vector<net::io_context*> iocs;
+  for (int i = 0; i < std::max(1, s.threads); ++i) {
+    impl_->iocs.push_back(std::make_unique<net::io_context>(1));  // run by one thread
+    iocs.push_back(impl_->iocs.back().get());
+  }
+  impl_->listener = std::make_shared<Listener>(iocs, tcp::endpoint{address, s.port}, impl_->shared);
   impl_->listener->accept();
-  impl_->work.emplace(impl_->ioc.get_executor());
-  for (int i = 0; i < std::max(1, s.threads); ++i)
-    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  for (auto* ioc : iocs) {
+    impl_->work.push_back(net::make_work_guard(*ioc));
+    impl_->threads.emplace_back([ioc] { ioc->run(); });
+  }
   return impl_->listener->port();
 }
 
@@ -379,8 +394,8 @@ void Server::stop(std::int64_t drain_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(drain_ms);
   while (impl_->shared->in_flight > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  impl_->work.reset();
-  impl_->ioc.stop();
+  impl_->work.clear();
+  for (auto& ioc : impl_->iocs) ioc->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
 }
