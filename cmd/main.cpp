@@ -367,8 +367,8 @@ int run_serve(const Config& config) {
     // the process exits and its entities move to the other members.
     if (cluster.membership)
       leave_cluster(system, cluster.membership, std::chrono::milliseconds(config.cluster.failure_timeout_ms));
+    handler_api.reset();  // before the server: answers still on their way refer to its connections
     server.reset();
-    handler_api.reset();
     stop_cluster();
     stop_node_actors(system, node);
     throw;
@@ -388,8 +388,10 @@ int run_serve(const Config& config) {
     leave_cluster(system, cluster.membership, std::chrono::milliseconds(config.cluster.failure_timeout_ms));
   }
   server->stop(config.http.request_timeout_ms);
-  server.reset();
+  // The API first: its gateway actors end, and with them every answer still on its way, which
+  // refers to a connection of the server (a request answered 503 late, its actor still working).
   handler_api.reset();
+  server.reset();
   if (cluster.membership) {
     // Keep forwarding until every peer has read the table at least twice since we left.
     auto settle = std::chrono::milliseconds(2 * config.cluster.heartbeat_interval_ms + 200);

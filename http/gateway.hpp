@@ -1,6 +1,6 @@
 // Bridge from the Asio threads of the edge into CAF: a job runs inside one of a few gateway
 // actors, where it can `request(...).then(...)`; its continuations answer through a Respond
-// callback that posts back to the connection's strand. No Asio or CAF thread ever blocks.
+// callback that posts back to the connection's io_context. No Asio or CAF thread ever blocks.
 #pragma once
 
 #include <atomic>

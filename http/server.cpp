@@ -368,7 +368,12 @@ Server::Server(ServerSettings settings, Handler handler) : impl_(std::make_uniqu
   impl_->shared->handler = std::move(handler);
 }
 
-Server::~Server() { stop(0); }
+// The io_contexts go first to last: an accept still pending on the first holds a socket of the next.
+Server::~Server() {
+  stop(0);
+  impl_->listener.reset();
+  for (auto& ioc : impl_->iocs) ioc.reset();
+}
 
 std::uint16_t Server::start() {
   auto& s = impl_->shared->settings;
@@ -398,6 +403,9 @@ void Server::stop(std::int64_t drain_ms) {
   for (auto& ioc : impl_->iocs) ioc->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  // Let go of the handler (and what it holds) now: the caller may then stop what answers through
+  // it while the io_contexts are still there for the connections its answers still refer to.
+  impl_->shared->handler = nullptr;
 }
 
 std::int64_t Server::in_flight() const { return impl_->shared->in_flight; }

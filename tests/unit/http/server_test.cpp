@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <gtest/gtest.h>
@@ -35,33 +36,40 @@ void get_n(tcp::socket& socket, const std::string& target, int n) {
   }
 }
 
+// Three connections on two threads: the first and the third share a thread, the second has the
+// other, and each keeps its thread for all its requests. The third's answers come from threads of
+// their own (as answers from actors do) and are written on its thread all the same.
 TEST(Server, EachConnectionStaysOnOneThreadAndConnectionsTakeTheThreadsInTurn) {
   std::mutex mutex;
   std::map<std::string, std::set<std::thread::id>> threads_of;  // by request target
+  std::vector<std::thread> answerers;
   ServerSettings settings;
   settings.port = 0;
   settings.threads = 2;
   Server server(settings, [&](HttpRequest&& req, Respond respond) {
-    {
-      std::lock_guard lock(mutex);
-      threads_of[req.target].insert(std::this_thread::get_id());
-    }
-    respond(HttpResponse{200, "application/json", {}, "{}"});
+    std::lock_guard lock(mutex);
+    threads_of[req.target].insert(std::this_thread::get_id());
+    if (req.target != "/c") return respond(HttpResponse{200, "application/json", {}, "{}"});
+    answerers.emplace_back([respond] { respond(HttpResponse{200, "application/json", {}, "{\"late\":1}"}); });
   });
   auto port = server.start();
   net::io_context ioc;
-  tcp::socket a(ioc), b(ioc);
-  a.connect({net::ip::make_address("127.0.0.1"), port});
-  b.connect({net::ip::make_address("127.0.0.1"), port});
+  tcp::socket a(ioc), b(ioc), c(ioc);
+  for (auto* s : {&a, &b, &c}) s->connect({net::ip::make_address("127.0.0.1"), port});
   for (int round = 0; round < 5; ++round) {
     get_n(a, "/a", 4);
     get_n(b, "/b", 4);
+    get_n(c, "/c", 2);
   }
   server.stop(1000);
+  for (auto& t : answerers) t.join();
   std::lock_guard lock(mutex);
   ASSERT_EQ(threads_of["/a"].size(), 1u);
   ASSERT_EQ(threads_of["/b"].size(), 1u);
+  ASSERT_EQ(threads_of["/c"].size(), 1u);
   EXPECT_NE(*threads_of["/a"].begin(), *threads_of["/b"].begin());
+  EXPECT_EQ(*threads_of["/a"].begin(), *threads_of["/c"].begin());
+  EXPECT_EQ(answerers.size(), 10u);
 }
 
 }  // namespace
