@@ -57,7 +57,7 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
         // twice finds its row at the first write, and loads it then).
         bool fresh = first.match_elements<order_place>();
         return spawn_order(s, shared, id, fresh);
-      }, now, shared->settings.idle_passivate_ms);
+      }, now, shared->settings.idle_passivate_ms, kIdleProbesPerSweep, {}, shared->settings.terminal_passivate_ms);
   node.registries[inventory_type] = spawn_registry(
       system, [shared](caf::local_actor* s, const std::string& id, caf::actor, const caf::message&) {
         return spawn_inventory_item(s, shared, id);
@@ -68,7 +68,8 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
         std::optional<PaymentRecord> intent;
         if (first.match_elements<payment_charge>()) intent = recorded_intent(id, first.get_as<payment_charge>(0));
         return spawn_payment(s, shared, id, std::move(reg), std::move(intent));
-      }, now, shared->settings.terminal_passivate_ms);
+      }, now, shared->settings.terminal_passivate_ms, kIdleProbesPerSweep, {},
+      shared->settings.terminal_passivate_ms);
   // The context is complete before any entity can run: entities spawn only on routed messages.
   ctx->router = spawn_router(system, node.registries);
   ctx->registries = node.registries;

@@ -145,8 +145,8 @@ void finish(order_actor* self) {
   if (run)
     for (auto& rp : run->waiting) rp.deliver(st.rec);
   if (st.stop_requested) return self->quit();
-  if (is_terminal(status_of(st)))
-    self->delayed_send(self, ms(st.ctx->settings.terminal_passivate_ms), idle_atom::value);
+  // Finished: the registry asks it to stop actors.terminal_passivate_ms from now.
+  if (is_terminal(status_of(st))) self->send(st.ctx->registries.at(order_type), terminal_atom::value);
 }
 
 void adopt_stored(order_actor* self);
@@ -590,9 +590,13 @@ caf::behavior order_entity(order_actor* self, ContextPtr ctx, std::string id, bo
                          [id = st.rec.id](soci::session& s) { return load_order(s, id); },
                          [self](std::optional<OrderRecord> loaded) {
                            if (!loaded) return;
-                           self->state.exists = true;
-                           self->state.rec = std::move(*loaded);
-                           keep_payment(self->state.rec, std::move(self->state.rec.payment));
+                           auto& st = self->state;
+                           st.exists = true;
+                           st.rec = std::move(*loaded);
+                           keep_payment(st.rec, std::move(st.rec.payment));
+                           // Loaded finished (read, say): it stops as soon as one just finished.
+                           if (is_terminal(status_of(st)))
+                             self->send(st.ctx->registries.at(order_type), terminal_atom::value);
                          });
   return order_handlers();
 }

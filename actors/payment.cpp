@@ -90,12 +90,13 @@ void persist(payment_actor* self, Then then) {
 }
 
 // Answers everyone waiting with the record; a decided payment passivates soon, as a finished
-// order does (its own timer, so payments that finish together do not all stop at one sweep).
+// order does (its registry asks it terminal_passivate_ms later, in the order they finished, so
+// payments that finish together do not all stop at one sweep).
 void answer_all(payment_actor* self) {
   auto waiting = std::move(self->state.waiting);
   self->state.waiting.clear();
   for (auto& rp : waiting) rp.deliver(self->state.rec);
-  self->delayed_send(self, ms(self->state.ctx->settings.terminal_passivate_ms), idle_atom::value);
+  self->send(self->state.registry, terminal_atom::value);  // asked to stop terminal_passivate_ms later
 }
 
 void finish(payment_actor* self) {

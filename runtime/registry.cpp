@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -15,6 +16,7 @@ namespace {
 
 using idle_sweep_atom = caf::atom_constant<caf::atom("idlesweep")>;
 using hold_atom = caf::atom_constant<caf::atom("hold")>;
+using terminal_tick_atom = caf::atom_constant<caf::atom("termtick")>;
 
 std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -63,6 +65,10 @@ struct registry_state {
   // Passivated activations still finishing their work that no call waits for any more (the wait
   // ended: a newer activation of the entity runs), until they are down. Weak, as in Stopping.
   std::unordered_map<caf::actor_id, caf::actor_addr> leftover;
+  // Finished entities to ask whether they are idle, in the order they reported (see
+  // terminal_after_ms): when (steady clock, ms), and which activation.
+  std::deque<std::pair<std::int64_t, caf::actor_id>> terminal;
+  bool terminal_tick_set = false;
   RegistryStats stats;
   static inline const char* name = "registry";
 };
@@ -142,7 +148,8 @@ caf::result<caf::message> hold_call(registry_actor* self, const HoldLimits& hold
 
 caf::behavior registry(registry_actor* self, EntityFactory factory,
                        std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms,
-                       int probes_per_sweep, HoldLimits hold) {
+                       int probes_per_sweep, HoldLimits hold, std::int64_t terminal_after_ms) {
+  auto terminal_every = std::chrono::milliseconds(std::clamp<std::int64_t>(terminal_after_ms / 16, 10, 250));
   // Looks for idle entities many times per idle period (every 10 ms to 1 s), and asks at most
   // probes_per_sweep of them each time (see kIdleProbesPerSweep).
   auto sweep_every = std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 16, 10, 1000));
@@ -217,6 +224,31 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
         }
         self->delayed_send(self, sweep_every, idle_sweep_atom::value);
       },
+      [=](terminal_atom) {
+        auto& st = self->state;
+        if (terminal_after_ms < 0 || !self->current_sender()) return;
+        st.terminal.emplace_back(steady_ms() + terminal_after_ms, self->current_sender()->id());
+        if (st.terminal_tick_set) return;
+        st.terminal_tick_set = true;
+        self->delayed_send(self, std::max(std::chrono::milliseconds(terminal_after_ms), terminal_every),
+                           terminal_tick_atom::value);
+      },
+      [=](terminal_tick_atom) {
+        auto& st = self->state;
+        auto now = steady_ms();
+        while (!st.terminal.empty() && st.terminal.front().first <= now) {
+          auto aid = st.terminal.front().second;
+          st.terminal.pop_front();
+          auto id = st.ids.find(aid);
+          if (id == st.ids.end()) continue;  // gone already
+          auto& e = st.entities.find(*id->second)->second;
+          if (e.handle && e.handle.id() == aid) self->send(e.handle, idle_atom::value);
+        }
+        st.terminal_tick_set = !st.terminal.empty();
+        if (!st.terminal_tick_set) return;
+        auto wait = std::chrono::milliseconds(std::max<std::int64_t>(st.terminal.front().first - now, 0));
+        self->delayed_send(self, std::max(wait, terminal_every), terminal_tick_atom::value);
+      },
       [=](idle_atom, const std::string& id) {
         auto& st = self->state;
         auto it = st.entities.find(id);
@@ -275,9 +307,9 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
 
 caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
                           std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms,
-                          int probes_per_sweep, HoldLimits hold) {
+                          int probes_per_sweep, HoldLimits hold, std::int64_t terminal_after_ms) {
   return system.spawn(registry, std::move(factory), std::move(now_ms), idle_after_ms,
-                      std::max(1, probes_per_sweep), hold);
+                      std::max(1, probes_per_sweep), hold, terminal_after_ms);
 }
 
 }  // namespace emporium

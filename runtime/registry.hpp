@@ -54,9 +54,16 @@ struct HoldLimits {
 // may go without a message before it is asked whether it is idle (0: at once; negative: never).
 // The registry looks for idle entities every 1/16 of that (10 ms to 1 s), and asks at most
 // `probes_per_sweep` of them each time.
+//
+// `terminal_after_ms` (negative: never): an entity that reports (terminal_atom) to its registry,
+// a finished one, is asked (idle_atom) that long after, whatever came meanwhile. The registry
+// keeps these in one queue in the order they came and looks at it every 1/16 of that (10 ms to
+// 250 ms): one timer per registry, where a timer per entity cost CAF's clock thread two wake-ups
+// per entity.
 caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
                           std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms = -1,
-                          int probes_per_sweep = kIdleProbesPerSweep, HoldLimits hold = {});
+                          int probes_per_sweep = kIdleProbesPerSweep, HoldLimits hold = {},
+                          std::int64_t terminal_after_ms = -1);
 
 // Which entities of its type this node owns, as the cluster view says (local message only).
 struct OwnershipTest {
@@ -77,6 +84,7 @@ struct ActiveEntity {
 using list_atom = caf::atom_constant<caf::atom("list")>;
 using find_atom = caf::atom_constant<caf::atom("find")>;
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
+using terminal_atom = caf::atom_constant<caf::atom("terminal")>;
 using mailbox_atom = caf::atom_constant<caf::atom("mailbox")>;
 
 // Registry protocol besides routing:
@@ -85,6 +93,7 @@ using mailbox_atom = caf::atom_constant<caf::atom("mailbox")>;
 //   (passivate_atom, id)    -> bool                         true when it was active
 //   stats_atom              -> RegistryStats
 //   (view_atom, OwnershipTest)                              passivates the entities not owned
+//   terminal_atom, from an entity                           asks it idle_atom terminal_after_ms later
 // Every entity answers mailbox_atom with its mailbox depth (std::size_t).
 
 // What a registry reports to (stats_atom): active actors and activations since start.

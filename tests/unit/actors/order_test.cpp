@@ -769,5 +769,40 @@ TEST_F(OrderActor, StatusTableAllowsOnlyTheDocumentedMoves) {
   EXPECT_FALSE(legal_transition(OrderStatus::pending, OrderStatus::shipped));
 }
 
+class OrderActorShortTerminal : public OrderActor {
+ protected:
+  void configure(Config& c) override {
+    OrderActor::configure(c);
+    c.actors.terminal_passivate_ms = 300;
+  }
+};
+
+// A finished order (just finished, or loaded finished), and a payment that decided on its own, stop
+// actors.terminal_passivate_ms after they finish (their registries ask them then), not before. (A captured payment hands its record
+// to its order and stops at once.)
+TEST_F(OrderActorShortTerminal, AFinishedOrderAndItsPaymentStopAfterTheirTime) {
+  put_item("mug", 10);
+  auto start = std::chrono::steady_clock::now();
+  auto placed = place("ord_done", {{"mug", 1, 0}}, "4242424242424242");
+  ASSERT_TRUE(placed.value) << to_string(placed.code());
+  EXPECT_EQ(placed.value->status, "confirmed");
+  EXPECT_EQ(alive(order_type), 1);
+  EXPECT_TRUE(all_down(order_type));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+  // Read again, from storage: loaded finished, it stops after its time as well.
+  EXPECT_EQ(get("ord_done").status, "confirmed");
+  EXPECT_EQ(alive(order_type), 1);
+  EXPECT_TRUE(all_down(order_type));
+  // A declined card: the payment decides and writes its outcome itself, then waits its time too.
+  start = std::chrono::steady_clock::now();
+  auto declined = place("ord_declined", {{"mug", 1, 0}}, "4000000000000002");
+  ASSERT_TRUE(declined.value) << to_string(declined.code());
+  EXPECT_EQ(declined.value->status, "payment_failed");
+  EXPECT_EQ(alive(payment_type), 1);
+  EXPECT_TRUE(all_down(payment_type));
+  EXPECT_TRUE(all_down(order_type));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+}
+
 }  // namespace
 }  // namespace emporium::testing

@@ -102,6 +102,46 @@ TEST_F(Registry, OneSweepAsksAllIdleEntitiesBelowTheLimit) {
   EXPECT_EQ(probes_->load(), 10);
 }
 
+// Answers (get_atom) and reports itself finished to its registry; counts idle probes.
+caf::behavior finisher(caf::event_based_actor* self, caf::actor registry, std::shared_ptr<std::atomic<int>> probes) {
+  return {
+      [=](get_atom) {
+        self->send(registry, terminal_atom::value);
+        return 1;
+      },
+      [probes](idle_atom) { probes->fetch_add(1); },
+      [self](stop_atom) { self->quit(); },
+  };
+}
+
+// A finished entity is asked whether it is idle terminal_after_ms after it said so (the registry
+// looks every 1/16 of that, at least every 10 ms), not before, and once; entities that finish
+// later are asked later.
+TEST_F(Registry, AFinishedEntityIsAskedOnceItsTimeIsUp) {
+  registry_ = spawn_registry(
+      *system_,
+      [probes = probes_](caf::local_actor* s, const std::string&, caf::actor reg, const caf::message&) {
+        return s->spawn(finisher, reg, probes);
+      },
+      [] { return std::int64_t{0}; }, -1, kIdleProbesPerSweep, {}, 400);
+  auto start = std::chrono::steady_clock::now();
+  activate(5);  // five finish now
+  std::this_thread::sleep_for(200ms);
+  caf::scoped_actor self{*system_};
+  self->send(registry_, route_atom::value, probe_type, std::string("late"), caf::make_message(get_atom::value));
+  self->receive([](int) {}, [](caf::error& err) { FAIL() << to_string(err); });
+  EXPECT_EQ(probes_->load(), 0);
+  EXPECT_EQ(wait_for_probes(5), 5);
+  auto first = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(first, 400ms);
+  EXPECT_LT(first, 1500ms);
+  EXPECT_LE(probes_->load(), 5);  // the late one not yet
+  EXPECT_EQ(wait_for_probes(6), 6);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 600ms);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(probes_->load(), 6);  // each asked once
+}
+
 // What entities of the hold tests were asked: (activation, call number), in the order they
 // answered.
 struct Calls {
