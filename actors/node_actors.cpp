@@ -63,11 +63,11 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
         return spawn_inventory_item(s, shared, id);
       }, now, shared->settings.idle_passivate_ms);
   node.registries[payment_type] = spawn_registry(
-      system, [shared](caf::local_actor* s, const std::string& id, caf::actor reg, const caf::message& first) {
+      system, [shared](caf::local_actor* s, const std::string& id, caf::actor, const caf::message& first) {
         // A charge whose order stored the intent with its own state: that intent is the record.
         std::optional<PaymentRecord> intent;
         if (first.match_elements<payment_charge>()) intent = recorded_intent(id, first.get_as<payment_charge>(0));
-        return spawn_payment(s, shared, id, std::move(reg), std::move(intent));
+        return spawn_payment(s, shared, id, std::move(intent));
       }, now, shared->settings.terminal_passivate_ms, kIdleProbesPerSweep, {},
       shared->settings.terminal_passivate_ms);
   // The context is complete before any entity can run: entities spawn only on routed messages.

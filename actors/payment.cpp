@@ -23,7 +23,6 @@ struct payment_state {
   int writes_in_flight = 0;
   bool stop_requested = false;  // passivation asked while a request was unanswered: stop after it
   bool caller_writes = false;   // the charge running: its capture goes back unwritten
-  caf::actor registry;
   static inline const char* name = "payment";
 };
 
@@ -96,7 +95,7 @@ void answer_all(payment_actor* self) {
   auto waiting = std::move(self->state.waiting);
   self->state.waiting.clear();
   for (auto& rp : waiting) rp.deliver(self->state.rec);
-  self->send(self->state.registry, terminal_atom::value);  // asked to stop terminal_passivate_ms later
+  self->send(self->state.ctx->registries.at(payment_type), terminal_atom::value);  // asked to stop terminal_passivate_ms later
 }
 
 void finish(payment_actor* self) {
@@ -233,18 +232,18 @@ const caf::behavior& payment_handlers() {
       },
       [](idle_atom) {  // the registry asks: nothing came for a while
         auto* self = payment_actor::current();
-        if (!self->state.busy) self->send(self->state.registry, idle_atom::value, self->state.rec.id);
+        auto& st = self->state;
+        if (!st.busy) self->send(st.ctx->registries.at(payment_type), idle_atom::value, st.rec.id);
       },
   };
   return handlers;
 }
 
 caf::behavior payment_session(payment_actor* self, ContextPtr ctx, std::string id,
-                              caf::actor registry, std::optional<PaymentRecord> intent) {
+                              std::optional<PaymentRecord> intent) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.rec.id = std::move(id);
-  st.registry = std::move(registry);
   if (intent) {
     st.exists = true;
     st.rec = std::move(*intent);
@@ -268,9 +267,8 @@ std::optional<PaymentRecord> recorded_intent(const std::string& payment_id, cons
 }
 
 caf::actor spawn_payment(caf::local_actor* spawner, ContextPtr ctx, std::string id,
-                         caf::actor registry, std::optional<PaymentRecord> intent) {
-  return spawner->spawn(payment_session, std::move(ctx), std::move(id), std::move(registry),
-                        std::move(intent));
+                         std::optional<PaymentRecord> intent) {
+  return spawner->spawn(payment_session, std::move(ctx), std::move(id), std::move(intent));
 }
 
 }  // namespace emporium

@@ -49,9 +49,10 @@ typename Inspector::result_type inspect(Inspector& f, payment_charge& x) {
 // The pending record a charge says its order stored (nullopt when it says none was).
 std::optional<PaymentRecord> recorded_intent(const std::string& payment_id, const payment_charge& c);
 
-// `intent`: the stored record, known without loading it (see recorded_intent).
+// `intent`: the stored record, known without loading it (see recorded_intent). The payment finds
+// its registry in the context.
 caf::actor spawn_payment(caf::local_actor* spawner, ContextPtr ctx, std::string id,
-                         caf::actor registry, std::optional<PaymentRecord> intent = std::nullopt);
+                         std::optional<PaymentRecord> intent = std::nullopt);
 
 }  // namespace emporium
 

@@ -6,12 +6,14 @@
 // and the reply comes back to the caller. Today the router hands the message to the local
 // registry of `type`; a cluster puts the owner lookup (and other nodes) behind the same message.
 //
-// Passivation protocol: an idle entity sends (idle_atom, id) to its registry; the registry forgets
-// it and answers stop_atom, which queues behind every message it forwarded before, so nothing
-// forwarded is lost. An entity that got messages meanwhile simply processes them before stopping.
+// Passivation protocol: an idle entity sends (idle_atom, id) to its registry; the registry answers
+// stop_atom, which queues behind every message it forwarded before, so nothing forwarded is lost.
+// An entity that got messages meanwhile simply processes them before stopping. Messages that come
+// for it after that wait until it is down, then go to a new activation (see HoldLimits).
 // Idleness is the registry's to notice: every entity it has routed nothing to for `idle_after_ms`
-// gets idle_atom (no id), and answers as above when it may stop (nothing in progress). Entities
-// keep no receive timeout of their own: one per actor cost memory, and CPU on every message.
+// gets idle_atom (no id), and so does a finished one `terminal_after_ms` after it said so; it
+// answers as above when it may stop (nothing in progress). Entities keep no receive timeout or
+// timer of their own: one per actor cost memory, and the clock thread's CPU.
 #pragma once
 
 #include <cstdint>
@@ -103,6 +105,7 @@ struct RegistryStats {
   std::int64_t activations = 0;
   std::int64_t passivations = 0;
   std::int64_t held = 0;  // messages that waited for a stopping activation, since start
+  std::int64_t finished_queued = 0;  // entries in the queue of finished entities (terminal_atom)
 };
 
 }  // namespace emporium

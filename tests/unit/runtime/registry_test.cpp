@@ -142,6 +142,31 @@ TEST_F(Registry, AFinishedEntityIsAskedOnceItsTimeIsUp) {
   EXPECT_EQ(probes_->load(), 6);  // each asked once
 }
 
+// Finished entities passivated another way before their time do not stay in the queue until it
+// comes: once most of the queue is gone, the rest goes too (at most 64 entries are kept anyway).
+TEST_F(Registry, FinishedEntitiesPassivatedEarlyLeaveTheQueue) {
+  registry_ = spawn_registry(
+      *system_,
+      [probes = probes_](caf::local_actor* s, const std::string&, caf::actor reg, const caf::message&) {
+        return s->spawn(finisher, reg, probes);
+      },
+      [] { return std::int64_t{0}; }, -1, kIdleProbesPerSweep, {}, 60'000);
+  activate(200);
+  caf::scoped_actor self{*system_};
+  auto stats = [&] {
+    RegistryStats out;
+    self->request(registry_, 5s, stats_atom::value).receive([&](RegistryStats& s) { out = s; }, [](caf::error&) {});
+    return out;
+  };
+  EXPECT_EQ(stats().finished_queued, 200);
+  for (int i = 0; i < 200; ++i)
+    self->request(registry_, 5s, passivate_atom::value, "e" + std::to_string(i)).receive([](bool) {}, [](caf::error&) {});
+  for (int i = 0; i < 500 && stats().alive != 0; ++i) std::this_thread::sleep_for(10ms);
+  auto st = stats();
+  EXPECT_EQ(st.alive, 0);
+  EXPECT_LE(st.finished_queued, 64);
+}
+
 // What entities of the hold tests were asked: (activation, call number), in the order they
 // answered.
 struct Calls {
