@@ -11,6 +11,7 @@
 
 #include "actors/payment_provider.hpp"
 #include "runtime/clock.hpp"
+#include "runtime/deadlines.hpp"
 #include "runtime/snapshots.hpp"
 
 namespace emporium {
@@ -46,6 +47,8 @@ struct NodeContext {
   std::shared_ptr<ItemSnapshots> item_snapshots = std::make_shared<ItemSnapshots>();
   std::shared_ptr<const Clock> clock;
   std::shared_ptr<PaymentProvider> provider;
+  // The saga's request timeouts (see runtime/deadlines.hpp); stopped before the actors are.
+  std::shared_ptr<Deadlines> deadlines = std::make_shared<Deadlines>();
   ActorSettings settings;
 };
 

@@ -15,6 +15,7 @@
 #include "runtime/atoms.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/persistence.hpp"
+#include "runtime/timed_request.hpp"
 
 namespace emporium {
 
@@ -106,12 +107,15 @@ void load_then(Self* self, const caf::actor& db, Load load, Done done) {
              [self](caf::error& err) { self->quit(err); });
 }
 
-// Sends `xs...` to entity (type, id) through the router.
-template <class Self, class... Ts>
-auto ask(Self* self, const ContextPtr& ctx, caf::atom_value type, const std::string& id,
-         Ts&&... xs) {
-  return self->request(ctx->router, ms(ctx->settings.step_timeout_ms), route_atom::value, type, id,
-                       caf::make_message(std::forward<Ts>(xs)...));
+// Sends `xs...` to entity (type, id) through the router: `ok(R&)` gets the answer, `failed` an
+// error, or sec::request_timeout once the step timeout (settings.step_timeout_ms) is up. The
+// timeout is kept by the node's Deadlines, not by CAF's clock (see runtime/deadlines.hpp).
+template <class R, class Self, class Ok, class Failed, class... Ts>
+void ask(Self* self, const ContextPtr& ctx, caf::atom_value type, const std::string& id, Ok ok,
+         Failed failed, Ts&&... xs) {
+  request_within<R>(self, *ctx->deadlines, ctx->settings.step_timeout_ms, ctx->router, std::move(ok),
+                    std::move(failed), route_atom::value, type, id,
+                    caf::make_message(std::forward<Ts>(xs)...));
 }
 
 }  // namespace emporium

@@ -184,16 +184,16 @@ void check_reservations(inventory_actor* self) {
     if (r.state != ReservationState::held) continue;
     auto due = check_due(st, r);
     if (due <= st.checked_until || due > now) continue;
-    ask(self, st.ctx, order_type, order_id, get_atom::value)
-        .then(
-            [self, order_id = order_id, expires = r.expires_at_ms](OrderRecord& order) {
-              if (order.status != "pending" && order.status != "reserved")
-                release_unclaimed(self, order_id, expires, "its order is " + order.status);
-            },
-            [self, order_id = order_id, expires = r.expires_at_ms](caf::error& err) {
-              if (code_of(err) == errc::not_found)
-                release_unclaimed(self, order_id, expires, "no such order");
-            });
+    ask<OrderRecord>(
+        self, st.ctx, order_type, order_id,
+        [self, order_id = order_id, expires = r.expires_at_ms](OrderRecord& order) {
+          if (order.status != "pending" && order.status != "reserved")
+            release_unclaimed(self, order_id, expires, "its order is " + order.status);
+        },
+        [self, order_id = order_id, expires = r.expires_at_ms](caf::error& err) {
+          if (code_of(err) == errc::not_found) release_unclaimed(self, order_id, expires, "no such order");
+        },
+        get_atom::value);
   }
   st.checked_until = now;
 }

@@ -134,13 +134,13 @@ void sweep_batch(caf::event_based_actor* self, const ContextPtr& ctx, const Swee
                         if (--*left == 0) next();
                       };
                       for (const auto& id : owned)
-                        ask(self, ctx, order_type, id, recover_atom::value)
-                            .then([answered](OrderRecord&) { answered(); },
-                                  [id, answered](caf::error& err) {
-                                    spdlog::warn("recovery of {} failed: {}", id,
-                                                 to_string(code_of(err)));
-                                    answered();
-                                  });
+                        ask<OrderRecord>(
+                            self, ctx, order_type, id, [answered](OrderRecord&) { answered(); },
+                            [id, answered](caf::error& err) {
+                              spdlog::warn("recovery of {} failed: {}", id, to_string(code_of(err)));
+                              answered();
+                            },
+                            recover_atom::value);
                     },
                     [self, ctx, settings, state](caf::error&) { sweep_done(self, ctx, settings, state); });
           },
@@ -198,6 +198,7 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
   auto kill = [](const caf::actor& a) {
     if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
+  node.ctx->deadlines->stop();
   kill(node.sweeper);
   kill(node.ctx->router);
   for (auto& [_, r] : node.registries) kill(r);

@@ -203,15 +203,17 @@ constexpr int kItemResends = 2;
 // calls that found no owner, so the next attempt needs no pause of its own.
 template <class Ok, class Failed>
 void ask_item(order_actor* self, const std::string& sku, caf::message msg, int resends, Ok ok, Failed failed) {
-  self->request(self->state.ctx->router, ms(self->state.ctx->settings.step_timeout_ms), route_atom::value,
-                inventory_type, sku, msg)
-      .then([ok](ItemRecord& item) mutable { ok(item); },
-            [self, sku, msg, resends, ok, failed](caf::error& err) mutable {
-              if (code_of(err) != errc::unavailable || resends <= 0) return failed(err);
-              spdlog::info("order {}: sending its call to item {} again ({})", self->state.rec.id, sku,
-                           to_string(err));
-              ask_item(self, sku, std::move(msg), resends - 1, std::move(ok), std::move(failed));
-            });
+  const auto& ctx = self->state.ctx;
+  request_within<ItemRecord>(
+      self, *ctx->deadlines, ctx->settings.step_timeout_ms, ctx->router,
+      [ok](ItemRecord& item) mutable { ok(item); },
+      [self, sku, msg, resends, ok, failed](caf::error& err) mutable {
+        if (code_of(err) != errc::unavailable || resends <= 0) return failed(err);
+        spdlog::info("order {}: sending its call to item {} again ({})", self->state.rec.id, sku,
+                     to_string(err));
+        ask_item(self, sku, std::move(msg), resends - 1, std::move(ok), std::move(failed));
+      },
+      route_atom::value, inventory_type, sku, msg);
 }
 
 // Sends one message per line to its item and calls `done` with the failures once all answered.
@@ -266,17 +268,18 @@ void compensate(order_actor* self, OrderStatus to, std::string reason) {
   // A pending payment whose charge this activation never sent is abandoned (marked failed, the
   // provider never asked); otherwise it is refunded, or voided when its outcome is unknown.
   bool never_charged = st.intent_written && !st.charge_sent;
-  auto settle = never_charged ? ask(self, st.ctx, payment_type, st.rec.payment->id, abandon_atom::value)
-                              : ask(self, st.ctx, payment_type, st.rec.payment->id, refund_atom::value);
-  settle.then(
-          [self, end](PaymentRecord& p) {
-            keep_payment(self->state.rec, std::move(p));
-            end();
-          },
-          [self, end](caf::error& err) {
-            if (code_of(err) == errc::not_found) return end();  // never recorded: nothing charged
-            fail(self, err);  // the payment could not be settled: leave the order to the sweep
-          });
+  auto settled = [self, end](PaymentRecord& p) {
+    keep_payment(self->state.rec, std::move(p));
+    end();
+  };
+  auto unsettled = [self, end](caf::error& err) {
+    if (code_of(err) == errc::not_found) return end();  // never recorded: nothing charged
+    fail(self, err);  // the payment could not be settled: leave the order to the sweep
+  };
+  if (never_charged)
+    ask<PaymentRecord>(self, st.ctx, payment_type, st.rec.payment->id, settled, unsettled, abandon_atom::value);
+  else
+    ask<PaymentRecord>(self, st.ctx, payment_type, st.rec.payment->id, settled, unsettled, refund_atom::value);
 }
 
 void confirm(order_actor* self) {
@@ -310,26 +313,27 @@ void charge(order_actor* self) {
   payment_charge req{st.rec.id, st.rec.total_cents, st.rec.currency, st.saga().card.take(),
                      st.rec.payment->version, true};
   st.charge_sent = true;
-  ask(self, st.ctx, payment_type, st.rec.payment->id, std::move(req))
-      .then(
-          [self](PaymentRecord& p) {
-            std::optional<PaymentRecord> capture;
-            if (p.status == "captured") capture = p;
-            keep_payment(self->state.rec, std::move(p));
-            auto& st = self->state;
-            if (st.cancel_requested) {
-              if (!capture) return compensate(self, OrderStatus::cancelled, "");
-              return store_capture(self, std::move(*capture),
-                                   [self] { compensate(self, OrderStatus::cancelled, ""); });
-            }
-            if (!capture) return compensate(self, OrderStatus::payment_failed, st.rec.payment->failure_reason);
-            transition(self, OrderStatus::confirmed, "", {false, false, std::move(capture)},
-                       [self] { finish(self); });
-          },
-          [self](caf::error& err) {  // outcome unknown: the refund call voids or refunds it
-            spdlog::warn("order {}: charge failed: {}", self->state.rec.id, to_string(err));
-            compensate(self, OrderStatus::payment_failed, "payment_unavailable");
-          });
+  ask<PaymentRecord>(
+      self, st.ctx, payment_type, st.rec.payment->id,
+      [self](PaymentRecord& p) {
+        std::optional<PaymentRecord> capture;
+        if (p.status == "captured") capture = p;
+        keep_payment(self->state.rec, std::move(p));
+        auto& st = self->state;
+        if (st.cancel_requested) {
+          if (!capture) return compensate(self, OrderStatus::cancelled, "");
+          return store_capture(self, std::move(*capture),
+                               [self] { compensate(self, OrderStatus::cancelled, ""); });
+        }
+        if (!capture) return compensate(self, OrderStatus::payment_failed, st.rec.payment->failure_reason);
+        transition(self, OrderStatus::confirmed, "", {false, false, std::move(capture)},
+                   [self] { finish(self); });
+      },
+      [self](caf::error& err) {  // outcome unknown: the refund call voids or refunds it
+        spdlog::warn("order {}: charge failed: {}", self->state.rec.id, to_string(err));
+        compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+      },
+      std::move(req));
 }
 
 // Records the order as reserved, with the payment's pending record, and commits the reservations
@@ -452,16 +456,15 @@ void recover(order_actor* self) {
   spdlog::info("order {}: recovering from {}", st.rec.id, st.rec.status);
   if (status_of(st) == OrderStatus::pending || !st.rec.payment)
     return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
-  ask(self, st.ctx, payment_type, st.rec.payment->id, get_atom::value)
-      .then(
-          [self](PaymentRecord& p) {
-            keep_payment(self->state.rec, std::move(p));
-            if (self->state.rec.payment->status == "captured") return confirm(self);
-            compensate(self, OrderStatus::payment_failed, "payment_unavailable");
-          },
-          [self](caf::error&) {
-            compensate(self, OrderStatus::payment_failed, "payment_unavailable");
-          });
+  ask<PaymentRecord>(
+      self, st.ctx, payment_type, st.rec.payment->id,
+      [self](PaymentRecord& p) {
+        keep_payment(self->state.rec, std::move(p));
+        if (self->state.rec.payment->status == "captured") return confirm(self);
+        compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+      },
+      [self](caf::error&) { compensate(self, OrderStatus::payment_failed, "payment_unavailable"); },
+      get_atom::value);
 }
 
 // The handlers, built once and shared by every order actor (see entity_actor).

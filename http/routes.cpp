@@ -26,6 +26,7 @@
 #include "runtime/persistence.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/store.hpp"
+#include "runtime/timed_request.hpp"
 
 namespace emporium {
 
@@ -435,19 +436,21 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
   gateway.run([this, id, input, customer, finish](caf::event_based_actor* self) {
     order_place msg{customer, input->lines, std::move(input->card)};
     input->card.wipe();
-    self->request(ctx->router, std::chrono::milliseconds(settings.placement_timeout_ms), route_atom::value,
-                  order_type, id, caf::make_message(std::move(msg)))
-        .then([self, finish](OrderRecord& order) { finish(self, json_response(status_for(order), encode_order(order))); },
-              [this, self, id, finish](caf::error& err) {
-                if (err == caf::sec::request_timeout) {
-                  // Still running: answer 202 with the order as it stands; it finishes in the background.
-                  ask(self, order_type, id, get_atom::value)
-                      .then([self, finish](OrderRecord& order) { finish(self, json_response(202, encode_order(order))); },
-                            [this, self, finish](caf::error& e) { finish(self, failure(e)); });
-                  return;
-                }
-                answer_stopped_placement(self, id, err, finish);
-              });
+    // The placement timeout is kept by the node's Deadlines, not CAF's clock (runtime/deadlines.hpp).
+    request_within<OrderRecord>(
+        self, *ctx->deadlines, settings.placement_timeout_ms, ctx->router,
+        [self, finish](OrderRecord& order) { finish(self, json_response(status_for(order), encode_order(order))); },
+        [this, self, id, finish](caf::error& err) {
+          if (err == caf::sec::request_timeout) {
+            // Still running: answer 202 with the order as it stands; it finishes in the background.
+            ask(self, order_type, id, get_atom::value)
+                .then([self, finish](OrderRecord& order) { finish(self, json_response(202, encode_order(order))); },
+                      [this, self, finish](caf::error& e) { finish(self, failure(e)); });
+            return;
+          }
+          answer_stopped_placement(self, id, err, finish);
+        },
+        route_atom::value, order_type, id, caf::make_message(std::move(msg)));
   });
 }
 
