@@ -1,6 +1,8 @@
 // Coarse request timeouts on one thread (see deadlines.hpp).
 #include "runtime/deadlines.hpp"
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <deque>
 #include <iterator>
@@ -70,6 +72,7 @@ struct Deadlines::Impl {
   }
 
   void run() {
+    pthread_setname_np(pthread_self(), "emp.deadlines");  // for operators (top -H) and /proc
     std::vector<std::pair<caf::actor_addr, std::uint64_t>> fire;
     std::vector<caf::actor_addr> dropped;
     std::unique_lock<std::mutex> lock(mx);
