@@ -81,7 +81,6 @@ struct order_state {
   bool fresh = false;  // activated for a placement without loading: the id was new
   bool intent_written = false;  // this activation wrote the payment's pending record...
   bool charge_sent = false;     // ...and sent the charge (if not, the payment never ran)
-  bool prices_unstored = false;  // the lines got prices not written yet: the next write has them
   std::unique_ptr<Running> run;  // made on first use; gone when the saga ends
 
   Running& saga() {
@@ -185,13 +184,11 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
   if (st.exists && !legal_transition(status_of(st), to))
     return fail(self, make_error(errc::conflict, "illegal order transition"));
   auto capture = also.payment_outcome;  // stored alone if the write with the order fails
-  bool lines = also.lines = also.lines || st.prices_unstored;
   auto write = stamp(st, to, std::move(reason), std::move(also));
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
-          [self, then, capture, lines](bool applied) mutable {
+          [self, then, capture](bool applied) mutable {
             if (!applied) return fail_keeping(self, capture, make_error(errc::version_conflict));
-            if (lines) self->state.prices_unstored = false;
             then();
           },
           [self, capture](caf::error& err) { fail_keeping(self, capture, err); });
@@ -231,10 +228,7 @@ void for_each_line(order_actor* self, MakeMsg make_msg, Done done) {
         self, line.sku, caf::make_message(make_msg(line)), kItemResends,
         [self, i, left, failures, done](ItemRecord& item) {
           auto& line = self->state.rec.lines[i];
-          if (line.unit_price_cents == 0) {
-            line.unit_price_cents = item.price_cents;
-            self->state.prices_unstored = true;
-          }
+          if (line.unit_price_cents == 0) line.unit_price_cents = item.price_cents;
           if (i == 0) self->state.rec.currency = item.currency;
           if (--*left == 0) done(*failures);
         },
@@ -342,29 +336,20 @@ void charge(order_actor* self) {
       std::move(req));
 }
 
-// Writes the payment's pending record and commits the reservations at the same time (two
-// databases: neither waits for the other); then charges. The charge waits for both: the pending
-// record must be stored before the provider is asked (the recovery settles it), and a reservation
-// that cannot be committed fails the order before anything is charged. Whatever fails later,
-// compensation releases the reservations, committed or not.
-// The order is reserved from here on, but its row stays pending until the order ends: that is one
-// write fewer on the way to the answer (the confirmation writes the prices, and names the payment).
-// A pending row is read with the payment's record under the derived id (payment_id_for), and as
-// reserved when there is one (load_order), so the recovery settles a charge made before a crash
-// as it did when the reserved state was written.
+// Records the order as reserved, with the payment's pending record, and commits the reservations
+// at the same time (two databases: neither waits for the other); then charges. The charge waits
+// for both: the pending record must be stored before the provider is asked (the recovery settles
+// it), and a reservation that cannot be committed fails the order before anything is charged.
+// Whatever fails later, compensation releases the reservations, committed or not.
 void hold_and_charge(order_actor* self) {
   struct Join {
     int left = 2;
-    caf::error intent_error;  // the pending record could not be written
-    bool intent_found = false;  // another activation of this order wrote it first
     std::vector<errc> commit_failures;
   };
   auto join = std::make_shared<Join>();
   auto done = [self, join] {
     if (--join->left > 0) return;
     auto& st = self->state;
-    if (join->intent_error) return fail(self, join->intent_error);
-    if (join->intent_found) return fail(self, make_error(errc::version_conflict));
     if (st.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
     if (!join->commit_failures.empty()) {
       spdlog::warn("order {}: committing its reservations failed: {}", st.rec.id,
@@ -374,22 +359,13 @@ void hold_and_charge(order_actor* self) {
     charge(self);
   };
   auto& st = self->state;
+  auto now = st.ctx->clock->now_ms();
   const auto& card = *st.saga().card;
-  st.rec.payment = PaymentRecord{payment_id_for(st.rec.id), st.rec.id, "pending", "", card.brand(),
+  st.rec.payment = PaymentRecord{new_id("pay_", now), st.rec.id, "pending", "", card.brand(),
                                  card.last4(), card.exp_month, card.exp_year, "",
                                  st.rec.total_cents, st.rec.currency, 1};
-  st.rec.status = std::string(to_string(OrderStatus::reserved));  // in memory only (see above)
   st.intent_written = true;
-  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{PaymentWrite{*st.rec.payment, 0}})
-      .then(
-          [join, done](bool applied) {
-            join->intent_found = !applied;
-            done();
-          },
-          [join, done](caf::error& err) {
-            join->intent_error = err;
-            done();
-          });
+  transition(self, OrderStatus::reserved, "", {true, true, {}}, done);
   auto id = st.rec.id;
   for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
                 [join, done](const std::vector<errc>& failures) {
@@ -478,8 +454,8 @@ void recover(order_actor* self) {
   auto& st = self->state;
   st.running = true;
   spdlog::info("order {}: recovering from {}", st.rec.id, st.rec.status);
-  // No payment record (load_order looked under the derived id too): nothing was charged.
-  if (!st.rec.payment) return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+  if (status_of(st) == OrderStatus::pending || !st.rec.payment)
+    return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
   ask<PaymentRecord>(
       self, st.ctx, payment_type, st.rec.payment->id,
       [self](PaymentRecord& p) {

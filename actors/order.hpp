@@ -1,10 +1,8 @@
 // Order actor, one per order: runs the placement saga (record as pending while reserving every
-// line in parallel → write the payment's pending record, under the id derived from the order's,
-// while committing the reservations; the order is reserved, though its row says pending until it
-// ends → charge → record as confirmed, with the prices, the payment's id and the capture),
-// compensating on every failure (release reservations, refund, or abandon a payment never
-// charged), and takes cancel and ship. A pending row with its payment's record reads as reserved
-// (load_order). Every step is idempotent, keyed by the order id.
+// line in parallel → record as reserved, with the payment's pending record, while committing the
+// reservations → charge → record as confirmed, with the capture), compensating on every failure
+// (release reservations, refund, or abandon a payment never charged), and takes cancel and ship.
+// Every step is idempotent, keyed by the order id.
 //
 // Protocol (reply, or error):
 //   order_place   -> OrderRecord  final state (confirmed, rejected, payment_failed) or cancelled;

@@ -1,6 +1,6 @@
 // Payment session actor, one per payment: authorizes and captures through the provider adapter,
 // retrying transient provider errors with doubling backoff. Its intent is recorded before the
-// provider is called (by the order, once its stock is reserved, or else by the payment itself), and
+// provider is called (by the order, with its reserved state, or else by the payment itself), and
 // its id is the provider's idempotency key, so a retry never charges twice.
 // It stores brand, last4 and expiry only; the card is wiped from memory once the charge is decided.
 //
@@ -34,8 +34,8 @@ struct payment_charge {
   std::int64_t amount_cents = 0;
   std::string currency = "USD";
   Card card;
-  // The version of the pending record the order stored (its intent, written before the charge), or
-  // 0 when the payment records its intent itself.
+  // The version of the pending record the order stored with its own state (its intent, written in
+  // the same transaction), or 0 when the payment records its intent itself.
   std::int64_t intent_version = 0;
   bool caller_writes = false;  // a capture is answered unwritten (see the protocol above)
 };

@@ -98,11 +98,6 @@ struct OrderLine {
   std::int64_t unit_price_cents = 0;
 };
 
-// The id of an order's payment, derived from the order's ("ord_X" pays with "pay_X"): an order's
-// row names its payment only once it is confirmed or compensated, so an order found pending finds
-// its payment's pending record, if one was written, by this id (see load_order).
-std::string payment_id_for(const std::string& order_id);
-
 struct OrderRecord {
   std::string id;
   std::string customer_id;

@@ -307,15 +307,7 @@ std::optional<OrderRecord> load_order(soci::session& s, const std::string& id) {
       soci::into(row.payment_id), soci::into(row.total_cents), soci::into(row.created_at_ms),
       soci::into(row.updated_at_ms), soci::into(row.version), soci::use(id);
   if (!s.got_data()) return std::nullopt;
-  auto rec = to_record(s, row);
-  // A pending order's row does not name its payment yet: the saga writes the payment's pending
-  // record beside the row, under the derived id, and names it in the row when the order ends. It
-  // writes that record only once the stock is reserved, so an order that has one is reserved.
-  if (!rec.payment && rec.status == "pending") {
-    rec.payment = load_payment(s, payment_id_for(rec.id));
-    if (rec.payment) rec.status = "reserved";
-  }
-  return rec;
+  return to_record(s, row);
 }
 
 bool save_order(soci::session& s, const OrderRecord& rec, std::int64_t expected_version,

@@ -156,9 +156,8 @@ class RefusedWriteTest(harness.NodeTestCase):
     def test_a_refusal_before_the_charge_answers_503_and_the_recovery_compensates(self):
         node = self.node
         admin, cust, sku = self.tokens_and_item()
-        # The order is recorded as pending and its stock reserved; its next write, the payment's
-        # pending record, is refused.
-        self.refuse("INSERT ON payments")
+        # The order is recorded as pending and its stock reserved; its next write is refused.
+        self.refuse("UPDATE ON orders WHEN NEW.status = 'reserved'")
         key = unique("key")
         self.assertProblem(self.place(node, cust, [(sku, 2)], idem_key=key), 503)
         self.allow()
