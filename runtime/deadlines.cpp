@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <iterator>
@@ -71,9 +72,15 @@ struct Deadlines::Impl {
     return std::exchange(s.who, caf::actor_addr{});
   }
 
+  struct Fire {
+    steady::time_point at;
+    caf::actor_addr who;
+    std::uint64_t response_id;
+  };
+
   void run() {
     pthread_setname_np(pthread_self(), "emp.deadlines");  // for operators (top -H) and /proc
-    std::vector<std::pair<caf::actor_addr, std::uint64_t>> fire;
+    std::vector<Fire> fire;
     std::vector<caf::actor_addr> dropped;
     std::unique_lock<std::mutex> lock(mx);
     while (!stopping) {
@@ -90,13 +97,15 @@ struct Deadlines::Impl {
           auto& s = slots[d.slot];
           if (!s.armed || s.generation != d.generation) continue;
           auto id = s.response_id;
-          fire.emplace_back(release(s, d.slot), id);
+          fire.push_back(Fire{d.at, release(s, d.slot), id});
         }
       if (fire.empty()) continue;
       lock.unlock();
-      for (auto& [who, id] : fire) {
-        if (auto self = caf::actor_cast<caf::strong_actor_ptr>(who))
-          self->get()->eq_impl(caf::message_id{id}, self, nullptr,
+      // In the order they came due, across the queues (a late pass takes several at once).
+      std::stable_sort(fire.begin(), fire.end(), [](const Fire& a, const Fire& b) { return a.at < b.at; });
+      for (auto& f : fire) {
+        if (auto self = caf::actor_cast<caf::strong_actor_ptr>(f.who))
+          self->get()->eq_impl(caf::message_id{f.response_id}, self, nullptr,
                                caf::make_error(caf::sec::request_timeout));
       }
       fire.clear();  // drops the references outside the lock

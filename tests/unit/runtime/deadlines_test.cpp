@@ -98,29 +98,32 @@ TEST_F(DeadlinesTest, AnActorThatStoppedIsNeitherKeptNorReached) {
   auto target = system_->spawn(silent);
   caf::actor_addr gone;
   {
-    auto asker = system_->spawn(requester, &deadlines_, target, Lengths{100}, caf::actor{self});
+    auto asker = system_->spawn(requester, &deadlines_, target, Lengths{3'000}, caf::actor{self});
     gone = asker.address();
     wait_armed(1);
     self->send(asker, stop_atom::value);
     self->wait_for(asker);
   }
-  // Only the weak reference is left: the actor is gone while its timeout stands.
+  // Only the weak reference is left: the actor is gone while its timeout stands (CAF lets go of
+  // its own references a moment after the actor is down).
+  for (int i = 0; i < 200 && caf::actor_cast<caf::actor>(gone); ++i) std::this_thread::sleep_for(5ms);
   EXPECT_FALSE(caf::actor_cast<caf::actor>(gone));
   EXPECT_EQ(deadlines_.armed(), 1u);
   self->receive([&](std::int64_t, caf::error&) { ADD_FAILURE() << "a stopped actor reported"; },
-                caf::after(300ms) >> [] {});
+                caf::after(3'500ms) >> [] {});
   EXPECT_EQ(deadlines_.armed(), 0u);  // came due and was dropped
   self->send_exit(target, caf::exit_reason::user_shutdown);
 }
 
 TEST_F(DeadlinesTest, TimeoutsOfManyLengthsComeInTheOrderTheyAreDue) {
   // More lengths than the thread keeps queues for, set longest first: the ones past the queues
-  // share one, sorted on insert.
+  // share one, sorted on insert. 100 ms apart: a pass that runs late delivers what came due in
+  // due order, but an asker held up between two requests for longer than that would swap them.
   // One asker: its timeouts reach its mailbox, and so the report, in the order they are delivered.
   caf::scoped_actor self{*system_};
   auto target = system_->spawn(silent);
   Lengths lengths;
-  for (std::int64_t ms = 240; ms >= 20; ms -= 20) lengths.push_back(ms);
+  for (std::int64_t ms = 1'100; ms >= 100; ms -= 100) lengths.push_back(ms);  // 100 ms apart
   auto start = steady::now();
   auto asker = system_->spawn(requester, &deadlines_, target, lengths, caf::actor{self});
   std::vector<std::int64_t> order;
@@ -142,12 +145,12 @@ TEST_F(DeadlinesTest, TimeoutsOfManyLengthsComeInTheOrderTheyAreDue) {
 TEST_F(DeadlinesTest, StopDropsWhatIsArmedAndArmsNothingMore) {
   caf::scoped_actor self{*system_};
   auto target = system_->spawn(silent);
-  auto asker = system_->spawn(requester, &deadlines_, target, Lengths{50, 50, 60}, caf::actor{self});
+  auto asker = system_->spawn(requester, &deadlines_, target, Lengths{400, 400, 500}, caf::actor{self});
   wait_armed(3);
   deadlines_.stop();
   EXPECT_EQ(deadlines_.armed(), 0u);
   self->receive([&](std::int64_t, caf::error&) { ADD_FAILURE() << "delivered after stop"; },
-                caf::after(200ms) >> [] {});
+                caf::after(900ms) >> [] {});  // past when they were due
   auto token = deadlines_.arm(caf::actor_cast<caf::abstract_actor*>(target), 1, 10);
   EXPECT_EQ(token.generation, 0u);
   EXPECT_EQ(deadlines_.armed(), 0u);
