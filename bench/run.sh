@@ -136,8 +136,9 @@ start_pg() {
   pg_port=$(free_port)
   as_pg "$pgbin/initdb -D $pg_dir/data -U postgres -A trust --no-sync" >"$res/initdb.log" 2>&1 ||
     { cat "$res/initdb.log"; exit 1; }
-  # Defaults otherwise: synchronous_commit=on, fsync=on.
-  as_pg "$pgbin/pg_ctl -D $pg_dir/data -l $pg_dir/server.log -w -t 60 start -o \"-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements -c log_autovacuum_min_duration=0 -c log_checkpoints=on\"" \
+  # Defaults otherwise: synchronous_commit=on, fsync=on. PG_SETTINGS adds settings for trials
+  # (e.g. "-c wal_init_zero=off"); the ceiling runs on the same server, so it has them too.
+  as_pg "$pgbin/pg_ctl -D $pg_dir/data -l $pg_dir/server.log -w -t 60 start -o \"-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements -c log_autovacuum_min_duration=0 -c log_checkpoints=on ${PG_SETTINGS:-}\"" \
     >/dev/null || { cat "$pg_dir/server.log"; exit 1; }
   pg="postgresql://postgres@127.0.0.1:$pg_port"
   for db in emporium_orders emporium_inventory ceiling; do psql_ -d postgres -c "CREATE DATABASE $db"; done
@@ -509,7 +510,7 @@ scenario_cluster() {
   echo "nproc: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
   echo "ram: $(free -h | awk '/^Mem:/ {print $2}')"
   echo "scenarios: ${scenarios[*]}"
-  echo "DURATION=$DURATION WARMUP=$WARMUP OPEN_WARMUP=$OPEN_WARMUP OPEN_DURATION=$OPEN_DURATION PGBENCH_DURATION=$PGBENCH_DURATION CONNS=$CONNS THREADS=$THREADS SKUS=$SKUS PGBENCH_CLIENTS=\"$PGBENCH_CLIENTS\""
+  echo "DURATION=$DURATION WARMUP=$WARMUP OPEN_WARMUP=$OPEN_WARMUP OPEN_DURATION=$OPEN_DURATION PGBENCH_DURATION=$PGBENCH_DURATION CONNS=$CONNS THREADS=$THREADS SKUS=$SKUS PGBENCH_CLIENTS=\"$PGBENCH_CLIENTS\" PG_SETTINGS=\"${PG_SETTINGS:-}\""
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
 } >"$res/machine.txt"
 cat "$res/machine.txt" >&2
