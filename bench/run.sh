@@ -32,6 +32,10 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 SKUS=${SKUS:-1000}
 PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-"1 4 16 64"}
+# The PostgreSQL server's WAL: segments kept for reuse, and written once before the runs (see
+# start_pg). For trials: PG_SETTINGS="-c ...", PG_PREWARM_WAL_MB=0.
+PG_SETTINGS=${PG_SETTINGS-"-c min_wal_size=3GB -c max_wal_size=6GB"}
+PG_PREWARM_WAL_MB=${PG_PREWARM_WAL_MB:-1500}
 BENCH_BUILD=${BENCH_BUILD:-/tmp/build-bench-suite}
 HOT_SKU=hot-sku
 SECRET=bench-$RANDOM$RANDOM
@@ -136,14 +140,25 @@ start_pg() {
   pg_port=$(free_port)
   as_pg "$pgbin/initdb -D $pg_dir/data -U postgres -A trust --no-sync" >"$res/initdb.log" 2>&1 ||
     { cat "$res/initdb.log"; exit 1; }
-  # Defaults otherwise: synchronous_commit=on, fsync=on. PG_SETTINGS adds settings for trials
-  # (e.g. "-c wal_init_zero=off"); the ceiling runs on the same server, so it has them too.
-  as_pg "$pgbin/pg_ctl -D $pg_dir/data -l $pg_dir/server.log -w -t 60 start -o \"-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements -c log_autovacuum_min_duration=0 -c log_checkpoints=on ${PG_SETTINGS:-}\"" \
+  # Defaults otherwise: synchronous_commit=on, fsync=on, save for the WAL's size (see
+  # PG_PREWARM_WAL_MB below). PG_SETTINGS replaces those two for trials; the ceiling runs on the
+  # same server, so it has whatever is set too.
+  as_pg "$pgbin/pg_ctl -D $pg_dir/data -l $pg_dir/server.log -w -t 60 start -o \"-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements -c log_autovacuum_min_duration=0 -c log_checkpoints=on $PG_SETTINGS\"" \
     >/dev/null || { cat "$pg_dir/server.log"; exit 1; }
   pg="postgresql://postgres@127.0.0.1:$pg_port"
   for db in emporium_orders emporium_inventory ceiling; do psql_ -d postgres -c "CREATE DATABASE $db"; done
   psql_ -d ceiling -c "CREATE SCHEMA ceiling_orders; CREATE SCHEMA ceiling_inventory"
   psql_ -d postgres -c "CREATE EXTENSION pg_stat_statements"
+  # A fresh server creates each new 16-MB WAL segment as it needs one, writing it full of zeros
+  # while commits wait; a server in steady state renames old ones instead (bench/RESULTS.md,
+  # twelfth run: some of the stalls at half rate). So the suite writes about
+  # PG_PREWARM_WAL_MB of WAL once, before anything is measured, and keeps the segments
+  # (min_wal_size, above), as a shop's server would have them. PG_PREWARM_WAL_MB=0: no pre-warm.
+  if [ "${PG_PREWARM_WAL_MB:-0}" -gt 0 ]; then
+    psql_ -d postgres -c "CREATE TABLE wal_fill AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, ${PG_PREWARM_WAL_MB} * 4000) g"
+    psql_ -d postgres -c "DROP TABLE wal_fill"
+    psql_ -d postgres -c "CHECKPOINT"
+  fi
   # The ceiling's tables are the node's own, migrated into two schemas of one database.
   (cd "$work" && "$EMPORIUM" migrate \
     --set "database.orders=$pg/ceiling?options=-csearch_path%3Dceiling_orders" \
@@ -510,7 +525,7 @@ scenario_cluster() {
   echo "nproc: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
   echo "ram: $(free -h | awk '/^Mem:/ {print $2}')"
   echo "scenarios: ${scenarios[*]}"
-  echo "DURATION=$DURATION WARMUP=$WARMUP OPEN_WARMUP=$OPEN_WARMUP OPEN_DURATION=$OPEN_DURATION PGBENCH_DURATION=$PGBENCH_DURATION CONNS=$CONNS THREADS=$THREADS SKUS=$SKUS PGBENCH_CLIENTS=\"$PGBENCH_CLIENTS\" PG_SETTINGS=\"${PG_SETTINGS:-}\""
+  echo "DURATION=$DURATION WARMUP=$WARMUP OPEN_WARMUP=$OPEN_WARMUP OPEN_DURATION=$OPEN_DURATION PGBENCH_DURATION=$PGBENCH_DURATION CONNS=$CONNS THREADS=$THREADS SKUS=$SKUS PGBENCH_CLIENTS=\"$PGBENCH_CLIENTS\" PG_SETTINGS=\"$PG_SETTINGS\" PG_PREWARM_WAL_MB=$PG_PREWARM_WAL_MB"
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
 } >"$res/machine.txt"
 cat "$res/machine.txt" >&2
