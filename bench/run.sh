@@ -10,7 +10,11 @@
 # OPEN_WARMUP (seconds at the same rate before each measured open loop, 5),
 # PGBENCH_DURATION (5), CONNS (64), THREADS (wrk threads, 2), SKUS (1000),
 # PGBENCH_CLIENTS ("1 4 16 64"), CLUSTER_DURATION (seconds per cluster figure, 5),
-# CLUSTER_WINDOW (calls outstanding, 256), BENCH_BUILD (/tmp/build-bench-suite).
+# CLUSTER_WINDOW (calls outstanding, 256), BENCH_BUILD (/tmp/build-bench-suite),
+# PG_SETTINGS (the suite's PostgreSQL settings beyond its fixed ones, "-c k=v ..." without quotes
+# or spaces in values; replaces the default "-c min_wal_size=3GB -c max_wal_size=6GB"; "": none),
+# PG_PREWARM_WAL_MB (WAL written once before the runs, 1500; 0: none). The WAL may take up to
+# 6 GB under /tmp (not a tmpfs, or it is RAM).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,6 +40,7 @@ PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-"1 4 16 64"}
 # start_pg). For trials: PG_SETTINGS="-c ...", PG_PREWARM_WAL_MB=0.
 PG_SETTINGS=${PG_SETTINGS-"-c min_wal_size=3GB -c max_wal_size=6GB"}
 PG_PREWARM_WAL_MB=${PG_PREWARM_WAL_MB:-1500}
+[[ $PG_PREWARM_WAL_MB =~ ^[0-9]+$ ]] || { echo "PG_PREWARM_WAL_MB: a number of MB (0: none)" >&2; exit 2; }
 BENCH_BUILD=${BENCH_BUILD:-/tmp/build-bench-suite}
 HOT_SKU=hot-sku
 SECRET=bench-$RANDOM$RANDOM
@@ -154,7 +159,8 @@ start_pg() {
   # twelfth run: some of the stalls at half rate). So the suite writes about
   # PG_PREWARM_WAL_MB of WAL once, before anything is measured, and keeps the segments
   # (min_wal_size, above), as a shop's server would have them. PG_PREWARM_WAL_MB=0: no pre-warm.
-  if [ "${PG_PREWARM_WAL_MB:-0}" -gt 0 ]; then
+  if [ "$PG_PREWARM_WAL_MB" -gt 0 ]; then
+    echo "PostgreSQL: writing about $PG_PREWARM_WAL_MB MB of WAL before the runs (PG_PREWARM_WAL_MB)" >&2
     psql_ -d postgres -c "CREATE TABLE wal_fill AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, ${PG_PREWARM_WAL_MB} * 4000) g"
     psql_ -d postgres -c "DROP TABLE wal_fill"
     psql_ -d postgres -c "CHECKPOINT"

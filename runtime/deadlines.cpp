@@ -134,7 +134,11 @@ void Deadlines::stop() {
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  if (!impl_->thread.joinable()) return;
+  // Never from its own thread (the last reference to the node's context let go by an actor the
+  // thread released): that thread ends by itself once it sees `stopping`.
+  if (impl_->thread.get_id() == std::this_thread::get_id()) impl_->thread.detach();
+  else impl_->thread.join();
 }
 
 Deadlines::Token Deadlines::arm(caf::abstract_actor* self, std::uint64_t response_id, std::int64_t after_ms) {

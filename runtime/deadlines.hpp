@@ -3,9 +3,10 @@
 // A request with a timeout makes CAF 0.17's clock thread wake up to set the timeout, and again to
 // deliver it (answered or not; CAF never cancels it before it fires or its actor exits). An order
 // makes four such requests; at 4,000 orders/s that thread took a tenth of a core. Here setting a
-// timeout takes a lock and wakes nobody: the thread wakes every `tick` while timeouts are set,
-// and delivers the ones that came due as CAF would (sec::request_timeout to the request's
-// response id), so they are late by at most one tick. A timeout is dropped when its answer comes
+// timeout takes a lock, and wakes the thread only when nothing was queued: the thread wakes every
+// `tick` while timeouts are queued (disarmed ones stay queued, inert, until their time) and sleeps
+// otherwise. It delivers the ones that came due as CAF would (sec::request_timeout to the
+// request's response id), late by at most one tick. A timeout is dropped when its answer comes
 // (disarm), so it holds no reference to its actor for longer than the request is open; and the
 // reference it holds is weak, so an actor that stops first is neither kept nor reached.
 //

@@ -142,15 +142,38 @@ TEST_F(DeadlinesTest, TimeoutsOfManyLengthsComeInTheOrderTheyAreDue) {
   self->send_exit(target, caf::exit_reason::user_shutdown);
 }
 
+// A pass that comes after several timeouts of different queues came due delivers them in due
+// order, not queue by queue: with a tick longer than both, the 200-ms timeout (queued first, in
+// the first queue) and the 100-ms one (second queue) come due before one pass.
+TEST(DeadlinesLatePass, DeliversWhatCameDueInDueOrder) {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", size_t{2});
+  caf::actor_system system{cfg};
+  Deadlines deadlines{300ms};
+  {
+    caf::scoped_actor self{system};
+    auto target = system.spawn(silent);
+    auto asker = system.spawn(requester, &deadlines, target, Lengths{200, 100}, caf::actor{self});
+    std::vector<std::int64_t> order;
+    for (int i = 0; i < 2; ++i)
+      self->receive([&](std::int64_t ms, caf::error&) { order.push_back(ms); },
+                    caf::after(10s) >> [] { ADD_FAILURE() << "a timeout did not come"; });
+    EXPECT_EQ(order, (std::vector<std::int64_t>{100, 200}));
+    self->send_exit(asker, caf::exit_reason::user_shutdown);
+    self->send_exit(target, caf::exit_reason::user_shutdown);
+  }
+  deadlines.stop();
+}
+
 TEST_F(DeadlinesTest, StopDropsWhatIsArmedAndArmsNothingMore) {
   caf::scoped_actor self{*system_};
   auto target = system_->spawn(silent);
-  auto asker = system_->spawn(requester, &deadlines_, target, Lengths{400, 400, 500}, caf::actor{self});
+  auto asker = system_->spawn(requester, &deadlines_, target, Lengths{2'000, 2'000, 2'100}, caf::actor{self});
   wait_armed(3);
   deadlines_.stop();
   EXPECT_EQ(deadlines_.armed(), 0u);
   self->receive([&](std::int64_t, caf::error&) { ADD_FAILURE() << "delivered after stop"; },
-                caf::after(900ms) >> [] {});  // past when they were due
+                caf::after(2'500ms) >> [] {});  // past when they were due
   auto token = deadlines_.arm(caf::actor_cast<caf::abstract_actor*>(target), 1, 10);
   EXPECT_EQ(token.generation, 0u);
   EXPECT_EQ(deadlines_.armed(), 0u);
