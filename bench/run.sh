@@ -11,10 +11,10 @@
 # PGBENCH_DURATION (5), CONNS (64), THREADS (wrk threads, 2), SKUS (1000),
 # PGBENCH_CLIENTS ("1 4 16 64"), CLUSTER_DURATION (seconds per cluster figure, 5),
 # CLUSTER_WINDOW (calls outstanding, 256), BENCH_BUILD (/tmp/build-bench-suite),
-# PG_SETTINGS (the suite's PostgreSQL settings beyond its fixed ones, "-c k=v ..." without quotes
-# or spaces in values; replaces the default "-c min_wal_size=3GB -c max_wal_size=6GB"; "": none),
-# PG_PREWARM_WAL_MB (WAL written once before the runs, 1500; 0: none). The WAL may take up to
-# 6 GB under /tmp (not a tmpfs, or it is RAM).
+# PG_SETTINGS (trials: settings of the suite's PostgreSQL beyond its fixed ones, "-c k=v ..."
+# without quotes or spaces in values; none by default), PG_PREWARM_WAL_MB (trials: WAL written
+# once before the runs; 0, the default: none). With a large min_wal_size the WAL may take
+# gigabytes under /tmp (on a tmpfs, that is RAM).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,10 +36,10 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 SKUS=${SKUS:-1000}
 PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-"1 4 16 64"}
-# The PostgreSQL server's WAL: segments kept for reuse, and written once before the runs (see
-# start_pg). For trials: PG_SETTINGS="-c ...", PG_PREWARM_WAL_MB=0.
-PG_SETTINGS=${PG_SETTINGS-"-c min_wal_size=3GB -c max_wal_size=6GB"}
-PG_PREWARM_WAL_MB=${PG_PREWARM_WAL_MB:-1500}
+# Trials of the PostgreSQL server's settings (see start_pg), off by default: e.g.
+# PG_SETTINGS="-c min_wal_size=3GB -c max_wal_size=6GB" PG_PREWARM_WAL_MB=1500.
+PG_SETTINGS=${PG_SETTINGS:-}
+PG_PREWARM_WAL_MB=${PG_PREWARM_WAL_MB:-0}
 [[ $PG_PREWARM_WAL_MB =~ ^[0-9]+$ ]] || { echo "PG_PREWARM_WAL_MB: a number of MB (0: none)" >&2; exit 2; }
 BENCH_BUILD=${BENCH_BUILD:-/tmp/build-bench-suite}
 HOT_SKU=hot-sku
@@ -145,9 +145,8 @@ start_pg() {
   pg_port=$(free_port)
   as_pg "$pgbin/initdb -D $pg_dir/data -U postgres -A trust --no-sync" >"$res/initdb.log" 2>&1 ||
     { cat "$res/initdb.log"; exit 1; }
-  # Defaults otherwise: synchronous_commit=on, fsync=on, save for the WAL's size (see
-  # PG_PREWARM_WAL_MB below). PG_SETTINGS replaces those two for trials; the ceiling runs on the
-  # same server, so it has whatever is set too.
+  # Defaults otherwise: synchronous_commit=on, fsync=on. PG_SETTINGS adds settings for trials;
+  # the ceiling runs on the same server, so it has them too.
   as_pg "$pgbin/pg_ctl -D $pg_dir/data -l $pg_dir/server.log -w -t 60 start -o \"-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements -c log_autovacuum_min_duration=0 -c log_checkpoints=on $PG_SETTINGS\"" \
     >/dev/null || { cat "$pg_dir/server.log"; exit 1; }
   pg="postgresql://postgres@127.0.0.1:$pg_port"
@@ -155,10 +154,9 @@ start_pg() {
   psql_ -d ceiling -c "CREATE SCHEMA ceiling_orders; CREATE SCHEMA ceiling_inventory"
   psql_ -d postgres -c "CREATE EXTENSION pg_stat_statements"
   # A fresh server creates each new 16-MB WAL segment as it needs one, writing it full of zeros
-  # while commits wait; a server in steady state renames old ones instead (bench/RESULTS.md,
-  # twelfth run: some of the stalls at half rate). So the suite writes about
-  # PG_PREWARM_WAL_MB of WAL once, before anything is measured, and keeps the segments
-  # (min_wal_size, above), as a shop's server would have them. PG_PREWARM_WAL_MB=0: no pre-warm.
+  # while commits wait; a server in steady state renames old ones instead. For trials, the suite
+  # can write about PG_PREWARM_WAL_MB of WAL once, before anything is measured, for a server
+  # whose min_wal_size keeps the segments (bench/RESULTS.md, twelfth run: no clear effect).
   if [ "$PG_PREWARM_WAL_MB" -gt 0 ]; then
     echo "PostgreSQL: writing about $PG_PREWARM_WAL_MB MB of WAL before the runs (PG_PREWARM_WAL_MB)" >&2
     psql_ -d postgres -c "CREATE TABLE wal_fill AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, ${PG_PREWARM_WAL_MB} * 4000) g"
