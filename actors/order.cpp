@@ -203,17 +203,15 @@ constexpr int kItemResends = 2;
 // calls that found no owner, so the next attempt needs no pause of its own.
 template <class Ok, class Failed>
 void ask_item(order_actor* self, const std::string& sku, caf::message msg, int resends, Ok ok, Failed failed) {
-  const auto& ctx = self->state.ctx;
-  request_within<ItemRecord>(
-      self, *ctx->deadlines, ctx->settings.step_timeout_ms, ctx->router,
-      [ok](ItemRecord& item) mutable { ok(item); },
+  ask<ItemRecord>(
+      self, self->state.ctx, inventory_type, sku, [ok](ItemRecord& item) mutable { ok(item); },
       [self, sku, msg, resends, ok, failed](caf::error& err) mutable {
         if (code_of(err) != errc::unavailable || resends <= 0) return failed(err);
         spdlog::info("order {}: sending its call to item {} again ({})", self->state.rec.id, sku,
                      to_string(err));
         ask_item(self, sku, std::move(msg), resends - 1, std::move(ok), std::move(failed));
       },
-      route_atom::value, inventory_type, sku, msg);
+      msg);  // already a message: make_message passes it on as it is
 }
 
 // Sends one message per line to its item and calls `done` with the failures once all answered.

@@ -121,9 +121,9 @@ struct Deadlines::Impl {
   }
 };
 
-Deadlines::Deadlines(std::chrono::milliseconds tick) : impl_(std::make_unique<Impl>()) {
+Deadlines::Deadlines(std::chrono::milliseconds tick) : impl_(std::make_shared<Impl>()) {
   impl_->tick = tick;
-  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+  impl_->thread = std::thread([impl = impl_] { impl->run(); });
 }
 
 Deadlines::~Deadlines() { stop(); }
@@ -136,7 +136,8 @@ void Deadlines::stop() {
   impl_->cv.notify_all();
   if (!impl_->thread.joinable()) return;
   // Never from its own thread (the last reference to the node's context let go by an actor the
-  // thread released): that thread ends by itself once it sees `stopping`.
+  // thread released): that thread ends by itself once it sees `stopping`, and its own reference
+  // keeps what it runs on alive until then.
   if (impl_->thread.get_id() == std::this_thread::get_id()) impl_->thread.detach();
   else impl_->thread.join();
 }

@@ -47,7 +47,7 @@ class Deadlines {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared with its thread, which may outlive this object (stop)
 };
 
 }  // namespace emporium
