@@ -184,9 +184,16 @@ struct link_state {
   Peer peer;
   ClusterWiring wiring;
   caf::actor remote;  // the peer's endpoint, once connected
+  // Endpoints of earlier connections with calls sent on them and not yet answered: still
+  // monitored, so that those calls fail when it goes (see link_connected).
+  std::vector<caf::actor_addr> earlier;
   bool connecting = false;
   std::uint64_t next_seq = 1;
-  std::unordered_map<std::uint64_t, caf::response_promise> pending;
+  struct Pending {
+    caf::response_promise rp;
+    caf::actor_addr sent_on;  // the endpoint it went to; none while in the outbox
+  };
+  std::unordered_map<std::uint64_t, Pending> pending;
   std::vector<remote_call> outbox;
   bool flush_scheduled = false;
   bool retiring = false;  // the peer left the view: answer what is pending, then stop
@@ -197,7 +204,7 @@ using link_actor = caf::stateful_actor<link_state>;
 
 // Answers every waiting call with `err` (the link stops).
 void fail_pending(link_actor* self, const caf::error& err) {
-  for (auto& [_, rp] : self->state.pending) rp.deliver(err);
+  for (auto& [_, p] : self->state.pending) p.rp.deliver(err);
   self->state.pending.clear();
 }
 
@@ -205,20 +212,55 @@ void link_flush(link_actor* self) {
   auto& st = self->state;
   st.flush_scheduled = false;
   if (!st.remote || st.outbox.empty()) return;
+  auto to = st.remote.address();
+  for (const auto& call : st.outbox) {
+    auto it = st.pending.find(call.seq);
+    if (it != st.pending.end()) it->second.sent_on = to;
+  }
   send_batches<call_batch>(self, st.remote, st.outbox, st.wiring.settings.batch_max);
+}
+
+// Stops watching earlier endpoints that no waiting call was sent to (none, most of the time).
+void forget_answered_endpoints(link_actor* self) {
+  auto& st = self->state;
+  if (st.earlier.empty()) return;
+  std::set<caf::actor_addr> waited_on;
+  for (const auto& [_, p] : st.pending) waited_on.insert(p.sent_on);
+  auto gone = std::remove_if(st.earlier.begin(), st.earlier.end(), [&](const caf::actor_addr& a) {
+    if (waited_on.count(a) != 0) return false;
+    self->demonitor(a);
+    return true;
+  });
+  st.earlier.erase(gone, st.earlier.end());
+}
+
+// An earlier connection's endpoint went away: the calls sent on it may have run, and no answer
+// will come for them now.
+void earlier_endpoint_lost(link_actor* self, const caf::actor_addr& endpoint) {
+  auto& st = self->state;
+  st.earlier.erase(std::remove(st.earlier.begin(), st.earlier.end(), endpoint), st.earlier.end());
+  for (auto it = st.pending.begin(); it != st.pending.end();) {
+    if (it->second.sent_on != endpoint) {
+      ++it;
+      continue;
+    }
+    it->second.rp.deliver(unavailable("node " + st.peer.name + " went away with the call"));
+    it = st.pending.erase(it);
+  }
+  if (st.retiring && st.pending.empty()) self->quit();
 }
 
 void link_lost(link_actor* self, const std::string& why) {
   auto& st = self->state;
   if (st.remote) self->demonitor(st.remote);
+  for (const auto& a : st.earlier) self->demonitor(a);
+  st.earlier.clear();
   st.remote = nullptr;
   st.connecting = false;
   // Calls not yet sent are resent elsewhere by the router; sent ones may have run.
-  std::set<std::uint64_t> unsent;
-  for (const auto& c : st.outbox) unsent.insert(c.seq);
-  for (auto& [seq, rp] : st.pending)
-    rp.deliver(unsent.count(seq) ? not_delivered("node " + st.peer.name + " is unreachable")
-                                 : unavailable("node " + st.peer.name + " went away with the call"));
+  for (auto& [seq, p] : st.pending)
+    p.rp.deliver(!p.sent_on ? not_delivered("node " + st.peer.name + " is unreachable")
+                            : unavailable("node " + st.peer.name + " went away with the call"));
   st.pending.clear();
   st.outbox.clear();
   if (st.retiring) return self->quit();
@@ -233,12 +275,24 @@ void link_lost(link_actor* self, const std::string& why) {
 // drop one of the two connections, and with it the proxies of calls in flight).
 bool initiates(const link_state& st) { return st.wiring.settings.self < st.peer.name; }
 
+// A connection taken while one is open (a hello over a new one) replaces it for the calls to
+// come. The calls sent on the earlier one stay waiting for their answers, which the peer sends to
+// this link whichever connection carries them; the earlier endpoint stays monitored until they
+// are answered, so that they fail if it goes first instead of waiting forever.
 void link_connected(link_actor* self, caf::actor remote) {
   auto& st = self->state;
-  if (st.remote) self->demonitor(st.remote);
+  bool watched = st.remote == remote;
+  if (!watched) {
+    if (st.remote) st.earlier.push_back(st.remote.address());
+    // An endpoint taken back is watched already.
+    auto again = std::find(st.earlier.begin(), st.earlier.end(), remote.address());
+    watched = again != st.earlier.end();
+    if (watched) st.earlier.erase(again);
+    forget_answered_endpoints(self);
+  }
   st.remote = std::move(remote);
   st.connecting = false;
-  self->monitor(st.remote);
+  if (!watched) self->monitor(st.remote);
   spdlog::info("cluster: connected to {} at {}", st.peer.name, st.peer.address);
   if (st.wiring.membership)
     self->send(st.wiring.membership, connected_atom::value, st.peer.name, st.peer.incarnation);
@@ -285,8 +339,11 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
   self->state.wiring = std::move(wiring);
   keep_running_on_errors(self, "link");
   self->set_down_handler([self](const caf::down_msg& dm) {
-    if (self->state.remote && dm.source == self->state.remote.address())
+    auto& st = self->state;
+    if (st.remote && dm.source == st.remote.address())
       link_lost(self, to_string(dm.reason));
+    else if (std::find(st.earlier.begin(), st.earlier.end(), dm.source) != st.earlier.end())
+      earlier_endpoint_lost(self, dm.source);
   });
   // Stopping (the peer left the view): whoever waits is answered. (Not in an attached functor:
   // those run after the state is gone.)
@@ -305,7 +362,7 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
           return not_delivered("too many calls waiting for node " + st.peer.name);
         auto seq = st.next_seq++;
         auto rp = self->make_response_promise();
-        st.pending.emplace(seq, rp);
+        st.pending.emplace(seq, link_state::Pending{rp, caf::actor_addr{}});
         st.outbox.push_back(remote_call{seq, type, std::move(id), std::move(payload), final});
         if (st.remote) {
           if (st.outbox.size() >= st.wiring.settings.batch_max || self->mailbox().empty()) {
@@ -324,10 +381,11 @@ caf::behavior cluster_link(link_actor* self, Peer peer, ClusterWiring wiring) {
         for (auto& r : batch.items) {
           auto it = st.pending.find(r.seq);
           if (it == st.pending.end()) continue;
-          if (r.error) it->second.deliver(std::move(r.error));
-          else it->second.deliver(std::move(r.value));
+          if (r.error) it->second.rp.deliver(std::move(r.error));
+          else it->second.rp.deliver(std::move(r.value));
           st.pending.erase(it);
         }
+        forget_answered_endpoints(self);
         if (st.retiring && st.pending.empty()) self->quit();
       },
       [=](retire_atom) {

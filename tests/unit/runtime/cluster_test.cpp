@@ -175,6 +175,7 @@ TEST(Wire, OrderWithAndWithoutPaymentRoundTrips) {
   EXPECT_EQ(back.get_as<ItemRecord>(2).reserved, 3);
 }
 
+
 }  // namespace
 }  // namespace emporium
 
@@ -330,6 +331,79 @@ TEST_F(Transport, PendingCallsAreBoundedAndUnansweredOnesTimeOut) {
   ASSERT_TRUE(after) << caf::to_string(after.error());
   EXPECT_EQ(*after, 8);
 }
+
+// A stand-in for another node's endpoint: counts the call batches it gets and answers none.
+caf::behavior silent_endpoint(caf::event_based_actor* self, std::shared_ptr<std::atomic<int>> batches) {
+  self->set_default_handler([batches](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+    batches->fetch_add(1);
+    return caf::delegated<caf::message>{};  // no answer, ever
+  });
+  return {[](stop_atom) {}};
+}
+
+// A link that takes a second connection (a hello with another endpoint) while calls sent on the
+// first wait: the calls to come go over the second, and those waiting fail as soon as the first
+// endpoint goes, instead of waiting for the caller's own timeout.
+TEST(ClusterLink, CallsSentOnAnEarlierConnectionFailWhenItsEndpointGoes) {
+  using hello_atom = caf::atom_constant<caf::atom("hello")>;
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", static_cast<size_t>(2));
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto registry = spawn_registry(
+      sys, [](caf::local_actor* s, const std::string&, caf::actor, const caf::message&) { return s->spawn(holder); },
+      [] { return std::int64_t{0}; });
+  auto router = spawn_router(sys, {{hold_type, registry}});
+  ClusterSettings settings;
+  settings.self = "b";  // sorts after "a": this node waits for a's hello instead of dialling
+  settings.connect_timeout_ms = 60'000;
+  start_static_cluster(sys, settings, router, {{"a", "127.0.0.1:9"}, {"b", "127.0.0.1:9"}}, caf::actor{});
+  auto first_batches = std::make_shared<std::atomic<int>>(0);
+  auto second_batches = std::make_shared<std::atomic<int>>(0);
+  auto first = sys.spawn(silent_endpoint, first_batches);
+  auto second = sys.spawn(silent_endpoint, second_batches);
+  caf::scoped_actor self{sys};
+  self->send(router, hello_atom::value, std::string("a"), std::int64_t{1}, first);
+  const std::vector<std::string> names{"a", "b"};
+  std::vector<std::string> on_a;
+  for (int i = 0; on_a.size() < 2; ++i) {
+    auto id = "h" + std::to_string(i);
+    if (names[rendezvous_owner(names, hold_type, id)] == "a") on_a.push_back(id);
+  }
+  auto call = [&](const std::string& id) {
+    auto done = std::make_shared<std::promise<caf::error>>();
+    sys.spawn([=](caf::event_based_actor* s) {
+      s->request(router, std::chrono::seconds(20), route_atom::value, hold_type, id,
+                 caf::make_message(get_atom::value, std::int64_t{1}))
+          .then([done](std::int64_t) { done->set_value(caf::error{}); },
+                [done](caf::error& err) { done->set_value(std::move(err)); });
+    });
+    return done->get_future();
+  };
+  auto wait_for = [](const std::shared_ptr<std::atomic<int>>& n) {
+    for (int i = 0; i < 500 && n->load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return n->load();
+  };
+  auto sent_first = call(on_a[0]);
+  ASSERT_EQ(wait_for(first_batches), 1);
+  self->send(router, hello_atom::value, std::string("a"), std::int64_t{1}, second);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the link takes the second
+  auto sent_second = call(on_a[1]);
+  ASSERT_EQ(wait_for(second_batches), 1);
+  EXPECT_EQ(first_batches->load(), 1);  // the new call went over the second connection only
+  EXPECT_EQ(sent_first.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  self->send_exit(first, caf::exit_reason::remote_link_unreachable);
+  ASSERT_EQ(sent_first.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto err = sent_first.get();
+  EXPECT_EQ(code_of(err), errc::unavailable) << caf::to_string(err);
+  // The call on the second connection still waits: its endpoint is there.
+  EXPECT_EQ(sent_second.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+  self->send_exit(second, caf::exit_reason::remote_link_unreachable);
+  ASSERT_EQ(sent_second.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(code_of(sent_second.get()), errc::unavailable);
+  for (const auto& h : {router, registry}) self->send_exit(h, caf::exit_reason::user_shutdown);
+}
+
 
 }  // namespace
 }  // namespace emporium
