@@ -14,6 +14,7 @@
 
 #include "runtime/atoms.hpp"
 #include "runtime/errors.hpp"
+#include "runtime/fences.hpp"
 
 namespace emporium {
 namespace {
@@ -25,26 +26,7 @@ struct PendingWrite {
   caf::actor_id writer = 0;  // the actor that sent the entity write (0: unknown)
 };
 
-// A fence, for items: an item write refused by its version check tells the item's activation that
-// another activation owns the row, and the activation stops writing when it hears (actors/
-// inventory.cpp, persist). Writes it sent before it heard assumed the refused one applied, and
-// one of them could pass its version check by chance: when the other activation's write made the
-// very version it expects, it would write this activation's stale counts over that one (a unit
-// reserved there would be free again). So once an item write by an activation is refused, a later
-// write of that item by that activation which expects the refused write's version is refused
-// too, without running, and fences the next. Orders and payments are not fenced here: some of
-// them go on after a refusal, from what they read (an order that finds its row stored after all,
-// a payment that finds itself decided).
-// One fence per refused activation (an item actor writes one sku), kept kFenceKeptMs: its
-// writes sent before it heard come within milliseconds, and it stops once they are answered.
-struct Fence {
-  caf::actor_id writer = 0;
-  std::string sku;
-  std::int64_t version = 0;  // the version its last refused write would have made
-  std::chrono::steady_clock::time_point at;
-};
-constexpr std::chrono::milliseconds kFenceKeptMs{60'000};
-constexpr size_t kFencesKept = 4096;  // past that, the oldest goes (actor ids never recur)
+// Item writes refused by their version checks fence their writers (runtime/fences.hpp).
 
 // Runs a batch in the caller's transaction: the closures in their order, then the entity writes
 // together (they touch other tables than the closures do).
@@ -82,7 +64,7 @@ struct persistence_state {
   bool lingering = false;
   std::uint64_t batches_started = 0;
   CommitStats stats;
-  std::vector<Fence> fences;  // few, and none most of the time
+  ItemFences fences;
   static inline const char* name = "persistence";
 };
 
@@ -92,27 +74,14 @@ const ItemWrite* item_write(const PendingWrite& w) {
 
 // Fences the writer of a refused item write (or moves its fence to this write's version).
 void add_fence(persistence_state& st, const PendingWrite& w) {
-  const auto* item = item_write(w);
-  if (!item) return;
-  auto now = std::chrono::steady_clock::now();
-  for (auto& f : st.fences)
-    if (f.writer == w.writer && f.sku == item->item.sku) {
-      f.version = item->item.version;
-      f.at = now;
-      return;
-    }
-  if (st.fences.size() >= kFencesKept)
-    st.fences.erase(std::min_element(st.fences.begin(), st.fences.end(),
-                                     [](const Fence& a, const Fence& b) { return a.at < b.at; }));
-  st.fences.push_back({w.writer, item->item.sku, item->item.version, now});
+  if (const auto* item = item_write(w))
+    st.fences.add(w.writer, item->item.sku, item->item.version, std::chrono::steady_clock::now());
 }
 
 bool is_fenced(const persistence_state& st, const PendingWrite& w) {
   if (st.fences.empty()) return false;
   const auto* item = item_write(w);
-  return item && std::any_of(st.fences.begin(), st.fences.end(), [&](const Fence& f) {
-           return f.writer == w.writer && f.version == item->expected && f.sku == item->item.sku;
-         });
+  return item && st.fences.refuses(w.writer, item->item.sku, item->expected);
 }
 
 // Answers a write its writer's fence refuses, which fences the write after it in turn.
@@ -123,13 +92,10 @@ void refuse(persistence_state& st, PendingWrite& w) {
 }
 
 // Drops fences past their time, then answers the writes a fence refuses and takes them out of the
-// batch (see Fence). Nothing to do, and nothing copied, while there are no fences.
+// batch (runtime/fences.hpp). Nothing to do, and nothing copied, while there are no fences.
 void refuse_fenced(persistence_state& st, std::vector<PendingWrite>& batch) {
   if (st.fences.empty()) return;
-  auto expired = std::chrono::steady_clock::now() - kFenceKeptMs;
-  st.fences.erase(std::remove_if(st.fences.begin(), st.fences.end(),
-                                 [expired](const Fence& f) { return f.at < expired; }),
-                  st.fences.end());
+  st.fences.expire(std::chrono::steady_clock::now());
   auto fenced = [&st](const PendingWrite& w) { return is_fenced(st, w); };
   if (std::none_of(batch.begin(), batch.end(), fenced)) return;
   std::vector<PendingWrite> kept;
