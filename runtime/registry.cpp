@@ -158,13 +158,25 @@ caf::result<caf::message> hold_call(registry_actor* self, const HoldLimits& hold
   return rp;
 }
 
+}  // namespace
+
+std::chrono::milliseconds idle_sweep_every(std::int64_t idle_after_ms) {
+  return std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 16, 10, 1000));
+}
+
+std::chrono::milliseconds terminal_tick_every(std::int64_t terminal_after_ms) {
+  return std::chrono::milliseconds(std::clamp<std::int64_t>(terminal_after_ms / 16, 10, 250));
+}
+
+namespace {
+
 caf::behavior registry(registry_actor* self, EntityFactory factory,
                        std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms,
                        int probes_per_sweep, HoldLimits hold, std::int64_t terminal_after_ms) {
-  auto terminal_every = std::chrono::milliseconds(std::clamp<std::int64_t>(terminal_after_ms / 16, 10, 250));
+  auto terminal_every = terminal_tick_every(terminal_after_ms);
   // Looks for idle entities many times per idle period (every 10 ms to 1 s), and asks at most
   // probes_per_sweep of them each time (see kIdleProbesPerSweep).
-  auto sweep_every = std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 16, 10, 1000));
+  auto sweep_every = idle_sweep_every(idle_after_ms);
   if (idle_after_ms >= 0) self->delayed_send(self, sweep_every, idle_sweep_atom::value);
   // Shutdown: the registry takes its entities with it (they are monitored, not linked, so an
   // entity that fails does not take the registry down). Calls still waiting are answered.

@@ -16,6 +16,7 @@
 // timer of their own: one per actor cost memory, and the clock thread's CPU.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -66,6 +67,13 @@ caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
                           std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms = -1,
                           int probes_per_sweep = kIdleProbesPerSweep, HoldLimits hold = {},
                           std::int64_t terminal_after_ms = -1);
+
+// How often a registry looks for idle entities: every 1/16 of `idle_after_ms`, 10 ms to 1 s.
+std::chrono::milliseconds idle_sweep_every(std::int64_t idle_after_ms);
+// How often it looks at its queue of finished entities: every 1/16 of `terminal_after_ms`, 10 ms
+// to 250 ms. So a finished entity is asked at most 250 ms after its time (given an idle actor
+// thread), and the registry wakes for them at most every 10 ms.
+std::chrono::milliseconds terminal_tick_every(std::int64_t terminal_after_ms);
 
 // Which entities of its type this node owns, as the cluster view says (local message only).
 struct OwnershipTest {

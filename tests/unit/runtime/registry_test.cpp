@@ -142,6 +142,28 @@ TEST_F(Registry, AFinishedEntityIsAskedOnceItsTimeIsUp) {
   EXPECT_EQ(probes_->load(), 6);  // each asked once
 }
 
+// The registry's timers at their bounds: a sixteenth of the time they serve, never more often than
+// every 10 ms, and never less often than every 1 s (idle sweeps) or 250 ms (finished entities).
+TEST(RegistryTimers, ASixteenthOfTheirTimeWithinTheirBounds) {
+  EXPECT_EQ(idle_sweep_every(0), 10ms);
+  EXPECT_EQ(idle_sweep_every(160), 10ms);
+  EXPECT_EQ(idle_sweep_every(175), 10ms);
+  EXPECT_EQ(idle_sweep_every(176), 11ms);
+  EXPECT_EQ(idle_sweep_every(1600), 100ms);
+  EXPECT_EQ(idle_sweep_every(16'000), 1000ms);
+  EXPECT_EQ(idle_sweep_every(16'016), 1000ms);
+  EXPECT_EQ(idle_sweep_every(600'000), 1000ms);
+  EXPECT_EQ(terminal_tick_every(-1), 10ms);  // never used: nothing is queued then
+  EXPECT_EQ(terminal_tick_every(0), 10ms);
+  EXPECT_EQ(terminal_tick_every(175), 10ms);
+  EXPECT_EQ(terminal_tick_every(176), 11ms);
+  EXPECT_EQ(terminal_tick_every(400), 25ms);
+  EXPECT_EQ(terminal_tick_every(4000), 250ms);
+  EXPECT_EQ(terminal_tick_every(4016), 250ms);
+  EXPECT_EQ(terminal_tick_every(5000), 250ms);  // actors.terminal_passivate_ms's default
+  EXPECT_EQ(terminal_tick_every(3'600'000), 250ms);
+}
+
 // Finished entities passivated another way before their time do not stay in the queue until it
 // comes: once most of the queue is gone, the rest goes too (at most 64 entries are kept anyway).
 TEST_F(Registry, FinishedEntitiesPassivatedEarlyLeaveTheQueue) {
