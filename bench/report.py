@@ -4,6 +4,7 @@
   report.py pgbench-latency LOG...        p50/p99/p99.9 (ms) of pgbench --log files: "k=v ..."
   report.py cpu TOPFILE                   %CPU per command in the last frame of `top -b -n2`
   report.py commit-delta BEFORE AFTER N   group commit per database over N requests (/metrics)
+  report.py steal STAT0 STAT1            the machine's busy and steal shares between two /proc/stat reads
   report.py micro JSON TABLE              appends the microbenchmark rows to the results table
   report.py table TABLE                   prints the results table
   report.py medians TABLE...              prints the median of each figure over several runs' tables
@@ -55,6 +56,28 @@ def cpu(path):
         if command.startswith(WATCHED):
             per_command[command] = per_command.get(command, 0.0) + float(fields[8].replace(",", "."))
     print(" ".join(f"{c}={v:.0f}%" for c, v in sorted(per_command.items(), key=lambda kv: -kv[1])))
+
+
+def steal(before, after):
+    """The machine's busy and steal shares between two first lines of /proc/stat."""
+    def fields(path):
+        try:
+            line = open(path).readline().split()
+        except OSError:
+            return []
+        return [int(v) for v in line[1:]] if line and line[0] == "cpu" else []
+    a, b = fields(before), fields(after)
+    if len(a) < 8 or len(a) != len(b):
+        print("machine: -")
+        return
+    d = [y - x for x, y in zip(a, b)]
+    total = sum(d[:8])  # user nice system idle iowait irq softirq steal (guest time is in user)
+    if total <= 0:
+        print("machine: -")
+        return
+    idle = d[3] + d[4]
+    note = " (the host took time: this run's figures are low)" if d[7] / total > 0.02 else ""
+    print(f"machine busy={100 * (total - idle - d[7]) / total:.0f}% steal={100 * d[7] / total:.1f}%{note}")
 
 
 def metrics(path):
@@ -195,6 +218,6 @@ def medians(paths):
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     {"pgbench-latency": lambda: pgbench_latency(args), "cpu": lambda: cpu(args[0]),
-     "commit-delta": lambda: commit_delta(*args),
+     "commit-delta": lambda: commit_delta(*args), "steal": lambda: steal(args[0], args[1]),
      "micro": lambda: micro(args[0], args[1]), "table": lambda: table(args[0]),
      "medians": lambda: medians(args)}[command]()

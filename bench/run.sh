@@ -105,10 +105,15 @@ progress_done() {
     printf '\r\033[K' >&2; fi
 }
 
-# cpu_snapshot NAME SECONDS: %CPU per process in the middle of a run, kept for RESULTS.md.
+# cpu_snapshot NAME SECONDS: %CPU per process in the middle of a run, and the machine's busy and
+# steal shares over the run (/proc/stat: steal is CPU time the host gave to others, which slows
+# every figure of that run), kept for RESULTS.md.
 cpu_snapshot() {
-  (sleep $(($2 / 2)); top -b -n2 -d1 -w 250 >"$res/$1.top" 2>&1
-    echo "$1: $(python3 "$here/report.py" cpu "$res/$1.top")" >>"$res/cpu.txt") &
+  (head -1 /proc/stat >"$res/$1.stat0"
+    sleep $(($2 / 2)); top -b -n2 -d1 -w 250 >"$res/$1.top" 2>&1
+    rest=$(($2 - $2 / 2 - 2)); [ "$rest" -gt 0 ] && sleep "$rest"
+    head -1 /proc/stat >"$res/$1.stat1"
+    echo "$1: $(python3 "$here/report.py" cpu "$res/$1.top"); $(python3 "$here/report.py" steal "$res/$1.stat0" "$res/$1.stat1")" >>"$res/cpu.txt") &
   snapshot=$!
 }
 
@@ -561,6 +566,6 @@ if [ -s "$res/commits.txt" ]; then
 fi
 if [ -s "$res/cpu.txt" ]; then
   echo
-  echo "%CPU per process in the middle of each run (top):"
+  echo "%CPU per process in the middle of each run (top); the machine over the run (/proc/stat):"
   sed 's/^/  /' "$res/cpu.txt"
 fi
