@@ -4,7 +4,7 @@
   report.py pgbench-latency LOG...        p50/p99/p99.9 (ms) of pgbench --log files: "k=v ..."
   report.py cpu TOPFILE                   %CPU per command in the last frame of `top -b -n2`
   report.py commit-delta BEFORE AFTER N   group commit per database over N requests (/metrics)
-  report.py steal STAT0 STAT1            the machine's busy and steal shares between two /proc/stat reads
+  report.py steal STAT0 STAT1             the machine's busy and steal shares between two /proc/stat reads
   report.py micro JSON TABLE              appends the microbenchmark rows to the results table
   report.py table TABLE                   prints the results table
   report.py medians TABLE...              prints the median of each figure over several runs' tables

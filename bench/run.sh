@@ -106,13 +106,14 @@ progress_done() {
 }
 
 # cpu_snapshot NAME SECONDS: %CPU per process in the middle of a run, and the machine's busy and
-# steal shares over the run (/proc/stat: steal is CPU time the host gave to others, which slows
+# steal shares over all but its last second (/proc/stat: steal is CPU time the host gave to others, which slows
 # every figure of that run), kept for RESULTS.md.
 cpu_snapshot() {
-  (head -1 /proc/stat >"$res/$1.stat0"
+  (head -1 /proc/stat >"$res/$1.stat0" 2>/dev/null || true
     sleep $(($2 / 2)); top -b -n2 -d1 -w 250 >"$res/$1.top" 2>&1
+    # top took about 1 s; 1 s more of margin, so that this ends before the run does.
     rest=$(($2 - $2 / 2 - 2)); [ "$rest" -gt 0 ] && sleep "$rest"
-    head -1 /proc/stat >"$res/$1.stat1"
+    head -1 /proc/stat >"$res/$1.stat1" 2>/dev/null || true
     echo "$1: $(python3 "$here/report.py" cpu "$res/$1.top"); $(python3 "$here/report.py" steal "$res/$1.stat0" "$res/$1.stat1")" >>"$res/cpu.txt") &
   snapshot=$!
 }

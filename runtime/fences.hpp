@@ -6,9 +6,12 @@
 // the other activation's write made the very version it expects, it would write this activation's
 // stale counts over that one. So once an item write by an activation is refused, a later write of
 // that item by that activation which expects the refused write's version is refused too, without
-// running, and fences the next.
+// running, and fences the next (actors/inventory.cpp, persist). Without it, a unit reserved by the
+// other activation could be free again. Orders and payments are not fenced: some of them go on
+// after a refusal, from what they read (an order that finds its row stored after all, a payment
+// that finds itself decided).
 //
-// One fence per refused activation and sku, kept `kept` after its last refusal: the writes sent
+// One fence per refused activation and sku, kept `kept_ms` after its last refusal: the writes sent
 // before the activation heard come within milliseconds, and it stops once they are answered. At
 // most `capacity` fences: past that, the oldest goes (actor ids never recur, so a fence only ever
 // matters to writes already in flight).
@@ -26,18 +29,19 @@ namespace emporium {
 class ItemFences {
  public:
   using clock = std::chrono::steady_clock;
-  static constexpr std::chrono::milliseconds kKept{60'000};
+  static constexpr std::chrono::milliseconds kKeptMs{60'000};
   static constexpr std::size_t kCapacity = 4096;
 
-  explicit ItemFences(std::chrono::milliseconds kept = kKept, std::size_t capacity = kCapacity)
-      : kept_(kept), capacity_(std::max<std::size_t>(1, capacity)) {}
+  explicit ItemFences(std::chrono::milliseconds kept_ms = kKeptMs, std::size_t capacity = kCapacity)
+      : kept_ms_(kept_ms), capacity_(std::max<std::size_t>(1, capacity)) {}
 
   bool empty() const { return fences_.empty(); }
   std::size_t size() const { return fences_.size(); }
 
   // Fences `writer`'s writes of `sku` that expect `version` (what its refused write would have
   // made), or moves its fence there.
-  void add(std::uint64_t writer, const std::string& sku, std::int64_t version, clock::time_point now) {
+  void add(std::uint64_t writer, const std::string& sku, std::int64_t version,
+           clock::time_point now) {
     for (auto& f : fences_)
       if (f.writer == writer && f.sku == sku) {
         f.version = version;
@@ -57,9 +61,9 @@ class ItemFences {
     });
   }
 
-  // Drops the fences last moved more than `kept` before `now`.
+  // Drops the fences last moved more than `kept_ms` before `now`.
   void expire(clock::time_point now) {
-    auto oldest_kept = now - kept_;
+    auto oldest_kept = now - kept_ms_;
     fences_.erase(std::remove_if(fences_.begin(), fences_.end(),
                                  [oldest_kept](const Fence& f) { return f.at < oldest_kept; }),
                   fences_.end());
@@ -72,7 +76,7 @@ class ItemFences {
     std::int64_t version = 0;
     clock::time_point at;
   };
-  std::chrono::milliseconds kept_;
+  std::chrono::milliseconds kept_ms_;
   std::size_t capacity_;
   std::vector<Fence> fences_;  // few, and none most of the time
 };

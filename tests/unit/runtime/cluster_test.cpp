@@ -333,11 +333,13 @@ TEST_F(Transport, PendingCallsAreBoundedAndUnansweredOnesTimeOut) {
 }
 
 // A stand-in for another node's endpoint: counts the call batches it gets and answers none.
-caf::behavior silent_endpoint(caf::event_based_actor* self, std::shared_ptr<std::atomic<int>> batches) {
-  self->set_default_handler([batches](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
-    batches->fetch_add(1);
-    return caf::delegated<caf::message>{};  // no answer, ever
-  });
+caf::behavior silent_endpoint(caf::event_based_actor* self,
+                              std::shared_ptr<std::atomic<int>> batches) {
+  self->set_default_handler(
+      [batches](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+        batches->fetch_add(1);
+        return caf::delegated<caf::message>{};  // no answer, ever
+      });
   return {[](stop_atom) {}};
 }
 
@@ -355,13 +357,17 @@ TEST(ClusterLink, CallsSentOnAnEarlierConnectionFailWhenItsEndpointGoes) {
   auto first = sys.spawn(silent_endpoint, first_batches);
   auto second = sys.spawn(silent_endpoint, second_batches);
   auto registry = spawn_registry(
-      sys, [](caf::local_actor* s, const std::string&, caf::actor, const caf::message&) { return s->spawn(holder); },
+      sys,
+      [](caf::local_actor* s, const std::string&, caf::actor, const caf::message&) {
+        return s->spawn(holder);
+      },
       [] { return std::int64_t{0}; });
   auto router = spawn_router(sys, {{hold_type, registry}});
   ClusterSettings settings;
   settings.self = "b";  // sorts after "a": this node waits for a's hello instead of dialling
   settings.connect_timeout_ms = 60'000;
-  auto endpoint = start_static_cluster(sys, settings, router, {{"a", "127.0.0.1:9"}, {"b", "127.0.0.1:9"}}, caf::actor{});
+  auto endpoint = start_static_cluster(sys, settings, router,
+                                       {{"a", "127.0.0.1:9"}, {"b", "127.0.0.1:9"}}, caf::actor{});
   // Everything stops however the test ends (the router and the endpoint hold each other, and the
   // actor system waits for every actor when it goes).
   struct Stop {
@@ -382,14 +388,16 @@ TEST(ClusterLink, CallsSentOnAnEarlierConnectionFailWhenItsEndpointGoes) {
   auto call = [&](const std::string& id) {
     auto done = std::make_shared<std::promise<caf::error>>();
     sys.spawn([=](caf::event_based_actor* s) {
-      s->request(router, std::chrono::seconds(20), route_atom::value, hold_type, id, caf::make_message(ship_atom::value))
+      s->request(router, std::chrono::seconds(20), route_atom::value, hold_type, id,
+                 caf::make_message(ship_atom::value))
           .then([done](std::int64_t) { done->set_value(caf::error{}); },
                 [done](caf::error& err) { done->set_value(std::move(err)); });
     });
     return done->get_future();
   };
   auto wait_for = [](const std::shared_ptr<std::atomic<int>>& n) {
-    for (int i = 0; i < 500 && n->load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 500 && n->load() == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     return n->load();
   };
   auto sent_first = call(on_a[0]);

@@ -1,5 +1,6 @@
 // The item fences' limits at their edges: how long a fence is kept, and how many.
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -40,7 +41,7 @@ TEST(ItemFences, AFenceIsKeptItsTimeAndNoLonger) {
   EXPECT_TRUE(fences.refuses(2, "b", 3));
   fences.expire(t0 + 140s + 1ns);
   EXPECT_TRUE(fences.empty());
-  EXPECT_EQ(ItemFences::kKept, 60'000ms);  // what the persistence actor keeps them for
+  EXPECT_EQ(ItemFences::kKeptMs, 60'000ms);  // what the persistence actor keeps them for
 }
 
 // At most `capacity`: all of them kept up to it, and the oldest goes for one more.
