@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
+#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
@@ -25,7 +27,11 @@ struct inventory_state {
   ContextPtr ctx;
   ItemRecord item;       // latest, including writes not yet committed; its sku is set from the start
   ItemRecord committed;  // what the database holds: the only state reported to readers
-  std::map<std::string, ReservationRecord> reservations;  // active ones, by order id
+  std::map<std::string, ReservationRecord> reservations;  // the held ones, by order id
+  // The committed ones (their units stay reserved until the order ships or is cancelled), by
+  // order id: only the quantity, since an item of a selling sku keeps one per unshipped order
+  // (about 100 B each, where a whole record in `reservations` takes about 270 B). None: no block.
+  std::unique_ptr<std::unordered_map<std::string, std::int64_t>> committed_units;
   int writes_in_flight = 0;
   int checks_in_flight = 0;  // reads of the stored version (when_absent)
   bool exists = false;
@@ -57,6 +63,28 @@ void quit_when_done(inventory_actor* self) {
   auto& st = self->state;
   if ((st.broken || st.stop_requested) && st.writes_in_flight == 0 && st.checks_in_flight == 0)
     self->quit();
+}
+
+// The quantity committed for `order_id`, if any.
+std::optional<std::int64_t> committed_for(const inventory_state& st, const std::string& order_id) {
+  if (!st.committed_units) return std::nullopt;
+  auto it = st.committed_units->find(order_id);
+  if (it == st.committed_units->end()) return std::nullopt;
+  return it->second;
+}
+
+void add_committed(inventory_state& st, const std::string& order_id, std::int64_t quantity) {
+  if (!st.committed_units) st.committed_units = std::make_unique<std::unordered_map<std::string, std::int64_t>>();
+  (*st.committed_units)[order_id] = quantity;
+}
+
+// Takes the committed reservation of `order_id` out, as a record in `state`.
+ReservationRecord take_committed(inventory_state& st, const std::string& order_id, ReservationState state) {
+  auto it = st.committed_units->find(order_id);
+  ReservationRecord r{st.sku(), order_id, it->second, state, 0};
+  st.committed_units->erase(it);
+  if (st.committed_units->empty()) st.committed_units.reset();
+  return r;
 }
 
 // Writes the current item and `changed` reservations; answers `rp` with the item once committed.
@@ -265,7 +293,12 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
                          st.item = st.committed = loaded->item;
                          st.ctx->item_snapshots->publish(st.committed);
                          st.published = st.committed.version;
-                         for (auto& r : loaded->reservations) st.reservations[r.order_id] = r;
+                         for (auto& r : loaded->reservations) {
+                           if (r.state == ReservationState::committed)
+                             add_committed(st, r.order_id, r.quantity);
+                           else
+                             st.reservations[r.order_id] = std::move(r);
+                         }
                          expire_reservations(self);
                          schedule_expiry(self);  // checks what came due meanwhile at once
                        });
@@ -291,7 +324,13 @@ const caf::behavior& item_handlers() {
       [](inspect_atom) -> caf::result<item_state_view> {
         auto* self = inventory_actor::current();
         item_state_view view{self->state.committed, {}};
-        for (auto& [_, r] : self->state.reservations) view.reservations.push_back(r);
+        auto& st = self->state;
+        for (auto& [_, r] : st.reservations) view.reservations.push_back(r);
+        if (st.committed_units) {
+          std::map<std::string, std::int64_t> in_order(st.committed_units->begin(), st.committed_units->end());
+          for (auto& [order_id, quantity] : in_order)
+            view.reservations.push_back({st.sku(), order_id, quantity, ReservationState::committed, 0});
+        }
         return view;
       },
       [](item_put& put) -> caf::result<item_put_result> {
@@ -334,6 +373,7 @@ const caf::behavior& item_handlers() {
             it->second.expires_at_ms = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
           return st.committed;
         }
+        if (committed_for(st, req.order_id)) return st.committed;  // delivered again after its commit
         if (req.quantity <= 0) return failure(errc::invalid_argument);
         if (st.item.available() < req.quantity) return failure(errc::insufficient_stock);
         auto expires = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
@@ -349,14 +389,17 @@ const caf::behavior& item_handlers() {
         auto* self = inventory_actor::current();
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
+        if (committed_for(st, req.order_id)) return st.committed;  // delivered again
         auto it = st.reservations.find(req.order_id);
         if (it == st.reservations.end())
           return when_absent(self, [](caf::response_promise& rp) { rp.deliver(failure(errc::not_found)); });
-        if (it->second.state == ReservationState::committed) return st.committed;
-        it->second.state = ReservationState::committed;
-        it->second.expires_at_ms = 0;
+        auto r = it->second;
+        r.state = ReservationState::committed;
+        r.expires_at_ms = 0;
+        st.reservations.erase(it);
+        add_committed(st, r.order_id, r.quantity);
         auto rp = self->make_response_promise();
-        persist(self, {it->second}, rp, {});
+        persist(self, {r}, rp, {});
         return rp;
       },
       [](item_release& req) -> caf::result<ItemRecord> {
@@ -364,14 +407,18 @@ const caf::behavior& item_handlers() {
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
         if (!st.exists) return failure(errc::not_found);
-        auto it = st.reservations.find(req.order_id);
-        if (it == st.reservations.end())  // nothing held: already released (or never held)
+        ReservationRecord r;
+        if (auto it = st.reservations.find(req.order_id); it != st.reservations.end()) {
+          r = it->second;
+          st.reservations.erase(it);
+        } else if (committed_for(st, req.order_id)) {
+          if (req.held_only) return st.committed;  // committed: not this release's to undo
+          r = take_committed(st, req.order_id, ReservationState::released);
+        } else {  // nothing held: already released (or never held)
           return when_absent(self, [self](caf::response_promise& rp) { rp.deliver(self->state.committed); });
-        if (req.held_only && it->second.state != ReservationState::held) return st.committed;
-        auto r = it->second;
+        }
         r.state = ReservationState::released;
         st.item.reserved -= r.quantity;
-        st.reservations.erase(it);
         auto rp = self->make_response_promise();
         persist(self, {r}, rp, {});
         return rp;
@@ -381,14 +428,19 @@ const caf::behavior& item_handlers() {
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
         if (!st.exists) return failure(errc::not_found);
-        auto it = st.reservations.find(req.order_id);
-        if (it == st.reservations.end())  // shipped before: re-delivery
+        ReservationRecord r;
+        if (committed_for(st, req.order_id)) {
+          r = take_committed(st, req.order_id, ReservationState::shipped);
+        } else if (auto it = st.reservations.find(req.order_id); it != st.reservations.end()) {
+          r = it->second;
+          st.reservations.erase(it);
+        } else {  // shipped before: re-delivery
           return when_absent(self, [self](caf::response_promise& rp) { rp.deliver(self->state.committed); });
-        auto r = it->second;
+        }
         r.state = ReservationState::shipped;
+        r.expires_at_ms = 0;
         st.item.reserved -= r.quantity;
         st.item.on_hand -= r.quantity;
-        st.reservations.erase(it);
         auto rp = self->make_response_promise();
         persist(self, {r}, rp, {});
         return rp;

@@ -135,6 +135,13 @@ def micro(json_path, table_path):
                          f"heap {heap:.0f} B/actor (RSS {per_actor:.0f}); after passivation "
                          f"RSS {left:.0f}, heap {heap_left:.0f} B/actor, "
                          f"{b.get('active_after_passivation', 0):.0f} active"])
+        elif "heap_bytes_per_committed_reservation" in b:
+            # An item keeps each committed reservation until its order ships: no target of its
+            # own, but it adds to the item's bytes while its orders wait.
+            rows.append([f"micro {name}", "-", "-", "-", "-", "0", "-", "-", "-", "-",
+                         f"heap {b['heap_bytes_per_committed_reservation']:.0f} B per committed "
+                         f"reservation; activation with {b.get('committed', 0):.0f} of them "
+                         f"{b.get('activation_ms', 0):.0f} ms"])
         else:
             rate = b.get("items_per_second", 0)
             rows.append([f"micro {name}", f"{rate:.0f}", "-", "-", "-", "0", "-", "-", "-", "-",

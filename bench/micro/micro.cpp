@@ -365,6 +365,48 @@ void BM_IdleActorBytesBareCafActor(benchmark::State& state) {
   }
 }
 
+// One item whose orders were committed and not shipped yet: its actor keeps each of those
+// reservations until its order ships or is cancelled. The allocator's bytes per committed
+// reservation the active item holds (measured across a passivation and the activation after it,
+// so that nothing written meanwhile counts), and how long that activation takes.
+constexpr int kCommitted = 20'000;
+
+void BM_CommittedReservationBytes(benchmark::State& state) {
+  caf::scoped_actor self{*env->system};
+  const std::string sku = "committed-sku";
+  auto routed = [&](caf::message msg) { return caf::make_message(route_atom::value, inventory_type, sku, std::move(msg)); };
+  ask_all<item_put_result>(self, router(), {routed(caf::make_message(item_put{"Mug", 1999, 1'000'000'000, "USD"}))});
+  for (auto step : {0, 1})
+    for (int from = 0; from < kCommitted; from += kActivationBurst) {
+      std::vector<caf::message> msgs;
+      for (int i = from; i < std::min(kCommitted, from + kActivationBurst); ++i) {
+        auto id = long_id("ord_c", i);
+        msgs.push_back(step == 0 ? routed(caf::make_message(item_reserve{id, 1}))
+                                 : routed(caf::make_message(item_commit{id})));
+      }
+      ask_all<ItemRecord>(self, router(), msgs);
+    }
+  auto passivate_item = [&] {
+    ask_all<bool>(self, registry(inventory_type), {caf::make_message(passivate_atom::value, sku)});
+    while (active(self, inventory_type) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    settle_heap();
+  };
+  for (auto _ : state) {
+    passivate_item();
+    auto heap_before = heap_bytes();
+    auto started = std::chrono::steady_clock::now();
+    ask_all<ItemRecord>(self, router(), {get_routed(inventory_type, sku)});
+    auto took = std::chrono::steady_clock::now() - started;
+    settle_heap();
+    auto heap_active = heap_bytes();
+    state.counters["committed"] = kCommitted;
+    state.counters["heap_bytes_per_committed_reservation"] =
+        static_cast<double>(heap_active - heap_before) / kCommitted;
+    state.counters["activation_ms"] = std::chrono::duration<double, std::milli>(took).count();
+  }
+  passivate_item();
+}
+
 }  // namespace
 
 // Wall-clock time throughout: the calling thread mostly waits for the actors' threads.
@@ -376,6 +418,7 @@ BENCHMARK(BM_ActivatePassivateBurst)->Unit(benchmark::kMillisecond)->MinTime(1.0
 BENCHMARK(BM_IdleActorBytesInventory)->Iterations(1)->Repetitions(3)->ReportAggregatesOnly(true)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_IdleActorBytesOrder)->Iterations(1)->Repetitions(3)->ReportAggregatesOnly(true)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_IdleActorBytesPayment)->Iterations(1)->Repetitions(3)->ReportAggregatesOnly(true)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_CommittedReservationBytes)->Iterations(1)->Repetitions(3)->ReportAggregatesOnly(true)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_IdleActorBytesBareCafActor)->Iterations(1)->Repetitions(3)->ReportAggregatesOnly(true)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char** argv) {

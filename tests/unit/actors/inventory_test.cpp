@@ -116,6 +116,51 @@ TEST_F(InventoryActor, AReleaseOfHeldOnlyLeavesACommittedReservation) {
   EXPECT_EQ(all.value->reserved, 0);
 }
 
+// A committed reservation is kept by its order id and quantity alone (see inventory_state), and
+// stays exact across a passivation: a reserve or a commit delivered again changes nothing, the
+// operators' view lists it, and shipping takes its units once.
+TEST_F(InventoryActor, ACommittedReservationStaysExactAcrossPassivation) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_a", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_a"}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_b", 2}).value);
+  EXPECT_TRUE(passivate(inventory_type, "mug"));
+  auto again = ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_a", 3});  // activates it
+  ASSERT_TRUE(again.value) << to_string(again.code());
+  EXPECT_EQ(again.value->reserved, 5);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_a"}).value);
+  EXPECT_EQ(item("mug").reserved, 5);
+  auto view = ask<item_state_view>(inventory_type, "mug", inspect_atom::value);
+  ASSERT_TRUE(view.value) << to_string(view.code());
+  ASSERT_EQ(view.value->reservations.size(), 2u);
+  for (const auto& r : view.value->reservations) {
+    EXPECT_EQ(r.sku, "mug");
+    if (r.order_id == "ord_a") {
+      EXPECT_EQ(r.state, ReservationState::committed);
+      EXPECT_EQ(r.quantity, 3);
+    } else {
+      EXPECT_EQ(r.order_id, "ord_b");
+      EXPECT_EQ(r.state, ReservationState::held);
+      EXPECT_EQ(r.quantity, 2);
+    }
+  }
+  // A release of held reservations only leaves it alone.
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{"ord_a", true}).value);
+  EXPECT_EQ(item("mug").reserved, 5);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_a"}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_a"}).value);  // delivered again
+  auto now = item("mug");
+  EXPECT_EQ(now.on_hand, 7);
+  EXPECT_EQ(now.reserved, 2);
+  // Shipped: a commit finds nothing now, and a passivation brings back only what is left.
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_a"}).code(), errc::not_found);
+  EXPECT_TRUE(passivate(inventory_type, "mug"));
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{"ord_b"}).value);
+  now = item("mug");
+  EXPECT_EQ(now.on_hand, 7);
+  EXPECT_EQ(now.reserved, 0);
+}
+
 TEST_F(InventoryActor, AdjustAndPutBelowReservedAreConflicts) {
   put_item("mug", 10);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 6}).value);
