@@ -130,20 +130,28 @@ TEST_F(InventoryActor, ACommittedReservationStaysExactAcrossPassivation) {
   EXPECT_EQ(again.value->reserved, 5);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_a"}).value);
   EXPECT_EQ(item("mug").reserved, 5);
+  // Past every expiry, the timer releases the held one only.
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_0", 1}).value);
+  clock_->advance(config_.orders.reservation_ttl_ms + 1);
+  caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
+                 caf::make_message(expire_atom::value));
+  for (int i = 0; i < 100 && item("mug").reserved != 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(item("mug").reserved, 3);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_b", 2}).value);
   auto view = ask<item_state_view>(inventory_type, "mug", inspect_atom::value);
   ASSERT_TRUE(view.value) << to_string(view.code());
   ASSERT_EQ(view.value->reservations.size(), 2u);
-  for (const auto& r : view.value->reservations) {
-    EXPECT_EQ(r.sku, "mug");
-    if (r.order_id == "ord_a") {
-      EXPECT_EQ(r.state, ReservationState::committed);
-      EXPECT_EQ(r.quantity, 3);
-    } else {
-      EXPECT_EQ(r.order_id, "ord_b");
-      EXPECT_EQ(r.state, ReservationState::held);
-      EXPECT_EQ(r.quantity, 2);
-    }
-  }
+  const auto& a = view.value->reservations[0];  // in order id order
+  EXPECT_EQ(a.sku, "mug");
+  EXPECT_EQ(a.order_id, "ord_a");
+  EXPECT_EQ(a.state, ReservationState::committed);
+  EXPECT_EQ(a.quantity, 3);
+  EXPECT_EQ(a.expires_at_ms, 0);
+  const auto& b = view.value->reservations[1];
+  EXPECT_EQ(b.order_id, "ord_b");
+  EXPECT_EQ(b.state, ReservationState::held);
+  EXPECT_EQ(b.quantity, 2);
   // A release of held reservations only leaves it alone.
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{"ord_a", true}).value);
   EXPECT_EQ(item("mug").reserved, 5);
@@ -159,6 +167,26 @@ TEST_F(InventoryActor, ACommittedReservationStaysExactAcrossPassivation) {
   now = item("mug");
   EXPECT_EQ(now.on_hand, 7);
   EXPECT_EQ(now.reserved, 0);
+}
+
+// A reservation still held can be shipped too (its units leave stock at once), and a committed
+// one can be released in full after a passivation.
+TEST_F(InventoryActor, AHeldReservationShipsAndACommittedOneReleasesAfterPassivation) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_h", 2}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_h"}).value);
+  auto now = item("mug");
+  EXPECT_EQ(now.on_hand, 8);
+  EXPECT_EQ(now.reserved, 0);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_c", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_c"}).value);
+  EXPECT_TRUE(passivate(inventory_type, "mug"));
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{"ord_c"}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{"ord_c"}).value);  // again
+  now = item("mug");
+  EXPECT_EQ(now.on_hand, 8);
+  EXPECT_EQ(now.reserved, 0);
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_c"}).value->on_hand, 8);
 }
 
 TEST_F(InventoryActor, AdjustAndPutBelowReservedAreConflicts) {
