@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
@@ -32,7 +33,8 @@ struct inventory_state {
   // order id: only the quantity, since an item of a selling sku keeps one per unshipped order
   // (105 B of heap each, where a whole record in `reservations` took 224 B; bench/RESULTS.md,
   // thirteenth run). None: no block.
-  std::unique_ptr<std::unordered_map<std::string, std::int64_t>> committed_units;
+  using CommittedUnits = std::unordered_map<std::string, std::int64_t>;
+  std::unique_ptr<CommittedUnits> committed_units;
   int writes_in_flight = 0;
   int checks_in_flight = 0;  // reads of the stored version (when_absent)
   bool exists = false;
@@ -75,12 +77,13 @@ std::optional<std::int64_t> committed_for(const inventory_state& st, const std::
 }
 
 void add_committed(inventory_state& st, const std::string& order_id, std::int64_t quantity) {
-  if (!st.committed_units) st.committed_units = std::make_unique<std::unordered_map<std::string, std::int64_t>>();
+  if (!st.committed_units) st.committed_units = std::make_unique<inventory_state::CommittedUnits>();
   (*st.committed_units)[order_id] = quantity;
 }
 
 // Takes the committed reservation of `order_id` out, as a record in `state`.
-ReservationRecord take_committed(inventory_state& st, const std::string& order_id, ReservationState state) {
+ReservationRecord take_committed(inventory_state& st, const std::string& order_id,
+                                 ReservationState state) {
   auto it = st.committed_units->find(order_id);
   ReservationRecord r{st.sku(), order_id, it->second, state, 0};
   st.committed_units->erase(it);
@@ -302,7 +305,7 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
                              loaded->reservations.begin(), loaded->reservations.end(),
                              [](auto& r) { return r.state == ReservationState::committed; });
                          if (committed > 0) {
-                           st.committed_units = std::make_unique<std::unordered_map<std::string, std::int64_t>>();
+                           st.committed_units = std::make_unique<inventory_state::CommittedUnits>();
                            st.committed_units->reserve(static_cast<size_t>(committed));
                          }
                          for (auto& r : loaded->reservations) {
@@ -340,10 +343,13 @@ const caf::behavior& item_handlers() {
         for (auto& [_, r] : st.reservations) view.reservations.push_back(r);
         if (st.committed_units) {
           for (auto& [order_id, quantity] : *st.committed_units)
-            view.reservations.push_back({st.sku(), order_id, quantity, ReservationState::committed, 0});
+            view.reservations.push_back(
+                {st.sku(), order_id, quantity, ReservationState::committed, 0});
           // In order id order, as the stored view lists them.
           std::sort(view.reservations.begin(), view.reservations.end(),
-                    [](const ReservationRecord& a, const ReservationRecord& b) { return a.order_id < b.order_id; });
+                    [](const ReservationRecord& a, const ReservationRecord& b) {
+                      return a.order_id < b.order_id;
+                    });
         }
         return view;
       },
@@ -387,7 +393,8 @@ const caf::behavior& item_handlers() {
             it->second.expires_at_ms = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
           return st.committed;
         }
-        if (committed_for(st, req.order_id)) return st.committed;  // delivered again after its commit
+        // Delivered again after its commit: nothing to do.
+        if (committed_for(st, req.order_id)) return st.committed;
         if (req.quantity <= 0) return failure(errc::invalid_argument);
         if (st.item.available() < req.quantity) return failure(errc::insufficient_stock);
         auto expires = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
