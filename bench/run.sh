@@ -106,8 +106,8 @@ progress_done() {
 }
 
 # cpu_snapshot NAME SECONDS: %CPU per process in the middle of a run, and the machine's busy and
-# steal shares over all but its last second (/proc/stat: steal is CPU time the host gave to others, which slows
-# every figure of that run), kept for RESULTS.md.
+# steal shares over all but its last second (/proc/stat: steal is CPU time the host gave to other
+# guests, which slows every figure of that run), kept for RESULTS.md.
 cpu_snapshot() {
   (head -1 /proc/stat >"$res/$1.stat0" 2>/dev/null || true
     sleep $(($2 / 2)); top -b -n2 -d1 -w 250 >"$res/$1.top" 2>&1
