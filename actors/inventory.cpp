@@ -68,12 +68,9 @@ void quit_when_done(inventory_actor* self) {
     self->quit();
 }
 
-// The quantity committed for `order_id`, if any.
-std::optional<std::int64_t> committed_for(const inventory_state& st, const std::string& order_id) {
-  if (!st.committed_units) return std::nullopt;
-  auto it = st.committed_units->find(order_id);
-  if (it == st.committed_units->end()) return std::nullopt;
-  return it->second;
+// Whether the reservation of `order_id` is committed.
+bool has_committed(const inventory_state& st, const std::string& order_id) {
+  return st.committed_units && st.committed_units->count(order_id) != 0;
 }
 
 void add_committed(inventory_state& st, const std::string& order_id, std::int64_t quantity) {
@@ -394,7 +391,7 @@ const caf::behavior& item_handlers() {
           return st.committed;
         }
         // Delivered again after its commit: nothing to do.
-        if (committed_for(st, req.order_id)) return st.committed;
+        if (has_committed(st, req.order_id)) return st.committed;
         if (req.quantity <= 0) return failure(errc::invalid_argument);
         if (st.item.available() < req.quantity) return failure(errc::insufficient_stock);
         auto expires = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
@@ -410,7 +407,7 @@ const caf::behavior& item_handlers() {
         auto* self = inventory_actor::current();
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
-        if (committed_for(st, req.order_id)) return st.committed;  // delivered again
+        if (has_committed(st, req.order_id)) return st.committed;  // delivered again
         auto it = st.reservations.find(req.order_id);
         if (it == st.reservations.end())
           return when_absent(self, [](caf::response_promise& rp) { rp.deliver(failure(errc::not_found)); });
@@ -432,7 +429,7 @@ const caf::behavior& item_handlers() {
         if (auto it = st.reservations.find(req.order_id); it != st.reservations.end()) {
           r = it->second;
           st.reservations.erase(it);
-        } else if (committed_for(st, req.order_id)) {
+        } else if (has_committed(st, req.order_id)) {
           if (req.held_only) return st.committed;  // committed: not this release's to undo
           r = take_committed(st, req.order_id, ReservationState::released);
         } else {  // nothing held: already released (or never held)
@@ -450,7 +447,7 @@ const caf::behavior& item_handlers() {
         auto& st = self->state;
         if (!st.exists) return failure(errc::not_found);
         ReservationRecord r;
-        if (committed_for(st, req.order_id)) {
+        if (has_committed(st, req.order_id)) {
           r = take_committed(st, req.order_id, ReservationState::shipped);
         } else if (auto it = st.reservations.find(req.order_id); it != st.reservations.end()) {
           r = it->second;

@@ -158,18 +158,6 @@ caf::result<caf::message> hold_call(registry_actor* self, const HoldLimits& hold
   return rp;
 }
 
-}  // namespace
-
-std::chrono::milliseconds idle_sweep_every(std::int64_t idle_after_ms) {
-  return std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 16, 10, 1000));
-}
-
-std::chrono::milliseconds terminal_tick_every(std::int64_t terminal_after_ms) {
-  return std::chrono::milliseconds(std::clamp<std::int64_t>(terminal_after_ms / 16, 10, 250));
-}
-
-namespace {
-
 caf::behavior registry(registry_actor* self, EntityFactory factory,
                        std::function<std::int64_t()> now_ms, std::int64_t idle_after_ms,
                        int probes_per_sweep, HoldLimits hold, std::int64_t terminal_after_ms) {
@@ -339,6 +327,14 @@ caf::actor spawn_registry(caf::actor_system& system, EntityFactory factory,
                           int probes_per_sweep, HoldLimits hold, std::int64_t terminal_after_ms) {
   return system.spawn(registry, std::move(factory), std::move(now_ms), idle_after_ms,
                       std::max(1, probes_per_sweep), hold, terminal_after_ms);
+}
+
+std::chrono::milliseconds idle_sweep_every(std::int64_t idle_after_ms) {
+  return std::chrono::milliseconds(std::clamp<std::int64_t>(idle_after_ms / 16, 10, 1000));
+}
+
+std::chrono::milliseconds terminal_tick_every(std::int64_t terminal_after_ms) {
+  return std::chrono::milliseconds(std::clamp<std::int64_t>(terminal_after_ms / 16, 10, 250));
 }
 
 }  // namespace emporium
