@@ -333,8 +333,13 @@ int run_serve(const Config& config) {
               config.auth.jwks_file};
   api.rate = config.rate_limit.rate;
   api.burst = config.rate_limit.burst;
-  api.place_rate = config.rate_limit.place_rate > 0 ? config.rate_limit.place_rate : config.rate_limit.rate;
-  api.place_burst = config.rate_limit.place_burst > 0 ? config.rate_limit.place_burst : config.rate_limit.burst;
+  // Placements take from the one budget of every request; a stricter one besides only where either
+  // key is set (the other then follows the one budget's).
+  const auto& limit = config.rate_limit;
+  if (limit.place_rate > 0 || limit.place_burst > 0) {
+    api.place_rate = limit.place_rate > 0 ? limit.place_rate : limit.rate;
+    api.place_burst = limit.place_burst > 0 ? limit.place_burst : limit.burst;
+  }
   api.rate_entries_max = config.rate_limit.entries_max;
   api.placement_timeout_ms = config.orders.placement_timeout_ms;
   api.retry_after_s = config.database.retry_after_s;

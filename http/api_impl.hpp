@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <initializer_list>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -132,7 +134,7 @@ struct Api::Impl {
   std::shared_ptr<Metrics> metrics;
   auth::TokenVerifier verifier;
   RateLimiter limiter;        // every limited route
-  RateLimiter place_limiter;  // order placement and cancel: stricter where configured
+  std::optional<RateLimiter> place_limiter;  // order placement and cancel, where configured
   Gateway gateway;
   caf::actor membership;  // in a cluster
   caf::actor admin_agent;  // answers operators' queries about this node's entities, from any node
@@ -147,9 +149,11 @@ struct Api::Impl {
         metrics(std::move(m)),
         verifier(settings.auth),
         limiter("default", settings.rate, settings.burst, static_cast<std::size_t>(settings.rate_entries_max)),
-        place_limiter("place", settings.place_rate, settings.place_burst,
-                      static_cast<std::size_t>(settings.rate_entries_max)),
-        gateway(sys, 4) {}
+        gateway(sys, 4) {
+    if (settings.place_rate > 0)
+      place_limiter.emplace("place", settings.place_rate, settings.place_burst,
+                            static_cast<std::size_t>(settings.rate_entries_max));
+  }
 
   // Requests to actors carry no CAF timeout: the server bounds each HTTP request on its own
   // timer (http.request_timeout_ms) and answers 503 when it fires.
@@ -195,7 +199,9 @@ struct Api::Impl {
   std::optional<HttpResponse> authenticate(Call& call);
   // Checks the principal's budget; on refusal answers 429 and returns false, else makes every
   // answer carry the RateLimit headers.
-  bool within_rate(Call& call, RateLimiter& which, const std::string& principal);
+  // Takes one request of `principal` from each budget in turn; false once one refused (answered
+  // 429 then).
+  bool within_rate(Call& call, std::initializer_list<RateLimiter*> budgets, const std::string& principal);
 
   void scrape(Call& call);
   void health(Call& call);

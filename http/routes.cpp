@@ -82,22 +82,29 @@ std::optional<HttpResponse> Api::Impl::authenticate(Call& call) {
   return std::nullopt;
 }
 
-bool Api::Impl::within_rate(Call& call, RateLimiter& which, const std::string& principal) {
+bool Api::Impl::within_rate(Call& call, std::initializer_list<RateLimiter*> budgets,
+                            const std::string& principal) {
   auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(Steady::now().time_since_epoch()).count();
-  auto decision = which.check(principal, now_us);
-  std::vector<std::pair<std::string, std::string>> headers;
-  headers.emplace_back("RateLimit-Policy", which.policy_header());
-  headers.emplace_back("RateLimit", which.rate_header(decision));
-  if (!decision.allowed) {
-    metrics->add("emporium_rate_limited_total");
-    auto res = problem(429, "Too many requests", "rate limit exceeded; retry later");
-    res.headers = std::move(headers);
-    res.headers.emplace_back("Retry-After", std::to_string(decision.retry_after_s));
-    call.respond(std::move(res));
-    return false;
+  // One field each, listing the policies in the order they were checked (a List, as the IETF
+  // draft has it); a refusal stops at the budget that refused.
+  std::string policies, rates;
+  for (auto* which : budgets) {
+    auto decision = which->check(principal, now_us);
+    policies += (policies.empty() ? "" : ", ") + which->policy_header();
+    rates += (rates.empty() ? "" : ", ") + which->rate_header(decision);
+    if (!decision.allowed) {
+      metrics->add("emporium_rate_limited_total");
+      auto res = problem(429, "Too many requests", "rate limit exceeded; retry later");
+      res.headers = {{"RateLimit-Policy", policies}, {"RateLimit", rates},
+                     {"Retry-After", std::to_string(decision.retry_after_s)}};
+      call.respond(std::move(res));
+      return false;
+    }
   }
-  call.respond = [inner = std::move(call.respond), headers = std::move(headers)](HttpResponse res) {
-    res.headers.insert(res.headers.end(), headers.begin(), headers.end());
+  call.respond = [inner = std::move(call.respond), policies = std::move(policies),
+                  rates = std::move(rates)](HttpResponse res) {
+    res.headers.emplace_back("RateLimit-Policy", policies);
+    res.headers.emplace_back("RateLimit", rates);
     inner(std::move(res));
   };
   return true;
@@ -107,12 +114,17 @@ void Api::Impl::route_v1(Call& call) {
   if (auto refused = authenticate(call)) {
     metrics->add("emporium_auth_failures_total");
     // Unauthenticated clients are limited by address, so guessing tokens is slow too.
-    if (!within_rate(call, limiter, "addr:" + call.req.client)) return;
+    if (!within_rate(call, {&limiter}, "addr:" + call.req.client)) return;
     return call.respond(std::move(*refused));
   }
   bool placing = call.req.method == "POST" && call.path.size() >= 2 && call.path[1] == "orders" &&
                  (call.path.size() == 2 || (call.path.size() == 4 && call.path[3] == "cancel"));
-  if (!within_rate(call, placing ? place_limiter : limiter, "sub:" + call.who.claims.sub)) return;
+  // One budget per principal for every route; placing and cancelling also take from the stricter
+  // one, where it is configured.
+  auto principal = "sub:" + call.who.claims.sub;
+  if (placing && place_limiter ? !within_rate(call, {&limiter, &*place_limiter}, principal)
+                               : !within_rate(call, {&limiter}, principal))
+    return;
   const auto& p = call.path;
   const auto& m = call.req.method;
   auto wrong_method = [&](const char* allow) {

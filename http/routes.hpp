@@ -27,8 +27,9 @@ struct ApiSettings {
   auth::VerifierSettings auth;
   double rate = 200;
   double burst = 400;
-  double place_rate = 200;  // order placement and cancel
-  double place_burst = 400;
+  // A stricter budget for order placement and cancel, taken from besides the one above; 0: none.
+  double place_rate = 0;
+  double place_burst = 0;
   std::int64_t rate_entries_max = 100'000;
   std::int64_t placement_timeout_ms = 5000;
   std::int64_t retry_after_s = 2;

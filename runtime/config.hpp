@@ -56,7 +56,8 @@ struct Config {
   struct RateLimit {
     double rate = 200;   // sustained requests per second per principal
     double burst = 400;
-    double place_rate = 0;   // POST /v1/orders and cancel, per principal; 0: `rate`
+    // A second budget that POST /v1/orders and cancel also take from, per principal; both 0: none.
+    double place_rate = 0;   // 0: `rate`
     double place_burst = 0;  // 0: `burst`
     std::int64_t entries_max = 100'000;  // principals tracked; the least recently seen go first
     bool operator==(const RateLimit&) const = default;

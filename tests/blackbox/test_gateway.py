@@ -61,9 +61,36 @@ class RateLimitTest(OwnNodeTest):
         # stock checks still pass for the same principal
         self.assertStatus(request(self.node, "GET", "/v1/inventory/none", token=tok), 404)
 
+    def test_a_refused_placement_names_both_budgets(self):
+        tok = self.node.token(unique("cust"), SCOPES)
+        body = harness.order_body([("none-sku", 1)])
+        for _ in range(2):
+            self.assertStatus(request(self.node, "POST", "/v1/orders", body, token=tok), 409)
+        refused = request(self.node, "POST", "/v1/orders", body, token=tok)
+        self.assertProblem(refused, 429)
+        self.assertEqual(refused.headers["ratelimit-policy"], '"default";q=5;w=5, "place";q=2;w=10')
+        self.assertRegex(refused.headers["ratelimit"], r'^"default";r=\d+;t=\d+, "place";r=0;t=\d+$')
+
     def test_health_is_never_limited(self):
         for _ in range(20):
             self.assertStatus(request(self.node, "GET", "/healthz"), 200)
+
+
+class OneBudgetTest(OwnNodeTest):
+    """Without a placement budget of its own, every request of a principal takes from one budget
+    (API.md: `rate_limit.rate` per second with `rate_limit.burst`, per principal)."""
+    NODE_SETTINGS = {"rate_limit.rate": "0.1", "rate_limit.burst": "3"}
+
+    def test_stock_checks_and_placements_share_the_budget(self):
+        tok = self.node.token(unique("cust"), SCOPES)
+        body = harness.order_body([("none-sku", 1)])
+        for _ in range(2):
+            self.assertStatus(request(self.node, "GET", "/v1/inventory/none", token=tok), 404)
+        placed = request(self.node, "POST", "/v1/orders", body, token=tok)
+        self.assertStatus(placed, 409)  # the third of three
+        self.assertEqual(placed.headers["ratelimit-policy"], '"default";q=3;w=30')
+        self.assertProblem(request(self.node, "POST", "/v1/orders", body, token=tok), 429)
+        self.assertProblem(request(self.node, "GET", "/v1/inventory/none", token=tok), 429)
 
 
 class SheddingTest(OwnNodeTest):
