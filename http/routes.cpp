@@ -392,8 +392,11 @@ void Api::Impl::place_order(Call& call) {
               if ((*found)->request_hash != hash)
                 return call.respond(problem(422, "Unprocessable content",
                                             "this Idempotency-Key was used with a different request"));
-              HttpResponse replay{(*found)->status, (*found)->status >= 400 ? "application/problem+json" : "application/json",
-                                  {{"Idempotent-Replayed", "true"}}, (*found)->response_body};
+              const auto& first = **found;
+              auto type = !first.content_type.empty() ? first.content_type
+                          : first.status >= 400      ? "application/problem+json"  // stored before
+                                                     : "application/json";
+              HttpResponse replay{first.status, type, {{"Idempotent-Replayed", "true"}}, first.response_body};
               call.respond(std::move(replay));
             },
             [this, shared_call](caf::error& err) { shared_call->respond(failure(err)); });
@@ -432,7 +435,7 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
   // Answers and, with a key, records the answer first: a retry after a crash then replays it.
   auto finish = [this, customer, key, hash, respond = call.respond](caf::event_based_actor* self, HttpResponse res) {
     if (key.empty() || res.status == 503) return respond(std::move(res));
-    IdempotencyRecord rec{customer, key, hash, res.status, res.body, ctx->clock->now_ms()};
+    IdempotencyRecord rec{customer, key, hash, res.status, res.body, ctx->clock->now_ms(), res.content_type};
     self->request(ctx->orders_db, timeout(), db_write{[rec](soci::session& s) {
                     save_idempotency(s, rec);
                     return true;

@@ -120,6 +120,7 @@ struct IdempotencyRecord {
   int status = 0;
   std::string response_body;
   std::int64_t created_at_ms = 0;
+  std::string content_type;  // of the response; empty in rows stored before it was kept
 };
 
 // Field lists for CAF: records cross between nodes in messages, and print in CAF's logs.

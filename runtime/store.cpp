@@ -61,6 +61,11 @@ CREATE TABLE cluster_members (
 CREATE INDEX orders_unfinished ON orders (id) WHERE status IN ('pending', 'reserved');
 DROP INDEX orders_by_status
 )"},
+    // A replay answers with the first response's content type (an order, or a problem); '' for
+    // rows stored before, which are replayed as they were.
+    {4, R"(
+ALTER TABLE idempotency_keys ADD COLUMN content_type TEXT NOT NULL DEFAULT ''
+)"},
 };
 
 const Migration inventory_migrations[] = {
@@ -421,10 +426,11 @@ std::optional<IdempotencyRecord> load_idempotency(soci::session& s, const std::s
                                                   const std::string& key) {
   IdempotencyRecord r;
   ll created = 0;
-  s << "SELECT customer_id, idem_key, request_hash, status, response_body, created_at_ms "
-       "FROM idempotency_keys WHERE customer_id = :c AND idem_key = :k",
+  s << "SELECT customer_id, idem_key, request_hash, status, response_body, created_at_ms, "
+       "content_type FROM idempotency_keys WHERE customer_id = :c AND idem_key = :k",
       soci::into(r.customer_id), soci::into(r.key), soci::into(r.request_hash), soci::into(r.status),
-      soci::into(r.response_body), soci::into(created), soci::use(customer_id), soci::use(key);
+      soci::into(r.response_body), soci::into(created), soci::into(r.content_type),
+      soci::use(customer_id), soci::use(key);
   if (!s.got_data()) return std::nullopt;
   r.created_at_ms = created;
   return r;
@@ -433,9 +439,10 @@ std::optional<IdempotencyRecord> load_idempotency(soci::session& s, const std::s
 void save_idempotency(soci::session& s, const IdempotencyRecord& r) {
   ll created = r.created_at_ms;
   s << "INSERT INTO idempotency_keys (customer_id, idem_key, request_hash, status, response_body, "
-       "created_at_ms) VALUES (:c, :k, :h, :s, :b, :t) ON CONFLICT (customer_id, idem_key) DO NOTHING",
+       "created_at_ms, content_type) VALUES (:c, :k, :h, :s, :b, :t, :ct) "
+       "ON CONFLICT (customer_id, idem_key) DO NOTHING",
       soci::use(r.customer_id), soci::use(r.key), soci::use(r.request_hash), soci::use(r.status),
-      soci::use(r.response_body), soci::use(created);
+      soci::use(r.response_body), soci::use(created), soci::use(r.content_type);
 }
 
 int purge_idempotency(soci::session& s, std::int64_t older_than_ms) {

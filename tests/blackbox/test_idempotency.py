@@ -83,7 +83,30 @@ class IdempotencyTest(harness.NodeTestCase):
         self.assertStatus(again, 402)
         self.assertTrue(self.replayed(again))
         self.assertEqual(again.json, first.json)
+        # The first response again: an order, not a problem.
+        self.assertEqual(first.headers["content-type"], "application/json")
+        self.assertEqual(again.headers["content-type"], "application/json")
         self.assertEqual(len(self.list_all_orders(NODE, self.cust)), 1)
+
+    def test_replay_keeps_the_content_type_of_an_order_and_of_a_problem(self):
+        key = unique("key")
+        body = json.dumps(harness.order_body([(unique("no-such-sku"), 1)])).encode()
+        first = self.post(self.cust, body, key)
+        self.assertStatus(first, 409)  # rejected: the order, as its body
+        again = self.post(self.cust, body, key)
+        self.assertStatus(again, 409)
+        self.assertTrue(self.replayed(again))
+        self.assertEqual(again.json, first.json)
+        self.assertEqual(again.json["status"], "rejected")
+        self.assertEqual(again.headers["content-type"], "application/json")
+        key = unique("key")
+        bad = json.dumps({"items": [], "payment": harness.order_body([("x", 1)])["payment"]}).encode()
+        first = self.post(self.cust, bad, key)
+        self.assertProblem(first, 400)
+        again = self.post(self.cust, bad, key)
+        self.assertProblem(again, 400)
+        self.assertTrue(self.replayed(again))
+        self.assertEqual(again.headers["content-type"], "application/problem+json")
 
     def test_same_key_other_body_422(self):
         sku = self.create_item(NODE, self.admin, on_hand=10)

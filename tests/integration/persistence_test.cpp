@@ -74,11 +74,11 @@ OrderRecord sample_order(const std::string& id, std::int64_t version) {
 TEST_P(Persistence, MigrationsApplyOnceAndAreRecorded) {
   auto session = connect(orders_url_);
   auto& s = *session;
-  EXPECT_EQ(migrate(s, GetParam(), Database::orders), 3);
+  EXPECT_EQ(migrate(s, GetParam(), Database::orders), 4);
   EXPECT_EQ(migrate(s, GetParam(), Database::orders), 0);
   long long version = 0;
   s << "SELECT MAX(version) FROM schema_migrations", soci::into(version);
-  EXPECT_EQ(version, 3);
+  EXPECT_EQ(version, 4);
   auto inv_session = connect(inventory_url_);
   auto& inv = *inv_session;
   EXPECT_EQ(migrate(inv, GetParam(), Database::inventory), 1);
@@ -151,13 +151,23 @@ TEST_P(Persistence, IdempotencyKeysKeepTheFirstAnswerAndArePurgedAfterTheirTime)
   auto session = connect(orders_url_);
   auto& s = *session;
   migrate(s, GetParam(), Database::orders);
-  save_idempotency(s, {"alice", "k1", "h1", 201, "{\"first\":true}", 1'000});
-  save_idempotency(s, {"alice", "k1", "h2", 409, "{}", 2'000});  // a second answer never replaces it
-  save_idempotency(s, {"alice", "k2", "h3", 402, "{}", 50'000});
+  save_idempotency(s, {"alice", "k1", "h1", 201, "{\"first\":true}", 1'000, "application/json"});
+  save_idempotency(s, {"alice", "k1", "h2", 409, "{}", 2'000, "application/problem+json"});  // a second answer never replaces it
+  save_idempotency(s, {"alice", "k2", "h3", 402, "{}", 50'000, "application/json"});
   auto first = load_idempotency(s, "alice", "k1");
   ASSERT_TRUE(first);
   EXPECT_EQ(first->status, 201);
   EXPECT_EQ(first->request_hash, "h1");
+  EXPECT_EQ(first->content_type, "application/json");
+  EXPECT_EQ(load_idempotency(s, "alice", "k2")->content_type, "application/json");
+  // A row stored before the content type was kept (migration 4) has none.
+  s << "INSERT INTO idempotency_keys (customer_id, idem_key, request_hash, status, response_body, "
+       "created_at_ms) VALUES ('carol', 'old', 'h4', 409, '{}', 50000)";
+  auto old = load_idempotency(s, "carol", "old");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->status, 409);
+  EXPECT_EQ(old->content_type, "");
+  s << "DELETE FROM idempotency_keys WHERE customer_id = 'carol'";
   EXPECT_FALSE(load_idempotency(s, "bob", "k1"));
   EXPECT_EQ(purge_idempotency(s, 10'000), 1);
   EXPECT_FALSE(load_idempotency(s, "alice", "k1"));
