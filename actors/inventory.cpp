@@ -9,10 +9,10 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
+#include "actors/committed_units.hpp"
 #include "actors/entity.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/store.hpp"
@@ -29,11 +29,9 @@ struct inventory_state {
   ItemRecord item;       // latest, including writes not yet committed; its sku is set from the start
   ItemRecord committed;  // what the database holds: the only state reported to readers
   std::map<std::string, ReservationRecord> reservations;  // the held ones, by order id
-  // The committed ones (their units stay reserved until the order ships or is cancelled), by
-  // order id: only the quantity, since an item of a selling sku keeps one per unshipped order
-  // (105 B of heap each, where a whole record in `reservations` took 224 B; bench/RESULTS.md,
-  // thirteenth run). None: no block.
-  using CommittedUnits = std::unordered_map<std::string, std::int64_t>;
+  // The committed ones (their units stay reserved until the order ships or is cancelled): only
+  // order id and quantity, packed (actors/committed_units.hpp), since an item of a selling sku
+  // keeps one per unshipped order. None: no block.
   std::unique_ptr<CommittedUnits> committed_units;
   int writes_in_flight = 0;
   int checks_in_flight = 0;  // reads of the stored version (when_absent)
@@ -70,25 +68,20 @@ void quit_when_done(inventory_actor* self) {
 
 // Whether the reservation of `order_id` is committed.
 bool has_committed(const inventory_state& st, const std::string& order_id) {
-  return st.committed_units && st.committed_units->count(order_id) != 0;
+  return st.committed_units && st.committed_units->contains(order_id);
 }
 
 void add_committed(inventory_state& st, const std::string& order_id, std::int64_t quantity) {
-  if (!st.committed_units) st.committed_units = std::make_unique<inventory_state::CommittedUnits>();
-  (*st.committed_units)[order_id] = quantity;
+  if (!st.committed_units) st.committed_units = std::make_unique<CommittedUnits>();
+  st.committed_units->put(order_id, quantity);
 }
 
-// Takes the committed reservation of `order_id` out, as a record in `state`.
+// Takes the committed reservation of `order_id` out (it has one), as a record in `state`.
 ReservationRecord take_committed(inventory_state& st, const std::string& order_id,
                                  ReservationState state) {
-  auto it = st.committed_units->find(order_id);
-  ReservationRecord r{st.sku(), order_id, it->second, state, 0};
-  st.committed_units->erase(it);
-  auto& units = *st.committed_units;
-  if (units.empty())
-    st.committed_units.reset();
-  else if (units.bucket_count() > 64 && units.size() < units.bucket_count() / 8)
-    units.rehash(0);  // most have shipped: give back the buckets too (amortized: halves at least)
+  auto units = st.committed_units->take(order_id);
+  ReservationRecord r{st.sku(), order_id, units.value_or(0), state, 0};
+  if (st.committed_units->empty()) st.committed_units.reset();  // the table gave back its slots
   return r;
 }
 
@@ -302,7 +295,7 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
                              loaded->reservations.begin(), loaded->reservations.end(),
                              [](auto& r) { return r.state == ReservationState::committed; });
                          if (committed > 0) {
-                           st.committed_units = std::make_unique<inventory_state::CommittedUnits>();
+                           st.committed_units = std::make_unique<CommittedUnits>();
                            st.committed_units->reserve(static_cast<size_t>(committed));
                          }
                          for (auto& r : loaded->reservations) {
@@ -339,9 +332,10 @@ const caf::behavior& item_handlers() {
         auto& st = self->state;
         for (auto& [_, r] : st.reservations) view.reservations.push_back(r);
         if (st.committed_units) {
-          for (auto& [order_id, quantity] : *st.committed_units)
+          st.committed_units->for_each([&](std::string order_id, std::int64_t quantity) {
             view.reservations.push_back(
-                {st.sku(), order_id, quantity, ReservationState::committed, 0});
+                {st.sku(), std::move(order_id), quantity, ReservationState::committed, 0});
+          });
           // In order id order, as the stored view lists them.
           std::sort(view.reservations.begin(), view.reservations.end(),
                     [](const ReservationRecord& a, const ReservationRecord& b) {

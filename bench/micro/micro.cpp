@@ -24,6 +24,7 @@
 #include "actors/payment.hpp"
 #include "actors/payment_provider.hpp"
 #include "runtime/atoms.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/store.hpp"
 
@@ -376,11 +377,14 @@ void BM_CommittedReservationBytes(benchmark::State& state) {
   const std::string sku = "committed-sku";
   auto routed = [&](caf::message msg) { return caf::make_message(route_atom::value, inventory_type, sku, std::move(msg)); };
   ask_all<item_put_result>(self, router(), {routed(caf::make_message(item_put{"Mug", 1999, 1'000'000'000, "USD"}))});
+  // Order ids as the node makes them (new_id), which the item keeps packed.
+  std::vector<std::string> ids;
+  for (int i = 0; i < kCommitted; ++i) ids.push_back(new_id("ord_", SystemClock{}.now_ms()));
   for (auto step : {0, 1})
     for (int from = 0; from < kCommitted; from += kActivationBurst) {
       std::vector<caf::message> msgs;
       for (int i = from; i < std::min(kCommitted, from + kActivationBurst); ++i) {
-        auto id = long_id("ord_c", i);
+        const auto& id = ids[static_cast<size_t>(i)];
         msgs.push_back(step == 0 ? routed(caf::make_message(item_reserve{id, 1}))
                                  : routed(caf::make_message(item_commit{id})));
       }
