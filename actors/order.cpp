@@ -33,14 +33,24 @@ constexpr std::array legal_moves{
     Move{OrderStatus::reserved, OrderStatus::confirmed},
     Move{OrderStatus::reserved, OrderStatus::payment_failed},
     Move{OrderStatus::reserved, OrderStatus::cancelled},
-    Move{OrderStatus::confirmed, OrderStatus::shipped},
-    Move{OrderStatus::confirmed, OrderStatus::cancelled},
+    Move{OrderStatus::confirmed, OrderStatus::shipped},    // (rows stored before `shipping`)
+    Move{OrderStatus::confirmed, OrderStatus::cancelled},  // (rows stored before `cancelling`)
+    Move{OrderStatus::confirmed, OrderStatus::cancelling},
+    Move{OrderStatus::cancelling, OrderStatus::cancelled},
+    Move{OrderStatus::confirmed, OrderStatus::shipping},
+    Move{OrderStatus::shipping, OrderStatus::shipped},
 };
-constexpr std::array status_names{"pending",  "reserved",       "confirmed", "shipped",
-                                  "rejected", "payment_failed", "cancelled"};
+constexpr std::array status_names{"pending",   "reserved",       "confirmed", "shipped",
+                                  "rejected",  "payment_failed", "cancelled", "cancelling",
+                                  "shipping"};
 }  // namespace
 
 std::string_view to_string(OrderStatus status) { return status_names[static_cast<int>(status)]; }
+
+std::string_view shown_status(std::string_view stored) {
+  if (stored == "cancelling" || stored == "shipping") return "confirmed";
+  return stored;
+}
 
 std::optional<OrderStatus> order_status_from(std::string_view text) {
   for (size_t i = 0; i < status_names.size(); ++i)
@@ -49,7 +59,8 @@ std::optional<OrderStatus> order_status_from(std::string_view text) {
 }
 
 bool is_terminal(OrderStatus status) {
-  return status != OrderStatus::pending && status != OrderStatus::reserved;
+  return status != OrderStatus::pending && status != OrderStatus::reserved &&
+         status != OrderStatus::cancelling && status != OrderStatus::shipping;
 }
 
 bool legal_transition(OrderStatus from, OrderStatus to) {
@@ -138,8 +149,17 @@ void fail_keeping(order_actor* self, const std::optional<PaymentRecord>& capture
   write_capture(self, *capture, [self, err](const caf::error&) { fail(self, err); });
 }
 
+void cancel_confirmed(order_actor* self);
+
 void finish(order_actor* self) {
   auto& st = self->state;
+  // A cancel that came while the order was being confirmed is done now: everyone waiting gets the
+  // cancelled order, as when it comes before the charge's answer.
+  if (st.cancel_requested && status_of(st) == OrderStatus::confirmed) {
+    st.cancel_requested = false;
+    return cancel_confirmed(self);
+  }
+  st.cancel_requested = false;
   st.running = false;
   auto run = std::move(st.run);  // the card is wiped as it goes
   if (run)
@@ -290,6 +310,25 @@ void confirm(order_actor* self) {
                     return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
                   }
                   transition(self, OrderStatus::confirmed, "", {}, [self] { finish(self); });
+                });
+}
+
+// Cancels a confirmed order: records `cancelling` first, then refunds and releases (see
+// OrderStatus), so that one interrupted is finished as a cancel, never shipped meanwhile.
+void cancel_confirmed(order_actor* self) {
+  transition(self, OrderStatus::cancelling, "", {},
+             [self] { compensate(self, OrderStatus::cancelled, ""); });
+}
+
+// Ships every line, then records `shipped`. A ship records `shipping` before (see OrderStatus),
+// so that one interrupted is finished as a ship, never cancelled meanwhile: an item's ship and
+// release are idempotent, and one already shipped or released answers as done.
+void ship_lines(order_actor* self) {
+  auto id = self->state.rec.id;
+  for_each_line(self, [id](const OrderLine&) { return item_ship{id}; },
+                [self](const std::vector<errc>& failures) {
+                  if (!failures.empty()) return fail(self, make_error(errc::db_unavailable));
+                  transition(self, OrderStatus::shipped, "", {}, [self] { finish(self); });
                 });
 }
 
@@ -446,12 +485,20 @@ void place(order_actor* self, order_place& req) {
                 });
 }
 
-// An order found unfinished (after a crash or a lost step) with no saga running here: finish it
-// when the charge went through, else compensate. The card is gone, so no charge is started.
+// An order found unfinished (after a crash or a lost step) with no saga running here: a cancel or
+// a ship under way is finished as it began; a placement is finished when the charge went through,
+// else compensated. The card is gone, so no charge is started.
 void recover(order_actor* self) {
   auto& st = self->state;
   st.running = true;
   spdlog::info("order {}: recovering from {}", st.rec.id, st.rec.status);
+  switch (status_of(st)) {
+    case OrderStatus::cancelling: return compensate(self, OrderStatus::cancelled, "");
+    case OrderStatus::shipping: return ship_lines(self);
+    case OrderStatus::pending:
+    case OrderStatus::reserved: break;
+    default: return finish(self);  // nothing is left to do
+  }
   if (status_of(st) == OrderStatus::pending || !st.rec.payment)
     return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
   ask<PaymentRecord>(
@@ -488,8 +535,11 @@ const caf::behavior& order_handlers() {
         // A promise is made only where the answer comes later: making one takes over the reply.
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
+        // A ship under way is finished, never undone: a cancel is refused, as once shipped.
+        if (status_of(st) == OrderStatus::shipping)
+          return make_error(errc::conflict, "order is being shipped");
         if (st.running) {
-          st.cancel_requested = true;
+          st.cancel_requested = true;  // done when the step under way ends (see finish)
           st.saga().waiting.push_front(self->make_response_promise());
           return st.saga().waiting.front();
         }
@@ -497,11 +547,16 @@ const caf::behavior& order_handlers() {
           case OrderStatus::cancelled: return st.rec;
           case OrderStatus::pending:
           case OrderStatus::reserved:
-          case OrderStatus::confirmed: {
+          case OrderStatus::confirmed:
+          case OrderStatus::cancelling: {  // (an interrupted cancel: finished)
             st.running = true;
             auto rp = self->make_response_promise();
             st.saga().waiting.push_front(rp);
-            compensate(self, OrderStatus::cancelled, "");  // may have emptied `waiting` already
+            // Either may have emptied `waiting` already.
+            if (status_of(st) == OrderStatus::confirmed)
+              cancel_confirmed(self);
+            else
+              compensate(self, OrderStatus::cancelled, "");
             return rp;
           }
           default: return make_error(errc::conflict, "order is " + st.rec.status);
@@ -512,17 +567,17 @@ const caf::behavior& order_handlers() {
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
         if (st.running) return make_error(errc::busy);
-        if (status_of(st) != OrderStatus::confirmed)
+        auto status = status_of(st);
+        if (status == OrderStatus::cancelling) return make_error(errc::conflict, "order is being cancelled");
+        if (status != OrderStatus::confirmed && status != OrderStatus::shipping)
           return make_error(errc::conflict, "order is " + st.rec.status);
         st.running = true;
         auto rp = self->make_response_promise();
         st.saga().waiting.push_front(rp);
-        auto id = st.rec.id;
-        for_each_line(self, [id](const OrderLine&) { return item_ship{id}; },
-                      [self](const std::vector<errc>& failures) {
-                        if (!failures.empty()) return fail(self, make_error(errc::db_unavailable));
-                        transition(self, OrderStatus::shipped, "", {}, [self] { finish(self); });
-                      });
+        if (status == OrderStatus::shipping)
+          ship_lines(self);  // an interrupted ship: finished
+        else
+          transition(self, OrderStatus::shipping, "", {}, [self] { ship_lines(self); });
         return rp;
       },
       [](recover_atom) -> caf::result<OrderRecord> {
@@ -568,8 +623,12 @@ void adopt_stored(order_actor* self) {
             // A cancel that came meanwhile applies to the stored order, as it would have if this
             // activation had loaded it first.
             auto status = status_of(st);
+            if (st.cancel_requested && status == OrderStatus::confirmed) {
+              st.cancel_requested = false;
+              return cancel_confirmed(self);
+            }
             bool live = status == OrderStatus::pending || status == OrderStatus::reserved ||
-                        status == OrderStatus::confirmed;
+                        status == OrderStatus::cancelling;
             if (st.cancel_requested && live) return compensate(self, OrderStatus::cancelled, "");
             // This activation reserved while it wrote (see place). An order still placing holds
             // the same reservations. A confirmed one holds only committed ones, and a finished one

@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include "actors/order_status.hpp"
 #include "http/json.hpp"
 #include "runtime/clock.hpp"
 
@@ -231,7 +232,7 @@ json::object order_json(const OrderRecord& o) {
   if (!o.failure_reason.empty()) reason = o.failure_reason;
   return {{"id", o.id},
           {"customer_id", o.customer_id},
-          {"status", o.status},
+          {"status", shown_status(o.status)},
           {"items", std::move(items)},
           {"total_cents", o.total_cents},
           {"currency", o.currency},

@@ -339,7 +339,8 @@ void Api::Impl::adjust_item(Call& call) {
 
 namespace {
 int status_for(const OrderRecord& order) {
-  if (order.status == "confirmed" || order.status == "shipped") return 201;
+  auto shown = shown_status(order.status);
+  if (shown == "confirmed" || shown == "shipped") return 201;
   if (order.status == "rejected") return 409;
   if (order.status == "payment_failed") return 402;
   if (order.status == "cancelled") return 200;

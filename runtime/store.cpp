@@ -66,6 +66,13 @@ DROP INDEX orders_by_status
     {4, R"(
 ALTER TABLE idempotency_keys ADD COLUMN content_type TEXT NOT NULL DEFAULT ''
 )"},
+    // A cancel or a ship of a confirmed order under way is unfinished too (`cancelling`,
+    // `shipping`: actors/order_status.hpp): the sweep finishes one interrupted.
+    {5, R"(
+DROP INDEX orders_unfinished;
+CREATE INDEX orders_unfinished ON orders (id)
+  WHERE status IN ('pending', 'reserved', 'cancelling', 'shipping')
+)"},
 };
 
 const Migration inventory_migrations[] = {
@@ -376,7 +383,7 @@ std::vector<std::string> unfinished_orders(soci::session& s, std::int64_t update
   std::vector<std::string> ids;
   std::string id;
   ll before = updated_before_ms, n = limit;
-  soci::statement st = (s.prepare << "SELECT id FROM orders WHERE status IN ('pending', 'reserved') "
+  soci::statement st = (s.prepare << "SELECT id FROM orders WHERE status IN ('pending', 'reserved', 'cancelling', 'shipping') "
                                      "AND updated_at_ms < :before AND id > :after ORDER BY id LIMIT :n",
                         soci::into(id), soci::use(before), soci::use(after_id), soci::use(n));
   st.execute();

@@ -74,11 +74,11 @@ OrderRecord sample_order(const std::string& id, std::int64_t version) {
 TEST_P(Persistence, MigrationsApplyOnceAndAreRecorded) {
   auto session = connect(orders_url_);
   auto& s = *session;
-  EXPECT_EQ(migrate(s, GetParam(), Database::orders), 4);
+  EXPECT_EQ(migrate(s, GetParam(), Database::orders), 5);
   EXPECT_EQ(migrate(s, GetParam(), Database::orders), 0);
   long long version = 0;
   s << "SELECT MAX(version) FROM schema_migrations", soci::into(version);
-  EXPECT_EQ(version, 4);
+  EXPECT_EQ(version, 5);
   auto inv_session = connect(inventory_url_);
   auto& inv = *inv_session;
   EXPECT_EQ(migrate(inv, GetParam(), Database::inventory), 1);

@@ -613,6 +613,123 @@ TEST_F(OrderActor, ShipMovesStockOffOnHandAndOnlyFromConfirmed) {
   EXPECT_EQ(ask<OrderRecord>(order_type, "ord_rej", ship_atom::value).code(), errc::conflict);
 }
 
+// Sends each message to order `id` at once, in this order, then collects the reply to each.
+std::vector<Reply<OrderRecord>> ask_together(caf::actor_system& system, const caf::actor& router,
+                                             const std::string& id, std::vector<caf::message> msgs) {
+  caf::scoped_actor self{system};
+  std::vector<decltype(self->request(router, std::chrono::seconds(20), route_atom::value,
+                                     order_type, id, msgs[0]))> sent;
+  for (auto& msg : msgs)
+    sent.push_back(self->request(router, std::chrono::seconds(20), route_atom::value, order_type, id, msg));
+  std::vector<Reply<OrderRecord>> out(msgs.size());
+  for (size_t i = 0; i < sent.size(); ++i)
+    sent[i].receive([&](OrderRecord& r) { out[i].value = std::move(r); },
+                    [&](caf::error& e) { out[i].error = std::move(e); });
+  return out;
+}
+
+// A cancel that comes while an order is being confirmed (here by the recovery: its payment was
+// captured) cancels it once confirmed: both are answered with the cancelled order, refunded, its
+// stock free. (It was answered with the confirmed order, and the cancel was lost.)
+TEST_F(OrderActor, ACancelThatComesWhileTheOrderIsBeingConfirmedCancelsIt) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_cc", 2}).value);
+  auto charged = ask<PaymentRecord>(payment_type, "pay_cc",
+                                    payment_charge{"ord_cc", 2000, "USD", card("4242424242424242")});
+  ASSERT_TRUE(charged.value);
+  store_order({"ord_cc", "alice", "reserved", "", {{"mug", 2, 1000}}, 2000, "USD", charged.value,
+               clock_->now_ms(), clock_->now_ms(), 2});
+  auto replies = ask_together(*system_, node_.ctx->router, "ord_cc",
+                              {caf::make_message(recover_atom::value), caf::make_message(cancel_atom::value)});
+  for (auto& r : replies) {
+    ASSERT_TRUE(r.value) << to_string(r.code());
+    EXPECT_EQ(r.value->status, "cancelled");
+    EXPECT_EQ(r.value->payment->status, "refunded");
+  }
+  EXPECT_EQ(provider_->refunds, 1);
+  expect_stock("mug", 10, 0);
+}
+
+// A cancel that comes while the order is being shipped is refused, as once it is shipped; the ship
+// goes on. (It was answered 200 with the shipped order.)
+TEST_F(OrderActor, ACancelThatComesWhileTheOrderIsBeingShippedIsRefused) {
+  put_item("mug", 10);
+  ASSERT_TRUE(place("ord_cs", {{"mug", 3, 0}}).value);
+  auto replies = ask_together(*system_, node_.ctx->router, "ord_cs",
+                              {caf::make_message(ship_atom::value), caf::make_message(cancel_atom::value)});
+  ASSERT_TRUE(replies[0].value) << to_string(replies[0].code());
+  EXPECT_EQ(replies[0].value->status, "shipped");
+  EXPECT_EQ(replies[1].code(), errc::conflict);
+  EXPECT_EQ(provider_->refunds, 0);
+  expect_stock("mug", 7, 0);
+}
+
+// A cancel of a confirmed order records `cancelling` before it refunds and releases. One
+// interrupted (a crash after the refund and one line's release) is finished as a cancel by the
+// recovery sweep, and a ship meanwhile is refused: shipping it would sell the released units
+// twice, with its payment refunded.
+TEST_F(OrderActor, AnInterruptedCancelIsFinishedAsACancelAndNeverShipped) {
+  put_item("mug", 10);
+  put_item("pen", 10);
+  auto placed = place("ord_ic", {{"mug", 2, 0}, {"pen", 3, 0}});
+  ASSERT_TRUE(placed.value);
+  ASSERT_EQ(placed.value->status, "confirmed");
+  // What the interrupted cancel did: the order marked, the payment refunded, the mug released.
+  ASSERT_TRUE(passivate(order_type, "ord_ic"));
+  orders_sql("UPDATE orders SET status = 'cancelling', version = version + 1 WHERE id = 'ord_ic'");
+  ASSERT_TRUE(ask<PaymentRecord>(payment_type, placed.value->payment->id, refund_atom::value).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{"ord_ic"}).value);
+  expect_stock("mug", 10, 0);
+  expect_stock("pen", 10, 3);
+  // Shown as confirmed until it is done; not shipped meanwhile.
+  EXPECT_EQ(get("ord_ic").status, "cancelling");
+  EXPECT_EQ(shown_status("cancelling"), "confirmed");
+  auto ship = ask<OrderRecord>(order_type, "ord_ic", ship_atom::value);
+  EXPECT_EQ(ship.code(), errc::conflict);
+  expect_stock("mug", 10, 0);
+  // The sweep finds it, and finishes the cancel.
+  {
+    caf::scoped_actor self{*system_};
+    std::vector<std::string> found;
+    self->request(node_.ctx->orders_db, std::chrono::seconds(5),
+                  db_read{[&found, now = clock_->now_ms()](soci::session& s) {
+                    found = unfinished_orders(s, now + 1, "", 100);
+                  }})
+        .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+    EXPECT_EQ(found, std::vector<std::string>{"ord_ic"});
+  }
+  auto r = ask<OrderRecord>(order_type, "ord_ic", recover_atom::value);
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "cancelled");
+  EXPECT_EQ(r.value->payment->status, "refunded");
+  EXPECT_EQ(provider_->refunds, 1);  // once: the second refund finds it refunded
+  expect_stock("mug", 10, 0);
+  expect_stock("pen", 10, 0);
+}
+
+// A ship records `shipping` before it ships the lines. One interrupted (a crash after one line
+// shipped) is finished as a ship by the next ship (or the sweep), each line shipped once, and a
+// cancel meanwhile is refused: it would refund an order whose goods are leaving.
+TEST_F(OrderActor, AnInterruptedShipIsFinishedAsAShipAndNeverCancelled) {
+  put_item("mug", 10);
+  put_item("pen", 10);
+  auto placed = place("ord_is", {{"mug", 2, 0}, {"pen", 3, 0}});
+  ASSERT_TRUE(placed.value);
+  ASSERT_TRUE(passivate(order_type, "ord_is"));
+  orders_sql("UPDATE orders SET status = 'shipping', version = version + 1 WHERE id = 'ord_is'");
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_is"}).value);
+  expect_stock("mug", 8, 0);
+  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_is", cancel_atom::value).code(), errc::conflict);
+  EXPECT_EQ(provider_->refunds, 0);
+  expect_stock("pen", 10, 3);
+  auto r = ask<OrderRecord>(order_type, "ord_is", ship_atom::value);
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "shipped");
+  expect_stock("mug", 8, 0);  // shipped once
+  expect_stock("pen", 7, 0);
+  EXPECT_EQ(r.value->payment->status, "captured");
+}
+
 TEST_F(OrderActor, StateSurvivesPassivation) {
   put_item("mug", 10);
   ASSERT_TRUE(place("ord_p", {{"mug", 2, 0}}).value);
@@ -763,6 +880,14 @@ TEST_F(OrderActor, StatusTableAllowsOnlyTheDocumentedMoves) {
   EXPECT_TRUE(legal_transition(OrderStatus::reserved, OrderStatus::confirmed));
   EXPECT_TRUE(legal_transition(OrderStatus::confirmed, OrderStatus::shipped));
   EXPECT_TRUE(legal_transition(OrderStatus::confirmed, OrderStatus::cancelled));
+  EXPECT_TRUE(legal_transition(OrderStatus::confirmed, OrderStatus::cancelling));
+  EXPECT_TRUE(legal_transition(OrderStatus::cancelling, OrderStatus::cancelled));
+  EXPECT_TRUE(legal_transition(OrderStatus::confirmed, OrderStatus::shipping));
+  EXPECT_TRUE(legal_transition(OrderStatus::shipping, OrderStatus::shipped));
+  EXPECT_FALSE(legal_transition(OrderStatus::cancelling, OrderStatus::shipping));
+  EXPECT_FALSE(legal_transition(OrderStatus::cancelling, OrderStatus::shipped));
+  EXPECT_FALSE(legal_transition(OrderStatus::shipping, OrderStatus::cancelling));
+  EXPECT_FALSE(legal_transition(OrderStatus::shipping, OrderStatus::cancelled));
   EXPECT_FALSE(legal_transition(OrderStatus::shipped, OrderStatus::cancelled));
   EXPECT_FALSE(legal_transition(OrderStatus::rejected, OrderStatus::confirmed));
   EXPECT_FALSE(legal_transition(OrderStatus::cancelled, OrderStatus::confirmed));

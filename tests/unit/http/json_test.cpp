@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+#include <boost/json.hpp>
+
+#include "http/codec.hpp"
+
 namespace emporium {
 namespace {
 
@@ -103,3 +107,20 @@ TEST(StrictJson, IntegersKeepTheirExactValue) {
 
 }  // namespace
 }  // namespace emporium
+
+// The statuses stored only while a cancel or a ship of a confirmed order is under way are shown
+// as `confirmed` (API.md lists the statuses clients see).
+TEST(OrderJson, ACancelOrShipUnderWayShowsConfirmed) {
+  using emporium::encode_order;
+  using emporium::OrderRecord;
+  OrderRecord order;
+  order.id = "ord_1";
+  order.customer_id = "alice";
+  for (auto [stored, shown] : {std::pair{"cancelling", "confirmed"}, std::pair{"shipping", "confirmed"},
+                               std::pair{"confirmed", "confirmed"}, std::pair{"cancelled", "cancelled"},
+                               std::pair{"shipped", "shipped"}}) {
+    order.status = stored;
+    auto body = boost::json::parse(encode_order(order)).as_object();
+    EXPECT_EQ(body.at("status").as_string(), shown) << stored;
+  }
+}
