@@ -35,7 +35,9 @@ struct SweepSettings {
 
 // Runs the sweep now (and then every `interval_ms`, when not 0, and on sweep_atom): the unfinished
 // orders this node owns, untouched for `grace_ms`, are finished or compensated, `batch_max` at a
-// time. Each periodic round also drops the idempotency keys older than `idempotency_keep_ms`.
+// time, and the items it owns with a held reservation due for its check are activated, so that
+// they check it. Each periodic round also drops the idempotency keys older than
+// `idempotency_keep_ms`.
 caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, SweepSettings settings);
 
 // Announces the entity messages and replies that cross between nodes, and the cluster envelopes.

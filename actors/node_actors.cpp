@@ -150,8 +150,47 @@ void sweep_batch(caf::event_based_actor* self, const ContextPtr& ctx, const Swee
           });
 }
 
+// Activates the items this node owns whose held reservations came due for their check while no
+// message came to them (passivated, or their node went away): an item checks what came due as it
+// activates (actors/inventory.hpp), so a reservation no order will claim does not wait for the
+// item's next customer. `batch_max` items at a time, in sku order.
+void wake_items(caf::event_based_actor* self, const ContextPtr& ctx, const SweepSettings& settings,
+                std::string after) {
+  const auto& actors = ctx->settings;
+  // Made reservation_check_ms ago or earlier: expiring reservation_ttl_ms after they were made.
+  auto by = ctx->clock->now_ms() - actors.reservation_check_ms + actors.reservation_ttl_ms;
+  auto skus = std::make_shared<std::vector<std::string>>();
+  auto limit = settings.batch_max;
+  self->request(ctx->inventory_db, caf::infinite,
+                db_read{[skus, by, after, limit](soci::session& s) { *skus = skus_holding(s, by, after, limit); }})
+      .then(
+          [self, ctx, settings, skus](bool) {
+            if (skus->empty()) return;
+            bool full = static_cast<std::int64_t>(skus->size()) >= settings.batch_max;
+            auto next = [self, ctx, settings, full, last = skus->back()] {
+              if (full) wake_items(self, ctx, settings, last);
+            };
+            self->request(ctx->router, caf::infinite, owned_atom::value, inventory_type, *skus)
+                .then(
+                    [self, ctx, next](std::vector<std::string>& owned) {
+                      if (owned.empty()) return next();
+                      auto left = std::make_shared<size_t>(owned.size());
+                      auto answered = [left, next] {
+                        if (--*left == 0) next();
+                      };
+                      for (const auto& sku : owned)
+                        ask<ItemRecord>(
+                            self, ctx, inventory_type, sku, [answered](ItemRecord&) { answered(); },
+                            [answered](caf::error&) { answered(); }, get_atom::value);
+                    },
+                    [](caf::error&) {});
+          },
+          [](caf::error&) { spdlog::warn("recovery sweep: inventory database unavailable"); });
+}
+
 void sweep(caf::event_based_actor* self, const ContextPtr& ctx, const SweepSettings& settings,
            const std::shared_ptr<SweepState>& state) {
+  wake_items(self, ctx, settings, "");
   if (state->running) {
     state->again = true;
     return;

@@ -86,6 +86,11 @@ CREATE TABLE reservations (
   expires_at_ms BIGINT NOT NULL, PRIMARY KEY (sku, order_id));
 CREATE INDEX reservations_by_state ON reservations (sku, state)
 )"},
+    // The recovery sweep finds the items with held reservations due for their check (actors/
+    // node_actors.cpp): an index of just those, which are few.
+    {2, R"(
+CREATE INDEX reservations_held ON reservations (expires_at_ms) WHERE state = 'held'
+)"},
 };
 
 std::vector<std::string> split_statements(const char* sql) {
@@ -389,6 +394,19 @@ std::vector<std::string> unfinished_orders(soci::session& s, std::int64_t update
   st.execute();
   while (st.fetch()) ids.push_back(id);
   return ids;
+}
+
+std::vector<std::string> skus_holding(soci::session& s, std::int64_t expiring_by_ms,
+                                      const std::string& after_sku, std::int64_t limit) {
+  std::vector<std::string> skus;
+  std::string sku;
+  ll by = expiring_by_ms, n = limit;
+  soci::statement st = (s.prepare << "SELECT DISTINCT sku FROM reservations WHERE state = 'held' "
+                                     "AND expires_at_ms <= :by AND sku > :after ORDER BY sku LIMIT :n",
+                        soci::into(sku), soci::use(by), soci::use(after_sku), soci::use(n));
+  st.execute();
+  while (st.fetch()) skus.push_back(sku);
+  return skus;
 }
 
 std::optional<PaymentRecord> load_payment(soci::session& s, const std::string& id) {

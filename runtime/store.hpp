@@ -52,10 +52,14 @@ bool save_order(soci::session& s, const OrderRecord& rec, std::int64_t expected_
 // Own orders newest first; `before_id` empty for the first page.
 std::vector<OrderRecord> list_orders(soci::session& s, const std::string& customer_id,
                                      const std::string& before_id, int limit);
-// Ids of orders left in a non-terminal state (pending, reserved), last changed before the time:
+// Ids of unfinished orders (pending, reserved, cancelling, shipping) last changed before the time:
 // at most `limit`, in id order, after `after_id` (empty: from the first).
 std::vector<std::string> unfinished_orders(soci::session& s, std::int64_t updated_before_ms,
                                            const std::string& after_id, std::int64_t limit);
+// Skus with a held reservation expiring by the time: at most `limit`, in sku order, after
+// `after_sku` (empty: from the first).
+std::vector<std::string> skus_holding(soci::session& s, std::int64_t expiring_by_ms,
+                                      const std::string& after_sku, std::int64_t limit);
 
 std::optional<PaymentRecord> load_payment(soci::session& s, const std::string& id);
 bool save_payment(soci::session& s, const PaymentRecord& rec, std::int64_t expected_version);

@@ -81,7 +81,7 @@ TEST_P(Persistence, MigrationsApplyOnceAndAreRecorded) {
   EXPECT_EQ(version, 5);
   auto inv_session = connect(inventory_url_);
   auto& inv = *inv_session;
-  EXPECT_EQ(migrate(inv, GetParam(), Database::inventory), 1);
+  EXPECT_EQ(migrate(inv, GetParam(), Database::inventory), 2);
   EXPECT_EQ(migrate(inv, GetParam(), Database::inventory), 0);
 }
 

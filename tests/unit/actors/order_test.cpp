@@ -857,6 +857,38 @@ TEST_F(OrderActor, AnItemActivatedLaterChecksTheHeldReservationsDueMeanwhile) {
   EXPECT_EQ(reserved_becomes("mug", 0), 0);
 }
 
+// An item nobody asks about is activated by the recovery sweep once a held reservation of it
+// comes due for its check, and the check then releases what no order claims. (It waited for the
+// item's next message.)
+TEST_F(OrderActor, TheRecoverySweepActivatesAnItemWhoseHeldReservationCameDue) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_orphan", 4}).value);
+  EXPECT_TRUE(passivate(inventory_type, "mug"));
+  ASSERT_TRUE(all_down(inventory_type));
+  auto stored_reserved = [&] {
+    caf::scoped_actor self{*system_};
+    std::int64_t reserved = -1;
+    self->request(node_.ctx->inventory_db, std::chrono::seconds(5), db_read{[&reserved](soci::session& s) {
+                    if (auto loaded = load_item(s, "mug")) reserved = loaded->item.reserved;
+                  }})
+        .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+    return reserved;
+  };
+  // Not due yet: the sweep leaves the item alone.
+  clock_->advance(config_.orders.reservation_check_ms - 1);
+  node_.sweeper = spawn_recovery_sweep(*system_, node_.ctx, {0, 86'400'000, 0, 1'000});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(alive(inventory_type), 0);
+  EXPECT_EQ(stored_reserved(), 4);
+  // Due: the next sweep activates it, and its check releases the reservation.
+  clock_->advance(1);
+  caf::anon_send(node_.sweeper, sweep_atom::value);
+  std::int64_t reserved = -1;
+  for (int i = 0; i < 300 && (reserved = stored_reserved()) != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(reserved, 0);
+}
+
 class OrderActorShortTtl : public OrderActor {
  protected:
   void configure(Config& c) override {
