@@ -1,6 +1,8 @@
 // Wiring of a node's actors.
 #include "actors/node.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "actors/entity.hpp"
@@ -157,8 +159,9 @@ void sweep_batch(caf::event_based_actor* self, const ContextPtr& ctx, const Swee
 void wake_items(caf::event_based_actor* self, const ContextPtr& ctx, const SweepSettings& settings,
                 std::string after) {
   const auto& actors = ctx->settings;
-  // Made reservation_check_ms ago or earlier: expiring reservation_ttl_ms after they were made.
-  auto by = ctx->clock->now_ms() - actors.reservation_check_ms + actors.reservation_ttl_ms;
+  // Due for their check (made reservation_check_ms ago or earlier: they expire reservation_ttl_ms
+  // after they were made) or for their expiry, whichever comes first.
+  auto by = ctx->clock->now_ms() + std::max<std::int64_t>(0, actors.reservation_ttl_ms - actors.reservation_check_ms);
   auto skus = std::make_shared<std::vector<std::string>>();
   auto limit = settings.batch_max;
   self->request(ctx->inventory_db, caf::infinite,

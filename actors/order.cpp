@@ -47,11 +47,6 @@ constexpr std::array status_names{"pending",   "reserved",       "confirmed", "s
 
 std::string_view to_string(OrderStatus status) { return status_names[static_cast<int>(status)]; }
 
-std::string_view shown_status(std::string_view stored) {
-  if (stored == "cancelling" || stored == "shipping") return "confirmed";
-  return stored;
-}
-
 std::optional<OrderStatus> order_status_from(std::string_view text) {
   for (size_t i = 0; i < status_names.size(); ++i)
     if (text == status_names[i]) return static_cast<OrderStatus>(i);
@@ -76,6 +71,9 @@ struct Running {
   HeldCard card;  // until the charge is sent
   // Answered with the order when `running` ends, all alike.
   std::forward_list<caf::response_promise> waiting;
+  // A cancel that came during a ship, or a ship during a cancel: refused (conflict) once the one
+  // under way ended, as of the order it left (shipped, cancelled).
+  std::forward_list<caf::response_promise> refused;
 };
 
 // Kept small: with the CAF actor around it, an order's state must stay within 256 B for the actor
@@ -125,8 +123,10 @@ OrderStatus status_of(const order_state& st) {
 // message activates the order again from what was committed.
 void fail(order_actor* self, const caf::error& err) {
   auto run = std::move(self->state.run);  // the card is wiped as it goes
-  if (run)
+  if (run) {
     for (auto& rp : run->waiting) rp.deliver(err);
+    for (auto& rp : run->refused) rp.deliver(err);
+  }
   self->quit();
 }
 
@@ -162,8 +162,11 @@ void finish(order_actor* self) {
   st.cancel_requested = false;
   st.running = false;
   auto run = std::move(st.run);  // the card is wiped as it goes
-  if (run)
+  if (run) {
     for (auto& rp : run->waiting) rp.deliver(st.rec);
+    for (auto& rp : run->refused)
+      rp.deliver(make_error(errc::conflict, "order is " + std::string(shown_status(st.rec.status))));
+  }
   if (st.stop_requested) return self->quit();
   // Finished: the registry asks it to stop actors.terminal_passivate_ms from now.
   if (is_terminal(status_of(st))) self->send(st.ctx->registries.at(order_type), terminal_atom::value);
@@ -535,9 +538,17 @@ const caf::behavior& order_handlers() {
         // A promise is made only where the answer comes later: making one takes over the reply.
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
-        // A ship under way is finished, never undone: a cancel is refused, as once shipped.
-        if (status_of(st) == OrderStatus::shipping)
-          return make_error(errc::conflict, "order is being shipped");
+        // A ship under way is finished, never undone (one interrupted is finished now): the cancel
+        // is refused once it is shipped, as of a shipped order.
+        if (status_of(st) == OrderStatus::shipping) {
+          st.saga().refused.push_front(self->make_response_promise());
+          auto rp = st.saga().refused.front();
+          if (!st.running) {
+            st.running = true;
+            ship_lines(self);
+          }
+          return rp;
+        }
         if (st.running) {
           st.cancel_requested = true;  // done when the step under way ends (see finish)
           st.saga().waiting.push_front(self->make_response_promise());
@@ -566,9 +577,19 @@ const caf::behavior& order_handlers() {
         auto* self = order_actor::current();
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
-        if (st.running) return make_error(errc::busy);
         auto status = status_of(st);
-        if (status == OrderStatus::cancelling) return make_error(errc::conflict, "order is being cancelled");
+        // A cancel under way is finished, never undone (one interrupted is finished now): the ship
+        // is refused once it is cancelled, as of a cancelled order.
+        if (status == OrderStatus::cancelling) {
+          st.saga().refused.push_front(self->make_response_promise());
+          auto rp = st.saga().refused.front();
+          if (!st.running) {
+            st.running = true;
+            compensate(self, OrderStatus::cancelled, "");
+          }
+          return rp;
+        }
+        if (st.running) return make_error(errc::busy);
         if (status != OrderStatus::confirmed && status != OrderStatus::shipping)
           return make_error(errc::conflict, "order is " + st.rec.status);
         st.running = true;

@@ -46,6 +46,13 @@ RateDecision RateLimiter::check(const std::string& principal, std::int64_t now_u
   return d;
 }
 
+void RateLimiter::give_back(const std::string& principal) {
+  std::lock_guard lock(mutex_);
+  auto found = index_.find(principal);
+  // A time before now counts as now in check, so this undoes the request it allowed last.
+  if (found != index_.end()) found->second->tat_us -= static_cast<std::int64_t>(interval_us_);
+}
+
 std::size_t RateLimiter::size() const {
   std::lock_guard lock(mutex_);
   return recent_.size();

@@ -24,6 +24,8 @@ class RateLimiter {
  public:
   RateLimiter(std::string name, double rate_per_s, double burst, std::size_t entries_max);
   RateDecision check(const std::string& principal, std::int64_t now_us);
+  // Undoes the last request `check` allowed `principal` (one another budget refused after).
+  void give_back(const std::string& principal);
   std::size_t size() const;
   const std::string& policy_header() const { return policy_; }  // RateLimit-Policy value
   std::string rate_header(const RateDecision& d) const;          // RateLimit value

@@ -86,21 +86,34 @@ bool Api::Impl::within_rate(Call& call, std::initializer_list<RateLimiter*> budg
                             const std::string& principal) {
   auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(Steady::now().time_since_epoch()).count();
   // One field each, listing the policies in the order they were checked (a List, as the IETF
-  // draft has it); a refusal stops at the budget that refused.
-  std::string policies, rates;
-  for (auto* which : budgets) {
-    auto decision = which->check(principal, now_us);
-    policies += (policies.empty() ? "" : ", ") + which->policy_header();
-    rates += (rates.empty() ? "" : ", ") + which->rate_header(decision);
-    if (!decision.allowed) {
-      metrics->add("emporium_rate_limited_total");
-      auto res = problem(429, "Too many requests", "rate limit exceeded; retry later");
-      res.headers = {{"RateLimit-Policy", policies}, {"RateLimit", rates},
-                     {"Retry-After", std::to_string(decision.retry_after_s)}};
-      call.respond(std::move(res));
-      return false;
+  // draft has it); a refusal stops at the budget that refused, and gives back what the budgets
+  // before it allowed: a refused request costs nothing.
+  std::vector<std::pair<RateLimiter*, RateDecision>> checked;
+  auto fields = [&checked](std::string& policies, std::string& rates) {
+    for (auto& [which, decision] : checked) {
+      policies += (policies.empty() ? "" : ", ") + which->policy_header();
+      rates += (rates.empty() ? "" : ", ") + which->rate_header(decision);
     }
+  };
+  for (auto* which : budgets) {
+    checked.emplace_back(which, which->check(principal, now_us));
+    const auto& decision = checked.back().second;
+    if (decision.allowed) continue;
+    for (size_t i = 0; i + 1 < checked.size(); ++i) {
+      checked[i].first->give_back(principal);
+      checked[i].second.remaining += 1;
+    }
+    metrics->add("emporium_rate_limited_total");
+    std::string policies, rates;
+    fields(policies, rates);
+    auto res = problem(429, "Too many requests", "rate limit exceeded; retry later");
+    res.headers = {{"RateLimit-Policy", policies}, {"RateLimit", rates},
+                   {"Retry-After", std::to_string(decision.retry_after_s)}};
+    call.respond(std::move(res));
+    return false;
   }
+  std::string policies, rates;
+  fields(policies, rates);
   call.respond = [inner = std::move(call.respond), policies = std::move(policies),
                   rates = std::move(rates)](HttpResponse res) {
     res.headers.emplace_back("RateLimit-Policy", policies);

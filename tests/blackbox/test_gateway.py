@@ -70,6 +70,11 @@ class RateLimitTest(OwnNodeTest):
         self.assertProblem(refused, 429)
         self.assertEqual(refused.headers["ratelimit-policy"], '"default";q=5;w=5, "place";q=2;w=10')
         self.assertRegex(refused.headers["ratelimit"], r'^"default";r=\d+;t=\d+, "place";r=0;t=\d+$')
+        # The refusal cost the one budget nothing: of its 5, two placements and this GET took 3
+        # (2 left; 3 if a second passed meanwhile, at 1/s), where the refusal would have left 1.
+        after = request(self.node, "GET", "/v1/inventory/none", token=tok)
+        self.assertStatus(after, 404)
+        self.assertRegex(after.headers["ratelimit"], r'^"default";r=[23];t=\d+$')
 
     def test_health_is_never_limited(self):
         for _ in range(20):

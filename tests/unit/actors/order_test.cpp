@@ -665,69 +665,83 @@ TEST_F(OrderActor, ACancelThatComesWhileTheOrderIsBeingShippedIsRefused) {
 }
 
 // A cancel of a confirmed order records `cancelling` before it refunds and releases. One
-// interrupted (a crash after the refund and one line's release) is finished as a cancel by the
-// recovery sweep, and a ship meanwhile is refused: shipping it would sell the released units
-// twice, with its payment refunded.
+// interrupted (a crash after the refund and one line's release) is found by the recovery sweep,
+// and finished as a cancel. A ship meanwhile finishes the cancel too and is refused: shipping it
+// would sell the released units twice, with its payment refunded.
 TEST_F(OrderActor, AnInterruptedCancelIsFinishedAsACancelAndNeverShipped) {
   put_item("mug", 10);
   put_item("pen", 10);
-  auto placed = place("ord_ic", {{"mug", 2, 0}, {"pen", 3, 0}});
-  ASSERT_TRUE(placed.value);
-  ASSERT_EQ(placed.value->status, "confirmed");
-  // What the interrupted cancel did: the order marked, the payment refunded, the mug released.
-  ASSERT_TRUE(passivate(order_type, "ord_ic"));
-  orders_sql("UPDATE orders SET status = 'cancelling', version = version + 1 WHERE id = 'ord_ic'");
-  ASSERT_TRUE(ask<PaymentRecord>(payment_type, placed.value->payment->id, refund_atom::value).value);
-  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{"ord_ic"}).value);
-  expect_stock("mug", 10, 0);
-  expect_stock("pen", 10, 3);
-  // Shown as confirmed until it is done; not shipped meanwhile.
-  EXPECT_EQ(get("ord_ic").status, "cancelling");
-  EXPECT_EQ(shown_status("cancelling"), "confirmed");
-  auto ship = ask<OrderRecord>(order_type, "ord_ic", ship_atom::value);
-  EXPECT_EQ(ship.code(), errc::conflict);
-  expect_stock("mug", 10, 0);
-  // The sweep finds it, and finishes the cancel.
-  {
-    caf::scoped_actor self{*system_};
-    std::vector<std::string> found;
-    self->request(node_.ctx->orders_db, std::chrono::seconds(5),
-                  db_read{[&found, now = clock_->now_ms()](soci::session& s) {
-                    found = unfinished_orders(s, now + 1, "", 100);
-                  }})
-        .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
-    EXPECT_EQ(found, std::vector<std::string>{"ord_ic"});
+  for (auto by : {"sweep", "ship"}) {
+    SCOPED_TRACE(by);
+    std::string id = std::string("ord_ic_") + by;
+    auto placed = place(id, {{"mug", 2, 0}, {"pen", 3, 0}});
+    ASSERT_TRUE(placed.value);
+    ASSERT_EQ(placed.value->status, "confirmed");
+    // What the interrupted cancel did: the order marked, the payment refunded, the mug released.
+    ASSERT_TRUE(passivate(order_type, id));
+    orders_sql("UPDATE orders SET status = 'cancelling', version = version + 1 WHERE id = '" + id + "'");
+    ASSERT_TRUE(ask<PaymentRecord>(payment_type, placed.value->payment->id, refund_atom::value).value);
+    ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{id}).value);
+    expect_stock("mug", 10, 0);
+    expect_stock("pen", 10, 3);
+    EXPECT_EQ(get(id).status, "cancelling");  // shown as confirmed (see shown_status)
+    auto refunds = provider_->refunds.load();
+    if (std::string(by) == "sweep") {
+      caf::scoped_actor self{*system_};
+      std::vector<std::string> found;
+      self->request(node_.ctx->orders_db, std::chrono::seconds(5),
+                    db_read{[&found, now = clock_->now_ms()](soci::session& s) {
+                      found = unfinished_orders(s, now + 1, "", 100);
+                    }})
+          .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+      EXPECT_EQ(found, std::vector<std::string>{id});
+      auto r = ask<OrderRecord>(order_type, id, recover_atom::value);
+      ASSERT_TRUE(r.value) << to_string(r.code());
+      EXPECT_EQ(r.value->status, "cancelled");
+    } else {
+      auto ship = ask<OrderRecord>(order_type, id, ship_atom::value);
+      EXPECT_EQ(ship.code(), errc::conflict);
+      EXPECT_EQ(get(id).status, "cancelled");
+    }
+    EXPECT_EQ(get(id).payment->status, "refunded");
+    EXPECT_EQ(provider_->refunds.load(), refunds);  // the second refund finds it refunded
+    expect_stock("mug", 10, 0);
+    expect_stock("pen", 10, 0);
   }
-  auto r = ask<OrderRecord>(order_type, "ord_ic", recover_atom::value);
-  ASSERT_TRUE(r.value) << to_string(r.code());
-  EXPECT_EQ(r.value->status, "cancelled");
-  EXPECT_EQ(r.value->payment->status, "refunded");
-  EXPECT_EQ(provider_->refunds, 1);  // once: the second refund finds it refunded
-  expect_stock("mug", 10, 0);
-  expect_stock("pen", 10, 0);
 }
 
 // A ship records `shipping` before it ships the lines. One interrupted (a crash after one line
-// shipped) is finished as a ship by the next ship (or the sweep), each line shipped once, and a
-// cancel meanwhile is refused: it would refund an order whose goods are leaving.
+// shipped) is finished as a ship by the next ship, or by a cancel, which is then refused: it would
+// refund an order whose goods are leaving. Each line ships once.
 TEST_F(OrderActor, AnInterruptedShipIsFinishedAsAShipAndNeverCancelled) {
   put_item("mug", 10);
   put_item("pen", 10);
-  auto placed = place("ord_is", {{"mug", 2, 0}, {"pen", 3, 0}});
-  ASSERT_TRUE(placed.value);
-  ASSERT_TRUE(passivate(order_type, "ord_is"));
-  orders_sql("UPDATE orders SET status = 'shipping', version = version + 1 WHERE id = 'ord_is'");
-  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_is"}).value);
-  expect_stock("mug", 8, 0);
-  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_is", cancel_atom::value).code(), errc::conflict);
+  for (auto by : {"ship", "cancel"}) {
+    SCOPED_TRACE(by);
+    std::string id = std::string("ord_is_") + by;
+    ASSERT_TRUE(place(id, {{"mug", 2, 0}, {"pen", 3, 0}}).value);
+    auto mug = item("mug").on_hand, pen = item("pen").on_hand;
+    ASSERT_TRUE(passivate(order_type, id));
+    orders_sql("UPDATE orders SET status = 'shipping', version = version + 1 WHERE id = '" + id + "'");
+    ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{id}).value);
+    expect_stock("mug", mug - 2, 0);
+    expect_stock("pen", pen, 3);
+    auto r = ask<OrderRecord>(order_type, id, std::string(by) == "ship" ? caf::make_message(ship_atom::value)
+                                                                       : caf::make_message(cancel_atom::value));
+    if (std::string(by) == "ship") {
+      ASSERT_TRUE(r.value) << to_string(r.code());
+      EXPECT_EQ(r.value->status, "shipped");
+    } else {
+      EXPECT_EQ(r.code(), errc::conflict);
+    }
+    auto now = get(id);
+    EXPECT_EQ(now.status, "shipped");
+    EXPECT_EQ(now.payment->status, "captured");
+    expect_stock("mug", mug - 2, 0);  // shipped once
+    expect_stock("pen", pen - 3, 0);
+    EXPECT_EQ(ask<OrderRecord>(order_type, id, ship_atom::value).code(), errc::conflict);
+  }
   EXPECT_EQ(provider_->refunds, 0);
-  expect_stock("pen", 10, 3);
-  auto r = ask<OrderRecord>(order_type, "ord_is", ship_atom::value);
-  ASSERT_TRUE(r.value) << to_string(r.code());
-  EXPECT_EQ(r.value->status, "shipped");
-  expect_stock("mug", 8, 0);  // shipped once
-  expect_stock("pen", 7, 0);
-  EXPECT_EQ(r.value->payment->status, "captured");
 }
 
 TEST_F(OrderActor, StateSurvivesPassivation) {

@@ -21,6 +21,24 @@ TEST(RateLimiter, AllowsTheBurstThenRefusesWithRetryAfter) {
   EXPECT_TRUE(limiter.check("bob", 0).allowed);  // per principal
 }
 
+// A request another budget refused is given back: the principal has what it had before it.
+TEST(RateLimiter, GivingBackUndoesTheLastRequestAllowed) {
+  RateLimiter limiter("default", 10, 3, 1000);
+  EXPECT_EQ(limiter.check("a", 0).remaining, 2);
+  EXPECT_EQ(limiter.check("a", 0).remaining, 1);
+  limiter.give_back("a");
+  EXPECT_EQ(limiter.check("a", 0).remaining, 1);
+  EXPECT_EQ(limiter.check("a", 0).remaining, 0);
+  EXPECT_FALSE(limiter.check("a", 0).allowed);
+  // After a full refill (the time before now counts as now), one give back changes nothing
+  // a later check would see beyond the one request it undoes.
+  EXPECT_EQ(limiter.check("a", 10 * second_us).remaining, 2);
+  limiter.give_back("a");
+  EXPECT_EQ(limiter.check("a", 10 * second_us).remaining, 2);
+  limiter.give_back("nobody");  // unknown: nothing to undo
+  EXPECT_EQ(limiter.size(), 1u);
+}
+
 TEST(RateLimiter, RefillsAtTheRate) {
   RateLimiter limiter("default", 10, 2, 1000);
   EXPECT_TRUE(limiter.check("a", 0).allowed);
