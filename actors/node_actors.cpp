@@ -27,6 +27,24 @@ ActorSettings actor_settings(const Config& config) {
   return s;
 }
 
+namespace {
+
+// Makes a blocking provider's calls on a thread of its own (detached), one at a time.
+caf::actor spawn_provider_caller(caf::actor_system& system, std::shared_ptr<PaymentProvider> provider) {
+  return system.spawn<caf::detached>([provider](caf::event_based_actor*) -> caf::behavior {
+    return {
+        [provider](provider_charge& call) {
+          auto result = provider->charge({call.payment_id, call.amount_cents, call.currency, &call.card});
+          call.card.wipe();
+          return result;
+        },
+        [provider](provider_refund& call) { return provider->refund(call.payment_id, call.amount_cents); },
+    };
+  });
+}
+
+}  // namespace
+
 NodeActors start_node_actors(caf::actor_system& system, const Config& config,
                              std::shared_ptr<const Clock> clock,
                              std::shared_ptr<PaymentProvider> provider) {
@@ -51,6 +69,9 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
   ctx->inventory_shards = shards(config.database.inventory, Database::inventory);
   ctx->orders_db = ctx->orders_shards.front();
   ctx->inventory_db = ctx->inventory_shards.front();
+  if (ctx->provider->blocking())
+    for (std::int64_t i = 0; i < config.payment.connections; ++i)
+      ctx->provider_callers.push_back(spawn_provider_caller(system, ctx->provider));
   ContextPtr shared = ctx;
   auto now = [clock = ctx->clock] { return clock->now_ms(); };
   node.registries[order_type] = spawn_registry(
@@ -232,6 +253,9 @@ void add_message_types(caf::actor_system_config& config) {
       .add_message_type<item_state_view>("emporium::item_state_view")
       .add_message_type<ItemRecord>("emporium::ItemRecord")
       .add_message_type<payment_charge>("emporium::payment_charge")
+      .add_message_type<provider_charge>("emporium::provider_charge")
+      .add_message_type<provider_refund>("emporium::provider_refund")
+      .add_message_type<ChargeResult>("emporium::ChargeResult")
       .add_message_type<PaymentRecord>("emporium::PaymentRecord");
   add_cluster_message_types(config);
 }
@@ -243,6 +267,7 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
   node.ctx->deadlines->stop();
   kill(node.sweeper);
   kill(node.ctx->router);
+  for (const auto& caller : node.ctx->provider_callers) kill(caller);
   for (auto& [_, r] : node.registries) kill(r);
   // Persistence actors drain their mailbox (and so their pending batch) before the exit message.
   for (const auto* shards : {&node.ctx->orders_shards, &node.ctx->inventory_shards})

@@ -119,10 +119,25 @@ void hand_over(payment_actor* self) {
   self->quit();
 }
 
+void decide(payment_actor* self, const ChargeResult& result);
+
+// Asks the provider: at once, or through a caller thread when the provider blocks (the actor stays
+// `busy` meanwhile, so nothing else changes the payment until the answer is decided).
 void attempt(payment_actor* self) {
   auto& st = self->state;
+  if (const auto* caller = st.ctx->provider_caller_for(st.rec.id)) {
+    self->request(*caller, caf::infinite,
+                  provider_charge{st.rec.id, st.rec.amount_cents, st.rec.currency, *st.card})
+        .then([self](ChargeResult& result) { decide(self, result); },
+              [self](caf::error&) { decide(self, ChargeResult{}); });  // no answer: transient
+    return;
+  }
   ChargeRequest req{st.rec.id, st.rec.amount_cents, st.rec.currency, &*st.card};
-  auto result = st.ctx->provider->charge(req);
+  decide(self, st.ctx->provider->charge(req));
+}
+
+void decide(payment_actor* self, const ChargeResult& result) {
+  auto& st = self->state;
   st.attempts += 1;
   switch (result.outcome) {
     case ChargeOutcome::captured:
@@ -183,22 +198,37 @@ const caf::behavior& payment_handlers() {
         auto& st = self->state;
         if (!st.exists) return make_error(errc::not_found);
         if (st.busy) return make_error(errc::busy);
-        if (st.rec.status == "captured") {
-          if (!st.ctx->provider->refund(st.rec.id, st.rec.amount_cents))
-            return make_error(errc::busy);
-          st.rec.status = "refunded";
-        } else if (st.rec.status == "pending") {
-          // Never decided here (a crash or a lost write after the provider call): the provider
-          // may have captured it, so void or refund it there too, by the same idempotency key.
-          if (!st.ctx->provider->refund(st.rec.id, st.rec.amount_cents)) return make_error(errc::busy);
-          st.rec.status = "failed";
-          st.rec.failure_reason = "payment_unavailable";
-        } else {
-          return st.rec;
-        }
+        // A pending one was never decided here (a crash or a lost write after the provider call):
+        // the provider may have captured it, so it is voided or refunded there too, by the same
+        // idempotency key.
+        if (st.rec.status != "captured" && st.rec.status != "pending") return st.rec;
         auto rp = self->make_response_promise();
-        st.waiting.push_front(rp);
-        persist(self, [self] { answer_all(self); });
+        auto refunded = [self, rp](bool ok) mutable {
+          auto& st = self->state;
+          if (!ok) return rp.deliver(make_error(errc::busy));  // try again later
+          if (st.rec.status == "captured") {
+            st.rec.status = "refunded";
+          } else {
+            st.rec.status = "failed";
+            st.rec.failure_reason = "payment_unavailable";
+          }
+          st.waiting.push_front(rp);
+          persist(self, [self] { answer_all(self); });
+        };
+        if (const auto* caller = st.ctx->provider_caller_for(st.rec.id)) {
+          st.busy = true;  // until the provider answered
+          auto answered = [self, refunded](bool ok) mutable {
+            auto& st = self->state;
+            st.busy = false;
+            refunded(ok);
+            if (st.stop_requested && st.writes_in_flight == 0 && st.waiting.empty()) self->quit();
+          };
+          self->request(*caller, caf::infinite, provider_refund{st.rec.id, st.rec.amount_cents})
+              .then([answered](bool ok) mutable { answered(ok); },
+                    [answered](caf::error&) mutable { answered(false); });
+          return rp;
+        }
+        refunded(st.ctx->provider->refund(st.rec.id, st.rec.amount_cents));
         return rp;
       },
       [](abandon_atom) -> caf::result<PaymentRecord> {

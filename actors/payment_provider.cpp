@@ -78,7 +78,8 @@ bool SimulatedProvider::refund(const std::string&, std::int64_t) { return true; 
 
 std::shared_ptr<PaymentProvider> make_provider(const Config::Payment& settings) {
   if (settings.provider == "simulated") return std::make_shared<SimulatedProvider>();
-  throw std::invalid_argument("payment.provider: only `simulated` is available in this build");
+  // `http` is the edge's (http/payment_client.hpp): actors know nothing of HTTP.
+  throw std::invalid_argument("payment.provider: make_provider builds only `simulated`");
 }
 
 }  // namespace emporium

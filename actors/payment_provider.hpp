@@ -5,6 +5,10 @@
 #include <memory>
 #include <string>
 
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
+
 #include "actors/card.hpp"
 #include "runtime/config.hpp"
 
@@ -31,7 +35,40 @@ class PaymentProvider {
   virtual ChargeResult charge(const ChargeRequest& request) = 0;
   // Refunds a captured payment; idempotent per payment_id. False: try again later.
   virtual bool refund(const std::string& payment_id, std::int64_t amount_cents) = 0;
+  // True when a call waits on the network: the node then calls it from threads of its own
+  // (provider callers, see actors/node.hpp), never from an actor thread.
+  virtual bool blocking() const { return false; }
 };
+
+// A provider call made on a caller's thread (local messages only: the card never leaves the node
+// this way). Replies: ChargeResult, bool.
+struct provider_charge {
+  std::string payment_id;
+  std::int64_t amount_cents = 0;
+  std::string currency;
+  Card card;  // wiped when the message goes
+};
+struct provider_refund {
+  std::string payment_id;
+  std::int64_t amount_cents = 0;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, provider_charge& x) {
+  return f(caf::meta::type_name("provider_charge"), x.payment_id, x.amount_cents, x.currency, x.card);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, provider_refund& x) {
+  return f(caf::meta::type_name("provider_refund"), x.payment_id, x.amount_cents);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ChargeResult& x) {
+  auto outcome = static_cast<int>(x.outcome);
+  return f(caf::meta::type_name("ChargeResult"), outcome, x.provider_ref,
+           caf::meta::load_callback([&]() -> caf::error {
+             x.outcome = static_cast<ChargeOutcome>(outcome);
+             return caf::none;
+           }));
+}
 
 class SimulatedProvider final : public PaymentProvider {
  public:

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/node.hpp"
+#include "http/payment_client.hpp"
 #include "http/auth.hpp"
 #include "http/routes.hpp"
 #include "http/server.hpp"
@@ -240,7 +241,8 @@ int run_serve(const Config& config) {
   if (!config.auth.jwks_file.empty())
     if (auto error = auth::check_jwks_file(config.auth.jwks_file))
       throw ConfigError("auth.jwks_file", *error);
-  auto provider = make_provider(config.payment);
+  auto provider = config.payment.provider == "http" ? make_http_provider(config.payment)
+                                                    : make_provider(config.payment);
 
   caf::actor_system_config caf_config;
   // Stock checks are answered on the edge's threads (ItemSnapshots), everything else on the

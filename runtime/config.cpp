@@ -98,6 +98,8 @@ const Key kKeys[] = {
     {"payment.url", field<&C::payment, &C::Payment::url>},
     {"payment.retries_max", field<&C::payment, &C::Payment::retries_max>, {0, 20}},
     {"payment.retry_backoff_ms", field<&C::payment, &C::Payment::retry_backoff_ms>, kNonNegative},
+    {"payment.timeout_ms", field<&C::payment, &C::Payment::timeout_ms>, {100, 120'000}},
+    {"payment.connections", field<&C::payment, &C::Payment::connections>, {1, 64}},
     {"orders.placement_timeout_ms", field<&C::orders, &C::Orders::placement_timeout_ms>, {1}},
     {"orders.reservation_ttl_ms", field<&C::orders, &C::Orders::reservation_ttl_ms>, {1000}},
     {"orders.reservation_check_ms", field<&C::orders, &C::Orders::reservation_check_ms>, {100, 86'400'000}},
@@ -412,6 +414,11 @@ void check_payment(const Config::Payment& payment) {
   }
   if (payment.provider == "http" && payment.url.empty()) {
     throw ConfigError("payment.url", "required when payment.provider is http");
+  }
+  // (The whole URL is checked when the provider is made: http/payment_client.cpp.)
+  if (payment.provider == "http" &&
+      (payment.url.rfind("http://", 0) != 0 || payment.url.size() == std::string_view("http://").size())) {
+    throw ConfigError("payment.url", "expected http://HOST[:PORT][/PATH], got \"" + payment.url + "\"");
   }
 }
 

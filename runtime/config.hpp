@@ -86,6 +86,8 @@ struct Config {
     std::string url;
     std::int64_t retries_max = 3;        // retries of a transient provider error
     std::int64_t retry_backoff_ms = 50;  // first backoff, doubled per retry
+    std::int64_t timeout_ms = 5'000;     // one call to the http provider, connect to answer
+    std::int64_t connections = 4;        // http provider calls at once (a thread each)
     bool operator==(const Payment&) const = default;
   } payment;
 

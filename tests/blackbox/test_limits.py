@@ -143,6 +143,10 @@ class CommandLineTest(unittest.TestCase):
             (["--set", "cluster.enabled=true"], None, "cluster.enabled"),
             (["--set", "http.listen=127.0.0.1:99999"], None, "http.listen"),
             ([], {"EMPORIUM_RATE_LIMIT_RATE": "fast"}, "rate_limit.rate"),
+            (["--set", "payment.provider=http", "--set", "payment.url=https://psp.example/v1"], None,
+             "payment.url"),
+            (["--set", "payment.provider=http", "--set", "payment.url=http://"], None, "payment.url"),
+            (["--set", "payment.timeout_ms=50"], None, "payment.timeout_ms"),
         ]
         for args, env, key in cases:
             with self.subTest(key=key):

@@ -244,6 +244,10 @@ const std::vector<KeySample>& every_key() {
        [](const Config& c) { return c.payment.retries_max == 20; }},
       {"payment.retry_backoff_ms", "EMPORIUM_PAYMENT_RETRY_BACKOFF_MS", "7",
        [](const Config& c) { return c.payment.retry_backoff_ms == 7; }},
+      {"payment.timeout_ms", "EMPORIUM_PAYMENT_TIMEOUT_MS", "250",
+       [](const Config& c) { return c.payment.timeout_ms == 250; }},
+      {"payment.connections", "EMPORIUM_PAYMENT_CONNECTIONS", "9",
+       [](const Config& c) { return c.payment.connections == 9; }},
       {"orders.placement_timeout_ms", "EMPORIUM_ORDERS_PLACEMENT_TIMEOUT_MS", "1",
        [](const Config& c) { return c.orders.placement_timeout_ms == 1; }},
       {"orders.reservation_ttl_ms", "EMPORIUM_ORDERS_RESERVATION_TTL_MS", "1000",
@@ -492,6 +496,24 @@ TEST_F(ConfigTest, SagaAndRecoveryKeysAcceptTheirBounds) {
   EXPECT_EQ(defaults.orders.recovery_interval_ms, 30'000);
   EXPECT_EQ(defaults.orders.recovery_batch_max, 1'000);
   EXPECT_EQ(defaults.orders.reservation_check_ms, 30'000);
+}
+
+// The http provider's limits: a call's timeout 100 ms to 120 s (default 5 s), 1 to 64 calls at
+// once (default 4); past either edge the node does not start, naming the key.
+TEST_F(ConfigTest, PaymentProviderLimitsAcceptTheirBoundsAndNoMore) {
+  const Config defaults = load_config({});
+  EXPECT_EQ(defaults.payment.timeout_ms, 5'000);
+  EXPECT_EQ(defaults.payment.connections, 4);
+  const Config low = load_config(with_set({"payment.timeout_ms=100", "payment.connections=1"}));
+  EXPECT_EQ(low.payment.timeout_ms, 100);
+  EXPECT_EQ(low.payment.connections, 1);
+  const Config high = load_config(with_set({"payment.timeout_ms=120000", "payment.connections=64"}));
+  EXPECT_EQ(high.payment.timeout_ms, 120'000);
+  EXPECT_EQ(high.payment.connections, 64);
+  EXPECT_EQ(load_error(with_set({"payment.timeout_ms=99"})).key(), "payment.timeout_ms");
+  EXPECT_EQ(load_error(with_set({"payment.timeout_ms=120001"})).key(), "payment.timeout_ms");
+  EXPECT_EQ(load_error(with_set({"payment.connections=0"})).key(), "payment.connections");
+  EXPECT_EQ(load_error(with_set({"payment.connections=65"})).key(), "payment.connections");
 }
 
 TEST_F(ConfigTest, MalformedListenAddressIsRejectedNamingTheKey) {
