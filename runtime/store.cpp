@@ -383,30 +383,36 @@ std::vector<OrderRecord> list_orders(soci::session& s, const std::string& custom
   return out;
 }
 
+namespace {
+// The first column of `sql`'s rows, a page of keys: its parameters are a bound, the key to start
+// after, and the page's size, in that order.
+std::vector<std::string> keys_page(soci::session& s, const std::string& sql, std::int64_t bound,
+                                   const std::string& after, std::int64_t limit) {
+  std::vector<std::string> keys;
+  std::string key;
+  ll b = bound, n = limit;
+  soci::statement st = (s.prepare << sql, soci::into(key), soci::use(b), soci::use(after), soci::use(n));
+  st.execute();
+  while (st.fetch()) keys.push_back(key);
+  return keys;
+}
+}  // namespace
+
 std::vector<std::string> unfinished_orders(soci::session& s, std::int64_t updated_before_ms,
                                            const std::string& after_id, std::int64_t limit) {
-  std::vector<std::string> ids;
-  std::string id;
-  ll before = updated_before_ms, n = limit;
-  soci::statement st = (s.prepare << "SELECT id FROM orders WHERE status IN ('pending', 'reserved', 'cancelling', 'shipping') "
-                                     "AND updated_at_ms < :before AND id > :after ORDER BY id LIMIT :n",
-                        soci::into(id), soci::use(before), soci::use(after_id), soci::use(n));
-  st.execute();
-  while (st.fetch()) ids.push_back(id);
-  return ids;
+  return keys_page(s,
+                   "SELECT id FROM orders "
+                   "WHERE status IN ('pending', 'reserved', 'cancelling', 'shipping') "
+                   "AND updated_at_ms < :before AND id > :after ORDER BY id LIMIT :n",
+                   updated_before_ms, after_id, limit);
 }
 
 std::vector<std::string> skus_holding(soci::session& s, std::int64_t expiring_by_ms,
                                       const std::string& after_sku, std::int64_t limit) {
-  std::vector<std::string> skus;
-  std::string sku;
-  ll by = expiring_by_ms, n = limit;
-  soci::statement st = (s.prepare << "SELECT DISTINCT sku FROM reservations WHERE state = 'held' "
-                                     "AND expires_at_ms <= :by AND sku > :after ORDER BY sku LIMIT :n",
-                        soci::into(sku), soci::use(by), soci::use(after_sku), soci::use(n));
-  st.execute();
-  while (st.fetch()) skus.push_back(sku);
-  return skus;
+  return keys_page(s,
+                   "SELECT DISTINCT sku FROM reservations WHERE state = 'held' "
+                   "AND expires_at_ms <= :by AND sku > :after ORDER BY sku LIMIT :n",
+                   expiring_by_ms, after_sku, limit);
 }
 
 std::optional<PaymentRecord> load_payment(soci::session& s, const std::string& id) {
