@@ -23,6 +23,7 @@ struct ActorSettings {
   std::int64_t terminal_passivate_ms = 5'000;
   std::int64_t payment_retries_max = 3;
   std::int64_t payment_retry_backoff_ms = 50;
+  std::int64_t payment_timeout_ms = 5'000;  // a call's time; a charge waits for a caller no longer
   std::int64_t step_timeout_ms = 30'000;  // one saga step (a reply from another entity)
 };
 

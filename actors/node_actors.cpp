@@ -23,6 +23,7 @@ ActorSettings actor_settings(const Config& config) {
   s.terminal_passivate_ms = config.actors.terminal_passivate_ms;
   s.payment_retries_max = config.payment.retries_max;
   s.payment_retry_backoff_ms = config.payment.retry_backoff_ms;
+  s.payment_timeout_ms = config.payment.timeout_ms;
   s.step_timeout_ms = config.orders.step_timeout_ms;
   return s;
 }
@@ -34,7 +35,9 @@ caf::actor spawn_provider_caller(caf::actor_system& system, std::shared_ptr<Paym
   return system.spawn<caf::detached>([provider](caf::event_based_actor*) -> caf::behavior {
     return {
         [provider](provider_charge& call) {
-          auto result = provider->charge({call.payment_id, call.amount_cents, call.currency, &call.card});
+          ChargeResult result;  // transient: not made, it waited too long
+          if (steady_ms() <= call.not_after_ms)
+            result = provider->charge({call.payment_id, call.amount_cents, call.currency, &call.card});
           call.card.wipe();
           return result;
         },

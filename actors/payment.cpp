@@ -23,6 +23,7 @@ struct payment_state {
   int writes_in_flight = 0;
   bool stop_requested = false;  // passivation asked while a request was unanswered: stop after it
   bool caller_writes = false;   // the charge running: its capture goes back unwritten
+  bool maybe_charged = false;   // an attempt's outcome was unknown (ChargeOutcome::unknown)
   static inline const char* name = "payment";
 };
 
@@ -127,9 +128,10 @@ void attempt(payment_actor* self) {
   auto& st = self->state;
   if (const auto* caller = st.ctx->provider_caller_for(st.rec.id)) {
     self->request(*caller, caf::infinite,
-                  provider_charge{st.rec.id, st.rec.amount_cents, st.rec.currency, *st.card})
+                  provider_charge{st.rec.id, st.rec.amount_cents, st.rec.currency, *st.card,
+                                  steady_ms() + st.ctx->settings.payment_timeout_ms})
         .then([self](ChargeResult& result) { decide(self, result); },
-              [self](caf::error&) { decide(self, ChargeResult{}); });  // no answer: transient
+              [self](caf::error&) { decide(self, {ChargeOutcome::unknown, {}}); });  // caller gone
     return;
   }
   ChargeRequest req{st.rec.id, st.rec.amount_cents, st.rec.currency, &*st.card};
@@ -152,14 +154,19 @@ void decide(payment_actor* self, const ChargeResult& result) {
           result.outcome == ChargeOutcome::declined ? "card_declined" : "insufficient_funds";
       st.rec.provider_ref = result.provider_ref;
       return finish(self);
+    case ChargeOutcome::unknown:
+      st.maybe_charged = true;
+      [[fallthrough]];
     case ChargeOutcome::transient_error:
       if (st.attempts <= st.ctx->settings.payment_retries_max) {
         auto backoff = st.ctx->settings.payment_retry_backoff_ms << (st.attempts - 1);
         self->delayed_send(self, ms(backoff), retry_atom::value);
         return;
       }
-      st.rec.status = "failed";
       st.rec.failure_reason = "payment_unavailable";
+      // An attempt that may have been charged leaves the payment undecided (pending): the order's
+      // compensation voids it at the provider (refund_atom). Otherwise nothing was charged.
+      if (!st.maybe_charged) st.rec.status = "failed";
       return finish(self);
   }
 }
@@ -205,7 +212,12 @@ const caf::behavior& payment_handlers() {
         auto rp = self->make_response_promise();
         auto refunded = [self, rp](bool ok) mutable {
           auto& st = self->state;
-          if (!ok) return rp.deliver(make_error(errc::busy));  // try again later
+          if (!ok) {  // try again later; so does a charge that came meanwhile
+            rp.deliver(make_error(errc::busy));
+            for (auto& waiting : st.waiting) waiting.deliver(make_error(errc::busy));
+            st.waiting.clear();
+            return;
+          }
           if (st.rec.status == "captured") {
             st.rec.status = "refunded";
           } else {

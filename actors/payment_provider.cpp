@@ -1,6 +1,7 @@
 // Card helpers and the simulated provider.
 #include "actors/payment_provider.hpp"
 
+#include <chrono>
 #include <stdexcept>
 
 #include <openssl/crypto.h>
@@ -24,9 +25,17 @@ SecretString& SecretString::operator=(SecretString&& other) noexcept {
   return *this;
 }
 
+// The whole buffer, not just its size: a string moved from keeps the characters of its inline
+// buffer past the first (only its size is set to 0).
 void SecretString::wipe() noexcept {
-  if (!value_.empty()) OPENSSL_cleanse(value_.data(), value_.size());
+  OPENSSL_cleanse(value_.data(), value_.capacity());
   value_.clear();
+}
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string Card::brand() const {

@@ -21,7 +21,9 @@ struct ChargeRequest {
   const Card* card = nullptr;
 };
 
-enum class ChargeOutcome { captured, declined, insufficient_funds, transient_error };
+// transient_error: not charged (the call can be made again); unknown: the call may have been
+// charged and its answer lost (a timeout after it was sent, a 5xx, an answer not understood).
+enum class ChargeOutcome { captured, declined, insufficient_funds, transient_error, unknown };
 
 struct ChargeResult {
   ChargeOutcome outcome = ChargeOutcome::transient_error;
@@ -40,6 +42,9 @@ class PaymentProvider {
   virtual bool blocking() const { return false; }
 };
 
+// Milliseconds of the steady clock, as provider_charge::not_after_ms counts them.
+std::int64_t steady_ms();
+
 // A provider call made on a caller's thread (local messages only: the card never leaves the node
 // this way). Replies: ChargeResult, bool.
 struct provider_charge {
@@ -47,6 +52,9 @@ struct provider_charge {
   std::int64_t amount_cents = 0;
   std::string currency;
   Card card;  // wiped when the message goes
+  // Steady-clock milliseconds: a call still waiting for its caller by then is not made (answered
+  // as a transient error), so a slow provider's backlog never sends stale charges.
+  std::int64_t not_after_ms = 0;
 };
 struct provider_refund {
   std::string payment_id;
@@ -54,7 +62,8 @@ struct provider_refund {
 };
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, provider_charge& x) {
-  return f(caf::meta::type_name("provider_charge"), x.payment_id, x.amount_cents, x.currency, x.card);
+  return f(caf::meta::type_name("provider_charge"), x.payment_id, x.amount_cents, x.currency, x.card,
+           x.not_after_ms);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, provider_refund& x) {

@@ -2,7 +2,6 @@
 #include "http/payment_client.hpp"
 
 #include <cstdint>
-#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -27,9 +26,12 @@ using tcp = net::ip::tcp;
 // An answer larger than this is not a provider's answer: the call fails (and is retried).
 constexpr std::size_t kAnswerMaxBytes = 64 * 1024;
 
+// What came back: a status and body, or none; `sent` tells whether the request may have reached
+// the provider (the connection was made) when none came.
 struct Answer {
-  unsigned status = 0;
+  unsigned status = 0;  // 0: no answer
   std::string body;
+  bool sent = false;
 };
 
 // Empties a string that held card data, overwriting it first.
@@ -40,9 +42,12 @@ void cleanse(std::string& s) {
 
 class HttpPaymentProvider final : public PaymentProvider {
  public:
-  HttpPaymentProvider(std::string host, std::string port, std::string base,
-                      std::chrono::milliseconds timeout)
-      : host_(std::move(host)), port_(std::move(port)), base_(std::move(base)), timeout_(timeout) {}
+  HttpPaymentProvider(tcp::resolver::results_type endpoints, std::string host_header,
+                      std::string base, std::chrono::milliseconds timeout)
+      : endpoints_(std::move(endpoints)),
+        host_header_(std::move(host_header)),
+        base_(std::move(base)),
+        timeout_(timeout) {}
 
   bool blocking() const override { return true; }
 
@@ -71,16 +76,20 @@ class HttpPaymentProvider final : public PaymentProvider {
     body.append("\"}}");
     auto answer = post("/charges", r.payment_id, body);
     cleanse(body);
-    if (!answer) return {ChargeOutcome::transient_error, {}};
-    auto status = answer->status;
-    if (status == 408 || status == 429 || status >= 500) return {ChargeOutcome::transient_error, {}};
-    if (status == 402) return {ChargeOutcome::declined, {}};
-    if (status < 200 || status >= 300) {
-      spdlog::warn("payment provider: charge {} answered {}", r.payment_id, status);
+    auto status = answer.status;
+    // Not sent (no connection), or refused before it ran (408, 429): nothing was charged.
+    if (status == 0) return {answer.sent ? ChargeOutcome::unknown : ChargeOutcome::transient_error, {}};
+    if (status == 408 || status == 429) return {ChargeOutcome::transient_error, {}};
+    if (status >= 400 && status < 500) {
+      if (status != 402) spdlog::warn("payment provider: charge {} answered {}", r.payment_id, status);
       return {ChargeOutcome::declined, {}};
     }
+    if (status < 200 || status >= 300) {  // 5xx, or an answer that is none (1xx, 3xx)
+      spdlog::warn("payment provider: charge {} answered {}", r.payment_id, status);
+      return {ChargeOutcome::unknown, {}};
+    }
     boost::json::error_code ec;
-    auto parsed = boost::json::parse(answer->body, ec);
+    auto parsed = boost::json::parse(answer.body, ec);
     const auto* object = ec ? nullptr : parsed.if_object();
     const auto* outcome = object ? object->if_contains("status") : nullptr;
     std::string reference;
@@ -94,24 +103,23 @@ class HttpPaymentProvider final : public PaymentProvider {
     }
     // Not an answer we know: the outcome is unknown, so the call is made again (idempotent).
     spdlog::warn("payment provider: charge {} got an answer without a known status", r.payment_id);
-    return {ChargeOutcome::transient_error, {}};
+    return {ChargeOutcome::unknown, {}};
   }
 
   bool refund(const std::string& payment_id, std::int64_t amount_cents) override {
     auto body = boost::json::serialize(
         boost::json::object{{"payment_id", payment_id}, {"amount_cents", amount_cents}});
     auto answer = post("/refunds", payment_id, body);
-    return answer && answer->status >= 200 && answer->status < 300;
+    return answer.status >= 200 && answer.status < 300;
   }
 
  private:
-  // POSTs `body` to base + `path`; no answer when the exchange failed or timed out.
-  std::optional<Answer> post(const std::string& path, const std::string& key, const std::string& body) {
+  // POSTs `body` to base + `path`: status 0 when the exchange failed or timed out.
+  Answer post(const std::string& path, const std::string& key, const std::string& body) {
     net::io_context io;
-    tcp::resolver resolver(io);
     beast::tcp_stream stream(io);
     http::request<http::string_body> req{http::verb::post, base_ + path, 11};
-    req.set(http::field::host, host_ + ":" + port_);
+    req.set(http::field::host, host_header_);
     req.set(http::field::content_type, "application/json");
     req.set("Idempotency-Key", key);
     req.body().reserve(body.size());
@@ -122,38 +130,36 @@ class HttpPaymentProvider final : public PaymentProvider {
     parser.body_limit(kAnswerMaxBytes);
     parser.header_limit(16 * 1024);
     beast::error_code failed;
+    bool connected = false;
     bool done = false;
-    // Asynchronous steps run here, on this thread: the stream's deadline bounds connect, write
-    // and read; run_for bounds the name lookup too.
+    // Asynchronous steps run here, on this thread, within the stream's deadline (connect, write
+    // and read; the name was resolved once, at start).
     stream.expires_after(timeout_);
-    resolver.async_resolve(host_, port_, [&](beast::error_code ec, tcp::resolver::results_type found) {
+    stream.async_connect(endpoints_, [&](beast::error_code ec, const tcp::endpoint&) {
       if (ec) return void(failed = ec);
-      stream.async_connect(found, [&](beast::error_code ec, const tcp::endpoint&) {
+      connected = true;
+      http::async_write(stream, req, [&](beast::error_code ec, std::size_t) {
         if (ec) return void(failed = ec);
-        http::async_write(stream, req, [&](beast::error_code ec, std::size_t) {
+        http::async_read(stream, buffer, parser, [&](beast::error_code ec, std::size_t) {
           if (ec) return void(failed = ec);
-          http::async_read(stream, buffer, parser, [&](beast::error_code ec, std::size_t) {
-            if (ec) return void(failed = ec);
-            done = true;
-          });
+          done = true;
         });
       });
     });
-    io.run_for(timeout_ + std::chrono::milliseconds(100));
+    io.run();
     cleanse(req.body());
     if (!done) {
-      spdlog::warn("payment provider: POST {} for {} failed: {}", path, key,
-                   failed ? failed.message() : std::string("timed out"));
-      return std::nullopt;
+      spdlog::warn("payment provider: POST {} for {} failed: {}", path, key, failed.message());
+      return Answer{0, {}, connected};
     }
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
     auto res = parser.release();
-    return Answer{res.result_int(), std::move(res.body())};
+    return Answer{res.result_int(), std::move(res.body()), true};
   }
 
-  std::string host_;
-  std::string port_;
+  tcp::resolver::results_type endpoints_;
+  std::string host_header_;
   std::string base_;  // the URL's path, without a trailing '/'
   std::chrono::milliseconds timeout_;
 };
@@ -162,14 +168,24 @@ class HttpPaymentProvider final : public PaymentProvider {
 
 std::shared_ptr<PaymentProvider> make_http_provider(const Config::Payment& settings) {
   auto url = boost::urls::parse_absolute_uri(settings.url);
+  auto refuse = [&](const std::string& why) {
+    return ConfigError("payment.url", why + ": expected http://HOST[:PORT][/PATH], got \"" + settings.url + "\"");
+  };
   if (!url || url->scheme() != "http" || url->host().empty() || url->has_query() || url->has_fragment() ||
-      url->has_userinfo())
-    throw ConfigError("payment.url", "expected http://HOST[:PORT][/PATH], got \"" + settings.url + "\"");
+      url->has_userinfo() || (url->has_port() && url->port().empty()))
+    throw refuse("not such a URL");
   std::string base(url->encoded_path());
   while (!base.empty() && base.back() == '/') base.pop_back();
   std::string port = url->has_port() ? std::string(url->port()) : "80";
-  return std::make_shared<HttpPaymentProvider>(std::string(url->encoded_host()), port, base,
-                                               std::chrono::milliseconds(settings.timeout_ms));
+  // Resolved once, here: a lookup is not bounded by the calls' timeout.
+  net::io_context io;
+  tcp::resolver resolver(io);
+  beast::error_code ec;
+  std::string host(url->host_address());  // an IPv6 address without its brackets
+  auto endpoints = resolver.resolve(host, port, ec);
+  if (ec || endpoints.empty()) throw refuse("cannot resolve " + host + ":" + port + " (" + ec.message() + ")");
+  return std::make_shared<HttpPaymentProvider>(std::move(endpoints), std::string(url->encoded_host_and_port()),
+                                               base, std::chrono::milliseconds(settings.timeout_ms));
 }
 
 }  // namespace emporium

@@ -466,6 +466,19 @@ void validate(Config& config) {
     throw ConfigError("cluster.failure_timeout_ms",
                       "must be at least twice cluster.heartbeat_interval_ms");
   check_payment(config.payment);
+  // An http charge, with all its attempts, fits in the order's step: otherwise the order gives up
+  // on a charge still going (and compensates while it runs).
+  if (config.payment.provider == "http") {
+    const auto& p = config.payment;
+    double charge_ms = static_cast<double>(p.timeout_ms) * static_cast<double>(p.retries_max + 1) +
+                       static_cast<double>(p.retry_backoff_ms) * (std::pow(2.0, static_cast<double>(p.retries_max)) - 1);
+    if (charge_ms >= static_cast<double>(config.orders.step_timeout_ms))
+      throw ConfigError("payment.timeout_ms",
+                        "payment.timeout_ms x (payment.retries_max + 1) plus the backoffs (" +
+                            std::to_string(static_cast<std::int64_t>(charge_ms)) +
+                            " ms) must be below orders.step_timeout_ms (" +
+                            std::to_string(config.orders.step_timeout_ms) + " ms)");
+  }
 }
 
 }  // namespace

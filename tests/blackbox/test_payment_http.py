@@ -148,15 +148,21 @@ class HttpProviderTest(harness.NodeTestCase):
         keys = [k for k, _ in PROVIDER.calls_for("/psp/charges") if k == r.json["payment"]["id"]]
         self.assertEqual(len(keys), 2, "one 503, then the same key again")
 
-    def test_an_unavailable_slow_or_garbled_provider_is_payment_unavailable(self):
+    def test_an_unavailable_slow_or_garbled_provider_is_payment_unavailable_and_voided(self):
+        # Each may have charged the card (a 5xx, no answer in time, an answer not understood): the
+        # payment is voided at the provider (a refund by the same key) before the order fails.
         for card in (ALWAYS_503, SLOW, GARBLED):
             with self.subTest(card=card):
                 started = time.monotonic()
                 r = self.place(NODE, self.cust, [(self.sku, 1)], card=card)
                 self.assertStatus(r, 402)
                 self.assertEqual(r.json["failure_reason"], "payment_unavailable")
-                keys = [k for k, _ in PROVIDER.calls_for("/psp/charges") if k == r.json["payment"]["id"]]
+                self.assertEqual(r.json["payment"]["status"], "failed")
+                pay = r.json["payment"]["id"]
+                keys = [k for k, _ in PROVIDER.calls_for("/psp/charges") if k == pay]
                 self.assertEqual(len(keys), 3, "the first attempt and payment.retries_max = 2 more")
+                self.assertEqual([b for k, b in PROVIDER.calls_for("/psp/refunds") if k == pay],
+                                 [{"payment_id": pay, "amount_cents": 1250}])
                 if card == SLOW:  # each attempt gave up at payment.timeout_ms (500 ms), not at 2 s
                     self.assertLess(time.monotonic() - started, 4.5)
         self.assertEqual(self.admin_stock(NODE, self.admin, self.sku), (50, 0, 50))
@@ -208,8 +214,9 @@ class NoProviderTest(harness.NodeTestCase):
             cust = node.token(unique("cust"), SCOPES)
             sku = self.create_item(node, admin, on_hand=5)
             r = self.place(node, cust, [(sku, 1)])
-            self.assertStatus(r, 402)
+            self.assertStatus(r, 402)  # never sent: nothing to void
             self.assertEqual(r.json["failure_reason"], "payment_unavailable")
+            self.assertEqual(r.json["payment"]["status"], "failed")
             self.assertEqual(self.admin_stock(node, admin, sku), (5, 0, 5))
         finally:
             harness.stop_node(node)

@@ -225,6 +225,23 @@ TEST_F(PaymentActor, CardHelpersKnowBrandsAndLuhn) {
   EXPECT_TRUE(secret.empty());
 }
 
+// A short secret (a cvc, kept inside the string object) moved away leaves none of its digits in
+// the string it was moved from: only the size is reset by a move, so the wipe clears the buffer.
+TEST_F(PaymentActor, AShortSecretMovedAwayLeavesNoDigitBehind) {
+  SecretString cvc("9876");
+  const char* buffer = cvc.reveal().data();  // the string's own inline buffer
+  SecretString moved(std::move(cvc));
+  EXPECT_EQ(moved.reveal(), "9876");
+  EXPECT_TRUE(cvc.empty());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(buffer[i], '\0') << i;
+  SecretString assigned;
+  SecretString other("1234");
+  const char* other_buffer = other.reveal().data();
+  assigned = std::move(other);
+  EXPECT_EQ(assigned.reveal(), "1234");
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(other_buffer[i], '\0') << i;
+}
+
 // What actors hold a card in: the card it is given is emptied, take() hands it on and holds none
 // after, and an empty holder reads as a card with nothing in it.
 TEST_F(PaymentActor, HeldCardHandsTheCardOnAndKeepsNoCopy) {

@@ -514,6 +514,18 @@ TEST_F(ConfigTest, PaymentProviderLimitsAcceptTheirBoundsAndNoMore) {
   EXPECT_EQ(load_error(with_set({"payment.timeout_ms=120001"})).key(), "payment.timeout_ms");
   EXPECT_EQ(load_error(with_set({"payment.connections=0"})).key(), "payment.connections");
   EXPECT_EQ(load_error(with_set({"payment.connections=65"})).key(), "payment.connections");
+  // An http charge with all its attempts must fit in the order's step (30 s by default): 4
+  // attempts (payment.retries_max 3) and 50 + 100 + 200 ms of backoff.
+  const std::vector<std::string> http = {"payment.provider=http", "payment.url=http://127.0.0.1:9"};
+  auto with = [&](std::vector<std::string> more) {
+    more.insert(more.begin(), http.begin(), http.end());
+    return with_set(more);
+  };
+  EXPECT_EQ(load_config(with({"payment.timeout_ms=7412", "orders.step_timeout_ms=30000"})).payment.timeout_ms,
+            7'412);  // 7,412 x 4 + 350 = 29,998
+  EXPECT_EQ(load_error(with({"payment.timeout_ms=7413", "orders.step_timeout_ms=30000"})).key(),
+            "payment.timeout_ms");  // 30,002
+  EXPECT_EQ(load_config(with_set({"payment.timeout_ms=7413"})).payment.timeout_ms, 7'413);  // simulated
 }
 
 TEST_F(ConfigTest, MalformedListenAddressIsRejectedNamingTheKey) {
