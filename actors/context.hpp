@@ -48,12 +48,12 @@ struct NodeContext {
   std::shared_ptr<ItemSnapshots> item_snapshots = std::make_shared<ItemSnapshots>();
   std::shared_ptr<const Clock> clock;
   std::shared_ptr<PaymentProvider> provider;
-  // For a provider that blocks (provider->blocking()): detached actors that make its calls, one
-  // thread each (payment.connections); a payment uses the one its id picks. Empty otherwise: the
-  // payment actor calls the provider itself.
-  std::vector<caf::actor> provider_callers;
-  const caf::actor* provider_caller_for(const std::string& payment_id) const {
-    return provider_callers.empty() ? nullptr : &pick(provider_callers, payment_id);
+  // For a provider that blocks (provider->blocking()): the actor that hands its calls to threads
+  // of their own (see spawn_provider_calls). None otherwise: the payment actor calls the provider
+  // itself.
+  caf::actor provider_calls;
+  const caf::actor* provider_caller_for(const std::string&) const {
+    return provider_calls ? &provider_calls : nullptr;
   }
   // The saga's request timeouts (see runtime/deadlines.hpp); stopped before the actors are.
   std::shared_ptr<Deadlines> deadlines = std::make_shared<Deadlines>();

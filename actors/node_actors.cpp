@@ -28,26 +28,6 @@ ActorSettings actor_settings(const Config& config) {
   return s;
 }
 
-namespace {
-
-// Makes a blocking provider's calls on a thread of its own (detached), one at a time.
-caf::actor spawn_provider_caller(caf::actor_system& system, std::shared_ptr<PaymentProvider> provider) {
-  return system.spawn<caf::detached>([provider](caf::event_based_actor*) -> caf::behavior {
-    return {
-        [provider](provider_charge& call) {
-          ChargeResult result;  // transient: not made, it waited too long
-          if (steady_ms() <= call.not_after_ms)
-            result = provider->charge({call.payment_id, call.amount_cents, call.currency, &call.card});
-          call.card.wipe();
-          return result;
-        },
-        [provider](provider_refund& call) { return provider->refund(call.payment_id, call.amount_cents); },
-    };
-  });
-}
-
-}  // namespace
-
 NodeActors start_node_actors(caf::actor_system& system, const Config& config,
                              std::shared_ptr<const Clock> clock,
                              std::shared_ptr<PaymentProvider> provider) {
@@ -73,8 +53,8 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
   ctx->orders_db = ctx->orders_shards.front();
   ctx->inventory_db = ctx->inventory_shards.front();
   if (ctx->provider->blocking())
-    for (std::int64_t i = 0; i < config.payment.connections; ++i)
-      ctx->provider_callers.push_back(spawn_provider_caller(system, ctx->provider));
+    ctx->provider_calls = spawn_provider_calls(system, ctx->provider, config.payment.connections,
+                                               config.payment.queue_max);
   ContextPtr shared = ctx;
   auto now = [clock = ctx->clock] { return clock->now_ms(); };
   node.registries[order_type] = spawn_registry(
@@ -270,7 +250,7 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
   node.ctx->deadlines->stop();
   kill(node.sweeper);
   kill(node.ctx->router);
-  for (const auto& caller : node.ctx->provider_callers) kill(caller);
+  kill(node.ctx->provider_calls);  // and its callers, linked to it
   for (auto& [_, r] : node.registries) kill(r);
   // Persistence actors drain their mailbox (and so their pending batch) before the exit message.
   for (const auto* shards : {&node.ctx->orders_shards, &node.ctx->inventory_shards})

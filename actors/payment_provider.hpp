@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
 #include <caf/error.hpp>
 #include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
@@ -41,6 +43,14 @@ class PaymentProvider {
   // (provider callers, see actors/node.hpp), never from an actor thread.
   virtual bool blocking() const { return false; }
 };
+
+// Makes a blocking provider's calls on `callers` threads of their own (detached actors linked to
+// the one returned, which stop with it), each call on the first thread free, in the order they
+// came. At most `queue_max` calls wait for a thread: one past that is refused at once (a charge
+// as a transient error, so not made; a refund as not done). Answers provider_charge with a
+// ChargeResult (a caller lost with the call: unknown) and provider_refund with a bool.
+caf::actor spawn_provider_calls(caf::actor_system& system, std::shared_ptr<PaymentProvider> provider,
+                                std::int64_t callers, std::int64_t queue_max);
 
 // Milliseconds of the steady clock, as provider_charge::not_after_ms counts them.
 std::int64_t steady_ms();

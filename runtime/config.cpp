@@ -100,6 +100,7 @@ const Key kKeys[] = {
     {"payment.retry_backoff_ms", field<&C::payment, &C::Payment::retry_backoff_ms>, kNonNegative},
     {"payment.timeout_ms", field<&C::payment, &C::Payment::timeout_ms>, {100, 120'000}},
     {"payment.connections", field<&C::payment, &C::Payment::connections>, {1, 64}},
+    {"payment.queue_max", field<&C::payment, &C::Payment::queue_max>, {1, 100'000}},
     {"orders.placement_timeout_ms", field<&C::orders, &C::Orders::placement_timeout_ms>, {1}},
     {"orders.reservation_ttl_ms", field<&C::orders, &C::Orders::reservation_ttl_ms>, {1000}},
     {"orders.reservation_check_ms", field<&C::orders, &C::Orders::reservation_check_ms>, {100, 86'400'000}},

@@ -88,6 +88,7 @@ struct Config {
     std::int64_t retry_backoff_ms = 50;  // first backoff, doubled per retry
     std::int64_t timeout_ms = 5'000;     // one call to the http provider, connect to answer
     std::int64_t connections = 4;        // http provider calls at once (a thread each)
+    std::int64_t queue_max = 1'024;      // http provider calls waiting for a thread; past it refused
     bool operator==(const Payment&) const = default;
   } payment;
 

@@ -1,7 +1,11 @@
 // The payment session actor on a real node: outcomes, re-delivery, refunds, and that the stored
 // row carries brand and last4 only.
+#include <atomic>
+#include <condition_variable>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include <soci/soci.h>
 
@@ -223,6 +227,67 @@ TEST_F(PaymentActor, CardHelpersKnowBrandsAndLuhn) {
   SecretString secret("4242424242424242");
   secret.wipe();
   EXPECT_TRUE(secret.empty());
+}
+
+// A provider whose calls wait until it is opened (a slow provider over the network).
+struct GatedProvider final : PaymentProvider {
+  std::mutex mutex;
+  std::condition_variable opened;
+  bool open = false;
+  std::atomic<int> charges{0};
+  bool blocking() const override { return true; }
+  ChargeResult charge(const ChargeRequest& request) override {
+    charges += 1;
+    std::unique_lock lock(mutex);
+    opened.wait(lock, [this] { return open; });
+    return {ChargeOutcome::captured, "ref_" + request.payment_id};
+  }
+  bool refund(const std::string&, std::int64_t) override { return true; }
+  void release() {
+    {
+      std::lock_guard lock(mutex);
+      open = true;
+    }
+    opened.notify_all();
+  }
+};
+
+// The provider's calls at their limits: with one thread and room for one waiting call, a second
+// call waits and a third is refused at once (a charge as a transient error: not made); the one
+// waiting runs once the thread is free; a charge that waited past its time is not made.
+TEST(ProviderCalls, OneThreadOneWaitingAndTheNextRefused) {
+  caf::actor_system_config config;
+  caf::actor_system system{config};
+  auto provider = std::make_shared<GatedProvider>();
+  auto calls = spawn_provider_calls(system, provider, 1, 1);
+  {
+    caf::scoped_actor self{system};
+    auto later = steady_ms() + 60'000;
+    auto charge = [&](const std::string& id, std::int64_t not_after) {
+      return self->request(calls, std::chrono::seconds(10), provider_charge{id, 100, "USD", Card{}, not_after});
+    };
+    auto a = charge("pay_a", later);
+    for (int i = 0; i < 500 && provider->charges.load() < 1; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_EQ(provider->charges.load(), 1);  // a is on the thread
+    auto b = charge("pay_b", later);         // waits
+    auto c = charge("pay_c", later);         // refused
+    auto expect = [](auto& handle, ChargeOutcome outcome, const std::string& ref) {
+      handle.receive([&](ChargeResult& r) {
+        EXPECT_EQ(r.outcome, outcome);
+        EXPECT_EQ(r.provider_ref, ref);
+      }, [](caf::error& e) { FAIL() << caf::to_string(e); });
+    };
+    expect(c, ChargeOutcome::transient_error, "");
+    provider->release();
+    expect(a, ChargeOutcome::captured, "ref_pay_a");
+    expect(b, ChargeOutcome::captured, "ref_pay_b");
+    EXPECT_EQ(provider->charges.load(), 2);
+    auto d = charge("pay_d", steady_ms() - 1);  // waited past its time: not made
+    expect(d, ChargeOutcome::transient_error, "");
+    EXPECT_EQ(provider->charges.load(), 2);
+  }
+  caf::anon_send_exit(calls, caf::exit_reason::user_shutdown);
 }
 
 // A short secret (a cvc, kept inside the string object) moved away leaves none of its digits in

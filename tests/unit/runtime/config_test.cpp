@@ -248,6 +248,8 @@ const std::vector<KeySample>& every_key() {
        [](const Config& c) { return c.payment.timeout_ms == 250; }},
       {"payment.connections", "EMPORIUM_PAYMENT_CONNECTIONS", "9",
        [](const Config& c) { return c.payment.connections == 9; }},
+      {"payment.queue_max", "EMPORIUM_PAYMENT_QUEUE_MAX", "10",
+       [](const Config& c) { return c.payment.queue_max == 10; }},
       {"orders.placement_timeout_ms", "EMPORIUM_ORDERS_PLACEMENT_TIMEOUT_MS", "1",
        [](const Config& c) { return c.orders.placement_timeout_ms == 1; }},
       {"orders.reservation_ttl_ms", "EMPORIUM_ORDERS_RESERVATION_TTL_MS", "1000",
@@ -514,6 +516,11 @@ TEST_F(ConfigTest, PaymentProviderLimitsAcceptTheirBoundsAndNoMore) {
   EXPECT_EQ(load_error(with_set({"payment.timeout_ms=120001"})).key(), "payment.timeout_ms");
   EXPECT_EQ(load_error(with_set({"payment.connections=0"})).key(), "payment.connections");
   EXPECT_EQ(load_error(with_set({"payment.connections=65"})).key(), "payment.connections");
+  EXPECT_EQ(defaults.payment.queue_max, 1'024);
+  EXPECT_EQ(load_config(with_set({"payment.queue_max=1"})).payment.queue_max, 1);
+  EXPECT_EQ(load_config(with_set({"payment.queue_max=100000"})).payment.queue_max, 100'000);
+  EXPECT_EQ(load_error(with_set({"payment.queue_max=0"})).key(), "payment.queue_max");
+  EXPECT_EQ(load_error(with_set({"payment.queue_max=100001"})).key(), "payment.queue_max");
   // An http charge with all its attempts must fit in the order's step (30 s by default): 4
   // attempts (payment.retries_max 3) and 50 + 100 + 200 ms of backoff.
   const std::vector<std::string> http = {"payment.provider=http", "payment.url=http://127.0.0.1:9"};
