@@ -14,6 +14,10 @@
 
 namespace emporium {
 
+// Overwrites the whole buffer of a string that held card data (not just its size: a string moved
+// from keeps the characters of its inline buffer past the first), then empties it.
+void cleanse(std::string& s) noexcept;
+
 class SecretString {
  public:
   SecretString() = default;

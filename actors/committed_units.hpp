@@ -30,12 +30,20 @@ class CommittedUnits {
 
   // Sets the units of `order_id` (a quantity above 0).
   void put(const std::string& order_id, std::int64_t quantity) {
-    take(order_id);
-    auto key = pack(order_id);
-    if (!key || quantity <= 0 || quantity > kMaxUnits) {
+    auto key = pack(order_id);  // once: a commit is on an item's hot path
+    bool fits = key && quantity > 0 && quantity <= kMaxUnits;
+    if (auto i = key ? find(*key) : kNone; i != kNone) {
+      if (fits) {
+        units_[i] = static_cast<std::uint32_t>(quantity);
+        return;
+      }
+      erase_at(i);
+    }
+    if (!fits) {
       others_[order_id] = quantity;
       return;
     }
+    if (!others_.empty()) others_.erase(order_id);
     if ((count_ + 1) * 4 > capacity_ * 3) rehash(capacity_ == 0 ? kMinSlots : capacity_ * 2);
     auto i = home(*key);
     while (units_[i] != 0) i = (i + 1) & (capacity_ - 1);

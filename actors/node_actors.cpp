@@ -2,6 +2,7 @@
 #include "actors/node.hpp"
 
 #include <algorithm>
+#include <functional>
 
 #include <spdlog/spdlog.h>
 
@@ -106,6 +107,34 @@ struct SweepState {
 void sweep_batch(caf::event_based_actor* self, const ContextPtr& ctx, const SweepSettings& settings,
                  std::shared_ptr<SweepState> state, std::string after, std::int64_t before);
 
+// Sends `msg` to each of `ids` (entities of `type`) that this node owns, as the router says (in a
+// cluster each node sweeps its own), and runs `next` once all answered; `stop` instead when the
+// router could not say. `what` names them in the log.
+template <class Reply>
+void ask_owned(caf::event_based_actor* self, const ContextPtr& ctx, caf::atom_value type,
+               const std::vector<std::string>& ids, caf::message msg, const char* what,
+               std::function<void()> next, std::function<void()> stop) {
+  self->request(ctx->router, caf::infinite, owned_atom::value, type, ids)
+      .then(
+          [self, ctx, type, msg, what, next](std::vector<std::string>& owned) {
+            if (owned.empty()) return next();
+            spdlog::info("recovery sweep: {} {}", owned.size(), what);
+            auto left = std::make_shared<size_t>(owned.size());
+            auto answered = [left, next] {
+              if (--*left == 0) next();
+            };
+            for (const auto& id : owned)
+              ask<Reply>(
+                  self, ctx, type, id, [answered](Reply&) { answered(); },
+                  [id, what, answered](caf::error& err) {
+                    spdlog::warn("recovery sweep ({}): {} failed: {}", what, id, to_string(code_of(err)));
+                    answered();
+                  },
+                  msg);  // already a message: passed on as it is
+          },
+          [stop](caf::error&) { stop(); });
+}
+
 void sweep_done(caf::event_based_actor* self, const ContextPtr& ctx, const SweepSettings& settings,
                 std::shared_ptr<SweepState> state) {
   state->running = false;
@@ -129,26 +158,9 @@ void sweep_batch(caf::event_based_actor* self, const ContextPtr& ctx, const Swee
               if (!full) return sweep_done(self, ctx, settings, state);
               sweep_batch(self, ctx, settings, state, last, before);
             };
-            // In a cluster each node finishes the orders it owns (the router knows which).
-            self->request(ctx->router, caf::infinite, owned_atom::value, order_type, *ids)
-                .then(
-                    [self, ctx, next](std::vector<std::string>& owned) {
-                      if (owned.empty()) return next();
-                      spdlog::info("recovery sweep: {} unfinished orders", owned.size());
-                      auto left = std::make_shared<size_t>(owned.size());
-                      auto answered = [left, next] {
-                        if (--*left == 0) next();
-                      };
-                      for (const auto& id : owned)
-                        ask<OrderRecord>(
-                            self, ctx, order_type, id, [answered](OrderRecord&) { answered(); },
-                            [id, answered](caf::error& err) {
-                              spdlog::warn("recovery of {} failed: {}", id, to_string(code_of(err)));
-                              answered();
-                            },
-                            recover_atom::value);
-                    },
-                    [self, ctx, settings, state](caf::error&) { sweep_done(self, ctx, settings, state); });
+            ask_owned<OrderRecord>(self, ctx, order_type, *ids, caf::make_message(recover_atom::value),
+                                   "unfinished orders", next,
+                                   [self, ctx, settings, state] { sweep_done(self, ctx, settings, state); });
           },
           [self, ctx, settings, state](caf::error&) {
             spdlog::warn("recovery sweep: orders database unavailable");
@@ -177,20 +189,8 @@ void wake_items(caf::event_based_actor* self, const ContextPtr& ctx, const Sweep
             auto next = [self, ctx, settings, full, last = skus->back()] {
               if (full) wake_items(self, ctx, settings, last);
             };
-            self->request(ctx->router, caf::infinite, owned_atom::value, inventory_type, *skus)
-                .then(
-                    [self, ctx, next](std::vector<std::string>& owned) {
-                      if (owned.empty()) return next();
-                      auto left = std::make_shared<size_t>(owned.size());
-                      auto answered = [left, next] {
-                        if (--*left == 0) next();
-                      };
-                      for (const auto& sku : owned)
-                        ask<ItemRecord>(
-                            self, ctx, inventory_type, sku, [answered](ItemRecord&) { answered(); },
-                            [answered](caf::error&) { answered(); }, get_atom::value);
-                    },
-                    [](caf::error&) {});
+            ask_owned<ItemRecord>(self, ctx, inventory_type, *skus, caf::make_message(get_atom::value),
+                                  "items with held reservations due", next, [] {});
           },
           [](caf::error&) { spdlog::warn("recovery sweep: inventory database unavailable"); });
 }

@@ -25,12 +25,12 @@ SecretString& SecretString::operator=(SecretString&& other) noexcept {
   return *this;
 }
 
-// The whole buffer, not just its size: a string moved from keeps the characters of its inline
-// buffer past the first (only its size is set to 0).
-void SecretString::wipe() noexcept {
-  OPENSSL_cleanse(value_.data(), value_.capacity());
-  value_.clear();
+void cleanse(std::string& s) noexcept {
+  OPENSSL_cleanse(s.data(), s.capacity());
+  s.clear();
 }
+
+void SecretString::wipe() noexcept { cleanse(value_); }
 
 std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -12,7 +12,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 namespace emporium {
@@ -33,12 +32,6 @@ struct Answer {
   std::string body;
   bool sent = false;
 };
-
-// Empties a string that held card data, overwriting it first.
-void cleanse(std::string& s) {
-  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
-  s.clear();
-}
 
 class HttpPaymentProvider final : public PaymentProvider {
  public:
@@ -173,7 +166,7 @@ std::shared_ptr<PaymentProvider> make_http_provider(const Config::Payment& setti
   };
   if (!url || url->scheme() != "http" || url->host().empty() || url->has_query() || url->has_fragment() ||
       url->has_userinfo() || (url->has_port() && url->port().empty()))
-    throw refuse("not such a URL");
+    throw refuse("not an http URL");
   std::string base(url->encoded_path());
   while (!base.empty() && base.back() == '/') base.pop_back();
   std::string port = url->has_port() ? std::string(url->port()) : "80";

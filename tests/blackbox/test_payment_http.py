@@ -22,6 +22,8 @@ FAIL_ONCE = "4012888888881881"      # 503 on the first attempt of each payment, 
 ALWAYS_503 = "378282246310005"
 SLOW = "6011111111111117"          # answers after 2 s, past the node's payment.timeout_ms
 GARBLED = "3530111333300000"       # 200 with a body that is no provider answer
+AT_LIMIT = "4000056655665556"      # a captured answer of exactly 64 KiB, the most the node reads
+PAST_LIMIT = "5200828282828210"    # the same, one byte longer
 
 
 class Provider:
@@ -30,6 +32,7 @@ class Provider:
     def __init__(self):
         self.calls = []
         self.lock = threading.Lock()
+        self.refuse_refunds = False
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,8 +59,14 @@ class Provider:
                         time.sleep(2)
                     elif number == GARBLED:
                         answer = {"what": "?"}
+                    elif number in (AT_LIMIT, PAST_LIMIT):
+                        size = 64 * 1024 + (1 if number == PAST_LIMIT else 0)
+                        answer["pad"] = ""
+                        answer["pad"] = "x" * (size - len(json.dumps(answer)))
                 elif self.path == "/psp/refunds":
                     answer = {"status": "refunded"}
+                    if provider.refuse_refunds:
+                        status, answer = 503, {"error": "down"}
                 else:
                     status, answer = 404, {}
                 data = json.dumps(answer).encode()
@@ -167,6 +176,16 @@ class HttpProviderTest(harness.NodeTestCase):
                     self.assertLess(time.monotonic() - started, 4.5)
         self.assertEqual(self.admin_stock(NODE, self.admin, self.sku), (50, 0, 50))
 
+    def test_an_answer_of_64_kib_is_read_and_one_byte_more_is_not(self):
+        ok = self.place(NODE, self.cust, [(self.sku, 1)], card=AT_LIMIT)
+        self.assertStatus(ok, 201)
+        over = self.place(NODE, self.cust, [(self.sku, 1)], card=PAST_LIMIT)
+        self.assertStatus(over, 402)  # an answer not read: the outcome is unknown, so voided
+        self.assertEqual(over.json["failure_reason"], "payment_unavailable")
+        pay = over.json["payment"]["id"]
+        self.assertEqual(len([k for k, _ in PROVIDER.calls_for("/psp/refunds") if k == pay]), 1)
+        self.assertEqual(self.admin_stock(NODE, self.admin, self.sku), (50, 1, 49))
+
     def test_other_orders_are_served_while_the_provider_is_slow(self):
         # More slow calls at once than the node has actor threads (its cores), fewer than its
         # provider callers (payment.connections = 8): no actor thread waits on the provider.
@@ -196,6 +215,26 @@ class HttpProviderTest(harness.NodeTestCase):
         self.assertEqual(c.json["payment"]["status"], "refunded")
         refunds = [b for k, b in PROVIDER.calls_for("/psp/refunds") if k == pay]
         self.assertEqual(refunds, [{"payment_id": pay, "amount_cents": 3750}])
+        self.assertEqual(self.admin_stock(NODE, self.admin, self.sku), (50, 0, 50))
+
+
+    def test_a_refund_the_provider_refuses_leaves_the_order_to_cancel_again(self):
+        r = self.place(NODE, self.cust, [(self.sku, 2)])
+        self.assertStatus(r, 201)
+        path = "/v1/orders/%s/cancel" % r.json["id"]
+        PROVIDER.refuse_refunds = True
+        try:
+            refused = request(NODE, "POST", path, token=self.cust)
+        finally:
+            PROVIDER.refuse_refunds = False
+        self.assertProblem(refused, 409)  # busy: try again
+        still = self.get_order(NODE, self.cust, r.json["id"])
+        self.assertEqual(still["payment"]["status"], "captured")
+        self.assertEqual(still["status"], "confirmed")  # cancelling, shown as confirmed
+        again = request(NODE, "POST", path, token=self.cust)
+        self.assertStatus(again, 200)
+        self.assertEqual(again.json["status"], "cancelled")
+        self.assertEqual(again.json["payment"]["status"], "refunded")
         self.assertEqual(self.admin_stock(NODE, self.admin, self.sku), (50, 0, 50))
 
 

@@ -67,6 +67,13 @@ TEST(CommittedUnits, KeepsEveryIdAndQuantityExactly) {
   EXPECT_TRUE(units.contains("legacy-1"));
   EXPECT_FALSE(units.contains("legacy-2"));
   EXPECT_EQ(contents(units), (std::map<std::string, std::int64_t>{{a, 4}, {b, 5'000'000'000}, {"legacy-1", 7}}));
+  // An id moves between the table and the map with its units, and is kept once.
+  units.put(b, 6);
+  units.put(a, 7'000'000'000);
+  EXPECT_EQ(units.size(), 3u);
+  EXPECT_EQ(contents(units), (std::map<std::string, std::int64_t>{{a, 7'000'000'000}, {b, 6}, {"legacy-1", 7}}));
+  units.put(a, 4);
+  units.put(b, 5'000'000'000);
   EXPECT_EQ(units.take(b), 5'000'000'000);
   EXPECT_EQ(units.take(a), 4);
   EXPECT_FALSE(units.take(a));
