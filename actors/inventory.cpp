@@ -1,6 +1,7 @@
 // The inventory item actor. Changes are applied in memory at once and written in order (each
 // write fenced by the version the previous one produced), so a hot SKU shares group commits
-// instead of waiting one commit per order. A change is answered only once its write committed.
+// instead of waiting one commit per order. A change is answered only once its write committed,
+// save an early reserve (see item_reserve), whose caller asks item_sync before it relies on it.
 // When a write fails, memory may be ahead of the database: the actor answers the rest with the
 // error and stops, and the next message activates it again from storage.
 #include "actors/inventory.hpp"
@@ -33,6 +34,9 @@ struct inventory_state {
   // order id and quantity, packed (actors/committed_units.hpp), since an item of a selling sku
   // keeps one per unshipped order. None: no block.
   std::unique_ptr<CommittedUnits> committed_units;
+  // item_sync calls waiting for writes, each with the version the committed state must reach.
+  // None waiting: no block.
+  std::unique_ptr<std::vector<std::pair<std::int64_t, caf::response_promise>>> syncs;
   int writes_in_flight = 0;
   int checks_in_flight = 0;  // reads of the stored version (when_absent)
   bool exists = false;
@@ -85,6 +89,38 @@ ReservationRecord take_committed(inventory_state& st, const std::string& order_i
   return r;
 }
 
+// Answers the item_sync calls whose writes have committed, or all of them once the actor broke.
+void answer_syncs(inventory_actor* self) {
+  auto& st = self->state;
+  if (!st.syncs) return;
+  auto& waiting = *st.syncs;
+  for (auto it = waiting.begin(); it != waiting.end();) {
+    if (st.broken)
+      it->second.deliver(failure(st.fenced ? errc::version_conflict : errc::db_unavailable));
+    else if (it->first <= st.committed.version)
+      it->second.deliver(st.committed);
+    else {
+      ++it;
+      continue;
+    }
+    it = waiting.erase(it);
+  }
+  if (waiting.empty()) st.syncs.reset();
+}
+
+// Whether this activation holds a reservation of `order_id`, held or committed.
+bool knows(const inventory_state& st, const std::string& order_id) {
+  return st.reservations.count(order_id) > 0 || has_committed(st, order_id);
+}
+
+// Answers `rp` with the committed state once every write started so far has committed.
+void deliver_when_stored(inventory_actor* self, caf::response_promise rp) {
+  auto& st = self->state;
+  if (st.committed.version >= st.item.version) return rp.deliver(st.committed);
+  if (!st.syncs) st.syncs = std::make_unique<std::vector<std::pair<std::int64_t, caf::response_promise>>>();
+  st.syncs->emplace_back(st.item.version, std::move(rp));
+}
+
 // Writes the current item and `changed` reservations; answers `rp` with the item once committed.
 void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf::response_promise rp,
              caf::message reply) {
@@ -111,6 +147,7 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
               st.published = snapshot.version;
               if (rp.pending()) rp.deliver(reply.empty() ? caf::make_message(snapshot) : reply);
             }
+            answer_syncs(self);
             quit_when_done(self);
           },
           [self, rp](caf::error& err) mutable {
@@ -118,29 +155,9 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
             st.writes_in_flight -= 1;
             st.broken = true;
             if (rp.pending()) rp.deliver(err);
+            answer_syncs(self);
             quit_when_done(self);
           });
-}
-
-// Releases held reservations past their expiry; returns whether any was released.
-bool expire_reservations(inventory_actor* self) {
-  auto& st = self->state;
-  auto now = st.ctx->clock->now_ms();
-  std::vector<ReservationRecord> changed;
-  for (auto it = st.reservations.begin(); it != st.reservations.end();) {
-    auto& r = it->second;
-    if (r.state == ReservationState::held && r.expires_at_ms <= now) {
-      r.state = ReservationState::released;
-      st.item.reserved -= r.quantity;
-      changed.push_back(r);
-      it = st.reservations.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  if (changed.empty()) return false;
-  persist(self, std::move(changed), caf::response_promise{}, caf::message{});
-  return true;
 }
 
 // When a held reservation is checked against its order: reservation_check_ms after it was made
@@ -178,10 +195,26 @@ void schedule_expiry(inventory_actor* self) {
   if (earliest != 0) schedule_at(self, earliest);
 }
 
-// Releases the reservation of `order_id` if it is still the held one that was checked (the same
-// expiry: a reserve delivered again meanwhile renews it, see item_reserve).
-void release_unclaimed(inventory_actor* self, const std::string& order_id, std::int64_t expires_at_ms,
-                       std::string_view why) {
+// Sets `quantity` units aside for `order_id`, as a new held reservation in memory (the caller
+// writes it); the code when it cannot.
+errc hold_units(inventory_actor* self, const std::string& order_id, std::int64_t quantity) {
+  auto& st = self->state;
+  if (!st.exists) return errc::unknown_sku;
+  if (quantity <= 0) return errc::invalid_argument;
+  if (st.item.available() < quantity) return errc::insufficient_stock;
+  auto expires = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
+  ReservationRecord r{st.sku(), order_id, quantity, ReservationState::held, expires};
+  st.reservations[order_id] = r;
+  st.item.reserved += quantity;
+  schedule_at(self, next_due(st, r));
+  return errc::none;
+}
+
+// Settles the reservation of `order_id` as `to` (released, or committed) if it is still the held
+// one that was asked about (the same expiry: a reserve delivered again meanwhile renews it, see
+// item_reserve).
+void settle(inventory_actor* self, const std::string& order_id, std::int64_t expires_at_ms,
+            ReservationState to, std::string_view why) {
   auto& st = self->state;
   if (st.broken) return;
   auto it = st.reservations.find(order_id);
@@ -189,20 +222,56 @@ void release_unclaimed(inventory_actor* self, const std::string& order_id, std::
       it->second.expires_at_ms != expires_at_ms)
     return;
   auto r = it->second;
-  r.state = ReservationState::released;
-  st.item.reserved -= r.quantity;
   st.reservations.erase(it);
-  spdlog::info("item {}: released the reservation of order {} ({})", st.sku(), order_id, why);
+  r.state = to;
+  if (to == ReservationState::committed) {
+    r.expires_at_ms = 0;
+    add_committed(st, r.order_id, r.quantity);
+  } else {
+    st.item.reserved -= r.quantity;
+  }
+  spdlog::info("item {}: {} the reservation of order {} ({})", st.sku(),
+               to == ReservationState::committed ? "committed" : "released", order_id, why);
   persist(self, {r}, caf::response_promise{}, caf::message{});
+}
+
+// Asks the order of the held reservation of `order_id` what becomes of it (see inventory.hpp):
+// `expired` once its expiry passed.
+void ask_order(inventory_actor* self, const std::string& order_id, std::int64_t expires, bool expired) {
+  ask<OrderRecord>(
+      self, self->state.ctx, order_type, order_id,
+      [self, order_id, expires, expired](OrderRecord& order) {
+        const auto& s = order.status;
+        if (s == "confirmed" || s == "shipping")
+          return settle(self, order_id, expires, ReservationState::committed, "its order is " + s);
+        bool placing = s == "pending" || s == "reserved" || s == "cancelling";
+        if (!placing || expired)
+          settle(self, order_id, expires, ReservationState::released, "its order is " + s);
+      },
+      [self, order_id, expires](caf::error& err) {
+        if (code_of(err) == errc::not_found)
+          settle(self, order_id, expires, ReservationState::released, "no such order");
+      },
+      get_atom::value);
+}
+
+// Held reservations past their expiry ask their order, and their expiry moves on by
+// reservation_check_ms: one its order keeps (it cannot be asked, or is confirmed and its commit
+// fails) asks again then.
+void expire_reservations(inventory_actor* self) {
+  auto& st = self->state;
+  auto now = st.ctx->clock->now_ms();
+  for (auto& [order_id, r] : st.reservations) {
+    if (r.state != ReservationState::held || r.expires_at_ms > now) continue;
+    r.expires_at_ms = now + st.ctx->settings.reservation_check_ms;
+    ask_order(self, order_id, r.expires_at_ms, true);
+  }
 }
 
 // Asks the order of every held reservation that came due for its check since the last time:
 // committed by now in the normal course, a reservation still held belongs to an order that is
-// still placing (pending or reserved: its saga, or the recovery sweep, settles it), or to none
-// that will. An order that is not stored (its node failed before its pending record was written)
-// or is finished (it released or committed its own before it finished) will never claim it: it is
-// released now, rather than at its expiry. An order that cannot be asked (its node unreachable)
-// leaves it to the expiry.
+// still placing (pending or reserved: its saga, or the recovery sweep, settles it), to an order
+// confirmed whose commit failed, or to none that will claim it (see inventory.hpp).
 void check_reservations(inventory_actor* self) {
   auto& st = self->state;
   auto now = st.ctx->clock->now_ms();
@@ -210,16 +279,7 @@ void check_reservations(inventory_actor* self) {
     if (r.state != ReservationState::held) continue;
     auto due = check_due(st, r);
     if (due <= st.checked_until || due > now) continue;
-    ask<OrderRecord>(
-        self, st.ctx, order_type, order_id,
-        [self, order_id = order_id, expires = r.expires_at_ms](OrderRecord& order) {
-          if (order.status != "pending" && order.status != "reserved")
-            release_unclaimed(self, order_id, expires, "its order is " + order.status);
-        },
-        [self, order_id = order_id, expires = r.expires_at_ms](caf::error& err) {
-          if (code_of(err) == errc::not_found) release_unclaimed(self, order_id, expires, "no such order");
-        },
-        get_atom::value);
+    ask_order(self, order_id, r.expires_at_ms, false);
   }
   st.checked_until = now;
 }
@@ -382,20 +442,43 @@ const caf::behavior& item_handlers() {
           // its check and expiry come later; a check under way for it no longer applies).
           if (it->second.state == ReservationState::held)
             it->second.expires_at_ms = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
-          return st.committed;
+          return req.early ? st.item : st.committed;
         }
         // Delivered again after its commit: nothing to do.
         if (has_committed(st, req.order_id)) return st.committed;
-        if (req.quantity <= 0) return failure(errc::invalid_argument);
-        if (st.item.available() < req.quantity) return failure(errc::insufficient_stock);
-        auto expires = st.ctx->clock->now_ms() + st.ctx->settings.reservation_ttl_ms;
-        ReservationRecord r{st.sku(), req.order_id, req.quantity, ReservationState::held, expires};
-        st.reservations[req.order_id] = r;
-        st.item.reserved += req.quantity;
+        if (auto code = hold_units(self, req.order_id, req.quantity); code != errc::none)
+          return failure(code);
+        auto r = st.reservations.at(req.order_id);
+        if (req.early) {  // the price as the write will store it; item_sync waits for the write
+          ItemRecord now = st.item;
+          persist(self, {r}, caf::response_promise{}, {});
+          return now;
+        }
         auto rp = self->make_response_promise();
         persist(self, {r}, rp, {});
-        schedule_at(self, next_due(st, r));
         return rp;
+      },
+      [](item_sync& req) -> caf::result<ItemRecord> {
+        auto* self = inventory_actor::current();
+        if (auto err = refused(self)) return *err;
+        auto& st = self->state;
+        if (knows(st, req.order_id)) {
+          auto rp = self->make_response_promise();
+          deliver_when_stored(self, rp);
+          return rp;
+        }
+        // Not known here: after the read that makes sure this activation is current, made again.
+        return when_absent(self, [self, req](caf::response_promise& rp) {
+          if (auto err = refused(self)) return rp.deliver(*err);
+          auto& st = self->state;
+          if (!knows(st, req.order_id)) {
+            if (auto code = hold_units(self, req.order_id, req.quantity); code != errc::none)
+              return rp.deliver(failure(code));
+            spdlog::info("item {}: made the reservation of order {} again", st.sku(), req.order_id);
+            persist(self, {st.reservations.at(req.order_id)}, caf::response_promise{}, {});
+          }
+          deliver_when_stored(self, rp);
+        });
       },
       [](item_commit& req) -> caf::result<ItemRecord> {
         auto* self = inventory_actor::current();

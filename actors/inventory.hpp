@@ -6,14 +6,24 @@
 //   item_put            -> item_put_result       conflict (on_hand below reserved)
 //   item_adjust         -> ItemRecord            not_found, conflict
 //   item_reserve        -> ItemRecord            unknown_sku, insufficient_stock   (idempotent per order)
+//                          (with `early`: answered once decided, before its write commits)
+//   item_sync           -> ItemRecord            unknown_sku, insufficient_stock
+//                          (once the reservation of the order is stored; made again if lost)
 //   item_commit         -> ItemRecord            not_found (no reservation: it expired)
 //   item_release        -> ItemRecord            (no reservation, or held_only and committed: unchanged)
 //   item_ship           -> ItemRecord            (no reservation: unchanged)
 //   (any write)                                  db_unavailable
-// A held reservation expires after reservation_ttl_ms unless committed. One still held
-// reservation_check_ms after it was made asks its order, and is released at once if the order is
-// not stored, or is finished (a finished order holds no reservation of its own): an order reserves
-// while its pending record is written, so a crash in between leaves a reservation no order knows.
+// A held reservation asks its order reservation_check_ms after it was made, and again when it
+// expires (reservation_ttl_ms), and then every reservation_check_ms for as long as it is held:
+// - an order confirmed (or shipping) gets it committed: an order confirms while its reservations
+//   are committed (see order.cpp), so a crash or a failed commit in between leaves a confirmed
+//   order whose reservation is still held, and stored;
+// - an order not stored, or finished otherwise, gets it released at once: an order reserves before
+//   its record is written, so a crash in between leaves a reservation no order knows;
+// - an order still placing (pending, reserved) keeps it until it expires, then it is released
+//   (its saga is long over: the recovery settles the order);
+// - an order being cancelled keeps it for its cancel to release;
+// - an order that cannot be asked (its node unreachable) keeps it: it may be confirmed.
 // A reserve delivered again for a held reservation starts it over (its order is still placing).
 #pragma once
 
@@ -43,6 +53,17 @@ struct item_adjust {
   std::int64_t delta = 0;
 };
 struct item_reserve {
+  std::string order_id;
+  std::int64_t quantity = 0;
+  // Answered as soon as the units are set aside, with the item's price, while the write goes on:
+  // the caller asks item_sync before anything it does must rest on the stored reservation.
+  bool early = false;
+};
+// Answered once the reservation of the order (held or committed) is stored: every write this
+// activation started before it came has committed. An activation that does not know it (the one
+// that answered the reserve stopped before its write committed: its node went away, or the write
+// failed) makes it again, as a reserve would: the units are set aside once, whichever way.
+struct item_sync {
   std::string order_id;
   std::int64_t quantity = 0;
 };
@@ -80,7 +101,11 @@ typename Inspector::result_type inspect(Inspector& f, item_adjust& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, item_reserve& x) {
-  return f(caf::meta::type_name("item_reserve"), x.order_id, x.quantity);
+  return f(caf::meta::type_name("item_reserve"), x.order_id, x.quantity, x.early);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_sync& x) {
+  return f(caf::meta::type_name("item_sync"), x.order_id, x.quantity);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, item_commit& x) {

@@ -231,6 +231,7 @@ void add_message_types(caf::actor_system_config& config) {
       .add_message_type<item_adjust>("emporium::item_adjust")
       .add_message_type<item_reserve>("emporium::item_reserve")
       .add_message_type<item_commit>("emporium::item_commit")
+      .add_message_type<item_sync>("emporium::item_sync")
       .add_message_type<item_release>("emporium::item_release")
       .add_message_type<item_ship>("emporium::item_ship")
       .add_message_type<item_state_view>("emporium::item_state_view")

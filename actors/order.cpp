@@ -207,6 +207,7 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
   if (st.exists && !legal_transition(status_of(st), to))
     return fail(self, make_error(errc::conflict, "illegal order transition"));
   auto capture = also.payment_outcome;  // stored alone if the write with the order fails
+  if (!st.exists) also.lines = true;   // the first write inserts the order, with its lines
   auto write = stamp(st, to, std::move(reason), std::move(also));
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
@@ -345,9 +346,47 @@ void store_capture(order_actor* self, PaymentRecord capture, Then then) {
   });
 }
 
-// Charges the card, then confirms. The capture comes back unwritten and is stored with the
-// confirmation, in one transaction: one write fewer on the way to the answer. A cancel that came
-// meanwhile wins: the capture is stored first, so that the refund finds it captured.
+// Confirms with the capture, and commits every reservation at the same time (two databases:
+// neither waits for the other), once the charge went through.
+// - Both stored: placed.
+// - The confirmation stored, a commit not: the reservation is stored, held (see hold_and_charge),
+//   and the item commits it when it next asks this order, as a confirmed order's (see
+//   inventory.hpp), so the order is placed. One gone instead (not_found: released meanwhile, its
+//   order having looked abandoned) leaves a confirmed order without its units: it is cancelled,
+//   and so refunded.
+// - The confirmation not stored: the capture is stored alone, and the recovery confirms the order
+//   (see recover), committing first.
+void confirm_and_commit(order_actor* self, PaymentRecord capture) {
+  struct Join {
+    int left = 2;
+    std::vector<errc> commit_failures;
+  };
+  auto join = std::make_shared<Join>();
+  auto done = [self, join] {
+    if (--join->left > 0) return;  // a failed confirmation never counts down: the actor stops
+    auto& failures = join->commit_failures;
+    if (failures.empty()) return finish(self);
+    auto id = self->state.rec.id;
+    if (std::find(failures.begin(), failures.end(), errc::not_found) != failures.end()) {
+      spdlog::warn("order {}: a reservation was gone when it was confirmed; cancelling it", id);
+      return cancel_confirmed(self);
+    }
+    spdlog::warn("order {}: committing its reservations failed ({}); they are stored held, and "
+                 "their items commit them as of the confirmed order", id, to_string(failures.front()));
+    finish(self);
+  };
+  transition(self, OrderStatus::confirmed, "", {false, false, std::move(capture)}, done);
+  auto id = self->state.rec.id;
+  for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
+                [join, done](const std::vector<errc>& failures) {
+                  join->commit_failures = failures;
+                  done();
+                });
+}
+
+// Charges the card, then confirms and commits (see confirm_and_commit). The capture comes back
+// unwritten and is stored with the confirmation, in one transaction. A cancel that came meanwhile
+// wins: the capture is stored first, so that the refund finds it captured.
 void charge(order_actor* self) {
   auto& st = self->state;
   payment_charge req{st.rec.id, st.rec.total_cents, st.rec.currency, st.saga().card.take(),
@@ -366,8 +405,7 @@ void charge(order_actor* self) {
                                [self] { compensate(self, OrderStatus::cancelled, ""); });
         }
         if (!capture) return compensate(self, OrderStatus::payment_failed, st.rec.payment->failure_reason);
-        transition(self, OrderStatus::confirmed, "", {false, false, std::move(capture)},
-                   [self] { finish(self); });
+        confirm_and_commit(self, std::move(*capture));
       },
       [self](caf::error& err) {  // outcome unknown: the refund call voids or refunds it
         spdlog::warn("order {}: charge failed: {}", self->state.rec.id, to_string(err));
@@ -376,40 +414,62 @@ void charge(order_actor* self) {
       std::move(req));
 }
 
-// Records the order as reserved, with the payment's pending record, and commits the reservations
-// at the same time (two databases: neither waits for the other); then charges. The charge waits
-// for both: the pending record must be stored before the provider is asked (the recovery settles
-// it), and a reservation that cannot be committed fails the order before anything is charged.
-// Whatever fails later, compensation releases the reservations, committed or not.
+// Records the order, reserved, with its lines and the payment's pending record (its first write:
+// an insert), and makes sure every reservation is stored (item_sync) at the same time (two
+// databases: neither waits for the other); then charges. The charge waits for both: the pending
+// record must be stored before the provider is asked (the recovery settles it), and a reservation
+// must be stored before its order may be confirmed (see confirm_and_commit).
 void hold_and_charge(order_actor* self) {
   struct Join {
     int left = 2;
-    std::vector<errc> commit_failures;
+    bool stored = false;     // the order was stored already, by another activation
+    caf::error write_error;  // the order could not be written
+    std::vector<errc> sync_failures;
   };
   auto join = std::make_shared<Join>();
   auto done = [self, join] {
     if (--join->left > 0) return;
     auto& st = self->state;
+    // Stored by another activation: its reservations are the same as ours (one per order and
+    // sku), so none is released here, save as adopt_stored says. Whatever is left held for an
+    // order that will not claim it, the reservation's check releases (see inventory.hpp).
+    if (join->stored && st.fresh) return adopt_stored(self);
+    if (join->stored) return fail(self, make_error(errc::version_conflict));
+    // Nothing recorded: release what was reserved, then report it. Only held reservations: a
+    // committed one belongs to another activation of this order that got past its reserve.
+    if (join->write_error)
+      return release_all(self, [self, join] { fail(self, join->write_error); }, true);
     if (st.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
-    if (!join->commit_failures.empty()) {
-      spdlog::warn("order {}: committing its reservations failed: {}", st.rec.id,
-                   to_string(join->commit_failures.front()));
+    if (!join->sync_failures.empty()) {
+      spdlog::warn("order {}: storing its reservations failed: {}", st.rec.id,
+                   to_string(join->sync_failures.front()));
       return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
     }
     charge(self);
   };
   auto& st = self->state;
   auto now = st.ctx->clock->now_ms();
+  refresh_total(st.rec);  // the reservations brought the prices
   const auto& card = *st.saga().card;
   st.rec.payment = PaymentRecord{new_id("pay_", now), st.rec.id, "pending", "", card.brand(),
                                  card.last4(), card.exp_month, card.exp_year, "",
                                  st.rec.total_cents, st.rec.currency, 1};
   st.intent_written = true;
-  transition(self, OrderStatus::reserved, "", {true, true, {}}, done);
+  auto write = stamp(st, OrderStatus::reserved, "", {true, true, {}});
+  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
+      .then(
+          [join, done](bool applied) {
+            join->stored = !applied;
+            done();
+          },
+          [join, done](caf::error& err) {
+            join->write_error = err;
+            done();
+          });
   auto id = st.rec.id;
-  for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
+  for_each_line(self, [id](const OrderLine& l) { return item_sync{id, l.quantity}; },
                 [join, done](const std::vector<errc>& failures) {
-                  join->commit_failures = failures;
+                  join->sync_failures = failures;
                   done();
                 });
 }
@@ -427,9 +487,8 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
       return release_all(self, [self] { fail(self, make_error(errc::db_unavailable)); });
     }
     auto reason = has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock";
-    return compensate(self, OrderStatus::rejected, reason);
+    return compensate(self, OrderStatus::rejected, reason);  // its first write, an insert
   }
-  refresh_total(st.rec);  // the reservations brought the prices
   hold_and_charge(self);
 }
 
@@ -445,47 +504,12 @@ void place(order_actor* self, order_place& req) {
   st.rec.customer_id = req.customer_id;
   st.rec.lines = std::move(req.lines);
   st.rec.created_at_ms = now;
-  // The pending record and the reservations go at the same time (two databases: neither waits
-  // for the other), and the saga goes on once both answered. A reservation whose order never got
-  // its pending record is released below when the write is refused; after a crash in between,
-  // the reservation's check finds no order and releases it (orders.reservation_check_ms, see
-  // inventory.hpp).
-  struct Join {
-    int left = 2;
-    bool stored = false;     // the order was stored already, by another activation
-    caf::error write_error;  // the pending record could not be written
-    std::vector<errc> failures;
-  };
-  auto join = std::make_shared<Join>();
-  auto done = [self, join] {
-    if (--join->left > 0) return;
-    // Stored by another activation: its reservations are the same as ours (one per order and
-    // sku), so none is released here, save as adopt_stored says. Whatever is left held for an
-    // order that will not claim it, the reservation's check releases (see inventory.hpp).
-    if (join->stored && self->state.fresh) return adopt_stored(self);
-    if (join->stored) return fail(self, make_error(errc::version_conflict));
-    // Nothing recorded: release what was reserved, then report it. Only held reservations: a
-    // committed one belongs to another activation of this order that got past its reserve.
-    if (join->write_error)
-      return release_all(self, [self, join] { fail(self, join->write_error); }, true);
-    after_reserve(self, join->failures);
-  };
-  auto write = stamp(st, OrderStatus::pending, "", {true, false, {}});
-  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
-      .then(
-          [join, done](bool applied) {
-            join->stored = !applied;
-            done();
-          },
-          [join, done](caf::error& err) {
-            join->write_error = err;
-            done();
-          });
-  for_each_line(self, [id = st.rec.id](const OrderLine& l) { return item_reserve{id, l.quantity}; },
-                [join, done](const std::vector<errc>& failures) {
-                  join->failures = failures;
-                  done();
-                });
+  // Every item answers as soon as it has set the units aside, with its price (see item_reserve's
+  // `early`); nothing is recorded before that. A reservation whose order is never recorded (its
+  // node failed meanwhile) is released when its check finds no order (see inventory.hpp).
+  for_each_line(self,
+                [id = st.rec.id](const OrderLine& l) { return item_reserve{id, l.quantity, true}; },
+                [self](const std::vector<errc>& failures) { after_reserve(self, failures); });
 }
 
 // An order found unfinished (after a crash or a lost step) with no saga running here: a cancel or
@@ -651,12 +675,19 @@ void adopt_stored(order_actor* self) {
             bool live = status == OrderStatus::pending || status == OrderStatus::reserved ||
                         status == OrderStatus::cancelling;
             if (st.cancel_requested && live) return compensate(self, OrderStatus::cancelled, "");
-            // This activation reserved while it wrote (see place). An order still placing holds
-            // the same reservations. A confirmed one holds only committed ones, and a finished one
-            // none, so a held one is this activation's and is released (releasing is
-            // idempotent). A placement delivered again while the order is compensated elsewhere
-            // may read it still placing: the reservation's check releases it later.
+            // This activation reserved before it wrote (see place). An order still placing holds
+            // the same reservations. A confirmed one may hold them still held, if its commits
+            // failed (see confirm_and_commit): they are committed (committing is idempotent). A
+            // finished one holds none, so a held one is this activation's and is released
+            // (releasing is idempotent). A placement delivered again while the order is
+            // compensated elsewhere may read it still placing: the reservation's check releases
+            // it later.
             if (status == OrderStatus::pending || status == OrderStatus::reserved) return finish(self);
+            if (status == OrderStatus::confirmed) {
+              auto id = st.rec.id;
+              return for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
+                                   [self](const std::vector<errc>&) { finish(self); });
+            }
             release_all(self, [self] { finish(self); }, true);
           },
           [self](caf::error& err) { fail(self, err); });

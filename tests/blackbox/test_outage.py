@@ -95,9 +95,10 @@ class OutageTest(harness.NodeTestCase):
 class RefusedWriteTest(harness.NodeTestCase):
     """The database is there, but refuses a write (as a locked or full database, or an operator's
     trigger would). Refused at the order's first write: 503 with Retry-After, nothing recorded, no
-    stock held, and the same request succeeds once the database takes writes again. Refused later,
-    before the charge: 503 too, and what was recorded is compensated at once. Refused after the
-    card was charged: 202 with the order as stored, which the recovery finishes."""
+    stock held, and the same request succeeds once the database takes writes again. A reservation
+    refused beside it (the inventory database): the order is compensated before the charge, and
+    fails as `payment_unavailable`, never charged. Refused after the card was charged: 202 with the
+    order as stored, which the recovery finishes."""
 
     def setUp(self):
         saved, harness.BACKEND = harness.BACKEND, "sqlite"
@@ -108,20 +109,22 @@ class RefusedWriteTest(harness.NodeTestCase):
         self.addCleanup(harness.stop_node, self.node)  # also when the start fails
         self.node.start()
 
-    def orders_db(self, sql):
-        db = sqlite3.connect(self.node.orders_url[len("sqlite:"):], timeout=10)
+    def orders_db(self, sql, url=None):
+        url = url or self.node.orders_url
+        db = sqlite3.connect(url[len("sqlite:"):], timeout=10)
         try:
             db.execute(sql)
             db.commit()
         finally:
             db.close()
 
-    def refuse(self, when):
-        """The orders database refuses the writes `when` says (a trigger's `BEFORE ...` clause)."""
-        self.orders_db("CREATE TRIGGER refuse BEFORE %s BEGIN SELECT RAISE(ABORT, 'refused'); END" % when)
+    def refuse(self, when, url=None):
+        """The orders database (or the one at `url`) refuses the writes `when` says (a trigger's
+        `BEFORE ...` clause)."""
+        self.orders_db("CREATE TRIGGER refuse BEFORE %s BEGIN SELECT RAISE(ABORT, 'refused'); END" % when, url)
 
-    def allow(self):
-        self.orders_db("DROP TRIGGER refuse")
+    def allow(self, url=None):
+        self.orders_db("DROP TRIGGER refuse", url)
 
     def tokens_and_item(self):
         admin = self.node.token("admin-ops", "admin")
@@ -153,24 +156,26 @@ class RefusedWriteTest(harness.NodeTestCase):
         self.assertNotIn("idempotent-replayed", placed.headers)
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
 
-    def test_a_refusal_before_the_charge_answers_503_and_the_recovery_compensates(self):
+    def test_a_reservation_refused_fails_the_order_before_the_charge(self):
         node = self.node
         admin, cust, sku = self.tokens_and_item()
-        # The order is recorded as pending and its stock reserved; its next write is refused.
-        self.refuse("UPDATE ON orders WHEN NEW.status = 'reserved'")
-        key = unique("key")
-        self.assertProblem(self.place(node, cust, [(sku, 2)], idem_key=key), 503)
-        self.allow()
-        placed = self.place(node, cust, [(sku, 2)], idem_key=key)
+        # The item sets the units aside at once and writes the reservation meanwhile; the order is
+        # recorded beside it, and waits for that write before the charge. It is refused.
+        inventory = node.inventory_url
+        self.refuse("INSERT ON reservations", inventory)
+        failed = self.place(node, cust, [(sku, 2)], idem_key=unique("key"))
+        self.assertStatus(failed, 402)
+        self.assertEqual(failed.json["status"], "payment_failed")
+        self.assertEqual(failed.json["failure_reason"], "payment_unavailable")
+        self.assertEqual(failed.json["payment"]["status"], "failed")  # abandoned: never sent
+        self.assertNotIn("refused", failed.body.decode(), "the database's message reached the client")
+        self.assertEqual(self.admin_stock(node, admin, sku), (10, 0, 10))
+        self.allow(inventory)
+        placed = self.place(node, cust, [(sku, 2)], idem_key=unique("key"))
         self.assertStatus(placed, 201)
-
-        # The pending order is compensated at once (no restart, no sweep): stock released, never charged.
-        def others():
-            return [o for o in request(node, "GET", "/v1/orders", token=cust).json["data"]
-                    if o["id"] != placed.json["id"]]
-        self.wait_until(lambda: [o["status"] for o in others()] == ["payment_failed"], others)
-        self.assertIsNone(others()[0].get("payment"), others())
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
+        self.assertEqual(sorted(o["status"] for o in request(node, "GET", "/v1/orders", token=cust).json["data"]),
+                         ["confirmed", "payment_failed"])
 
     def test_a_refused_confirmation_answers_202_and_the_recovery_confirms_the_order(self):
         node = self.node

@@ -1,5 +1,9 @@
 // The inventory item actor on a real node (SQLite): stock arithmetic after every step,
 // reservations per order, expiry, and idempotent re-delivery.
+#include <soci/soci.h>
+
+#include "runtime/persistence.hpp"
+#include "runtime/store.hpp"
 #include "tests/unit/actors/node_fixture.hpp"
 
 namespace emporium::testing {
@@ -55,6 +59,48 @@ TEST_F(InventoryActor, ReserveIsIdempotentPerOrder) {
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 3}).value);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 3}).value);
   EXPECT_EQ(item("mug").reserved, 3);
+}
+
+// An early reserve is answered once the units are set aside, before its write commits; item_sync
+// is answered once it is stored.
+TEST_F(InventoryActor, AnEarlyReserveIsStoredOnceItsSyncIsAnswered) {
+  put_item("mug", 100, 1999);
+  auto stored_reserved = [&] {
+    caf::scoped_actor self{*system_};
+    std::int64_t reserved = -1;
+    std::size_t rows = 0;
+    self->request(node_.ctx->inventory_db, std::chrono::seconds(5), db_read{[&](soci::session& s) {
+                    if (auto loaded = load_item(s, "mug")) {
+                      reserved = loaded->item.reserved;
+                      rows = loaded->reservations.size();
+                    }
+                  }})
+        .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+    return std::pair{reserved, rows};
+  };
+  for (int i = 0; i < 20; ++i) {
+    auto id = "ord_early" + std::to_string(i);
+    auto early = ask<ItemRecord>(inventory_type, "mug", item_reserve{id, 1, true});
+    ASSERT_TRUE(early.value) << to_string(early.code());
+    EXPECT_EQ(early.value->price_cents, 1999);
+    auto synced = ask<ItemRecord>(inventory_type, "mug", item_sync{id});
+    ASSERT_TRUE(synced.value) << to_string(synced.code());
+    EXPECT_EQ(synced.value->reserved, i + 1);  // the committed state, with this reservation
+    EXPECT_EQ(stored_reserved(), std::pair(std::int64_t{i + 1}, std::size_t(i + 1)));
+  }
+  // A sync the item knows nothing of (the activation that answered the reserve stopped before its
+  // write committed) makes the reservation again, and is answered once it is stored.
+  auto again = ask<ItemRecord>(inventory_type, "mug", item_sync{"ord_lost", 5});
+  ASSERT_TRUE(again.value) << to_string(again.code());
+  EXPECT_EQ(again.value->reserved, 25);
+  EXPECT_EQ(stored_reserved(), std::pair(std::int64_t{25}, std::size_t(21)));
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_sync{"ord_lost", 5}).value->reserved, 25);
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_sync{"ord_many", 76}).code(), errc::insufficient_stock);
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "none", item_sync{"ord_early0", 1}).code(), errc::unknown_sku);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_early0"}).value);
+  EXPECT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_sync{"ord_early0"}).value);  // committed
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_big", 76, true}).code(),
+            errc::insufficient_stock);
 }
 
 TEST_F(InventoryActor, ReleaseRestoresAvailableOnceOnly) {

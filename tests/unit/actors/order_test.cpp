@@ -100,6 +100,8 @@ struct ReserveScript {
   bool hold = false;           // none is passed on, and none answered
   std::vector<caf::response_promise> held;
   bool refuse_commits = false;  // commits are answered db_unavailable, unrun (a refused write)
+  bool refuse_syncs = false;    // syncs are answered db_unavailable (a reservation not stored)
+  bool release_before_commit = false;  // a commit finds its reservation released first
   int reserves_seen = 0;        // reserves that reached the stand-in
 };
 
@@ -119,6 +121,15 @@ caf::behavior inventory_stand_in(caf::event_based_actor* self, caf::actor real,
     if (script->refuse_commits && payload.match_elements<item_commit>()) {
       rp.deliver(make_error(errc::db_unavailable, "commit refused"));
       return rp;
+    }
+    if (script->refuse_syncs && payload.match_elements<item_sync>()) {
+      rp.deliver(make_error(errc::db_unavailable, "reservation not stored"));
+      return rp;
+    }
+    if (script->release_before_commit && payload.match_elements<item_commit>()) {
+      auto release = caf::make_message(item_release{payload.get_as<item_commit>(0).order_id});
+      self->request(real, caf::infinite, route_atom::value, type, id, std::move(release))
+          .then([](caf::message&) {}, [](caf::error&) {});
     }
     bool drop = reserve && script->lose-- > 0;
     // Any reply type: a reply that matches no handler reaches the error handler as
@@ -161,9 +172,10 @@ caf::behavior unreachable_orders(caf::event_based_actor*) {
   }};
 }
 
-// A check that cannot reach its order (its node unreachable) releases nothing: the reservation
-// waits for its expiry.
-TEST_F(OrderActorLosingReplies, AReservationWhoseOrderCannotBeAskedWaitsForItsExpiry) {
+// A check that cannot reach its order (its node unreachable) releases nothing, and neither does
+// its expiry: the order may be confirmed (see confirm_and_commit). It asks again every
+// reservation_check_ms, and is released once its order is found not stored.
+TEST_F(OrderActorLosingReplies, AReservationWhoseOrderCannotBeAskedIsKeptUntilItCanBe) {
   put_item("mug", 10);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_far", 2}).value);
   auto stand_in = system_->spawn(unreachable_orders);
@@ -174,6 +186,14 @@ TEST_F(OrderActorLosingReplies, AReservationWhoseOrderCannotBeAskedWaitsForItsEx
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   expect_stock("mug", 10, 2);
   clock_->advance(config_.orders.reservation_ttl_ms - config_.orders.reservation_check_ms);
+  expire_now("mug");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  expect_stock("mug", 10, 2);
+  caf::anon_send(node_.ctx->router, register_atom::value, order_type, node_.registries.at(order_type));
+  expire_now("mug");  // asked again only reservation_check_ms after its expiry
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  expect_stock("mug", 10, 2);
+  clock_->advance(config_.orders.reservation_check_ms);
   expire_now("mug");
   EXPECT_EQ(reserved_becomes("mug", 0), 0);
 }
@@ -229,13 +249,14 @@ TEST_F(OrderActorLosingReplies, AReserveLostMoreOftenThanTheLimitFailsAndRelease
   expect_stock("mug", 10, 0);
 }
 
-// The reservations are committed while the order is recorded as reserved, and the charge waits
-// for both: a reservation that cannot be committed fails the order before the provider is asked,
-// and the payment's pending record is settled without it.
-TEST_F(OrderActorLosingReplies, AReservationThatCannotBeCommittedFailsTheOrderBeforeAnyCharge) {
+// The order is recorded while its reservations are made sure to be stored (item_sync), and the
+// charge waits for both: a reservation that is not stored fails the order before the provider is
+// asked, and the payment's pending record is settled without it.
+TEST_F(OrderActorLosingReplies, AReservationThatIsNotStoredFailsTheOrderBeforeAnyCharge) {
   put_item("mug", 10);
-  script_reserves({0, false, {}, true});
-  auto r = place("ord_nocommit", {{"mug", 2, 0}});
+  auto script = script_reserves({});
+  script->refuse_syncs = true;
+  auto r = place("ord_nosync", {{"mug", 2, 0}});
   ASSERT_TRUE(r.value) << to_string(r.code());
   EXPECT_EQ(r.value->status, "payment_failed");
   EXPECT_EQ(r.value->failure_reason, "payment_unavailable");
@@ -246,9 +267,59 @@ TEST_F(OrderActorLosingReplies, AReservationThatCannotBeCommittedFailsTheOrderBe
   expect_stock("mug", 10, 0);
 }
 
-// The pending record and the reservations are written at the same time (see place): a pending
-// record the database refuses fails the placement, and what was reserved beside it is released
-// before the answer.
+// The confirmation and the commits go at the same time, once the charge went through (see
+// confirm_and_commit): a commit refused leaves the reservation stored, held, and the order
+// confirmed. The item's check commits it as its confirmed order's, so it never expires.
+TEST_F(OrderActorLosingReplies, ACommitRefusedBesideTheConfirmationIsCommittedAtTheItemsCheck) {
+  put_item("mug", 10);
+  script_reserves({0, false, {}, true});
+  auto r = place("ord_nocommit", {{"mug", 2, 0}});
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "confirmed");
+  EXPECT_EQ(r.value->payment->status, "captured");
+  EXPECT_EQ(provider_->charges, 1);
+  auto state = [&] {
+    auto view = ask<item_state_view>(inventory_type, "mug", inspect_atom::value);
+    EXPECT_TRUE(view.value) << to_string(view.code());
+    for (const auto& res : view.value.value_or(item_state_view{}).reservations)
+      if (res.order_id == "ord_nocommit") return std::optional(res.state);
+    return std::optional<ReservationState>{};
+  };
+  EXPECT_EQ(state(), ReservationState::held);
+  expect_stock("mug", 10, 2);
+  clock_->advance(config_.orders.reservation_check_ms);
+  expire_now("mug");
+  for (int i = 0; i < 300 && state() != ReservationState::committed; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(state(), ReservationState::committed);
+  clock_->advance(config_.orders.reservation_ttl_ms);
+  expire_now("mug");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  expect_stock("mug", 10, 2);
+  EXPECT_TRUE(passivate(inventory_type, "mug"));  // and it was stored so
+  EXPECT_EQ(state(), ReservationState::committed);
+  ASSERT_TRUE(ask<OrderRecord>(order_type, "ord_nocommit", ship_atom::value).value);
+  expect_stock("mug", 8, 0);
+}
+
+// A commit that finds its reservation gone (released meanwhile) leaves a confirmed order without
+// its units: it is cancelled, and so refunded, and nothing stays reserved.
+TEST_F(OrderActorLosingReplies, ACommitThatFindsItsReservationGoneCancelsAndRefunds) {
+  put_item("mug", 10);
+  auto script = script_reserves({});
+  script->release_before_commit = true;
+  auto r = place("ord_gone", {{"mug", 2, 0}});
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "cancelled");
+  ASSERT_TRUE(r.value->payment);
+  EXPECT_EQ(r.value->payment->status, "refunded");
+  EXPECT_EQ(provider_->charges, 1);
+  EXPECT_EQ(provider_->refunds, 1);
+  expect_stock("mug", 10, 0);
+}
+
+// The order is recorded once its reservations are made (see place): a record the database refuses
+// fails the placement, and what was reserved is released before the answer.
 TEST_F(OrderActorLosingReplies, APendingRecordRefusedReleasesTheReservationsMadeBesideIt) {
   put_item("mug", 10);
   put_item("pen", 5);
@@ -257,7 +328,7 @@ TEST_F(OrderActorLosingReplies, APendingRecordRefusedReleasesTheReservationsMade
   auto r = place("ord_refused", {{"mug", 2, 0}, {"pen", 1, 0}});
   EXPECT_FALSE(r.value);
   EXPECT_EQ(r.code(), errc::db_failed);  // the database refused the statement
-  EXPECT_EQ(script->reserves_seen, 2);   // sent without waiting for the pending record
+  EXPECT_EQ(script->reserves_seen, 2);
   expect_stock("mug", 10, 0);
   expect_stock("pen", 5, 0);
   EXPECT_EQ(provider_->charges, 0);
@@ -377,10 +448,9 @@ TEST_F(OrderActor, PlacementDeliveredAgainAfterTheOrderFinishedLeavesNoStockHeld
   EXPECT_EQ(provider_->charges, 2);
 }
 
-// The order stores the payment's intent with its reserved state, and the capture with its
-// confirmation, so a placement writes the orders database three times: pending, reserved with the
-// intent, confirmed with the capture.
-TEST_F(OrderActor, PlacementWritesTheOrdersDatabaseThreeTimes) {
+// The order is first stored reserved, with its lines and the payment's intent, and then confirmed
+// with the capture, so a placement writes the orders database twice.
+TEST_F(OrderActor, PlacementWritesTheOrdersDatabaseTwice) {
   put_item("mug", 10);
   auto writes = [&] {
     caf::scoped_actor self{*system_};
@@ -394,7 +464,7 @@ TEST_F(OrderActor, PlacementWritesTheOrdersDatabaseThreeTimes) {
   ASSERT_TRUE(r.value);
   EXPECT_EQ(r.value->status, "confirmed");
   EXPECT_EQ(r.value->payment->version, 2);  // the intent (by the order), then the capture
-  EXPECT_EQ(writes() - before, 3);
+  EXPECT_EQ(writes() - before, 2);
   // What is stored is the capture the payment handed over, with the order's amount (a refund takes
   // the amount from there) and the provider's reference.
   auto stored = ask<PaymentRecord>(payment_type, r.value->payment->id, get_atom::value);
@@ -576,7 +646,7 @@ TEST_F(OrderActorSlowerCharge, ACaptureThatCannotBeStoredIsVoidedByTheRecovery) 
 TEST_F(OrderActor, CancelBeforeTheChargeAbandonsThePaymentWithoutTheProvider) {
   put_item("mug", 10);
   auto placing = std::async(std::launch::async, [&] { return place("ord_ab", {{"mug", 2, 0}}); });
-  auto cancelled = cancel_when("ord_ab", "pending", 2000, std::chrono::milliseconds(0));
+  auto cancelled = cancel_when("ord_ab", "reserved", 2000, std::chrono::milliseconds(0));
   auto placed = placing.get();
   ASSERT_TRUE(placed.value);
   if (!cancelled.value || provider_->charges != 0)
