@@ -235,18 +235,18 @@ void settle(inventory_actor* self, const std::string& order_id, std::int64_t exp
   persist(self, {r}, caf::response_promise{}, caf::message{});
 }
 
-// Asks the order of the held reservation of `order_id` what becomes of it (see inventory.hpp):
-// `expired` once its expiry passed.
-void ask_order(inventory_actor* self, const std::string& order_id, std::int64_t expires, bool expired) {
+// Asks the order of the held reservation of `order_id` what becomes of it (see inventory.hpp).
+void ask_order(inventory_actor* self, const std::string& order_id, std::int64_t expires) {
   ask<OrderRecord>(
       self, self->state.ctx, order_type, order_id,
-      [self, order_id, expires, expired](OrderRecord& order) {
+      [self, order_id, expires](OrderRecord& order) {
         const auto& s = order.status;
-        if (s == "confirmed" || s == "shipping")
+        if (s == "confirmed")
           return settle(self, order_id, expires, ReservationState::committed, "its order is " + s);
-        bool placing = s == "pending" || s == "reserved" || s == "cancelling";
-        if (!placing || expired)
-          settle(self, order_id, expires, ReservationState::released, "its order is " + s);
+        // Still placing (its saga, or the recovery, settles it), or shipping or cancelling (its
+        // ship or cancel takes the held reservation): kept.
+        if (s == "pending" || s == "reserved" || s == "shipping" || s == "cancelling") return;
+        settle(self, order_id, expires, ReservationState::released, "its order is " + s);
       },
       [self, order_id, expires](caf::error& err) {
         if (code_of(err) == errc::not_found)
@@ -255,16 +255,15 @@ void ask_order(inventory_actor* self, const std::string& order_id, std::int64_t 
       get_atom::value);
 }
 
-// Held reservations past their expiry ask their order, and their expiry moves on by
-// reservation_check_ms: one its order keeps (it cannot be asked, or is confirmed and its commit
-// fails) asks again then.
+// Held reservations past their expiry ask their order again, and their expiry moves on by
+// reservation_check_ms: one its order keeps (still placing, or it cannot be asked) asks again then.
 void expire_reservations(inventory_actor* self) {
   auto& st = self->state;
   auto now = st.ctx->clock->now_ms();
   for (auto& [order_id, r] : st.reservations) {
     if (r.state != ReservationState::held || r.expires_at_ms > now) continue;
     r.expires_at_ms = now + st.ctx->settings.reservation_check_ms;
-    ask_order(self, order_id, r.expires_at_ms, true);
+    ask_order(self, order_id, r.expires_at_ms);
   }
 }
 
@@ -279,7 +278,7 @@ void check_reservations(inventory_actor* self) {
     if (r.state != ReservationState::held) continue;
     auto due = check_due(st, r);
     if (due <= st.checked_until || due > now) continue;
-    ask_order(self, order_id, r.expires_at_ms, false);
+    ask_order(self, order_id, r.expires_at_ms);
   }
   st.checked_until = now;
 }
@@ -486,8 +485,25 @@ const caf::behavior& item_handlers() {
         auto& st = self->state;
         if (has_committed(st, req.order_id)) return st.committed;  // delivered again
         auto it = st.reservations.find(req.order_id);
-        if (it == st.reservations.end())
-          return when_absent(self, [](caf::response_promise& rp) { rp.deliver(failure(errc::not_found)); });
+        if (it == st.reservations.end()) {
+          // Gone (released, or lost with an activation): made again and committed if the units are
+          // there, once this activation is known to be current.
+          return when_absent(self, [self, req](caf::response_promise& rp) {
+            if (auto err = refused(self)) return rp.deliver(*err);
+            auto& st = self->state;
+            if (has_committed(st, req.order_id)) return rp.deliver(st.committed);
+            if (!st.reservations.count(req.order_id) &&
+                (req.quantity <= 0 || hold_units(self, req.order_id, req.quantity) != errc::none))
+              return rp.deliver(failure(errc::not_found));
+            auto r = st.reservations.at(req.order_id);
+            st.reservations.erase(req.order_id);
+            r.state = ReservationState::committed;
+            r.expires_at_ms = 0;
+            add_committed(st, r.order_id, r.quantity);
+            spdlog::info("item {}: made the reservation of order {} again, committed", st.sku(), r.order_id);
+            persist(self, {r}, rp, {});
+          });
+        }
         auto r = it->second;
         r.state = ReservationState::committed;
         r.expires_at_ms = 0;

@@ -9,20 +9,20 @@
 //                          (with `early`: answered once decided, before its write commits)
 //   item_sync           -> ItemRecord            unknown_sku, insufficient_stock
 //                          (once the reservation of the order is stored; made again if lost)
-//   item_commit         -> ItemRecord            not_found (no reservation: it expired)
+//   item_commit         -> ItemRecord            not_found (no reservation, and none made again)
 //   item_release        -> ItemRecord            (no reservation, or held_only and committed: unchanged)
 //   item_ship           -> ItemRecord            (no reservation: unchanged)
 //   (any write)                                  db_unavailable
 // A held reservation asks its order reservation_check_ms after it was made, and again when it
 // expires (reservation_ttl_ms), and then every reservation_check_ms for as long as it is held:
-// - an order confirmed (or shipping) gets it committed: an order confirms while its reservations
-//   are committed (see order.cpp), so a crash or a failed commit in between leaves a confirmed
-//   order whose reservation is still held, and stored;
+// - an order confirmed gets it committed: an order confirms while its reservations are committed
+//   (see order.cpp), so a crash or a failed commit in between leaves a confirmed order whose
+//   reservation is still held, and stored;
 // - an order not stored, or finished otherwise, gets it released at once: an order reserves before
 //   its record is written, so a crash in between leaves a reservation no order knows;
-// - an order still placing (pending, reserved) keeps it until it expires, then it is released
-//   (its saga is long over: the recovery settles the order);
-// - an order being cancelled keeps it for its cancel to release;
+// - an order still placing (pending, reserved) keeps it: its saga, or the recovery, settles it
+//   (released at the expiry, it could be confirmed without its units);
+// - an order being shipped or cancelled keeps it for its ship or cancel, which takes it;
 // - an order that cannot be asked (its node unreachable) keeps it: it may be confirmed.
 // A reserve delivered again for a held reservation starts it over (its order is still placing).
 #pragma once
@@ -69,6 +69,9 @@ struct item_sync {
 };
 struct item_commit {
   std::string order_id;
+  // Above 0: a reservation gone (released, or lost with an activation) is made again with this
+  // many units, and committed, if they are there.
+  std::int64_t quantity = 0;
 };
 struct item_release {
   std::string order_id;
@@ -109,7 +112,7 @@ typename Inspector::result_type inspect(Inspector& f, item_sync& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, item_commit& x) {
-  return f(caf::meta::type_name("item_commit"), x.order_id);
+  return f(caf::meta::type_name("item_commit"), x.order_id, x.quantity);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, item_release& x) {

@@ -31,6 +31,7 @@ constexpr std::array legal_moves{
     Move{OrderStatus::pending, OrderStatus::payment_failed},  // recovery of an interrupted order
     Move{OrderStatus::pending, OrderStatus::cancelled},
     Move{OrderStatus::reserved, OrderStatus::confirmed},
+    Move{OrderStatus::reserved, OrderStatus::rejected},  // a reservation made again found no stock
     Move{OrderStatus::reserved, OrderStatus::payment_failed},
     Move{OrderStatus::reserved, OrderStatus::cancelled},
     Move{OrderStatus::confirmed, OrderStatus::shipped},    // (rows stored before `shipping`)
@@ -74,6 +75,9 @@ struct Running {
   // A cancel that came during a ship, or a ship during a cancel: refused (conflict) once the one
   // under way ended, as of the order it left (shipped, cancelled).
   std::forward_list<caf::response_promise> refused;
+  // Set: `waiting` is answered with it rather than the order (a placement compensated for a
+  // database's failure before any charge: the edge's 503).
+  caf::error answer;
 };
 
 // Kept small: with the CAF actor around it, an order's state must stay within 256 B for the actor
@@ -163,7 +167,12 @@ void finish(order_actor* self) {
   st.running = false;
   auto run = std::move(st.run);  // the card is wiped as it goes
   if (run) {
-    for (auto& rp : run->waiting) rp.deliver(st.rec);
+    for (auto& rp : run->waiting) {
+      if (run->answer)
+        rp.deliver(run->answer);
+      else
+        rp.deliver(st.rec);
+    }
     for (auto& rp : run->refused)
       rp.deliver(make_error(errc::conflict, "order is " + std::string(shown_status(st.rec.status))));
   }
@@ -281,10 +290,13 @@ void release_all(order_actor* self, Then then, bool held_only = false) {
 // Ends the order as `to` after undoing what was done: refund or void the payment, release stock.
 void compensate(order_actor* self, OrderStatus to, std::string reason) {
   auto& st = self->state;
-  auto end = [self, to, reason] {
+  // An activation that stored nothing yet undoes only held reservations: a committed one belongs
+  // to another activation of the order, which stored it first (see item_release).
+  bool held_only = !st.exists;
+  auto end = [self, to, reason, held_only] {
     release_all(self, [self, to, reason] {
       transition(self, to, reason, {}, [self] { finish(self); });
-    });
+    }, held_only);
   };
   if (!st.rec.payment) return end();
   // A pending payment whose charge this activation never sent is abandoned (marked failed, the
@@ -306,7 +318,7 @@ void compensate(order_actor* self, OrderStatus to, std::string reason) {
 
 void confirm(order_actor* self) {
   auto id = self->state.rec.id;
-  for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
+  for_each_line(self, [id](const OrderLine& l) { return item_commit{id, l.quantity}; },
                 [self](const std::vector<errc>& failures) {
                   if (!failures.empty()) {
                     spdlog::warn("order {}: committing its reservations failed: {}", self->state.rec.id,
@@ -351,9 +363,10 @@ void store_capture(order_actor* self, PaymentRecord capture, Then then) {
 // - Both stored: placed.
 // - The confirmation stored, a commit not: the reservation is stored, held (see hold_and_charge),
 //   and the item commits it when it next asks this order, as a confirmed order's (see
-//   inventory.hpp), so the order is placed. One gone instead (not_found: released meanwhile, its
-//   order having looked abandoned) leaves a confirmed order without its units: it is cancelled,
-//   and so refunded.
+//   inventory.hpp), so the order is placed. One gone (released meanwhile: by another activation
+//   of the order, or by a check that found the order not yet stored) is made again by the commit
+//   if the units are there; if not, the confirmed order has no units: it is cancelled, and so
+//   refunded (a crash before its cancel is stored leaves it confirmed without them: see the README).
 // - The confirmation not stored: the capture is stored alone, and the recovery confirms the order
 //   (see recover), committing first.
 void confirm_and_commit(order_actor* self, PaymentRecord capture) {
@@ -377,7 +390,7 @@ void confirm_and_commit(order_actor* self, PaymentRecord capture) {
   };
   transition(self, OrderStatus::confirmed, "", {false, false, std::move(capture)}, done);
   auto id = self->state.rec.id;
-  for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
+  for_each_line(self, [id](const OrderLine& l) { return item_commit{id, l.quantity}; },
                 [join, done](const std::vector<errc>& failures) {
                   join->commit_failures = failures;
                   done();
@@ -441,8 +454,15 @@ void hold_and_charge(order_actor* self) {
       return release_all(self, [self, join] { fail(self, join->write_error); }, true);
     if (st.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
     if (!join->sync_failures.empty()) {
-      spdlog::warn("order {}: storing its reservations failed: {}", st.rec.id,
-                   to_string(join->sync_failures.front()));
+      // A reservation made again (its first one lost) may find the stock gone; otherwise the
+      // inventory database failed: compensated now, never charged, and answered as the failure.
+      const auto& failures = join->sync_failures;
+      auto has = [&](errc c) { return std::find(failures.begin(), failures.end(), c) != failures.end(); };
+      if (has(errc::unknown_sku) || has(errc::insufficient_stock))
+        return compensate(self, OrderStatus::rejected,
+                          has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock");
+      spdlog::warn("order {}: storing its reservations failed: {}", st.rec.id, to_string(failures.front()));
+      st.saga().answer = make_error(errc::db_unavailable);
       return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
     }
     charge(self);
@@ -484,7 +504,10 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
       for (auto code : failures) codes += std::string(codes.empty() ? "" : ", ") + to_string(code);
       spdlog::warn("order {}: reserving failed ({}); releasing, then answering db_unavailable",
                    st.rec.id, codes);
-      return release_all(self, [self] { fail(self, make_error(errc::db_unavailable)); });
+      // Only held ones: a committed one belongs to another activation of the order (see
+      // item_release), and one held for another activation still placing, that this one
+      // releases, fails that one's commit, which it answers (see confirm_and_commit).
+      return release_all(self, [self] { fail(self, make_error(errc::db_unavailable)); }, true);
     }
     auto reason = has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock";
     return compensate(self, OrderStatus::rejected, reason);  // its first write, an insert
@@ -503,7 +526,9 @@ void place(order_actor* self, order_place& req) {
   st.rec.id = std::move(id);
   st.rec.customer_id = req.customer_id;
   st.rec.lines = std::move(req.lines);
+  st.rec.status = std::string(to_string(OrderStatus::pending));  // until its first write
   st.rec.created_at_ms = now;
+  st.rec.updated_at_ms = now;
   // Every item answers as soon as it has set the units aside, with its price (see item_reserve's
   // `early`); nothing is recorded before that. A reservation whose order is never recorded (its
   // node failed meanwhile) is released when its check finds no order (see inventory.hpp).
@@ -554,14 +579,15 @@ const caf::behavior& order_handlers() {
       [](mailbox_atom) { return order_actor::current()->mailbox().size(); },
       [](get_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
-        if (!self->state.exists) return make_error(errc::not_found);
+        // Placing before its first write: shown pending, as it stands (the edge's 202).
+        if (!self->state.exists && !self->state.running) return make_error(errc::not_found);
         return self->state.rec;
       },
       [](cancel_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
         // A promise is made only where the answer comes later: making one takes over the reply.
         auto& st = self->state;
-        if (!st.exists) return make_error(errc::not_found);
+        if (!st.exists && !st.running) return make_error(errc::not_found);
         // A ship under way is finished, never undone (one interrupted is finished now): the cancel
         // is refused once it is shipped, as of a shipped order.
         if (status_of(st) == OrderStatus::shipping) {
@@ -600,7 +626,7 @@ const caf::behavior& order_handlers() {
       [](ship_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
         auto& st = self->state;
-        if (!st.exists) return make_error(errc::not_found);
+        if (!st.exists && !st.running) return make_error(errc::not_found);
         auto status = status_of(st);
         // A cancel under way is finished, never undone (one interrupted is finished now): the ship
         // is refused once it is cancelled, as of a cancelled order.
@@ -628,8 +654,9 @@ const caf::behavior& order_handlers() {
       [](recover_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
         auto& st = self->state;
+        if (st.running) return st.rec;
         if (!st.exists) return make_error(errc::not_found);
-        if (st.running || is_terminal(status_of(st))) return st.rec;
+        if (is_terminal(status_of(st))) return st.rec;
         auto rp = self->make_response_promise();
         st.saga().waiting.push_front(rp);
         recover(self);
@@ -682,9 +709,13 @@ void adopt_stored(order_actor* self) {
             // (releasing is idempotent). A placement delivered again while the order is
             // compensated elsewhere may read it still placing: the reservation's check releases
             // it later.
-            if (status == OrderStatus::pending || status == OrderStatus::reserved) return finish(self);
+            // A shipping or cancelling one is left to its ship or cancel, which takes a held one.
+            if (status == OrderStatus::pending || status == OrderStatus::reserved ||
+                status == OrderStatus::shipping || status == OrderStatus::cancelling)
+              return finish(self);
             if (status == OrderStatus::confirmed) {
               auto id = st.rec.id;
+              // (Not made again if gone: this activation may race the order's own cancel.)
               return for_each_line(self, [id](const OrderLine&) { return item_commit{id}; },
                                    [self](const std::vector<errc>&) { finish(self); });
             }

@@ -418,11 +418,12 @@ void Api::Impl::place_order(Call& call) {
 }
 
 // A placement stopped by a failure: what is stored decides the answer, not the order actor (it
-// may be gone, or ahead of storage). Once its card may have been charged (its payment is recorded),
-// or when its node went away with it (its saga may go on there), the order as stored: 202 while
-// unfinished, which the recovery sweep finishes, so that a retry does not place and charge it
-// again. Stopped before that: the failure (503), and the order is compensated now (stock released,
-// payment_failed) rather than at the next sweep.
+// may be gone, or ahead of storage). Once its card may have been charged (its payment is recorded,
+// and not failed: a payment abandoned before its charge is failed), or when its node went away
+// with it (its saga may go on there), the order as stored: 202 while unfinished, which the
+// recovery sweep finishes, so that a retry does not place and charge it again. Stopped before
+// that: the failure (503), and an unfinished order is compensated now (stock released,
+// payment_failed) rather than at the next sweep; one compensated already is left as it is.
 template <class Finish>
 void Api::Impl::answer_stopped_placement(caf::event_based_actor* self, const std::string& id,
                                          const caf::error& err, Finish finish) {
@@ -433,9 +434,15 @@ void Api::Impl::answer_stopped_placement(caf::event_based_actor* self, const std
             if (*stored) {
               const auto& order = **stored;
               auto status = status_for(order);
-              if (status != 202 || order.payment || code_of(err) == errc::unavailable)
+              bool maybe_charged = order.payment && order.payment->status != "failed";
+              bool never_charged = !order.payment || order.payment->status == "failed";
+              bool gone = code_of(err) == errc::unavailable;
+              if (gone || (status == 202 && maybe_charged) || (status != 202 && !never_charged))
                 return finish(self, json_response(status, encode_order(order)));
-              ask(self, order_type, id, recover_atom::value).then([](OrderRecord&) {}, [](caf::error&) {});
+              if (status == 202)
+                ask(self, order_type, id, recover_atom::value).then([](OrderRecord&) {}, [](caf::error&) {});
+              else if (order.status != "payment_failed")  // a compensated one is the failure's
+                return finish(self, json_response(status, encode_order(order)));
             }
             finish(self, failure(err));
           },

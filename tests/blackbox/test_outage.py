@@ -96,9 +96,9 @@ class RefusedWriteTest(harness.NodeTestCase):
     """The database is there, but refuses a write (as a locked or full database, or an operator's
     trigger would). Refused at the order's first write: 503 with Retry-After, nothing recorded, no
     stock held, and the same request succeeds once the database takes writes again. A reservation
-    refused beside it (the inventory database): the order is compensated before the charge, and
-    fails as `payment_unavailable`, never charged. Refused after the card was charged: 202 with the
-    order as stored, which the recovery finishes."""
+    refused beside it (the inventory database): 503 too, and the order is compensated at once,
+    never charged. Refused after the card was charged: 202 with the order as stored, which the
+    recovery finishes."""
 
     def setUp(self):
         saved, harness.BACKEND = harness.BACKEND, "sqlite"
@@ -156,26 +156,28 @@ class RefusedWriteTest(harness.NodeTestCase):
         self.assertNotIn("idempotent-replayed", placed.headers)
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
 
-    def test_a_reservation_refused_fails_the_order_before_the_charge(self):
+    def test_a_reservation_refused_answers_503_and_the_order_is_compensated(self):
         node = self.node
         admin, cust, sku = self.tokens_and_item()
         # The item sets the units aside at once and writes the reservation meanwhile; the order is
         # recorded beside it, and waits for that write before the charge. It is refused.
         inventory = node.inventory_url
         self.refuse("INSERT ON reservations", inventory)
-        failed = self.place(node, cust, [(sku, 2)], idem_key=unique("key"))
-        self.assertStatus(failed, 402)
-        self.assertEqual(failed.json["status"], "payment_failed")
-        self.assertEqual(failed.json["failure_reason"], "payment_unavailable")
-        self.assertEqual(failed.json["payment"]["status"], "failed")  # abandoned: never sent
-        self.assertNotIn("refused", failed.body.decode(), "the database's message reached the client")
+        key = unique("key")
+        refused = self.place(node, cust, [(sku, 2)], idem_key=key)
+        self.assertProblem(refused, 503)
+        self.assertTrue(refused.headers.get("retry-after", "").isdigit(), refused.headers)
+        self.assertNotIn("refused", refused.body.decode(), "the database's message reached the client")
+        # Compensated at once (no restart, no sweep): never charged, stock released.
+        orders = request(node, "GET", "/v1/orders", token=cust).json["data"]
+        self.assertEqual([(o["status"], o["failure_reason"], o["payment"]["status"]) for o in orders],
+                         [("payment_failed", "payment_unavailable", "failed")])
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 0, 10))
         self.allow(inventory)
-        placed = self.place(node, cust, [(sku, 2)], idem_key=unique("key"))
+        placed = self.place(node, cust, [(sku, 2)], idem_key=key)  # a 503 is not kept for the key
         self.assertStatus(placed, 201)
+        self.assertNotIn("idempotent-replayed", placed.headers)
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
-        self.assertEqual(sorted(o["status"] for o in request(node, "GET", "/v1/orders", token=cust).json["data"]),
-                         ["confirmed", "payment_failed"])
 
     def test_a_refused_confirmation_answers_202_and_the_recovery_confirms_the_order(self):
         node = self.node

@@ -101,7 +101,8 @@ struct ReserveScript {
   std::vector<caf::response_promise> held;
   bool refuse_commits = false;  // commits are answered db_unavailable, unrun (a refused write)
   bool refuse_syncs = false;    // syncs are answered db_unavailable (a reservation not stored)
-  bool release_before_commit = false;  // a commit finds its reservation released first
+  bool release_before_commit = false;  // a commit finds its reservation released first...
+  bool steal_before_commit = false;    // ...and its units reserved for another order
   int reserves_seen = 0;        // reserves that reached the stand-in
 };
 
@@ -130,6 +131,11 @@ caf::behavior inventory_stand_in(caf::event_based_actor* self, caf::actor real,
       auto release = caf::make_message(item_release{payload.get_as<item_commit>(0).order_id});
       self->request(real, caf::infinite, route_atom::value, type, id, std::move(release))
           .then([](caf::message&) {}, [](caf::error&) {});
+      if (script->steal_before_commit) {
+        auto steal = caf::make_message(item_reserve{"ord_thief", payload.get_as<item_commit>(0).quantity});
+        self->request(real, caf::infinite, route_atom::value, type, id, std::move(steal))
+            .then([](caf::message&) {}, [](caf::error&) {});
+      }
     }
     bool drop = reserve && script->lose-- > 0;
     // Any reply type: a reply that matches no handler reaches the error handler as
@@ -224,6 +230,27 @@ TEST_F(OrderActorSilentItem, AStepWithoutAnswerFailsAfterTheStepTimeout) {
   EXPECT_EQ(provider_->charges, 0);
 }
 
+// An order placing before its first write (its reserves not answered yet) is shown pending, as it
+// stands, not unknown: past the placement timeout the edge answers 202 with it, never 404.
+TEST_F(OrderActorSilentItem, AnOrderWaitingForItsReservesIsShownPending) {
+  put_item("mug", 10);
+  auto script = script_reserves({0, true, {}});
+  auto placing = std::async(std::launch::async, [&] { return place("ord_wait", {{"mug", 1, 0}}); });
+  Reply<OrderRecord> shown;
+  for (int i = 0; i < 100 && !shown.value; ++i) {
+    shown = ask<OrderRecord>(order_type, "ord_wait", get_atom::value);
+    if (!shown.value) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_TRUE(shown.value) << to_string(shown.code());
+  EXPECT_EQ(shown.value->status, "pending");
+  EXPECT_EQ(shown.value->customer_id, "alice");
+  ASSERT_EQ(shown.value->lines.size(), 1u);
+  EXPECT_FALSE(shown.value->payment);
+  auto placed = placing.get();  // the step timeout: nothing was recorded
+  EXPECT_EQ(placed.code(), errc::db_unavailable);
+  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_wait", get_atom::value).code(), errc::not_found);
+}
+
 // Item calls are idempotent per order: one whose answer was lost with its node is sent again, up to
 // kItemResends (2) times, and the item holds the order's units once.
 TEST_F(OrderActorLosingReplies, AReserveWhoseNodeWentAwayIsSentAgainAndHeldOnce) {
@@ -251,12 +278,16 @@ TEST_F(OrderActorLosingReplies, AReserveLostMoreOftenThanTheLimitFailsAndRelease
 
 // The order is recorded while its reservations are made sure to be stored (item_sync), and the
 // charge waits for both: a reservation that is not stored fails the order before the provider is
-// asked, and the payment's pending record is settled without it.
+// asked, as the database's failure (the edge's 503), and the order is compensated at once: the
+// payment's pending record is settled without the provider.
 TEST_F(OrderActorLosingReplies, AReservationThatIsNotStoredFailsTheOrderBeforeAnyCharge) {
   put_item("mug", 10);
   auto script = script_reserves({});
   script->refuse_syncs = true;
-  auto r = place("ord_nosync", {{"mug", 2, 0}});
+  auto failed = place("ord_nosync", {{"mug", 2, 0}});
+  EXPECT_FALSE(failed.value);
+  EXPECT_EQ(failed.code(), errc::db_unavailable);
+  auto r = ask<OrderRecord>(order_type, "ord_nosync", get_atom::value);
   ASSERT_TRUE(r.value) << to_string(r.code());
   EXPECT_EQ(r.value->status, "payment_failed");
   EXPECT_EQ(r.value->failure_reason, "payment_unavailable");
@@ -302,12 +333,31 @@ TEST_F(OrderActorLosingReplies, ACommitRefusedBesideTheConfirmationIsCommittedAt
   expect_stock("mug", 8, 0);
 }
 
-// A commit that finds its reservation gone (released meanwhile) leaves a confirmed order without
-// its units: it is cancelled, and so refunded, and nothing stays reserved.
-TEST_F(OrderActorLosingReplies, ACommitThatFindsItsReservationGoneCancelsAndRefunds) {
+// A commit that finds its reservation gone (released meanwhile) makes it again when the units are
+// there: the order is placed.
+TEST_F(OrderActorLosingReplies, ACommitThatFindsItsReservationGoneMakesItAgain) {
   put_item("mug", 10);
   auto script = script_reserves({});
   script->release_before_commit = true;
+  auto r = place("ord_gone", {{"mug", 2, 0}});
+  ASSERT_TRUE(r.value) << to_string(r.code());
+  EXPECT_EQ(r.value->status, "confirmed");
+  EXPECT_EQ(provider_->charges, 1);
+  EXPECT_EQ(provider_->refunds, 0);
+  expect_stock("mug", 10, 2);
+  script->release_before_commit = false;
+  EXPECT_TRUE(passivate(inventory_type, "mug"));  // stored committed: it ships
+  ASSERT_TRUE(ask<OrderRecord>(order_type, "ord_gone", ship_atom::value).value);
+  expect_stock("mug", 8, 0);
+}
+
+// One whose units are gone too (another order took them) leaves a confirmed order without its
+// units: it is cancelled, and so refunded, and holds nothing.
+TEST_F(OrderActorLosingReplies, ACommitThatFindsItsUnitsGoneCancelsAndRefunds) {
+  put_item("mug", 3);
+  auto script = script_reserves({});
+  script->release_before_commit = true;
+  script->steal_before_commit = true;
   auto r = place("ord_gone", {{"mug", 2, 0}});
   ASSERT_TRUE(r.value) << to_string(r.code());
   EXPECT_EQ(r.value->status, "cancelled");
@@ -315,7 +365,7 @@ TEST_F(OrderActorLosingReplies, ACommitThatFindsItsReservationGoneCancelsAndRefu
   EXPECT_EQ(r.value->payment->status, "refunded");
   EXPECT_EQ(provider_->charges, 1);
   EXPECT_EQ(provider_->refunds, 1);
-  expect_stock("mug", 10, 0);
+  expect_stock("mug", 3, 2);  // the other order's
 }
 
 // The order is recorded once its reservations are made (see place): a record the database refuses
@@ -910,10 +960,16 @@ TEST_F(OrderActor, AHeldReservationNoOrderWillClaimIsReleasedAtItsCheck) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   expect_stock("mug", 10, 1);  // the placing order's is kept
   EXPECT_EQ(get("ord_cf").status, "payment_failed");
-  // Once checked, it waits for its expiry.
+  // Once checked, it waits for its expiry, which asks again: still placing, it is kept (the
+  // order could still be confirmed), and the order's recovery releases it.
   clock_->advance(config_.orders.reservation_ttl_ms - config_.orders.reservation_check_ms);
   expire_now("mug");
-  EXPECT_EQ(reserved_becomes("mug", 0), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  expect_stock("mug", 10, 1);
+  auto recovered = ask<OrderRecord>(order_type, "ord_cp", recover_atom::value);
+  ASSERT_TRUE(recovered.value) << to_string(recovered.code());
+  EXPECT_EQ(recovered.value->status, "payment_failed");
+  expect_stock("mug", 10, 0);
 }
 
 // A reserve delivered again shows its order still placing: the held reservation starts over, and
