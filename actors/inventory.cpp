@@ -335,6 +335,49 @@ caf::response_promise when_absent(inventory_actor* self, Answer answer) {
   return rp;
 }
 
+std::optional<caf::error> refused(inventory_actor* self);
+
+// A release (or a ship) of the reservation of its order: done if this activation knows it, and
+// answered once stored; else answered at once with the committed state. A release or a ship that
+// found nothing waits for the read of when_absent before it answers so: a commit that came before
+// it and made the reservation again (see item_commit) made it by then, since the store answers
+// an actor's reads in order, and it is released (or shipped) rather than kept for good.
+void settle_known(inventory_actor* self, const item_release& req, caf::response_promise& rp) {
+  auto& st = self->state;
+  if (auto err = refused(self)) return rp.deliver(*err);
+  ReservationRecord r;
+  if (auto it = st.reservations.find(req.order_id); it != st.reservations.end()) {
+    r = it->second;
+    st.reservations.erase(it);
+  } else if (has_committed(st, req.order_id)) {
+    if (req.held_only) return rp.deliver(st.committed);  // committed: not this release's to undo
+    r = take_committed(st, req.order_id, ReservationState::released);
+  } else {
+    return rp.deliver(st.committed);
+  }
+  r.state = ReservationState::released;
+  st.item.reserved -= r.quantity;
+  persist(self, {r}, rp, {});
+}
+
+void settle_known(inventory_actor* self, const item_ship& req, caf::response_promise& rp) {
+  auto& st = self->state;
+  if (auto err = refused(self)) return rp.deliver(*err);
+  ReservationRecord r;
+  if (has_committed(st, req.order_id)) {
+    r = take_committed(st, req.order_id, ReservationState::shipped);
+  } else if (auto it = st.reservations.find(req.order_id); it != st.reservations.end()) {
+    r = it->second;
+    st.reservations.erase(it);
+  } else {
+    return rp.deliver(st.committed);
+  }
+  r.state = ReservationState::shipped;
+  st.item.reserved -= r.quantity;
+  st.item.on_hand -= r.quantity;
+  persist(self, {r}, rp, {});
+}
+
 const caf::behavior& item_handlers();
 
 caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string sku) {
@@ -518,20 +561,10 @@ const caf::behavior& item_handlers() {
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
         if (!st.exists) return failure(errc::not_found);
-        ReservationRecord r;
-        if (auto it = st.reservations.find(req.order_id); it != st.reservations.end()) {
-          r = it->second;
-          st.reservations.erase(it);
-        } else if (has_committed(st, req.order_id)) {
-          if (req.held_only) return st.committed;  // committed: not this release's to undo
-          r = take_committed(st, req.order_id, ReservationState::released);
-        } else {  // nothing held: already released (or never held)
-          return when_absent(self, [self](caf::response_promise& rp) { rp.deliver(self->state.committed); });
-        }
-        r.state = ReservationState::released;
-        st.item.reserved -= r.quantity;
+        if (!knows(st, req.order_id))  // already released (or never held)
+          return when_absent(self, [self, req](caf::response_promise& rp) { settle_known(self, req, rp); });
         auto rp = self->make_response_promise();
-        persist(self, {r}, rp, {});
+        settle_known(self, req, rp);
         return rp;
       },
       [](item_ship& req) -> caf::result<ItemRecord> {
@@ -539,20 +572,10 @@ const caf::behavior& item_handlers() {
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
         if (!st.exists) return failure(errc::not_found);
-        ReservationRecord r;
-        if (has_committed(st, req.order_id)) {
-          r = take_committed(st, req.order_id, ReservationState::shipped);
-        } else if (auto it = st.reservations.find(req.order_id); it != st.reservations.end()) {
-          r = it->second;
-          st.reservations.erase(it);
-        } else {  // shipped before: re-delivery
-          return when_absent(self, [self](caf::response_promise& rp) { rp.deliver(self->state.committed); });
-        }
-        r.state = ReservationState::shipped;
-        st.item.reserved -= r.quantity;
-        st.item.on_hand -= r.quantity;
+        if (!knows(st, req.order_id))  // shipped before: re-delivery
+          return when_absent(self, [self, req](caf::response_promise& rp) { settle_known(self, req, rp); });
         auto rp = self->make_response_promise();
-        persist(self, {r}, rp, {});
+        settle_known(self, req, rp);
         return rp;
       },
       [](expire_atom) {  // now (the tests send it)

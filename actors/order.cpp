@@ -75,8 +75,10 @@ struct Running {
   // A cancel that came during a ship, or a ship during a cancel: refused (conflict) once the one
   // under way ended, as of the order it left (shipped, cancelled).
   std::forward_list<caf::response_promise> refused;
-  // Set: `waiting` is answered with it rather than the order (a placement compensated for a
-  // database's failure before any charge: the edge's 503).
+  // The placement's own call: answered with `answer` when set, rather than the order (a placement
+  // compensated for a database's failure before any charge: the edge's 503). Anyone else waiting
+  // (a cancel, the same placement delivered again) gets the order.
+  caf::response_promise placement;
   caf::error answer;
 };
 
@@ -128,6 +130,7 @@ OrderStatus status_of(const order_state& st) {
 void fail(order_actor* self, const caf::error& err) {
   auto run = std::move(self->state.run);  // the card is wiped as it goes
   if (run) {
+    if (run->placement.pending()) run->placement.deliver(err);
     for (auto& rp : run->waiting) rp.deliver(err);
     for (auto& rp : run->refused) rp.deliver(err);
   }
@@ -167,12 +170,13 @@ void finish(order_actor* self) {
   st.running = false;
   auto run = std::move(st.run);  // the card is wiped as it goes
   if (run) {
-    for (auto& rp : run->waiting) {
+    if (run->placement.pending()) {
       if (run->answer)
-        rp.deliver(run->answer);
+        run->placement.deliver(run->answer);
       else
-        rp.deliver(st.rec);
+        run->placement.deliver(st.rec);
     }
+    for (auto& rp : run->waiting) rp.deliver(st.rec);
     for (auto& rp : run->refused)
       rp.deliver(make_error(errc::conflict, "order is " + std::string(shown_status(st.rec.status))));
   }
@@ -182,6 +186,7 @@ void finish(order_actor* self) {
 }
 
 void adopt_stored(order_actor* self);
+
 
 // The total is derived: the sum of the line totals, as agreed so far.
 void refresh_total(OrderRecord& rec) {
@@ -225,6 +230,29 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
             then();
           },
           [self, capture](caf::error& err) { fail_keeping(self, capture, err); });
+}
+
+// An order placing before its first write (its reserves not all answered) that is asked for: by
+// the edge past the placement timeout (its 202), by an item's check, by its customer. It is stored
+// now, pending, with its lines, and answered once stored: what it is answered with exists (the
+// saga's next write updates it, and a failure compensates it, see after_reserve), and a check
+// can no longer find it absent and release what it holds. Not stored: it stops with the error.
+caf::result<OrderRecord> pin(order_actor* self) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  auto write = stamp(st, OrderStatus::pending, "", {true, false, {}});
+  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
+      .then(
+          [self, rp](bool applied) mutable {
+            if (applied) return rp.deliver(self->state.rec);
+            rp.deliver(make_error(errc::version_conflict));
+            fail(self, make_error(errc::version_conflict));
+          },
+          [self, rp](caf::error& err) mutable {
+            rp.deliver(err);
+            fail(self, err);
+          });
+  return rp;
 }
 
 // How many times an item call is sent again after its node went away with it.
@@ -504,6 +532,11 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
       for (auto code : failures) codes += std::string(codes.empty() ? "" : ", ") + to_string(code);
       spdlog::warn("order {}: reserving failed ({}); releasing, then answering db_unavailable",
                    st.rec.id, codes);
+      // Stored pending already (see pin): compensated, and answered as the failure.
+      if (st.exists) {
+        st.saga().answer = make_error(errc::db_unavailable);
+        return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+      }
       // Only held ones: a committed one belongs to another activation of the order (see
       // item_release), and one held for another activation still placing, that this one
       // releases, fails that one's commit, which it answers (see confirm_and_commit).
@@ -572,15 +605,21 @@ const caf::behavior& order_handlers() {
         auto& st = self->state;
         if (st.exists && !st.running) return st.rec;  // re-delivery: the order as it is
         auto rp = self->make_response_promise();
-        st.saga().waiting.push_front(rp);
-        if (!st.running) place(self, req);
+        if (st.running) {  // delivered again while it runs: the order once it ends
+          st.saga().waiting.push_front(rp);
+          return rp;
+        }
+        st.saga().placement = rp;
+        place(self, req);
         return rp;
       },
       [](mailbox_atom) { return order_actor::current()->mailbox().size(); },
       [](get_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
-        // Placing before its first write: shown pending, as it stands (the edge's 202).
-        if (!self->state.exists && !self->state.running) return make_error(errc::not_found);
+        if (!self->state.exists) {
+          if (self->state.running) return pin(self);
+          return make_error(errc::not_found);
+        }
         return self->state.rec;
       },
       [](cancel_atom) -> caf::result<OrderRecord> {

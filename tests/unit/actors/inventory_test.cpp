@@ -103,6 +103,30 @@ TEST_F(InventoryActor, AnEarlyReserveIsStoredOnceItsSyncIsAnswered) {
             errc::insufficient_stock);
 }
 
+// A commit with its quantity makes a gone reservation again, committed, when the units are there;
+// a release (or a ship) that came right after it, finding nothing yet, releases (ships) what the
+// commit made, rather than leaving it committed for good.
+TEST_F(InventoryActor, AReleaseAfterACommitThatMadeTheReservationAgainReleasesIt) {
+  put_item("mug", 10);
+  auto made = ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_made", 2});
+  ASSERT_TRUE(made.value) << to_string(made.code());
+  EXPECT_EQ(made.value->reserved, 2);
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_none"}).code(), errc::not_found);
+  EXPECT_EQ(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_big", 9}).code(), errc::not_found);
+  for (const char* id : {"ord_r1", "ord_r2", "ord_r3"}) {
+    caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
+                   caf::make_message(item_commit{id, 1}));
+    ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_release{id}).value) << id;
+  }
+  caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
+                 caf::make_message(item_commit{"ord_s1", 1}));
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_s1"}).value);
+  EXPECT_TRUE(passivate(inventory_type, "mug"));
+  auto now = item("mug");
+  EXPECT_EQ(now.reserved, 2);  // ord_made's only
+  EXPECT_EQ(now.on_hand, 9);   // ord_s1 shipped
+}
+
 TEST_F(InventoryActor, ReleaseRestoresAvailableOnceOnly) {
   put_item("mug", 10);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 3}).value);

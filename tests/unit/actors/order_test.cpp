@@ -230,8 +230,9 @@ TEST_F(OrderActorSilentItem, AStepWithoutAnswerFailsAfterTheStepTimeout) {
   EXPECT_EQ(provider_->charges, 0);
 }
 
-// An order placing before its first write (its reserves not answered yet) is shown pending, as it
-// stands, not unknown: past the placement timeout the edge answers 202 with it, never 404.
+// An order placing before its first write (its reserves not answered yet) that is asked for is
+// stored pending and shown so, not unknown: past the placement timeout the edge answers 202 with
+// it, never 404, and what it answered exists.
 TEST_F(OrderActorSilentItem, AnOrderWaitingForItsReservesIsShownPending) {
   put_item("mug", 10);
   auto script = script_reserves({0, true, {}});
@@ -246,9 +247,17 @@ TEST_F(OrderActorSilentItem, AnOrderWaitingForItsReservesIsShownPending) {
   EXPECT_EQ(shown.value->customer_id, "alice");
   ASSERT_EQ(shown.value->lines.size(), 1u);
   EXPECT_FALSE(shown.value->payment);
-  auto placed = placing.get();  // the step timeout: nothing was recorded
+  // Asked for, it was stored pending (the edge answered 202 with it): the step timeout then
+  // compensates it, never charged, and the placement answers the failure.
+  auto placed = placing.get();
   EXPECT_EQ(placed.code(), errc::db_unavailable);
-  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_wait", get_atom::value).code(), errc::not_found);
+  EXPECT_TRUE(passivate(order_type, "ord_wait"));
+  auto stored = ask<OrderRecord>(order_type, "ord_wait", get_atom::value);
+  ASSERT_TRUE(stored.value) << to_string(stored.code());
+  EXPECT_EQ(stored.value->status, "payment_failed");
+  EXPECT_EQ(stored.value->failure_reason, "payment_unavailable");
+  EXPECT_EQ(provider_->charges, 0);
+  expect_stock("mug", 10, 0);
 }
 
 // Item calls are idempotent per order: one whose answer was lost with its node is sent again, up to
