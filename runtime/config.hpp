@@ -94,7 +94,7 @@ struct Config {
 
   struct Orders {
     std::int64_t placement_timeout_ms = 5'000;  // past this POST /v1/orders answers 202
-    std::int64_t reservation_ttl_ms = 900'000;  // an abandoned reservation is released after this
+    std::int64_t reservation_ttl_ms = 900'000;  // a reservation still held by then asks its order again
     std::int64_t reservation_check_ms = 30'000;  // a reservation still held by then asks its order
     std::int64_t items_max = 100;
     std::int64_t quantity_max = 1'000;
