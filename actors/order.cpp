@@ -80,6 +80,12 @@ struct Running {
   // (a cancel, the same placement delivered again) gets the order.
   caf::response_promise placement;
   caf::error answer;
+  // Reads that came before the order's first write was stored (see pin): answered with the order
+  // as that write stored it, or with the error that stopped it.
+  std::forward_list<caf::response_promise> readers;
+  // The pending record `pin` wrote was refused: the saga releases what it holds and stops with
+  // it once its reserves answered (see after_reserve).
+  caf::error pin_error;
 };
 
 // Kept small: with the CAF actor around it, an order's state must stay within 256 B for the actor
@@ -94,6 +100,7 @@ struct order_state {
   bool cancel_requested = false;
   bool stop_requested = false;  // passivation asked while running: stop when it ends
   bool fresh = false;  // activated for a placement without loading: the id was new
+  bool inserted = false;  // stored: loaded, or this activation's first write committed
   bool intent_written = false;  // this activation wrote the payment's pending record...
   bool charge_sent = false;     // ...and sent the charge (if not, the payment never ran)
   std::unique_ptr<Running> run;  // made on first use; gone when the saga ends
@@ -131,6 +138,7 @@ void fail(order_actor* self, const caf::error& err) {
   auto run = std::move(self->state.run);  // the card is wiped as it goes
   if (run) {
     if (run->placement.pending()) run->placement.deliver(err);
+    for (auto& rp : run->readers) rp.deliver(err);
     for (auto& rp : run->waiting) rp.deliver(err);
     for (auto& rp : run->refused) rp.deliver(err);
   }
@@ -176,6 +184,7 @@ void finish(order_actor* self) {
       else
         run->placement.deliver(st.rec);
     }
+    for (auto& rp : run->readers) rp.deliver(st.rec);
     for (auto& rp : run->waiting) rp.deliver(st.rec);
     for (auto& rp : run->refused)
       rp.deliver(make_error(errc::conflict, "order is " + std::string(shown_status(st.rec.status))));
@@ -214,6 +223,15 @@ OrderWrite stamp(order_state& st, OrderStatus to, std::string reason, Also also)
   return OrderWrite{st.rec, expected, also.lines, also.payment_intent, std::move(also.payment_outcome)};
 }
 
+// The first write of this activation committed, storing `written`: reads that waited for it get it.
+void inserted_now(order_actor* self, const OrderRecord& written) {
+  auto& st = self->state;
+  st.inserted = true;
+  if (!st.run) return;
+  for (auto& rp : st.run->readers) rp.deliver(written);
+  st.run->readers.clear();
+}
+
 // Moves to `to` (asserting the table) and writes; `then` runs once committed.
 template <class Then>
 void transition(order_actor* self, OrderStatus to, std::string reason, Also also, Then then) {
@@ -221,38 +239,47 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
   if (st.exists && !legal_transition(status_of(st), to))
     return fail(self, make_error(errc::conflict, "illegal order transition"));
   auto capture = also.payment_outcome;  // stored alone if the write with the order fails
-  if (!st.exists) also.lines = true;   // the first write inserts the order, with its lines
+  bool first = !st.exists;
+  if (first) also.lines = true;   // the first write inserts the order, with its lines
   auto write = stamp(st, to, std::move(reason), std::move(also));
+  std::optional<OrderRecord> written;
+  if (first) written = st.rec;
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
-          [self, then, capture](bool applied) mutable {
+          [self, then, capture, written](bool applied) mutable {
             if (!applied) return fail_keeping(self, capture, make_error(errc::version_conflict));
+            if (written) inserted_now(self, *written);
             then();
           },
           [self, capture](caf::error& err) { fail_keeping(self, capture, err); });
 }
 
+// The pending record `pin` wrote was refused: the reads get the error now, and the saga, still
+// waiting for its reserves, stops with it once they answered (see after_reserve).
+void pin_failed(order_actor* self, const caf::error& err) {
+  auto& run = self->state.saga();
+  for (auto& rp : run.readers) rp.deliver(err);
+  run.readers.clear();
+  run.pin_error = err;
+}
+
 // An order placing before its first write (its reserves not all answered) that is asked for: by
 // the edge past the placement timeout (its 202), by an item's check, by its customer. It is stored
-// now, pending, with its lines, and answered once stored: what it is answered with exists (the
-// saga's next write updates it, and a failure compensates it, see after_reserve), and a check
-// can no longer find it absent and release what it holds. Not stored: it stops with the error.
-caf::result<OrderRecord> pin(order_actor* self) {
+// now, pending, with its lines, and the reads get it once stored (see Running::readers): what they
+// get exists (the saga's next write updates it, and a failure compensates it, see after_reserve),
+// and a check can no longer find it absent and release what it holds. Not stored: it stops with
+// the error.
+void pin(order_actor* self) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
   auto write = stamp(st, OrderStatus::pending, "", {true, false, {}});
+  OrderRecord written = st.rec;
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
-          [self, rp](bool applied) mutable {
-            if (applied) return rp.deliver(self->state.rec);
-            rp.deliver(make_error(errc::version_conflict));
-            fail(self, make_error(errc::version_conflict));
+          [self, written](bool applied) {
+            if (applied) return inserted_now(self, written);
+            pin_failed(self, make_error(errc::version_conflict));
           },
-          [self, rp](caf::error& err) mutable {
-            rp.deliver(err);
-            fail(self, err);
-          });
-  return rp;
+          [self](caf::error& err) { pin_failed(self, err); });
 }
 
 // How many times an item call is sent again after its node went away with it.
@@ -320,7 +347,7 @@ void compensate(order_actor* self, OrderStatus to, std::string reason) {
   auto& st = self->state;
   // An activation that stored nothing yet undoes only held reservations: a committed one belongs
   // to another activation of the order, which stored it first (see item_release).
-  bool held_only = !st.exists;
+  bool held_only = !st.inserted;
   auto end = [self, to, reason, held_only] {
     release_all(self, [self, to, reason] {
       transition(self, to, reason, {}, [self] { finish(self); });
@@ -503,11 +530,15 @@ void hold_and_charge(order_actor* self) {
                                  card.last4(), card.exp_month, card.exp_year, "",
                                  st.rec.total_cents, st.rec.currency, 1};
   st.intent_written = true;
+  bool first = !st.exists;  // else stored pending already (see pin)
   auto write = stamp(st, OrderStatus::reserved, "", {true, true, {}});
+  std::optional<OrderRecord> written;
+  if (first) written = st.rec;
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
-          [join, done](bool applied) {
+          [self, join, done, written](bool applied) {
             join->stored = !applied;
+            if (applied && written) inserted_now(self, *written);
             done();
           },
           [join, done](caf::error& err) {
@@ -524,6 +555,8 @@ void hold_and_charge(order_actor* self) {
 
 void after_reserve(order_actor* self, const std::vector<errc>& failures) {
   auto& st = self->state;
+  if (st.run && st.run->pin_error)  // nothing is stored: what was held is released (see pin)
+    return release_all(self, [self, err = st.run->pin_error] { fail(self, err); }, true);
   if (!failures.empty()) {
     auto has = [&](errc c) { return std::find(failures.begin(), failures.end(), c) != failures.end(); };
     if (!has(errc::unknown_sku) && !has(errc::insufficient_stock)) {
@@ -532,15 +565,15 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
       for (auto code : failures) codes += std::string(codes.empty() ? "" : ", ") + to_string(code);
       spdlog::warn("order {}: reserving failed ({}); releasing, then answering db_unavailable",
                    st.rec.id, codes);
-      // Stored pending already (see pin): compensated, and answered as the failure.
-      if (st.exists) {
-        st.saga().answer = make_error(errc::db_unavailable);
-        return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
-      }
       // Only held ones: a committed one belongs to another activation of the order (see
       // item_release), and one held for another activation still placing, that this one
-      // releases, fails that one's commit, which it answers (see confirm_and_commit).
-      return release_all(self, [self] { fail(self, make_error(errc::db_unavailable)); }, true);
+      // releases, fails that one's commit, which it answers (see confirm_and_commit). Stored
+      // pending meanwhile (see pin): compensated as stored, and answered as the failure.
+      return release_all(self, [self] {
+        if (!self->state.exists) return fail(self, make_error(errc::db_unavailable));
+        self->state.saga().answer = make_error(errc::db_unavailable);
+        compensate(self, OrderStatus::payment_failed, "payment_unavailable");
+      }, true);
     }
     auto reason = has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock";
     return compensate(self, OrderStatus::rejected, reason);  // its first write, an insert
@@ -616,11 +649,15 @@ const caf::behavior& order_handlers() {
       [](mailbox_atom) { return order_actor::current()->mailbox().size(); },
       [](get_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
-        if (!self->state.exists) {
-          if (self->state.running) return pin(self);
-          return make_error(errc::not_found);
+        auto& st = self->state;
+        if (st.running && !st.inserted) {  // placing, its first write not stored yet
+          auto rp = self->make_response_promise();
+          st.saga().readers.push_front(rp);
+          if (!st.exists) pin(self);
+          return rp;
         }
-        return self->state.rec;
+        if (!st.exists) return make_error(errc::not_found);
+        return st.rec;
       },
       [](cancel_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
@@ -731,6 +768,7 @@ void adopt_stored(order_actor* self) {
             st.rec = std::move(**loaded);
             keep_payment(st.rec, std::move(st.rec.payment));
             st.exists = true;
+            st.inserted = true;
             // A cancel that came meanwhile applies to the stored order, as it would have if this
             // activation had loaded it first.
             auto status = status_of(st);
@@ -774,6 +812,7 @@ caf::behavior order_entity(order_actor* self, ContextPtr ctx, std::string id, bo
                            if (!loaded) return;
                            auto& st = self->state;
                            st.exists = true;
+                           st.inserted = true;
                            st.rec = std::move(*loaded);
                            keep_payment(st.rec, std::move(st.rec.payment));
                            // Loaded finished (read, say): it stops as soon as one just finished.

@@ -479,9 +479,13 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
         [this, self, id, finish](caf::error& err) {
           if (err == caf::sec::request_timeout) {
             // Still running: answer 202 with the order as it stands; it finishes in the background.
+            // Stopped meanwhile: what is stored decides, as below (not stored: it failed, 503).
             ask(self, order_type, id, get_atom::value)
                 .then([self, finish](OrderRecord& order) { finish(self, json_response(202, encode_order(order))); },
-                      [this, self, finish](caf::error& e) { finish(self, failure(e)); });
+                      [this, self, id, finish](caf::error& e) {
+                        auto err = code_of(e) == errc::not_found ? make_error(errc::db_unavailable) : e;
+                        answer_stopped_placement(self, id, err, finish);
+                      });
             return;
           }
           answer_stopped_placement(self, id, err, finish);
