@@ -498,6 +498,9 @@ void hold_and_charge(order_actor* self) {
   auto done = [self, join] {
     if (--join->left > 0) return;
     auto& st = self->state;
+    // The pending record this write updates was refused (see pin): nothing is stored.
+    if (st.run && st.run->pin_error)
+      return release_all(self, [self, err = st.run->pin_error] { fail(self, err); }, true);
     // Stored by another activation: its reservations are the same as ours (one per order and
     // sku), so none is released here, save as adopt_stored says. Whatever is left held for an
     // order that will not claim it, the reservation's check releases (see inventory.hpp).
