@@ -83,9 +83,14 @@ struct Running {
   // Reads that came before the order's first write was stored (see pin): answered with the order
   // as that write stored it, or with the error that stopped it.
   std::forward_list<caf::response_promise> readers;
-  // The pending record `pin` wrote was refused: the saga releases what it holds and stops with
-  // it once its reserves answered (see after_reserve).
+  // `pin`, only while the reserves are out (`reserving`): the saga's next step waits for its
+  // answer (`reserved`: the reserves' failures, kept meanwhile). Refused because the order is
+  // stored (`pin_refused`: another activation stored it), or failed (`pin_error`).
+  bool reserving = false;
+  bool pin_in_flight = false;
+  bool pin_refused = false;
   caf::error pin_error;
+  std::optional<std::vector<errc>> reserved;
 };
 
 // Kept small: with the CAF actor around it, an order's state must stay within 256 B for the actor
@@ -254,32 +259,43 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
           [self, capture](caf::error& err) { fail_keeping(self, capture, err); });
 }
 
-// The pending record `pin` wrote was refused: the reads get the error now, and the saga, still
-// waiting for its reserves, stops with it once they answered (see after_reserve).
-void pin_failed(order_actor* self, const caf::error& err) {
-  auto& run = self->state.saga();
-  for (auto& rp : run.readers) rp.deliver(err);
-  run.readers.clear();
-  run.pin_error = err;
-}
+void after_reserve(order_actor* self, const std::vector<errc>& failures);
 
-// An order placing before its first write (its reserves not all answered) that is asked for: by
-// the edge past the placement timeout (its 202), by an item's check, by its customer. It is stored
-// now, pending, with its lines, and the reads get it once stored (see Running::readers): what they
-// get exists (the saga's next write updates it, and a failure compensates it, see after_reserve),
-// and a check can no longer find it absent and release what it holds. Not stored: it stops with
-// the error.
+// An order placing whose reserves are out, asked for before anything is stored: by the edge past
+// the placement timeout (its 202), by an item's check, by its customer. It is stored now, pending,
+// with its lines, and the reads get it once stored (see Running::readers): what they get exists
+// (the saga's next write updates it, and a failure compensates it), and a check can no longer find
+// it absent and release what it holds. The saga's next step waits for the answer (see
+// after_reserve): every later write is chained to this one's version.
 void pin(order_actor* self) {
   auto& st = self->state;
+  st.saga().pin_in_flight = true;
   auto write = stamp(st, OrderStatus::pending, "", {true, false, {}});
   OrderRecord written = st.rec;
+  auto answered = [self] {
+    auto& run = self->state.saga();
+    run.pin_in_flight = false;
+    if (!run.reserved) return;
+    auto failures = std::move(*run.reserved);
+    run.reserved.reset();
+    after_reserve(self, failures);
+  };
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
-          [self, written](bool applied) {
-            if (applied) return inserted_now(self, written);
-            pin_failed(self, make_error(errc::version_conflict));
+          [self, written, answered](bool applied) {
+            if (applied)
+              inserted_now(self, written);
+            else
+              self->state.saga().pin_refused = true;  // stored by another activation
+            answered();
           },
-          [self](caf::error& err) { pin_failed(self, err); });
+          [self, answered](caf::error& err) {
+            auto& run = self->state.saga();
+            for (auto& rp : run.readers) rp.deliver(err);
+            run.readers.clear();
+            run.pin_error = err;
+            answered();
+          });
 }
 
 // How many times an item call is sent again after its node went away with it.
@@ -498,9 +514,6 @@ void hold_and_charge(order_actor* self) {
   auto done = [self, join] {
     if (--join->left > 0) return;
     auto& st = self->state;
-    // The pending record this write updates was refused (see pin): nothing is stored.
-    if (st.run && st.run->pin_error)
-      return release_all(self, [self, err = st.run->pin_error] { fail(self, err); }, true);
     // Stored by another activation: its reservations are the same as ours (one per order and
     // sku), so none is released here, save as adopt_stored says. Whatever is left held for an
     // order that will not claim it, the reservation's check releases (see inventory.hpp).
@@ -558,8 +571,20 @@ void hold_and_charge(order_actor* self) {
 
 void after_reserve(order_actor* self, const std::vector<errc>& failures) {
   auto& st = self->state;
-  if (st.run && st.run->pin_error)  // nothing is stored: what was held is released (see pin)
-    return release_all(self, [self, err = st.run->pin_error] { fail(self, err); }, true);
+  auto& run = st.saga();
+  run.reserving = false;
+  if (run.pin_in_flight) {  // goes on once it is answered (see pin)
+    run.reserved = failures;
+    return;
+  }
+  // Stored by another activation (see pin): as when the saga's first write finds it stored.
+  // Nothing is released: the reservations are the same as the other activation's.
+  if (run.pin_refused) {
+    if (st.fresh) return adopt_stored(self);
+    return fail(self, make_error(errc::version_conflict));
+  }
+  if (run.pin_error)  // nothing is stored: what was held is released
+    return release_all(self, [self, err = run.pin_error] { fail(self, err); }, true);
   if (!failures.empty()) {
     auto has = [&](errc c) { return std::find(failures.begin(), failures.end(), c) != failures.end(); };
     if (!has(errc::unknown_sku) && !has(errc::insufficient_stock)) {
@@ -568,18 +593,17 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
       for (auto code : failures) codes += std::string(codes.empty() ? "" : ", ") + to_string(code);
       spdlog::warn("order {}: reserving failed ({}); releasing, then answering db_unavailable",
                    st.rec.id, codes);
-      // Only held ones: a committed one belongs to another activation of the order (see
-      // item_release), and one held for another activation still placing, that this one
-      // releases, fails that one's commit, which it answers (see confirm_and_commit). Stored
-      // pending meanwhile (see pin): compensated as stored, and answered as the failure.
-      return release_all(self, [self] {
-        if (!self->state.exists) return fail(self, make_error(errc::db_unavailable));
-        self->state.saga().answer = make_error(errc::db_unavailable);
-        compensate(self, OrderStatus::payment_failed, "payment_unavailable");
-      }, true);
+      // Nothing stored: only held ones are released. A committed one belongs to another
+      // activation of the order (see item_release), and one held for another activation still
+      // placing, that this one releases, fails that one's commit, which it answers (see
+      // confirm_and_commit). Stored pending (see pin): compensated, and answered as the failure.
+      if (!st.exists)
+        return release_all(self, [self] { fail(self, make_error(errc::db_unavailable)); }, true);
+      st.saga().answer = make_error(errc::db_unavailable);
+      return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
     }
     auto reason = has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock";
-    return compensate(self, OrderStatus::rejected, reason);  // its first write, an insert
+    return compensate(self, OrderStatus::rejected, reason);  // its first write, unless pinned
   }
   hold_and_charge(self);
 }
@@ -601,6 +625,7 @@ void place(order_actor* self, order_place& req) {
   // Every item answers as soon as it has set the units aside, with its price (see item_reserve's
   // `early`); nothing is recorded before that. A reservation whose order is never recorded (its
   // node failed meanwhile) is released when its check finds no order (see inventory.hpp).
+  st.saga().reserving = true;
   for_each_line(self,
                 [id = st.rec.id](const OrderLine& l) { return item_reserve{id, l.quantity, true}; },
                 [self](const std::vector<errc>& failures) { after_reserve(self, failures); });
@@ -656,7 +681,8 @@ const caf::behavior& order_handlers() {
         if (st.running && !st.inserted) {  // placing, its first write not stored yet
           auto rp = self->make_response_promise();
           st.saga().readers.push_front(rp);
-          if (!st.exists) pin(self);
+          // Its reserves out: stored now (see pin). Else its first write comes next, or it fails.
+          if (!st.exists && st.saga().reserving) pin(self);
           return rp;
         }
         if (!st.exists) return make_error(errc::not_found);

@@ -105,18 +105,19 @@ struct ReserveScript {
   bool release_before_commit = false;  // a commit finds its reservation released first...
   bool steal_before_commit = false;    // ...and its units reserved for another order
   int reserves_seen = 0;        // reserves that reached the stand-in
-  // Syncs are kept, unanswered, until the stand-in gets release_syncs_atom: then passed on.
-  bool hold_syncs = false;
-  struct Held {
+  // Reserves, syncs are parked, unanswered, until the stand-in gets unpark_atom: then passed on.
+  bool park_reserves = false;
+  bool park_syncs = false;
+  struct Parked {
     caf::response_promise rp;
     std::string sku;
     caf::message payload;
   };
-  std::vector<Held> held_syncs;
-  std::shared_ptr<std::atomic<int>> syncs_held = std::make_shared<std::atomic<int>>(0);
+  std::vector<Parked> parked;
+  std::shared_ptr<std::atomic<int>> parked_count = std::make_shared<std::atomic<int>>(0);
 };
 
-using release_syncs_atom = caf::atom_constant<caf::atom("relsyncs")>;
+using unpark_atom = caf::atom_constant<caf::atom("unpark")>;
 
 // Passes `payload` on to `real` and its answer, whatever its type, to `rp`.
 void pass_on(caf::event_based_actor* self, const caf::actor& real, caf::atom_value type, std::string id,
@@ -137,10 +138,10 @@ void pass_on(caf::event_based_actor* self, const caf::actor& real, caf::atom_val
 // item went away with the call before its answer came back; a held one, an item whose node hangs.
 caf::behavior inventory_stand_in(caf::event_based_actor* self, caf::actor real,
                                  std::shared_ptr<ReserveScript> script) {
-  return {[=](release_syncs_atom) {
-            for (auto& held : script->held_syncs)
-              pass_on(self, real, inventory_type, held.sku, held.payload, held.rp);
-            script->held_syncs.clear();
+  return {[=](unpark_atom) {
+            for (auto& parked : script->parked)
+              pass_on(self, real, inventory_type, parked.sku, parked.payload, parked.rp);
+            script->parked.clear();
           },
           [=](route_atom, caf::atom_value type, std::string& id, caf::message& payload) {
     auto rp = self->make_response_promise();
@@ -158,9 +159,9 @@ caf::behavior inventory_stand_in(caf::event_based_actor* self, caf::actor real,
       rp.deliver(make_error(errc::db_unavailable, "reservation not stored"));
       return rp;
     }
-    if (script->hold_syncs && payload.match_elements<item_sync>()) {
-      script->held_syncs.push_back({rp, id, payload});
-      *script->syncs_held += 1;
+    if ((script->park_syncs && payload.match_elements<item_sync>()) || (script->park_reserves && reserve)) {
+      script->parked.push_back({rp, id, payload});
+      *script->parked_count += 1;
       return rp;
     }
     if (script->release_before_commit && payload.match_elements<item_commit>()) {
@@ -191,6 +192,20 @@ class OrderActorLosingReplies : public OrderActor {
     return shared;
   }
   void lose_reserve_replies(int n) { script_reserves({n, false, {}}); }
+  // Whether `n` calls were parked by the stand-in within 2 s.
+  static bool parked(const ReserveScript& script, int n) {
+    for (int i = 0; i < 1000 && script.parked_count->load() < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return script.parked_count->load() == n;
+  }
+  // A read of order `id` from `self`: answered after whatever `self` sent the order before.
+  Reply<OrderRecord> read_as(caf::scoped_actor& self, const std::string& id) {
+    Reply<OrderRecord> out;
+    self->request(node_.ctx->router, std::chrono::seconds(20), route_atom::value, order_type, id,
+                  caf::make_message(get_atom::value))
+        .receive([&](OrderRecord& o) { out.value = std::move(o); }, [&](caf::error& e) { out.error = std::move(e); });
+    return out;
+  }
   void TearDown() override {
     for (auto& a : stand_ins_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     OrderActor::TearDown();
@@ -733,20 +748,22 @@ TEST_F(OrderActorSlowerCharge, ACaptureThatCannotBeStoredIsVoidedByTheRecovery) 
 TEST_F(OrderActorLosingReplies, CancelBeforeTheChargeAbandonsThePaymentWithoutTheProvider) {
   put_item("mug", 10);
   auto script = script_reserves({});
-  script->hold_syncs = true;  // the charge waits for the reservation's sync: held here
+  script->park_syncs = true;  // the charge waits for the reservation's sync: parked here
   auto placing = std::async(std::launch::async, [&] { return place("ord_ab", {{"mug", 2, 0}}); });
-  for (int i = 0; i < 500 && script->syncs_held->load() == 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  ASSERT_EQ(script->syncs_held->load(), 1);
-  // Stored reserved with its payment's intent by now, or its record on the way: the read waits.
-  auto stored = ask<OrderRecord>(order_type, "ord_ab", get_atom::value);
+  ASSERT_TRUE(parked(*script, 1));
+  // The cancel, then a read, from one sender: once the read is answered (the order stored
+  // reserved, with its payment's intent), the cancel is in, waiting for the saga.
+  caf::scoped_actor self{*system_};
+  auto cancelling = self->request(node_.ctx->router, std::chrono::seconds(20), route_atom::value, order_type,
+                                  std::string("ord_ab"), caf::make_message(cancel_atom::value));
+  auto stored = read_as(self, "ord_ab");
   ASSERT_TRUE(stored.value) << to_string(stored.code());
   EXPECT_EQ(stored.value->status, "reserved");
-  auto cancelling = std::async(std::launch::async, [&] { return ask<OrderRecord>(order_type, "ord_ab", cancel_atom::value); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the cancel waits for the saga
-  caf::anon_send(stand_ins_.back(), release_syncs_atom::value);
+  caf::anon_send(stand_ins_.back(), unpark_atom::value);
+  Reply<OrderRecord> cancelled;
+  std::move(cancelling).receive([&](OrderRecord& o) { cancelled.value = std::move(o); },
+                                [&](caf::error& e) { cancelled.error = std::move(e); });
   auto placed = placing.get();
-  auto cancelled = cancelling.get();
   ASSERT_TRUE(placed.value) << to_string(placed.code());
   ASSERT_TRUE(cancelled.value) << to_string(cancelled.code());
   EXPECT_EQ(placed.value->status, "cancelled");
@@ -758,28 +775,74 @@ TEST_F(OrderActorLosingReplies, CancelBeforeTheChargeAbandonsThePaymentWithoutTh
   expect_stock("mug", 10, 0);
 }
 
-// A read that comes while the order's first write is under way waits for it: a first write the
-// database refuses leaves nothing to show (the edge would answer 202 for an order that never
-// exists), and a read before it stores the order pending first (see pin), then shows it.
-TEST_F(OrderActorLosingReplies, AReadDuringARefusedFirstWriteShowsNothing) {
+// An order read while its reserves are out is stored pending first (see pin), and shown so; the
+// placement then goes on from there.
+TEST_F(OrderActorLosingReplies, AnOrderReadWhileItsReservesAreOutIsStoredPendingThenPlaced) {
   put_item("mug", 10);
+  auto script = script_reserves({});
+  script->park_reserves = true;
+  auto placing = std::async(std::launch::async, [&] { return place("ord_pin", {{"mug", 1, 0}}); });
+  ASSERT_TRUE(parked(*script, 1));
+  auto shown = ask<OrderRecord>(order_type, "ord_pin", get_atom::value);
+  ASSERT_TRUE(shown.value) << to_string(shown.code());
+  EXPECT_EQ(shown.value->status, "pending");
+  EXPECT_EQ(shown.value->version, 1);
+  caf::anon_send(stand_ins_.back(), unpark_atom::value);
+  auto placed = placing.get();
+  ASSERT_TRUE(placed.value) << to_string(placed.code());
+  EXPECT_EQ(placed.value->status, "confirmed");
+  EXPECT_EQ(placed.value->version, 3);  // pending, reserved, confirmed
+  expect_stock("mug", 10, 1);
+}
+
+// A pending record the database refuses: the read gets the failure, nothing is stored, and what
+// the reserves held is released once they answered.
+TEST_F(OrderActorLosingReplies, AnOrderWhosePendingRecordIsRefusedReleasesWhatItHeld) {
+  put_item("mug", 10);
+  auto script = script_reserves({});
+  script->park_reserves = true;
   orders_sql("CREATE TRIGGER refuse BEFORE INSERT ON orders BEGIN SELECT RAISE(ABORT, 'refused'); END");
-  std::atomic<bool> done{false};
-  auto placing = std::async(std::launch::async, [&] {
-    auto r = place("ord_rd", {{"mug", 1, 0}});
-    done = true;
-    return r;
-  });
-  int shown = 0, asked = 0;
-  while (!done) {
-    if (ask<OrderRecord>(order_type, "ord_rd", get_atom::value).value) ++shown;
-    ++asked;
-  }
-  EXPECT_FALSE(placing.get().value);
-  EXPECT_EQ(shown, 0) << "of " << asked << " reads";
+  auto placing = std::async(std::launch::async, [&] { return place("ord_rd", {{"mug", 1, 0}}); });
+  ASSERT_TRUE(parked(*script, 1));
+  auto shown = ask<OrderRecord>(order_type, "ord_rd", get_atom::value);
+  EXPECT_FALSE(shown.value);
+  EXPECT_EQ(shown.code(), errc::db_failed);
+  caf::anon_send(stand_ins_.back(), unpark_atom::value);
+  auto placed = placing.get();
+  EXPECT_FALSE(placed.value);
+  EXPECT_EQ(placed.code(), errc::db_failed);
   orders_sql("DROP TRIGGER refuse");
   EXPECT_EQ(ask<OrderRecord>(order_type, "ord_rd", get_atom::value).code(), errc::not_found);
   expect_stock("mug", 10, 0);
+}
+
+// A pending record refused because the order is stored (another activation of it placed it):
+// this activation takes the stored order, as when its first write finds it stored, writes nothing
+// over it, and releases nothing (the reservations are the other activation's too).
+TEST_F(OrderActorLosingReplies, AnOrderWhosePendingRecordFindsItStoredTakesTheStoredOne) {
+  put_item("mug", 10);
+  store_order(OrderRecord{"ord_dup", "alice", "reserved", "", {{"mug", 1, 1000}}, 1000, "USD", std::nullopt,
+                          clock_->now_ms(), clock_->now_ms(), 1});
+  auto script = script_reserves({});
+  script->park_reserves = true;
+  auto placing = std::async(std::launch::async, [&] { return place("ord_dup", {{"mug", 1, 0}}); });
+  ASSERT_TRUE(parked(*script, 1));
+  caf::scoped_actor self{*system_};
+  auto reading = self->request(node_.ctx->router, std::chrono::seconds(20), route_atom::value, order_type,
+                               std::string("ord_dup"), caf::make_message(get_atom::value));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the pending record is refused
+  caf::anon_send(stand_ins_.back(), unpark_atom::value);
+  auto placed = placing.get();
+  ASSERT_TRUE(placed.value) << to_string(placed.code());
+  EXPECT_EQ(placed.value->status, "reserved");
+  EXPECT_EQ(placed.value->version, 1);  // nothing written over it
+  EXPECT_FALSE(placed.value->payment);
+  std::move(reading).receive([&](OrderRecord& o) { EXPECT_EQ(o.version, 1); },
+                             [&](caf::error& e) { ADD_FAILURE() << caf::to_string(e); });
+  EXPECT_EQ(provider_->charges, 0);
+  // Held for the stored order, which its recovery settles (the reserve's write may still be
+  // under way: readers see what is stored).
+  EXPECT_EQ(reserved_becomes("mug", 1), 1);
 }
 
 TEST_F(OrderActor, CancelShippedOrFailedOrdersIsConflict) {
