@@ -795,6 +795,33 @@ TEST_F(OrderActorLosingReplies, AnOrderReadWhileItsReservesAreOutIsStoredPending
   expect_stock("mug", 10, 1);
 }
 
+// A read that comes while the order's first write is under way waits for it: a first write the
+// database refuses leaves nothing to show (the edge would answer 202 for an order that never
+// exists), and what the reserves held is released.
+TEST_F(OrderActorLosingReplies, AReadDuringARefusedFirstWriteGetsTheFailure) {
+  put_item("mug", 10);
+  auto script = script_reserves({});
+  script->park_syncs = true;  // sent beside the first write: the saga waits for both
+  orders_sql("CREATE TRIGGER refuse BEFORE INSERT ON orders BEGIN SELECT RAISE(ABORT, 'refused'); END");
+  auto placing = std::async(std::launch::async, [&] { return place("ord_rd", {{"mug", 1, 0}}); });
+  ASSERT_TRUE(parked(*script, 1));
+  caf::scoped_actor self{*system_};
+  auto reading = self->request(node_.ctx->router, std::chrono::seconds(20), route_atom::value, order_type,
+                               std::string("ord_rd"), caf::make_message(get_atom::value));
+  caf::anon_send(stand_ins_.back(), unpark_atom::value);
+  Reply<OrderRecord> shown;
+  std::move(reading).receive([&](OrderRecord& o) { shown.value = std::move(o); },
+                             [&](caf::error& e) { shown.error = std::move(e); });
+  EXPECT_FALSE(shown.value) << shown.value->status;
+  EXPECT_EQ(shown.code(), errc::db_failed);
+  auto placed = placing.get();
+  EXPECT_FALSE(placed.value);
+  EXPECT_EQ(placed.code(), errc::db_failed);
+  orders_sql("DROP TRIGGER refuse");
+  EXPECT_EQ(ask<OrderRecord>(order_type, "ord_rd", get_atom::value).code(), errc::not_found);
+  expect_stock("mug", 10, 0);
+}
+
 // A pending record the database refuses: the read gets the failure, nothing is stored, and what
 // the reserves held is released once they answered.
 TEST_F(OrderActorLosingReplies, AnOrderWhosePendingRecordIsRefusedReleasesWhatItHeld) {
@@ -830,7 +857,9 @@ TEST_F(OrderActorLosingReplies, AnOrderWhosePendingRecordFindsItStoredTakesTheSt
   caf::scoped_actor self{*system_};
   auto reading = self->request(node_.ctx->router, std::chrono::seconds(20), route_atom::value, order_type,
                                std::string("ord_dup"), caf::make_message(get_atom::value));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the pending record is refused
+  // The reserves then answer, from memory, before the store answers the pending record: the
+  // saga waits for that answer before its next write, which would otherwise be chained to the
+  // refused version and land on the stored order (version 2, this activation's payment).
   caf::anon_send(stand_ins_.back(), unpark_atom::value);
   auto placed = placing.get();
   ASSERT_TRUE(placed.value) << to_string(placed.code());
