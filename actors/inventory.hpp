@@ -75,8 +75,8 @@ struct item_commit {
 };
 struct item_release {
   std::string order_id;
-  // Only a held reservation: an order undoing what it reserved beside a pending record that was
-  // not written leaves alone a reservation another activation of the order already committed.
+  // Only a held reservation: an activation of an order that stored nothing yet, undoing what it
+  // reserved, leaves alone a reservation another activation of the order already committed.
   bool held_only = false;
 };
 struct item_ship {

@@ -434,10 +434,10 @@ void store_capture(order_actor* self, PaymentRecord capture, Then then) {
 // - Both stored: placed.
 // - The confirmation stored, a commit not: the reservation is stored, held (see hold_and_charge),
 //   and the item commits it when it next asks this order, as a confirmed order's (see
-//   inventory.hpp), so the order is placed. One gone (released meanwhile: by another activation
-//   of the order, or by a check that found the order not yet stored) is made again by the commit
-//   if the units are there; if not, the confirmed order has no units: it is cancelled, and so
-//   refunded (a crash before its cancel is stored leaves it confirmed without them: see the README).
+//   inventory.hpp), so the order is placed. One gone (released meanwhile by another activation of
+//   the order: a check finds this one stored, see pin) is made again by the commit if the units
+//   are there; if not, the confirmed order has no units: it is cancelled, and so refunded (a
+//   crash before its cancel is stored leaves it confirmed without them: see the README).
 // - The confirmation not stored: the capture is stored alone, and the recovery confirms the order
 //   (see recover), committing first.
 void confirm_and_commit(order_actor* self, PaymentRecord capture) {

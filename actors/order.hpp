@@ -1,13 +1,15 @@
-// Order actor, one per order: runs the placement saga (record as pending while reserving every
-// line in parallel → record as reserved, with the payment's pending record, while committing the
-// reservations → charge → record as confirmed, with the capture), compensating on every failure
+// Order actor, one per order: runs the placement saga (reserve every line in parallel, each item
+// answering at once → record as reserved, with the payment's pending record, while the items make
+// sure the reservations are stored → charge → record as confirmed, with the capture, while the
+// reservations are committed: two database round trips in a row), compensating on every failure
 // (release reservations, refund, or abandon a payment never charged), and takes cancel and ship.
-// Every step is idempotent, keyed by the order id.
+// Every step is idempotent, keyed by the order id. Read while its reserves are out, an order is
+// recorded as pending first (see pin in order.cpp).
 //
 // Protocol (reply, or error):
 //   order_place   -> OrderRecord  final state (confirmed, rejected, payment_failed) or cancelled;
 //                                 re-delivery answers the same order          db_unavailable
-//   get_atom      -> OrderRecord                                             not_found
+//   get_atom      -> OrderRecord  (placing: once its first write is stored)  not_found
 //   cancel_atom   -> OrderRecord  cancelled (releases stock, refunds)          not_found, conflict
 //   ship_atom     -> OrderRecord  shipped (stock leaves on_hand)               not_found, conflict, busy
 //   recover_atom  -> OrderRecord  an unfinished order finished or compensated  not_found
