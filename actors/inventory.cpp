@@ -36,7 +36,8 @@ struct inventory_state {
   std::unique_ptr<CommittedUnits> committed_units;
   // item_sync calls waiting for writes, each with the version the committed state must reach.
   // None waiting: no block.
-  std::unique_ptr<std::vector<std::pair<std::int64_t, caf::response_promise>>> syncs;
+  using Syncs = std::vector<std::pair<std::int64_t, caf::response_promise>>;
+  std::unique_ptr<Syncs> syncs;
   int writes_in_flight = 0;
   int checks_in_flight = 0;  // reads of the stored version (when_absent)
   bool exists = false;
@@ -117,7 +118,7 @@ bool knows(const inventory_state& st, const std::string& order_id) {
 void deliver_when_stored(inventory_actor* self, caf::response_promise rp) {
   auto& st = self->state;
   if (st.committed.version >= st.item.version) return rp.deliver(st.committed);
-  if (!st.syncs) st.syncs = std::make_unique<std::vector<std::pair<std::int64_t, caf::response_promise>>>();
+  if (!st.syncs) st.syncs = std::make_unique<inventory_state::Syncs>();
   st.syncs->emplace_back(st.item.version, std::move(rp));
 }
 

@@ -84,13 +84,13 @@ struct Running {
   // as that write stored it, or with the error that stopped it.
   std::forward_list<caf::response_promise> readers;
   // `pin`, only while the reserves are out (`reserving`): the saga's next step waits for its
-  // answer (`reserved`: the reserves' failures, kept meanwhile). Refused because the order is
+  // answer (`reserves_answered`: the reserves' failures, kept meanwhile). Refused because the order is
   // stored (`pin_refused`: another activation stored it), or failed (`pin_error`).
   bool reserving = false;
   bool pin_in_flight = false;
   bool pin_refused = false;
   caf::error pin_error;
-  std::optional<std::vector<errc>> reserved;
+  std::optional<std::vector<errc>> reserves_answered;
 };
 
 // Kept small: with the CAF actor around it, an order's state must stay within 256 B for the actor
@@ -275,9 +275,9 @@ void pin(order_actor* self) {
   auto answered = [self] {
     auto& run = self->state.saga();
     run.pin_in_flight = false;
-    if (!run.reserved) return;
-    auto failures = std::move(*run.reserved);
-    run.reserved.reset();
+    if (!run.reserves_answered) return;
+    auto failures = std::move(*run.reserves_answered);
+    run.reserves_answered.reset();
     after_reserve(self, failures);
   };
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
@@ -574,7 +574,7 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
   auto& run = st.saga();
   run.reserving = false;
   if (run.pin_in_flight) {  // goes on once it is answered (see pin)
-    run.reserved = failures;
+    run.reserves_answered = failures;
     return;
   }
   // Stored by another activation (see pin): as when the saga's first write finds it stored.

@@ -435,9 +435,8 @@ void Api::Impl::answer_stopped_placement(caf::event_based_actor* self, const std
               const auto& order = **stored;
               auto status = status_for(order);
               bool maybe_charged = order.payment && order.payment->status != "failed";
-              bool never_charged = !order.payment || order.payment->status == "failed";
               bool gone = code_of(err) == errc::unavailable;
-              if (gone || (status == 202 && maybe_charged) || (status != 202 && !never_charged))
+              if (gone || maybe_charged)
                 return finish(self, json_response(status, encode_order(order)));
               if (status == 202)
                 ask(self, order_type, id, recover_atom::value).then([](OrderRecord&) {}, [](caf::error&) {});
