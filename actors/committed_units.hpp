@@ -52,6 +52,17 @@ class CommittedUnits {
     ++count_;
   }
 
+  // The units of `order_id`; none when it has none here.
+  std::optional<std::int64_t> units(const std::string& order_id) const {
+    if (auto key = pack(order_id)) {
+      if (auto i = find(*key); i != kNone) return units_[i];
+    }
+    if (others_.empty()) return std::nullopt;
+    auto it = others_.find(order_id);
+    if (it == others_.end()) return std::nullopt;
+    return it->second;
+  }
+
   // Takes out the units of `order_id`; none when it has none here.
   std::optional<std::int64_t> take(const std::string& order_id) {
     if (auto key = pack(order_id)) {

@@ -19,6 +19,7 @@ namespace emporium {
 struct ActorSettings {
   std::int64_t reservation_ttl_ms = 900'000;
   std::int64_t reservation_check_ms = 30'000;  // a held reservation this old asks its order
+  std::int64_t reservation_commit_delay_ms = 1'000;  // a commit not written by then is written alone
   std::int64_t idle_passivate_ms = 120'000;
   std::int64_t terminal_passivate_ms = 5'000;
   std::int64_t payment_retries_max = 3;

@@ -38,6 +38,9 @@ struct inventory_state {
   // None waiting: no block.
   using Syncs = std::vector<std::pair<std::int64_t, caf::response_promise>>;
   std::unique_ptr<Syncs> syncs;
+  // Orders whose commit is not written yet (see item_commit): it goes with the item's next write,
+  // or on its own once reservation_commit_delay_ms passed. None: no block.
+  std::unique_ptr<std::vector<std::string>> unstored_commits;
   int writes_in_flight = 0;
   int checks_in_flight = 0;  // reads of the stored version (when_absent)
   bool exists = false;
@@ -122,10 +125,22 @@ void deliver_when_stored(inventory_actor* self, caf::response_promise rp) {
   st.syncs->emplace_back(st.item.version, std::move(rp));
 }
 
-// Writes the current item and `changed` reservations; answers `rp` with the item once committed.
+// Writes the current item and `changed` reservations, and the commits not written yet; answers
+// `rp` with the item once committed.
 void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf::response_promise rp,
              caf::message reply) {
   auto& st = self->state;
+  if (st.unstored_commits) {
+    for (auto& order_id : *st.unstored_commits) {
+      auto units = st.committed_units ? st.committed_units->units(order_id) : std::nullopt;
+      // Shipped or released since: that write, in `changed`, says what became of it.
+      if (!units || std::any_of(changed.begin(), changed.end(),
+                                [&](const ReservationRecord& r) { return r.order_id == order_id; }))
+        continue;
+      changed.push_back({st.sku(), std::move(order_id), *units, ReservationState::committed, 0});
+    }
+    st.unstored_commits.reset();
+  }
   std::int64_t expected = st.exists ? st.item.version : 0;
   st.item.version = expected + 1;
   st.exists = true;
@@ -161,6 +176,16 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
           });
 }
 
+// Writes the commits not written yet, if any is still committed.
+void write_commits(inventory_actor* self) {
+  auto& st = self->state;
+  if (!st.unstored_commits || st.broken) return;
+  auto still = std::any_of(st.unstored_commits->begin(), st.unstored_commits->end(),
+                           [&](const std::string& order_id) { return has_committed(st, order_id); });
+  if (still) persist(self, {}, caf::response_promise{}, {});
+  st.unstored_commits.reset();
+}
+
 // When a held reservation is checked against its order: reservation_check_ms after it was made
 // (its expiry is set reservation_ttl_ms after that).
 std::int64_t check_due(const inventory_state& st, const ReservationRecord& r) {
@@ -175,6 +200,17 @@ void schedule_at(inventory_actor* self, std::int64_t due) {
   st.timer_at = due;
   auto delay = std::max<std::int64_t>(due - st.ctx->clock->now_ms(), 0) + 1;
   self->delayed_send(self, ms(delay), expire_atom::value, due);
+}
+
+// A commit kept in memory for now: the item's next write takes it, or the timer writes it by
+// reservation_commit_delay_ms from now (any firing of the timer writes what is waiting).
+void defer_commit(inventory_actor* self, std::string order_id) {
+  auto& st = self->state;
+  if (!st.unstored_commits) {
+    st.unstored_commits = std::make_unique<std::vector<std::string>>();
+    schedule_at(self, st.ctx->clock->now_ms() + st.ctx->settings.reservation_commit_delay_ms);
+  }
+  st.unstored_commits->push_back(std::move(order_id));
 }
 
 // When a held reservation next needs the timer: its check, unless done, or its expiry, whichever
@@ -284,8 +320,10 @@ void check_reservations(inventory_actor* self) {
   st.checked_until = now;
 }
 
-// What the timer does: expire, check what came due, set the timer for what comes next.
+// What the timer does: write the commits waiting, expire, check what came due, set the timer for
+// what comes next.
 void on_timer(inventory_actor* self) {
+  write_commits(self);
   expire_reservations(self);
   check_reservations(self);
   schedule_expiry(self);
@@ -553,6 +591,13 @@ const caf::behavior& item_handlers() {
         r.expires_at_ms = 0;
         st.reservations.erase(it);
         add_committed(st, r.order_id, r.quantity);
+        if (st.ctx->settings.reservation_commit_delay_ms > 0) {
+          // Answered now, written later: the units stay reserved either way, and a commit lost
+          // with this activation is made again at the stored held reservation's check, which asks
+          // the order (confirmed: committed).
+          defer_commit(self, r.order_id);
+          return st.committed;
+        }
         auto rp = self->make_response_promise();
         persist(self, {r}, rp, {});
         return rp;
@@ -592,12 +637,14 @@ const caf::behavior& item_handlers() {
       },
       [](stop_atom) {
         auto* self = inventory_actor::current();
+        write_commits(self);
         self->state.stop_requested = true;  // the last answer it waits for stops it
         quit_when_done(self);
       },
       [](idle_atom) {  // the registry asks: nothing came for a while
         auto* self = inventory_actor::current();
         auto& st = self->state;
+        write_commits(self);
         // Held reservations keep the actor: their expiry timer lives here.
         if (st.writes_in_flight == 0 && !has_held(st))
           self->send(st.ctx->registries.at(inventory_type), idle_atom::value, st.sku());

@@ -20,6 +20,7 @@ ActorSettings actor_settings(const Config& config) {
   ActorSettings s;
   s.reservation_ttl_ms = config.orders.reservation_ttl_ms;
   s.reservation_check_ms = config.orders.reservation_check_ms;
+  s.reservation_commit_delay_ms = config.orders.reservation_commit_delay_ms;
   s.idle_passivate_ms = config.actors.idle_passivate_ms;
   s.terminal_passivate_ms = config.actors.terminal_passivate_ms;
   s.payment_retries_max = config.payment.retries_max;

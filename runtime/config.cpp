@@ -104,6 +104,7 @@ const Key kKeys[] = {
     {"orders.placement_timeout_ms", field<&C::orders, &C::Orders::placement_timeout_ms>, {1}},
     {"orders.reservation_ttl_ms", field<&C::orders, &C::Orders::reservation_ttl_ms>, {1000}},
     {"orders.reservation_check_ms", field<&C::orders, &C::Orders::reservation_check_ms>, {100, 86'400'000}},
+    {"orders.reservation_commit_delay_ms", field<&C::orders, &C::Orders::reservation_commit_delay_ms>, {0, 60'000}},
     {"orders.items_max", field<&C::orders, &C::Orders::items_max>, {1, 1000}},
     {"orders.quantity_max", field<&C::orders, &C::Orders::quantity_max>, {1}},
     {"orders.step_timeout_ms", field<&C::orders, &C::Orders::step_timeout_ms>, {100, 3'600'000}},

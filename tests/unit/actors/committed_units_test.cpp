@@ -102,8 +102,11 @@ TEST(CommittedUnits, AgreesWithAMapThroughRandomPutsAndTakes) {
       units.put(id, n);
       expected[id] = n;
     } else {
-      auto taken = units.take(id);
       auto it = expected.find(id);
+      auto looked_up = units.units(id);
+      ASSERT_EQ(looked_up.has_value(), it != expected.end()) << id << " at step " << step;
+      if (looked_up) EXPECT_EQ(*looked_up, it->second);
+      auto taken = units.take(id);
       ASSERT_EQ(taken.has_value(), it != expected.end()) << id << " at step " << step;
       if (taken) {
         EXPECT_EQ(*taken, it->second);

@@ -127,6 +127,78 @@ TEST_F(InventoryActor, AReleaseAfterACommitThatMadeTheReservationAgainReleasesIt
   EXPECT_EQ(now.on_hand, 9);   // ord_s1 shipped
 }
 
+// The reservations of `sku` as stored: order id and state.
+std::map<std::string, ReservationState> stored_reservations(caf::actor_system& system,
+                                                            const caf::actor& db, const std::string& sku) {
+  caf::scoped_actor self{system};
+  std::map<std::string, ReservationState> out;
+  self->request(db, std::chrono::seconds(5), db_read{[&](soci::session& s) {
+                  soci::rowset<soci::row> rows =
+                      (s.prepare << "SELECT order_id, state FROM reservations WHERE sku = '" + sku + "'");
+                  for (const auto& row : rows)
+                    out[row.get<std::string>(0)] = *reservation_state_from(row.get<std::string>(1));
+                }})
+      .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+  return out;
+}
+
+// A commit is answered at once. Its write goes with the item's next write, or alone when the timer
+// fires (orders.reservation_commit_delay_ms), or before the item passivates; a ship before it is
+// written leaves no row.
+TEST_F(InventoryActor, ACommitIsAnsweredAtOnceAndWrittenWithTheItemsNextWrite) {
+  using S = ReservationState;
+  using Rows = std::map<std::string, ReservationState>;
+  auto stored = [&] { return stored_reservations(*system_, node_.ctx->inventory_db, "mug"); };
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_a", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_a"}).value);
+  EXPECT_EQ(stored(), (Rows{{"ord_a", S::held}}));
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_b", 1}).value);
+  EXPECT_EQ(stored(), (Rows{{"ord_a", S::committed}, {"ord_b", S::held}}));
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_b"}).value);
+  EXPECT_EQ(stored(), (Rows{{"ord_a", S::committed}, {"ord_b", S::held}}));
+  caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
+                 caf::make_message(expire_atom::value));  // as the timer
+  for (int i = 0; i < 200 && stored().at("ord_b") != S::committed; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(stored(), (Rows{{"ord_a", S::committed}, {"ord_b", S::committed}}));
+  // Shipped before its commit was written: the ship deletes the row, and nothing brings it back.
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_c", 2}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_c"}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_c"}).value);
+  caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
+                 caf::make_message(expire_atom::value));
+  // Answered once stored, after any write the timer started.
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_e", 1}).value);
+  EXPECT_EQ(stored(), (Rows{{"ord_a", S::committed}, {"ord_b", S::committed}, {"ord_e", S::held}}));
+  // Passivated with a commit not written: written before the item stops.
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_d", 1}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_d"}).value);
+  EXPECT_TRUE(passivate(inventory_type, "mug"));
+  auto now = item("mug");  // a new activation, once the last one stopped
+  EXPECT_EQ(now.on_hand, 8);
+  EXPECT_EQ(now.reserved, 6);
+  EXPECT_EQ(stored(), (Rows{{"ord_a", S::committed}, {"ord_b", S::committed}, {"ord_d", S::committed},
+                            {"ord_e", S::held}}));
+}
+
+class CommitsWrittenAtOnce : public NodeFixture {
+ protected:
+  void configure(Config& c) override { c.orders.reservation_commit_delay_ms = 0; }
+};
+
+// With orders.reservation_commit_delay_ms = 0 a commit is written on its own and answered once
+// stored.
+TEST_F(CommitsWrittenAtOnce, ACommitIsAnsweredOnceStored) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_a", 3}).value);
+  auto committed = ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_a"});
+  ASSERT_TRUE(committed.value);
+  EXPECT_EQ(committed.value->version, 3);  // put, reserve, commit
+  EXPECT_EQ(stored_reservations(*system_, node_.ctx->inventory_db, "mug"),
+            (std::map<std::string, ReservationState>{{"ord_a", ReservationState::committed}}));
+}
+
 TEST_F(InventoryActor, ReleaseRestoresAvailableOnceOnly) {
   put_item("mug", 10);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_1", 3}).value);
