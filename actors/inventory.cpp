@@ -644,8 +644,8 @@ const caf::behavior& item_handlers() {
       [](idle_atom) {  // the registry asks: nothing came for a while
         auto* self = inventory_actor::current();
         auto& st = self->state;
-        write_commits(self);
-        // Held reservations keep the actor: their expiry timer lives here.
+        // Held reservations keep the actor: their expiry timer lives here. Commits not written
+        // yet do not: the stop writes them.
         if (st.writes_in_flight == 0 && !has_held(st))
           self->send(st.ctx->registries.at(inventory_type), idle_atom::value, st.sku());
       },

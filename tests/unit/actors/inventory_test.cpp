@@ -407,6 +407,16 @@ TEST_F(IdleActors, IdleItemPassivatesAndComesBackFromStorage) {
 }
 
 // A passivated entity counts as alive until it is down, and no longer after.
+// An item passivated for being idle writes its commits not written yet before it stops.
+TEST_F(IdleActors, AnIdleItemWritesItsCommitsBeforeItStops) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_a", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_a"}).value);
+  EXPECT_TRUE(all_down(inventory_type));
+  EXPECT_EQ(stored_reservations(*system_, node_.ctx->inventory_db, "mug"),
+            (std::map<std::string, ReservationState>{{"ord_a", ReservationState::committed}}));
+}
+
 TEST_F(IdleActors, PassivatedItemIsForgottenOnceDown) {
   put_item("mug", 10);
   EXPECT_EQ(stats(inventory_type).alive, 1);
