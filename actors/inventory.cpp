@@ -39,8 +39,13 @@ struct inventory_state {
   using Syncs = std::vector<std::pair<std::int64_t, caf::response_promise>>;
   std::unique_ptr<Syncs> syncs;
   // Orders whose commit is not written yet (see item_commit): it goes with the item's next write,
-  // or on its own once reservation_commit_delay_ms passed. None: no block.
-  std::unique_ptr<std::vector<std::string>> unstored_commits;
+  // or on its own once reservation_commit_delay_ms passed (the timer, kept by the node's
+  // Deadlines: set once per run of such commits, and mostly dropped unfired). None: no block.
+  struct UnstoredCommits {
+    std::vector<std::string> order_ids;
+    Deadlines::Token timer;
+  };
+  std::unique_ptr<UnstoredCommits> unstored_commits;
   int writes_in_flight = 0;
   int checks_in_flight = 0;  // reads of the stored version (when_absent)
   bool exists = false;
@@ -131,7 +136,8 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
              caf::message reply) {
   auto& st = self->state;
   if (st.unstored_commits) {
-    for (auto& order_id : *st.unstored_commits) {
+    st.ctx->deadlines->disarm(st.unstored_commits->timer);
+    for (auto& order_id : st.unstored_commits->order_ids) {
       auto units = st.committed_units ? st.committed_units->units(order_id) : std::nullopt;
       // Shipped or released since: that write, in `changed`, says what became of it.
       if (!units || std::any_of(changed.begin(), changed.end(),
@@ -180,7 +186,8 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
 void write_commits(inventory_actor* self) {
   auto& st = self->state;
   if (!st.unstored_commits || st.broken) return;
-  auto still = std::any_of(st.unstored_commits->begin(), st.unstored_commits->end(),
+  auto& ids = st.unstored_commits->order_ids;
+  auto still = std::any_of(ids.begin(), ids.end(),
                            [&](const std::string& order_id) { return has_committed(st, order_id); });
   if (still) persist(self, {}, caf::response_promise{}, {});
   st.unstored_commits.reset();
@@ -202,15 +209,16 @@ void schedule_at(inventory_actor* self, std::int64_t due) {
   self->delayed_send(self, ms(delay), expire_atom::value, due);
 }
 
-// A commit kept in memory for now: the item's next write takes it, or the timer writes it by
-// reservation_commit_delay_ms from now (any firing of the timer writes what is waiting).
+// A commit kept in memory for now: the item's next write takes it, or flush_atom writes it
+// reservation_commit_delay_ms from the first one waiting.
 void defer_commit(inventory_actor* self, std::string order_id) {
   auto& st = self->state;
   if (!st.unstored_commits) {
-    st.unstored_commits = std::make_unique<std::vector<std::string>>();
-    schedule_at(self, st.ctx->clock->now_ms() + st.ctx->settings.reservation_commit_delay_ms);
+    st.unstored_commits = std::make_unique<inventory_state::UnstoredCommits>();
+    st.unstored_commits->timer = st.ctx->deadlines->arm_message(
+        self, caf::make_message(flush_atom::value), st.ctx->settings.reservation_commit_delay_ms);
   }
-  st.unstored_commits->push_back(std::move(order_id));
+  st.unstored_commits->order_ids.push_back(std::move(order_id));
 }
 
 // When a held reservation next needs the timer: its check, unless done, or its expiry, whichever
@@ -320,10 +328,8 @@ void check_reservations(inventory_actor* self) {
   st.checked_until = now;
 }
 
-// What the timer does: write the commits waiting, expire, check what came due, set the timer for
-// what comes next.
+// What the timer does: expire, check what came due, set the timer for what comes next.
 void on_timer(inventory_actor* self) {
-  write_commits(self);
   expire_reservations(self);
   check_reservations(self);
   schedule_expiry(self);
@@ -634,6 +640,9 @@ const caf::behavior& item_handlers() {
         if (st.broken || due != st.timer_at) return;
         st.timer_at = 0;
         on_timer(self);
+      },
+      [](flush_atom) {  // the commits' timer (see defer_commit)
+        write_commits(inventory_actor::current());
       },
       [](stop_atom) {
         auto* self = inventory_actor::current();

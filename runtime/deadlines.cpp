@@ -16,6 +16,8 @@
 #include <caf/actor_addr.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/error.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/message.hpp>
 #include <caf/message_id.hpp>
 #include <caf/sec.hpp>
 
@@ -26,7 +28,8 @@ using steady = std::chrono::steady_clock;
 
 struct Slot {
   caf::actor_addr who;  // weak: a stopped actor is neither kept nor reached
-  std::uint64_t response_id = 0;
+  std::uint64_t response_id = 0;  // 0: `message` is delivered instead of a timeout
+  caf::message message;
   std::uint32_t generation = 0;
   bool armed = false;
 };
@@ -65,6 +68,7 @@ struct Deadlines::Impl {
   // outside the lock (the last weak reference frees the actor's memory).
   caf::actor_addr release(Slot& s, std::uint32_t index) {
     s.armed = false;
+    s.message = caf::message{};
     ++s.generation;
     if (s.generation == 0) s.generation = 1;  // 0 is the empty token
     free_slots.push_back(index);
@@ -76,6 +80,7 @@ struct Deadlines::Impl {
     steady::time_point at;
     caf::actor_addr who;
     std::uint64_t response_id;
+    caf::message message;
   };
 
   void run() {
@@ -97,14 +102,21 @@ struct Deadlines::Impl {
           auto& s = slots[d.slot];
           if (!s.armed || s.generation != d.generation) continue;
           auto id = s.response_id;
-          fire.push_back(Fire{d.at, release(s, d.slot), id});
+          auto message = std::move(s.message);
+          fire.push_back(Fire{d.at, release(s, d.slot), id, std::move(message)});
         }
       if (fire.empty()) continue;
       lock.unlock();
       // In the order they came due, across the queues (a late pass takes several at once).
       std::stable_sort(fire.begin(), fire.end(), [](const Fire& a, const Fire& b) { return a.at < b.at; });
       for (auto& f : fire) {
-        if (auto self = caf::actor_cast<caf::strong_actor_ptr>(f.who))
+        auto self = caf::actor_cast<caf::strong_actor_ptr>(f.who);
+        if (!self) continue;
+        if (f.response_id == 0)
+          self->get()->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                                         std::move(f.message)),
+                               nullptr);
+        else
           self->get()->eq_impl(caf::message_id{f.response_id}, self, nullptr,
                                caf::make_error(caf::sec::request_timeout));
       }
@@ -143,6 +155,15 @@ void Deadlines::stop() {
 }
 
 Deadlines::Token Deadlines::arm(caf::abstract_actor* self, std::uint64_t response_id, std::int64_t after_ms) {
+  return arm_message_or_timeout(self, response_id, caf::message{}, after_ms);
+}
+
+Deadlines::Token Deadlines::arm_message(caf::abstract_actor* self, caf::message message, std::int64_t after_ms) {
+  return arm_message_or_timeout(self, 0, std::move(message), after_ms);
+}
+
+Deadlines::Token Deadlines::arm_message_or_timeout(caf::abstract_actor* self, std::uint64_t response_id,
+                                                   caf::message message, std::int64_t after_ms) {
   auto who = self->address();  // taken outside the lock: it counts a reference
   auto& m = *impl_;
   bool wake = false;
@@ -162,6 +183,7 @@ Deadlines::Token Deadlines::arm(caf::abstract_actor* self, std::uint64_t respons
     auto& s = m.slots[index];
     s.who = std::move(who);
     s.response_id = response_id;
+    s.message = std::move(message);
     s.armed = true;
     ++m.armed;
     Queue* q = nullptr;

@@ -10,7 +10,8 @@
 // (disarm), so it holds no reference to its actor for longer than the request is open; and the
 // reference it holds is weak, so an actor that stops first is neither kept nor reached.
 //
-// Use it through request_within (runtime/timed_request.hpp), which arms and disarms.
+// Use it through request_within (runtime/timed_request.hpp), which arms and disarms. An actor's own
+// timer that is often set and seldom left to fire can be kept here too (arm_message).
 #pragma once
 
 #include <chrono>
@@ -19,6 +20,7 @@
 
 namespace caf {
 class abstract_actor;
+class message;
 }
 
 namespace emporium {
@@ -38,6 +40,8 @@ class Deadlines {
   // In `after_ms`, `self` gets sec::request_timeout as the answer to request `response_id`
   // (caf::message_id::integer_value() of the request's response id), unless disarmed first.
   Token arm(caf::abstract_actor* self, std::uint64_t response_id, std::int64_t after_ms);
+  // In `after_ms`, `self` gets `message` (from no sender), unless disarmed first.
+  Token arm_message(caf::abstract_actor* self, caf::message message, std::int64_t after_ms);
   // Drops the timeout; a token already delivered or disarmed is ignored.
   void disarm(Token token);
   // Stops the thread; nothing is delivered afterwards. Called before the actors stop.
@@ -46,6 +50,8 @@ class Deadlines {
   std::size_t armed() const;  // timeouts set and not yet delivered or disarmed
 
  private:
+  Token arm_message_or_timeout(caf::abstract_actor* self, std::uint64_t response_id,
+                               caf::message message, std::int64_t after_ms);
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared with its thread, which may outlive this object (stop)
 };

@@ -158,7 +158,7 @@ TEST_F(InventoryActor, ACommitIsAnsweredAtOnceAndWrittenWithTheItemsNextWrite) {
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_b"}).value);
   EXPECT_EQ(stored(), (Rows{{"ord_a", S::committed}, {"ord_b", S::held}}));
   caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
-                 caf::make_message(expire_atom::value));  // as the timer
+                 caf::make_message(flush_atom::value));  // as the timer
   for (int i = 0; i < 200 && stored().at("ord_b") != S::committed; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(stored(), (Rows{{"ord_a", S::committed}, {"ord_b", S::committed}}));
@@ -167,7 +167,7 @@ TEST_F(InventoryActor, ACommitIsAnsweredAtOnceAndWrittenWithTheItemsNextWrite) {
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_c"}).value);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_ship{"ord_c"}).value);
   caf::anon_send(node_.ctx->router, route_atom::value, inventory_type, std::string("mug"),
-                 caf::make_message(expire_atom::value));
+                 caf::make_message(flush_atom::value));
   // Answered once stored, after any write the timer started.
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_e", 1}).value);
   EXPECT_EQ(stored(), (Rows{{"ord_a", S::committed}, {"ord_b", S::committed}, {"ord_e", S::held}}));
@@ -186,6 +186,23 @@ class CommitsWrittenAtOnce : public NodeFixture {
  protected:
   void configure(Config& c) override { c.orders.reservation_commit_delay_ms = 0; }
 };
+
+class CommitsWrittenSoon : public NodeFixture {
+ protected:
+  void configure(Config& c) override { c.orders.reservation_commit_delay_ms = 50; }
+};
+
+// A commit that no other write takes is written by its timer.
+TEST_F(CommitsWrittenSoon, ACommitAloneIsWrittenByItsTimer) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_a", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_a"}).value);
+  auto stored = [&] { return stored_reservations(*system_, node_.ctx->inventory_db, "mug"); };
+  for (int i = 0; i < 300 && stored().at("ord_a") != ReservationState::committed; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(stored(), (std::map<std::string, ReservationState>{{"ord_a", ReservationState::committed}}));
+  EXPECT_EQ(item("mug").version, 3);  // put, reserve, the commit's write
+}
 
 // With orders.reservation_commit_delay_ms = 0 a commit is written on its own and answered once
 // stored.

@@ -181,5 +181,23 @@ TEST_F(DeadlinesTest, StopDropsWhatIsArmedAndArmsNothingMore) {
   self->send_exit(target, caf::exit_reason::user_shutdown);
 }
 
+// An actor's own timer: its message comes once, not before its time; one disarmed never comes.
+TEST_F(DeadlinesTest, AMessageComesAtItsTimeUnlessDisarmed) {
+  caf::scoped_actor self{*system_};
+  auto start = steady::now();
+  deadlines_.arm_message(self.ptr(), caf::make_message(flush_atom::value, std::int64_t{1}), 60);
+  auto dropped = deadlines_.arm_message(self.ptr(), caf::make_message(flush_atom::value, std::int64_t{2}), 30);
+  EXPECT_EQ(deadlines_.armed(), 2u);
+  deadlines_.disarm(dropped);
+  std::vector<std::int64_t> got;
+  self->receive([&](flush_atom, std::int64_t which) { got.push_back(which); },
+                caf::after(10s) >> [] { ADD_FAILURE() << "no message within 10 s"; });
+  EXPECT_GE(steady::now() - start, 60ms);
+  self->receive([&](flush_atom, std::int64_t which) { got.push_back(which); },
+                caf::after(200ms) >> [] {});
+  EXPECT_EQ(got, std::vector<std::int64_t>{1});
+  EXPECT_EQ(deadlines_.armed(), 0u);
+}
+
 }  // namespace
 }  // namespace emporium
