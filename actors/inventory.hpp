@@ -10,14 +10,17 @@
 //   item_sync           -> ItemRecord            unknown_sku, insufficient_stock
 //                          (once the reservation of the order is stored; made again if lost)
 //   item_commit         -> ItemRecord            not_found (no reservation, and none made again)
+//                          (answered at once; written with the item's next write, or alone within
+//                          reservation_commit_delay_ms, or before the item stops; 0: answered once
+//                          written. One made again is answered once written.)
 //   item_release        -> ItemRecord            (no reservation, or held_only and committed: unchanged)
 //   item_ship           -> ItemRecord            (no reservation: unchanged)
 //   (any write)                                  db_unavailable
 // A held reservation asks its order reservation_check_ms after it was made, and again when it
 // expires (reservation_ttl_ms), and then every reservation_check_ms for as long as it is held:
 // - an order confirmed gets it committed: an order confirms while its reservations are committed
-//   (see order.cpp), so a crash or a failed commit in between leaves a confirmed order whose
-//   reservation is still held, and stored;
+//   (see order.cpp), and a commit is written a moment later, so a crash or a failed write in
+//   between leaves a confirmed order whose reservation is still held, and stored;
 // - an order not stored, or finished otherwise, gets it released at once: an order reserves before
 //   its record is written, so a crash in between leaves a reservation no order knows;
 // - an order still placing (pending, reserved) keeps it: its saga, or the recovery, settles it
