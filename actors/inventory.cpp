@@ -641,8 +641,9 @@ const caf::behavior& item_handlers() {
         st.timer_at = 0;
         on_timer(self);
       },
-      [](flush_atom) {  // the commits' timer (see defer_commit)
+      [](flush_atom) {  // the commits' timer (see defer_commit), and the node's stop (registry)
         write_commits(inventory_actor::current());
+        return true;  // the write, if any, is on its way to the persistence actor
       },
       [](stop_atom) {
         auto* self = inventory_actor::current();

@@ -249,6 +249,15 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
   auto kill = [](const caf::actor& a) {
     if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
+  // Items keep a commit in memory for a moment (actors/inventory.cpp, item_commit): they write
+  // what they keep before the persistence actors flush and stop.
+  if (auto items = node.registries.find(inventory_type); items != node.registries.end()) {
+    caf::scoped_actor self{system};
+    self->request(items->second, std::chrono::seconds(5), flush_atom::value)
+        .receive([](bool) {}, [](caf::error& err) {
+          spdlog::warn("items did not all write their commits before the stop: {}", caf::to_string(err));
+        });
+  }
   node.ctx->deadlines->stop();
   kill(node.sweeper);
   kill(node.ctx->router);

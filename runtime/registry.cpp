@@ -308,6 +308,26 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
           else if (!it->second.stopping->held.empty()) it->second.stopping->stop_on_release = true;
         }
       },
+      // Before the node stops (stop_node_actors): each active entity gets flush_atom, and the answer
+      // comes once each has answered it, or failed to (an entity without a handler for it fails at
+      // once). An item writes then what it keeps in memory only (actors/inventory.cpp), so its
+      // write is queued at its persistence actor before that actor stops.
+      [=](flush_atom) -> caf::result<bool> {
+        auto left = std::make_shared<std::size_t>(0);
+        for (auto& [_, e] : self->state.entities)
+          if (e.handle) *left += 1;
+        if (*left == 0) return true;
+        auto rp = self->make_response_promise();
+        auto one_done = [left, rp]() mutable {
+          if (--*left == 0) rp.deliver(true);
+        };
+        for (auto& [_, e] : self->state.entities)
+          if (e.handle)
+            self->request(e.handle, std::chrono::seconds(2), flush_atom::value)
+                .then([one_done](bool) mutable { one_done(); },
+                      [one_done](caf::error&) mutable { one_done(); });
+        return rp;
+      },
       [=](stats_atom) {
         auto& st = self->state;
         auto stats = st.stats;

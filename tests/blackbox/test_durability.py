@@ -270,6 +270,22 @@ class CommitLostWithTheNodeTest(harness.NodeTestCase):
         self.assertStatus(self.place(node, cust, [(sku, 5)]), 409)  # 4 left: none sold twice
         self.assertStatus(self.place(node, cust, [(sku, 4)]), 201)
 
+    def test_a_node_stopped_by_sigterm_writes_its_commits_first(self):
+        node = self.node
+        admin = node.token("admin-ops", "admin")
+        cust = node.token(unique("cust"), SCOPES)
+        skus = [self.create_item(node, admin, on_hand=5) for _ in range(3)]
+        ids = []
+        for sku in skus:
+            r = self.place(node, cust, [(sku, 2)])
+            self.assertStatus(r, 201)
+            ids.append(r.json["id"])
+        for sku, oid in zip(skus, ids):
+            self.assertEqual(self.stored(sku), {oid: "held"})  # each item's only write so far
+        self.assertEqual(node.stop(), 0)
+        for sku, oid in zip(skus, ids):
+            self.assertEqual(self.stored(sku), {oid: "committed"})
+
 
 if __name__ == "__main__":
     unittest.main()
