@@ -1,7 +1,8 @@
 // The inventory item actor. Changes are applied in memory at once and written in order (each
 // write fenced by the version the previous one produced), so a hot SKU shares group commits
 // instead of waiting one commit per order. A change is answered only once its write committed,
-// save an early reserve (see item_reserve), whose caller asks item_sync before it relies on it.
+// save an early reserve (see item_reserve), whose caller asks item_sync before it relies on it,
+// and a commit on one node (see item_commit), which changes no count and is written later.
 // When a write fails, memory may be ahead of the database: the actor answers the rest with the
 // error and stops, and the next message activates it again from storage.
 #include "actors/inventory.hpp"
@@ -189,7 +190,8 @@ void write_commits(inventory_actor* self) {
   auto& ids = st.unstored_commits->order_ids;
   auto still = std::any_of(ids.begin(), ids.end(),
                            [&](const std::string& order_id) { return has_committed(st, order_id); });
-  if (still) persist(self, {}, caf::response_promise{}, {});
+  if (still) return persist(self, {}, caf::response_promise{}, {});  // takes them, and the timer
+  st.ctx->deadlines->disarm(st.unstored_commits->timer);
   st.unstored_commits.reset();
 }
 

@@ -20,7 +20,11 @@ ActorSettings actor_settings(const Config& config) {
   ActorSettings s;
   s.reservation_ttl_ms = config.orders.reservation_ttl_ms;
   s.reservation_check_ms = config.orders.reservation_check_ms;
-  s.reservation_commit_delay_ms = config.orders.reservation_commit_delay_ms;
+  // In a cluster a commit is written before it is answered: its write, fenced by the item's
+  // version, is what tells an activation that another one took over (and perhaps released the
+  // reservation, for a second activation of its order), so that the commit goes to the current
+  // one. On one node there is one activation of an item at a time.
+  s.reservation_commit_delay_ms = config.cluster.enabled ? 0 : config.orders.reservation_commit_delay_ms;
   s.idle_passivate_ms = config.actors.idle_passivate_ms;
   s.terminal_passivate_ms = config.actors.terminal_passivate_ms;
   s.payment_retries_max = config.payment.retries_max;
@@ -249,19 +253,21 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
   auto kill = [](const caf::actor& a) {
     if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
-  // Items keep a commit in memory for a moment (actors/inventory.cpp, item_commit): they write
-  // what they keep before the persistence actors flush and stop.
+  node.ctx->deadlines->stop();
+  kill(node.sweeper);
+  kill(node.ctx->router);
+  kill(node.ctx->provider_calls);  // and its callers, linked to it
+  // Items keep a commit in memory for a moment (actors/inventory.cpp, item_commit): once no call
+  // can reach them any more (the router is gone), they write what they keep, before the
+  // persistence actors flush and stop.
   if (auto items = node.registries.find(inventory_type); items != node.registries.end()) {
     caf::scoped_actor self{system};
+    if (node.ctx->router) self->wait_for(node.ctx->router);
     self->request(items->second, std::chrono::seconds(5), flush_atom::value)
         .receive([](bool) {}, [](caf::error& err) {
           spdlog::warn("items did not all write their commits before the stop: {}", caf::to_string(err));
         });
   }
-  node.ctx->deadlines->stop();
-  kill(node.sweeper);
-  kill(node.ctx->router);
-  kill(node.ctx->provider_calls);  // and its callers, linked to it
   for (auto& [_, r] : node.registries) kill(r);
   // Persistence actors drain their mailbox (and so their pending batch) before the exit message.
   for (const auto* shards : {&node.ctx->orders_shards, &node.ctx->inventory_shards})

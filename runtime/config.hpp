@@ -96,7 +96,8 @@ struct Config {
     std::int64_t placement_timeout_ms = 5'000;  // past this POST /v1/orders answers 202
     std::int64_t reservation_ttl_ms = 900'000;  // a reservation still held by then asks its order again
     std::int64_t reservation_check_ms = 30'000;  // a reservation still held by then asks its order
-    // A commit is answered at once and written with its item's next write, or alone by this time.
+    // A commit is answered at once and written with its item's next write, or alone by this time
+    // (one node only: in a cluster, 0; see actor_settings).
     std::int64_t reservation_commit_delay_ms = 1'000;
     std::int64_t items_max = 100;
     std::int64_t quantity_max = 1'000;

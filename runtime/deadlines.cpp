@@ -65,10 +65,11 @@ struct Deadlines::Impl {
   std::thread thread;
 
   // Frees a slot whose timeout is delivered or dropped; returns its reference, to be released
-  // outside the lock (the last weak reference frees the actor's memory).
-  caf::actor_addr release(Slot& s, std::uint32_t index) {
+  // outside the lock (the last weak reference frees the actor's memory), and moves its message to
+  // `message`, for the same reason.
+  caf::actor_addr release(Slot& s, std::uint32_t index, caf::message& message) {
     s.armed = false;
-    s.message = caf::message{};
+    message = std::move(s.message);
     ++s.generation;
     if (s.generation == 0) s.generation = 1;  // 0 is the empty token
     free_slots.push_back(index);
@@ -87,6 +88,7 @@ struct Deadlines::Impl {
     pthread_setname_np(pthread_self(), "emp.deadlines");  // for operators (top -H) and /proc
     std::vector<Fire> fire;
     std::vector<caf::actor_addr> dropped;
+    std::vector<caf::message> dropped_messages;
     std::unique_lock<std::mutex> lock(mx);
     while (!stopping) {
       // Asleep while nothing is queued: an arm into empty queues wakes the thread.
@@ -102,8 +104,9 @@ struct Deadlines::Impl {
           auto& s = slots[d.slot];
           if (!s.armed || s.generation != d.generation) continue;
           auto id = s.response_id;
-          auto message = std::move(s.message);
-          fire.push_back(Fire{d.at, release(s, d.slot), id, std::move(message)});
+          caf::message message;
+          auto who = release(s, d.slot, message);
+          fire.push_back(Fire{d.at, std::move(who), id, std::move(message)});
         }
       if (fire.empty()) continue;
       lock.unlock();
@@ -125,11 +128,15 @@ struct Deadlines::Impl {
     }
     // Stopped: drop every reference, outside the lock.
     for (std::uint32_t i = 0; i < slots.size(); ++i)
-      if (slots[i].armed) dropped.push_back(release(slots[i], i));
+      if (slots[i].armed) {
+        dropped_messages.emplace_back();
+        dropped.push_back(release(slots[i], i, dropped_messages.back()));
+      }
     queues.clear();
     queued = 0;
     lock.unlock();
     dropped.clear();
+    dropped_messages.clear();
   }
 };
 
@@ -204,12 +211,13 @@ Deadlines::Token Deadlines::arm_message_or_timeout(caf::abstract_actor* self, st
 void Deadlines::disarm(Token token) {
   if (token.generation == 0) return;
   caf::actor_addr who;
+  caf::message message;  // released after the lock, as `who`
   {
     std::lock_guard<std::mutex> lock(impl_->mx);
     if (token.slot >= impl_->slots.size()) return;
     auto& s = impl_->slots[token.slot];
     if (!s.armed || s.generation != token.generation) return;
-    who = impl_->release(s, token.slot);
+    who = impl_->release(s, token.slot, message);
   }
 }
 

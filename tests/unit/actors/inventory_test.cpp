@@ -187,6 +187,16 @@ class CommitsWrittenAtOnce : public NodeFixture {
   void configure(Config& c) override { c.orders.reservation_commit_delay_ms = 0; }
 };
 
+// In a cluster a commit is written before it is answered: its fenced write is what sends it to the
+// current activation of the item, when another one took over.
+TEST(ActorSettingsOfConfig, InAClusterEveryCommitIsWrittenBeforeItIsAnswered) {
+  Config config;
+  config.orders.reservation_commit_delay_ms = 700;
+  EXPECT_EQ(actor_settings(config).reservation_commit_delay_ms, 700);
+  config.cluster.enabled = true;
+  EXPECT_EQ(actor_settings(config).reservation_commit_delay_ms, 0);
+}
+
 class CommitsWrittenSoon : public NodeFixture {
  protected:
   void configure(Config& c) override { c.orders.reservation_commit_delay_ms = 50; }
