@@ -66,6 +66,16 @@ class Persistence : public ::testing::TestWithParam<Backend> {
   std::string orders_url_, inventory_url_;
 };
 
+// Applies `writes` as one batch, in a transaction of its own; which of them were applied.
+std::vector<bool> save_batch(soci::session& s, const std::vector<EntityWrite>& writes) {
+  std::vector<const EntityWrite*> batch;
+  for (auto& w : writes) batch.push_back(&w);
+  soci::transaction tx(s);
+  auto applied = save_entities(s, batch);
+  tx.commit();
+  return applied;
+}
+
 OrderRecord sample_order(const std::string& id, std::int64_t version) {
   return OrderRecord{id, "alice", "pending", "", {{"mug", 2, 1999}, {"pen", 1, 250}}, 4248, "USD",
                      std::nullopt, 1000, 1000, version};
@@ -113,15 +123,7 @@ TEST_P(Persistence, FinishedReservationsAreDeletedByTheirItemsWrite) {
       ItemWrite{{"mug", "Mug", 1999, "USD", 9, 4, 2}, 1, {released_a, shipped_b, committed_d}},
       ItemWrite{{"mug", "Mug", 1999, "USD", 9, 3, 8}, 7, {released_c}},  // stale
   };
-  std::vector<const EntityWrite*> batch;
-  for (auto& w : writes) batch.push_back(&w);
-  std::vector<bool> applied;
-  {
-    soci::transaction tx(s);
-    applied = save_entities(s, batch);
-    tx.commit();
-  }
-  EXPECT_EQ(applied, (std::vector<bool>{true, false}));
+  EXPECT_EQ(save_batch(s, writes), (std::vector<bool>{true, false}));
   long long rows = 0;
   s << "SELECT COUNT(*) FROM reservations", soci::into(rows);
   EXPECT_EQ(rows, 2);
@@ -316,15 +318,8 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
       OrderWrite{c1, 0, true, true},     // 7 insert with its payment's intent
       OrderWrite{b_intent, 5, true, true},  // 8 stale: its intent is not written either
   };
-  std::vector<const EntityWrite*> batch;
-  for (auto& w : writes) batch.push_back(&w);
-  std::vector<bool> applied;
-  {
-    soci::transaction tx(s);
-    applied = save_entities(s, batch);
-    tx.commit();
-  }
-  EXPECT_EQ(applied, (std::vector<bool>{true, true, false, false, false, true, true, true, false}));
+  EXPECT_EQ(save_batch(s, writes),
+            (std::vector<bool>{true, true, false, false, false, true, true, true, false}));
   auto c = load_order(s, "ord_c");
   ASSERT_TRUE(c && c->payment);
   EXPECT_EQ(c->payment->status, "pending");
@@ -367,14 +362,7 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
       ItemWrite{{"cup", "Cup", 500, "USD", 9, 0, 6}, 5, {}},                       // 4 stale
       ItemWrite{{"cup", "Cup", 500, "USD", 8, 0, 2}, 1, {}},  // 5 checked after 4 failed: applies
   };
-  batch.clear();
-  for (auto& w : items) batch.push_back(&w);
-  {
-    soci::transaction tx(inv);
-    applied = save_entities(inv, batch);
-    tx.commit();
-  }
-  EXPECT_EQ(applied, (std::vector<bool>{true, true, false, true, false, true}));
+  EXPECT_EQ(save_batch(inv, items), (std::vector<bool>{true, true, false, true, false, true}));
   auto mug = load_item(inv, "mug");
   ASSERT_TRUE(mug);
   EXPECT_EQ(mug->item.version, 3);
