@@ -58,6 +58,13 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
   ctx->inventory_shards = shards(config.database.inventory, Database::inventory);
   ctx->orders_db = ctx->orders_shards.front();
   ctx->inventory_db = ctx->inventory_shards.front();
+  auto reader = [&](const std::string& url, Database which) {  // writes nothing, migrates nothing
+    return spawn_persistence(system, {url, which, config.database.batch_size_max,
+                                      config.database.reconnect_interval_ms, false,
+                                      config.database.idle_in_transaction_ms, 0});
+  };
+  ctx->orders_reader = reader(config.database.orders, Database::orders);
+  ctx->inventory_reader = reader(config.database.inventory, Database::inventory);
   if (ctx->provider->blocking())
     ctx->provider_calls = spawn_provider_calls(system, ctx->provider, config.payment.connections,
                                                config.payment.queue_max);
@@ -153,7 +160,7 @@ void sweep_batch(caf::event_based_actor* self, const ContextPtr& ctx, const Swee
                  std::shared_ptr<SweepState> state, std::string after, std::int64_t before) {
   auto ids = std::make_shared<std::vector<std::string>>();
   auto limit = settings.batch_max;
-  self->request(ctx->orders_db, caf::infinite,
+  self->request(ctx->orders_reader, caf::infinite,
                 db_read{[ids, before, after, limit](soci::session& s) { *ids = unfinished_orders(s, before, after, limit); }})
       .then(
           [self, ctx, settings, state, ids, before](bool) {
@@ -185,7 +192,7 @@ void wake_items(caf::event_based_actor* self, const ContextPtr& ctx, const Sweep
   auto by = ctx->clock->now_ms() + std::max<std::int64_t>(0, actors.reservation_ttl_ms - actors.reservation_check_ms);
   auto skus = std::make_shared<std::vector<std::string>>();
   auto limit = settings.batch_max;
-  self->request(ctx->inventory_db, caf::infinite,
+  self->request(ctx->inventory_reader, caf::infinite,
                 db_read{[skus, by, after, limit](soci::session& s) { *skus = skus_holding(s, by, after, limit); }})
       .then(
           [self, ctx, settings, skus](bool) {
@@ -275,6 +282,8 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
       caf::anon_send(db, flush_atom::value);
       kill(db);
     }
+  kill(node.ctx->orders_reader);
+  kill(node.ctx->inventory_reader);
   // Detached (persistence) actors end only once every handle to them is gone, and their threads
   // must be done before the actor system is destroyed: the caller's other handles must already
   // be released (the edge's context).

@@ -304,7 +304,7 @@ void Api::Impl::admin_actor(Call& call, caf::atom_value type, const std::string&
     };
     auto stored = [this, self, type, id, answer, respond] {
       auto out = std::make_shared<std::optional<json::value>>();
-      auto db = type == inventory_type ? ctx->inventory_db : ctx->orders_db;
+      auto db = type == inventory_type ? ctx->inventory_reader : ctx->orders_reader;
       self->request(db, timeout(), db_read{[type, id, out](soci::session& s) {
                       if (type == order_type) {
                         if (auto o = load_order(s, id)) *out = order_state(*o);

@@ -529,7 +529,7 @@ void Api::Impl::list_orders(Call& call) {
   auto customer = call.who.claims.sub;
   gateway.run([this, customer, cursor, limit, respond = call.respond](caf::event_based_actor* self) {
     auto page = std::make_shared<std::vector<OrderRecord>>();
-    self->request(ctx->orders_db, timeout(), db_read{[page, customer, cursor, limit](soci::session& s) {
+    self->request(ctx->orders_reader, timeout(), db_read{[page, customer, cursor, limit](soci::session& s) {
                     *page = emporium::list_orders(s, customer, cursor, limit + 1);
                   }})
         .then(

@@ -287,5 +287,56 @@ class CommitLostWithTheNodeTest(harness.NodeTestCase):
             self.assertEqual(self.stored(sku), {oid: "committed"})
 
 
+class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
+    """A customer's order list, an admin's stored view and the recovery sweep read on a connection
+    of their own: a write that waits (here for a lock the test holds on the orders database) does
+    not hold them up."""
+
+    def setUp(self):
+        saved, harness.BACKEND = harness.BACKEND, "sqlite"  # a lock the test can hold
+        try:
+            self.node = harness.Node({})
+        finally:
+            harness.BACKEND = saved
+        self.addCleanup(harness.stop_node, self.node)
+        self.node.start()
+
+    def test_an_order_list_answers_while_a_write_waits(self):
+        node = self.node
+        admin = node.token("admin-ops", "admin")
+        cust = node.token(unique("cust"), SCOPES)
+        sku = self.create_item(node, admin, on_hand=10)
+        r = self.place(node, cust, [(sku, 1)])
+        self.assertStatus(r, 201)
+        first = r.json["id"]
+        lock = sqlite3.connect(node.orders_url[len("sqlite:"):], timeout=10, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            placing = threading.Thread(target=self._quiet, args=(self.place, node, cust, [(sku, 1)]),
+                                       daemon=True)
+            placing.start()
+            time.sleep(0.5)  # the second placement's first write now waits for the lock
+            started = time.time()
+            listed = request(node, "GET", "/v1/orders", token=cust, timeout=5)
+            self.assertStatus(listed, 200)
+            self.assertEqual([o["id"] for o in listed.json["data"]], [first])
+            viewed = request(node, "GET", "/admin/actors/order/" + first, token=admin, timeout=5)
+            self.assertStatus(viewed, 200)
+            self.assertLess(time.time() - started, 2.0)
+        finally:
+            lock.rollback()
+            lock.close()
+        placing.join(30)
+        listed = request(node, "GET", "/v1/orders", token=cust, timeout=5)
+        self.assertEqual(len(listed.json["data"]), 2)
+
+    @staticmethod
+    def _quiet(fn, *args):
+        try:
+            fn(*args)
+        except Exception:
+            pass
+
+
 if __name__ == "__main__":
     unittest.main()
