@@ -37,10 +37,10 @@ struct NodeContext {
   std::vector<caf::actor> inventory_shards;
   caf::actor orders_db;     // orders_shards[0]: it migrates; reads and node-wide work use it
   caf::actor inventory_db;  // inventory_shards[0]
-  // A connection of its own per database for the reads that are no entity's: the recovery sweep's
-  // pages, a customer's order list, the admin's stored views. Such a read can take milliseconds
-  // (the sweep's read of unfinished orders once took 15.8 ms under load); on a write connection
-  // every batch behind it would wait.
+  // A connection of its own per PostgreSQL database for the reads that are no entity's: the
+  // recovery sweep's pages, a customer's order list, the admin's stored views. Such a read can take
+  // milliseconds (the sweep's read of unfinished orders once took 15.8 ms under load); on a write
+  // connection every batch behind it would wait. On SQLite, orders_db and inventory_db.
   caf::actor orders_reader;
   caf::actor inventory_reader;
 

@@ -58,13 +58,18 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
   ctx->inventory_shards = shards(config.database.inventory, Database::inventory);
   ctx->orders_db = ctx->orders_shards.front();
   ctx->inventory_db = ctx->inventory_shards.front();
-  auto reader = [&](const std::string& url, Database which) {  // writes nothing, migrates nothing
+  // A PostgreSQL database gets a read connection of its own (it writes nothing, migrates
+  // nothing). A SQLite file keeps one connection: a second one setting the file up at the same
+  // time as the writer (WAL mode) can find it locked, and fail the writer's start for a second.
+  auto reader = [&](const std::string& url, Database which, const caf::actor& writer) {
+    auto parsed = parse_db_url(url);
+    if (!parsed || parsed->backend != Backend::postgresql) return writer;
     return spawn_persistence(system, {url, which, config.database.batch_size_max,
                                       config.database.reconnect_interval_ms, false,
                                       config.database.idle_in_transaction_ms, 0});
   };
-  ctx->orders_reader = reader(config.database.orders, Database::orders);
-  ctx->inventory_reader = reader(config.database.inventory, Database::inventory);
+  ctx->orders_reader = reader(config.database.orders, Database::orders, ctx->orders_db);
+  ctx->inventory_reader = reader(config.database.inventory, Database::inventory, ctx->inventory_db);
   if (ctx->provider->blocking())
     ctx->provider_calls = spawn_provider_calls(system, ctx->provider, config.payment.connections,
                                                config.payment.queue_max);
@@ -282,8 +287,8 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
       caf::anon_send(db, flush_atom::value);
       kill(db);
     }
-  kill(node.ctx->orders_reader);
-  kill(node.ctx->inventory_reader);
+  for (const auto& reader : {node.ctx->orders_reader, node.ctx->inventory_reader})
+    if (reader != node.ctx->orders_db && reader != node.ctx->inventory_db) kill(reader);
   // Detached (persistence) actors end only once every handle to them is gone, and their threads
   // must be done before the actor system is destroyed: the caller's other handles must already
   // be released (the edge's context).

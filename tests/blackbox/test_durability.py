@@ -5,6 +5,7 @@ and stock agrees with the orders."""
 import collections
 import random
 import sqlite3
+import subprocess
 import threading
 import time
 import unittest
@@ -288,18 +289,15 @@ class CommitLostWithTheNodeTest(harness.NodeTestCase):
 
 
 class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
-    """A customer's order list, an admin's stored view and the recovery sweep read on a connection
-    of their own: a write that waits (here for a lock the test holds on the orders database) does
-    not hold them up."""
+    """On PostgreSQL, a customer's order list, an admin's stored view and the recovery sweep read
+    on a connection of their own: a write that waits (here for a lock on the orders table) does not
+    hold them up. (A SQLite file has one connection.)"""
 
     def setUp(self):
-        saved, harness.BACKEND = harness.BACKEND, "sqlite"  # a lock the test can hold
-        try:
-            self.node = harness.Node({})
-        finally:
-            harness.BACKEND = saved
+        if harness.BACKEND != "postgres":
+            self.skipTest("PostgreSQL only: a SQLite file has one connection")
+        self.node = harness.start_node({})
         self.addCleanup(harness.stop_node, self.node)
-        self.node.start()
 
     def test_an_order_list_answers_while_a_write_waits(self):
         node = self.node
@@ -309,23 +307,25 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
         r = self.place(node, cust, [(sku, 1)])
         self.assertStatus(r, 201)
         first = r.json["id"]
-        lock = sqlite3.connect(node.orders_url[len("sqlite:"):], timeout=10, isolation_level=None)
-        lock.execute("BEGIN IMMEDIATE")
+        # Writes to the orders table wait for this lock; reads do not.
+        lock = subprocess.Popen(["psql", node.orders_url, "-v", "ON_ERROR_STOP=1", "-c",
+                                 "BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
+            time.sleep(0.5)
             placing = threading.Thread(target=self._quiet, args=(self.place, node, cust, [(sku, 1)]),
                                        daemon=True)
             placing.start()
-            time.sleep(0.5)  # the second placement's first write now waits for the lock
+            time.sleep(0.5)  # its first write now waits for the lock
             started = time.time()
             listed = request(node, "GET", "/v1/orders", token=cust, timeout=5)
             self.assertStatus(listed, 200)
             self.assertEqual([o["id"] for o in listed.json["data"]], [first])
-            viewed = request(node, "GET", "/admin/actors/order/" + first, token=admin, timeout=5)
-            self.assertStatus(viewed, 200)
             self.assertLess(time.time() - started, 2.0)
+            self.assertIsNone(lock.poll(), "the lock was not held throughout")
         finally:
-            lock.rollback()
-            lock.close()
+            lock.wait(30)
+        self.assertEqual(lock.returncode, 0, lock.stderr.read())
         placing.join(30)
         listed = request(node, "GET", "/v1/orders", token=cust, timeout=5)
         self.assertEqual(len(listed.json["data"]), 2)
