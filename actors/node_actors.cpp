@@ -66,7 +66,7 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
     if (!parsed || parsed->backend != Backend::postgresql) return writer;
     return spawn_persistence(system, {url, which, config.database.batch_size_max,
                                       config.database.reconnect_interval_ms, false,
-                                      config.database.idle_in_transaction_ms, 0});
+                                      config.database.idle_in_transaction_ms, 0, true});
   };
   ctx->orders_reader = reader(config.database.orders, Database::orders, ctx->orders_db);
   ctx->inventory_reader = reader(config.database.inventory, Database::inventory, ctx->inventory_db);

@@ -309,10 +309,19 @@ caf::behavior persistence(persistence_actor* self, PersistenceSettings settings)
       [=](db_read& r) -> caf::result<bool> {
         auto& st = self->state;
         if (!ensure_connected(st)) return make_error(errc::db_unavailable);
+        bool snapshot = st.settings.snapshot_reads && st.url->backend == Backend::postgresql;
         try {
+          if (snapshot) *st.session << "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
           r.run(*st.session);
+          if (snapshot) *st.session << "COMMIT";
           return true;
         } catch (const std::exception& e) {
+          if (snapshot) {
+            try {
+              *st.session << "ROLLBACK";
+            } catch (...) {
+            }
+          }
           if (is_connection_failure(e, *st.session)) {
             st.connected = false;
             return make_error(errc::db_unavailable);

@@ -48,6 +48,11 @@ struct PersistenceSettings {
   // A batch of kLingerMin to kLingerBelow - 1 writes waits this long, once, for more writes to
   // join it before it is committed (0: never waits). See flush_or_linger in persistence.cpp.
   std::int64_t linger_us = 0;
+  // Each db_read in one read-only snapshot (REPEATABLE READ on PostgreSQL): for a connection that
+  // only reads beside the writers (NodeContext::orders_reader), whose reads of several statements
+  // must not see a commit land between two of them. A write connection needs none: no commit of
+  // its own lands while it reads.
+  bool snapshot_reads = false;
 };
 
 // The batches that linger: a lone write does not (the rate is low: nothing would join it, and it

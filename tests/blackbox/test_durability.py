@@ -289,9 +289,9 @@ class CommitLostWithTheNodeTest(harness.NodeTestCase):
 
 
 class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
-    """On PostgreSQL, a customer's order list, an admin's stored view and the recovery sweep read
-    on a connection of their own: a write that waits (here for a lock on the orders table) does not
-    hold them up. (A SQLite file has one connection.)"""
+    """On PostgreSQL, a customer's order list (as the admin's stored views and the recovery sweep's
+    pages) reads on a connection of its own: a write that waits (here for a lock on the orders
+    table) does not hold it up. (A SQLite file has one connection.)"""
 
     def setUp(self):
         if harness.BACKEND != "postgres":
@@ -309,14 +309,18 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
         first = r.json["id"]
         # Writes to the orders table wait for this lock; reads do not.
         lock = subprocess.Popen(["psql", node.orders_url, "-v", "ON_ERROR_STOP=1", "-c",
-                                 "BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"],
+                                 "BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            time.sleep(0.5)
+            self.wait_for_pg(node, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                                   "WHERE c.relname = 'orders' AND l.mode = 'ExclusiveLock' AND l.granted")
             placing = threading.Thread(target=self._quiet, args=(self.place, node, cust, [(sku, 1)]),
                                        daemon=True)
             placing.start()
-            time.sleep(0.5)  # its first write now waits for the lock
+            # The placement's first write waits for the lock.
+            self.wait_for_pg(node, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   "AND datname = current_database()")
+            self.assertTrue(placing.is_alive())
             started = time.time()
             listed = request(node, "GET", "/v1/orders", token=cust, timeout=5)
             self.assertStatus(listed, 200)
@@ -329,6 +333,16 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
         placing.join(30)
         listed = request(node, "GET", "/v1/orders", token=cust, timeout=5)
         self.assertEqual(len(listed.json["data"]), 2)
+
+    def wait_for_pg(self, node, count_query):
+        deadline = time.time() + 10
+        while True:
+            r = subprocess.run(["psql", node.orders_url, "-At", "-c", count_query],
+                               capture_output=True, text=True, timeout=30)
+            if r.returncode == 0 and r.stdout.strip() not in ("", "0"):
+                return
+            self.assertLess(time.time(), deadline, "never came: %s (%s)" % (count_query, r.stderr))
+            time.sleep(0.05)
 
     @staticmethod
     def _quiet(fn, *args):

@@ -657,6 +657,33 @@ class PersistenceActor : public Persistence {
   std::vector<caf::actor> actors_;
 };
 
+// A reading connection beside the writers (snapshot_reads) runs each read in one snapshot: a commit
+// made by another connection between two of its statements is not seen by the second. Without
+// it, PostgreSQL's read committed lets the second statement see it.
+TEST_P(PersistenceActor, ASnapshotReadDoesNotSeeACommitBetweenItsStatements) {
+  if (GetParam() != Backend::postgresql) GTEST_SKIP() << "PostgreSQL only (a SQLite file has one connection)";
+  auto writer = connect(orders_url_);
+  migrate(*writer, GetParam(), Database::orders);
+  auto counts = [&](bool snapshot) {
+    actors_.push_back(spawn_persistence(*system_, {orders_url_, Database::orders, 256, 200, false, 2000, 0, snapshot}));
+    auto reader = actors_.back();
+    auto seen = std::make_shared<std::pair<long long, long long>>();
+    auto id = std::string(snapshot ? "ord_s" : "ord_n");
+    caf::scoped_actor self{*system_};
+    self->request(reader, std::chrono::seconds(10), db_read{[&, seen, id](soci::session& s) {
+                    s << "SELECT COUNT(*) FROM orders", soci::into(seen->first);
+                    save_order(*writer, sample_order(id, 1), 0, true);  // commits on its own
+                    s << "SELECT COUNT(*) FROM orders", soci::into(seen->second);
+                  }})
+        .receive([](bool) {}, [](caf::error& e) { FAIL() << caf::to_string(e); });
+    return *seen;
+  };
+  auto snapshot = counts(true);
+  EXPECT_EQ(snapshot.first, snapshot.second);
+  auto plain = counts(false);
+  EXPECT_EQ(plain.second, plain.first + 1);
+}
+
 TEST_P(PersistenceActor, ConcurrentWritesShareCommits) {
   auto db = spawn(orders_url_, Database::orders);
   constexpr int writes = 200;
