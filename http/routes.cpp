@@ -5,6 +5,7 @@
 #include "http/api_impl.hpp"
 #include "runtime/cluster.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <set>
@@ -223,6 +224,9 @@ void Api::Impl::ready(Call& call) {
   gateway.run([this, respond = call.respond](caf::event_based_actor* self) {
     std::vector<caf::actor> dbs = ctx->orders_shards;
     dbs.insert(dbs.end(), ctx->inventory_shards.begin(), ctx->inventory_shards.end());
+    // The read connections too, where they are connections of their own (PostgreSQL).
+    for (const auto& reader : {ctx->orders_reader, ctx->inventory_reader})
+      if (std::find(dbs.begin(), dbs.end(), reader) == dbs.end()) dbs.push_back(reader);
     auto left = std::make_shared<int>(static_cast<int>(dbs.size()) + (membership ? 1 : 0));
     auto ok = std::make_shared<bool>(true);
     auto joined = std::make_shared<bool>(true);
