@@ -844,11 +844,6 @@ std::vector<std::string> values_of(std::initializer_list<const Columns*> columns
   return out;
 }
 
-std::vector<std::string> concat(std::vector<std::string> a, std::vector<std::string> b) {
-  for (auto& v : b) a.push_back(std::move(v));
-  return a;
-}
-
 // `written` names the CTE whose rows (with an `id`) are the orders written.
 std::string order_children_sql(const std::string& written) {
   return "c AS (SELECT y.order_id, y.sku, y.line_no, y.quantity, y.unit_price_cents FROM "
@@ -1060,9 +1055,8 @@ Applied pg_items(StatementCache& s, const std::vector<Segment<ItemWrite>>& segme
              "WHERE w.sku = y.sku AND z.sku = y.sku AND z.order_id = y.order_id) ";
     return sql;
   };
-  auto reservation_values = [](const Reservations& r) {
-    if (r.gone.text[0].empty()) return values_of({&r.live});
-    return values_of({&r.live, &r.gone});
+  auto values = [](const Columns& item, const Reservations& r) {
+    return r.gone.text[0].empty() ? values_of({&item, &r.live}) : values_of({&item, &r.live, &r.gone});
   };
   if (!inserts.empty()) {
     auto c = columns(inserts, false);
@@ -1076,7 +1070,7 @@ Applied pg_items(StatementCache& s, const std::vector<Segment<ItemWrite>>& segme
         "ON CONFLICT (sku) DO NOTHING RETURNING sku), " +
             reservations_sql("i", r) +
             "SELECT coalesce(string_agg(CAST(x.n AS text), ','), '') FROM x JOIN i ON i.sku = x.sku",
-        concat(values_of({&c}), reservation_values(r)), inserts, ok);
+        values(c, r), inserts, ok);
   }
   if (!updates.empty()) {
     auto c = columns(updates, true);
@@ -1090,7 +1084,7 @@ Applied pg_items(StatementCache& s, const std::vector<Segment<ItemWrite>>& segme
         "on_hand = x.on_hand, reserved = x.reserved, version = x.version FROM x "
         "WHERE it.sku = x.sku AND it.version = x.expected RETURNING x.n, it.sku), " +
             reservations_sql("u", r) + "SELECT coalesce(string_agg(CAST(n AS text), ','), '') FROM u",
-        concat(values_of({&c}), reservation_values(r)), updates, ok);
+        values(c, r), updates, ok);
   }
   return ok;
 }

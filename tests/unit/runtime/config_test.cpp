@@ -256,6 +256,8 @@ const std::vector<KeySample>& every_key() {
        [](const Config& c) { return c.orders.reservation_ttl_ms == 1000; }},
       {"orders.reservation_check_ms", "EMPORIUM_ORDERS_RESERVATION_CHECK_MS", "250",
        [](const Config& c) { return c.orders.reservation_check_ms == 250; }},
+      {"orders.reservation_commit_delay_ms", "EMPORIUM_ORDERS_RESERVATION_COMMIT_DELAY_MS", "40",
+       [](const Config& c) { return c.orders.reservation_commit_delay_ms == 40; }},
       {"orders.items_max", "EMPORIUM_ORDERS_ITEMS_MAX", "1000",
        [](const Config& c) { return c.orders.items_max == 1000; }},
       {"orders.quantity_max", "EMPORIUM_ORDERS_QUANTITY_MAX", "5",
@@ -439,6 +441,8 @@ TEST_F(ConfigTest, OutOfRangeValuesAreRejectedNamingTheKey) {
       "orders.reservation_ttl_ms=999",
       "orders.reservation_check_ms=99",
       "orders.reservation_check_ms=86400001",
+      "orders.reservation_commit_delay_ms=-1",
+      "orders.reservation_commit_delay_ms=60001",
       "orders.items_max=0",
       "orders.items_max=1001",
       "orders.quantity_max=0",
@@ -480,15 +484,18 @@ TEST_F(ConfigTest, BoundaryValuesAreAccepted) {
 TEST_F(ConfigTest, SagaAndRecoveryKeysAcceptTheirBounds) {
   const Config low = load_config(with_set(
       {"orders.step_timeout_ms=100", "orders.recovery_interval_ms=100", "orders.recovery_batch_max=1",
-       "orders.reservation_check_ms=100"}));
+       "orders.reservation_check_ms=100", "orders.reservation_commit_delay_ms=0"}));
   EXPECT_EQ(low.orders.step_timeout_ms, 100);
+  EXPECT_EQ(low.orders.reservation_commit_delay_ms, 0);
   EXPECT_EQ(low.orders.reservation_check_ms, 100);
   EXPECT_EQ(low.orders.recovery_interval_ms, 100);
   EXPECT_EQ(low.orders.recovery_batch_max, 1);
   const Config high = load_config(with_set({"orders.step_timeout_ms=3600000",
                                             "orders.recovery_interval_ms=86400000",
                                             "orders.recovery_batch_max=100000",
-                                            "orders.reservation_check_ms=86400000"}));
+                                            "orders.reservation_check_ms=86400000",
+                                            "orders.reservation_commit_delay_ms=60000"}));
+  EXPECT_EQ(high.orders.reservation_commit_delay_ms, 60'000);
   EXPECT_EQ(high.orders.step_timeout_ms, 3'600'000);
   EXPECT_EQ(high.orders.reservation_check_ms, 86'400'000);
   EXPECT_EQ(high.orders.recovery_interval_ms, 86'400'000);
@@ -498,6 +505,7 @@ TEST_F(ConfigTest, SagaAndRecoveryKeysAcceptTheirBounds) {
   EXPECT_EQ(defaults.orders.recovery_interval_ms, 30'000);
   EXPECT_EQ(defaults.orders.recovery_batch_max, 1'000);
   EXPECT_EQ(defaults.orders.reservation_check_ms, 30'000);
+  EXPECT_EQ(defaults.orders.reservation_commit_delay_ms, 1'000);
 }
 
 // The http provider's limits: a call's timeout 100 ms to 120 s (default 5 s), 1 to 64 calls at
