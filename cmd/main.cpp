@@ -26,6 +26,7 @@
 #include "runtime/cluster.hpp"
 #include "runtime/persistence.hpp"
 #include "runtime/registry.hpp"
+#include "runtime/scheduler.hpp"
 #include "runtime/config.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/store.hpp"
@@ -258,6 +259,7 @@ int run_serve(const Config& config) {
   // orders/s on 2 cores: 22 % less CPU for the node per order, p50 2.4 instead of 3.0 ms; at 1,500/s
   // and at full load no change (bench/RESULTS.md, seventh run).
   if (threads == 1) caf_config.set("work-stealing.moderate-poll-attempts", size_t{0});
+  use_node_scheduler(caf_config);  // its clock sleeps through the exits of actors without timeouts
   add_message_types(caf_config);
   if (config.cluster.enabled) {
     caf_config.load<caf::io::middleman>();

@@ -20,6 +20,7 @@
 #include "runtime/atoms.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/registry.hpp"
+#include "runtime/scheduler.hpp"
 
 namespace emporium::testing {
 
@@ -85,6 +86,7 @@ class NodeFixture : public ::testing::Test {
     config_.orders.reservation_ttl_ms = 60'000;
     configure(config_);
     caf_config_.set("scheduler.max-threads", size_t{2});
+    use_node_scheduler(caf_config_);
     system_ = std::make_unique<caf::actor_system>(caf_config_);  // keeps a reference to it
     node_ = start_node_actors(*system_, config_, clock_, provider_);
   }
