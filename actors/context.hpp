@@ -31,6 +31,15 @@ struct ActorSettings {
 struct NodeContext {
   caf::actor router;
   std::map<caf::atom_value, caf::actor> registries;  // local registry per entity type
+  bool single_node = true;  // no cluster: this node owns every entity
+  // Where an entity call (route_atom, type, id, payload) goes. On a single node straight to the
+  // local registry of its type, which the router would only pass it on to: one message fewer per
+  // call, five per one-line order. In a cluster, the router, which finds the owner.
+  const caf::actor& route_for(caf::atom_value type) const {
+    if (single_node)
+      if (auto it = registries.find(type); it != registries.end()) return it->second;
+    return router;
+  }
   // Persistence actors, one connection each. An entity always uses the same one (picked by its
   // id), so its writes stay in order while different entities' writes go out in parallel.
   std::vector<caf::actor> orders_shards;

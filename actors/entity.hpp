@@ -1,5 +1,5 @@
 // Shared plumbing of entity actors: loading state before the first message, and asking other
-// entities through the node's router. Included by actor .cpp files only (it pulls in CAF).
+// entities (through the node's router in a cluster). Included by actor .cpp files only (it pulls in CAF).
 #pragma once
 
 #include <chrono>
@@ -107,13 +107,13 @@ void load_then(Self* self, const caf::actor& db, Load load, Done done) {
              [self](caf::error& err) { self->quit(err); });
 }
 
-// Sends `xs...` to entity (type, id) through the router: `ok(R&)` gets the answer, `failed` an
-// error, or sec::request_timeout once the step timeout (settings.step_timeout_ms) is up. The
-// timeout is kept by the node's Deadlines, not by CAF's clock (see runtime/deadlines.hpp).
+// Sends `xs...` to entity (type, id), through the router in a cluster: `ok(R&)` gets the answer,
+// `failed` an error, or sec::request_timeout once the step timeout (settings.step_timeout_ms) is
+// up. The timeout is kept by the node's Deadlines, not by CAF's clock (see runtime/deadlines.hpp).
 template <class R, class Self, class Ok, class Failed, class... Ts>
 void ask(Self* self, const ContextPtr& ctx, caf::atom_value type, const std::string& id, Ok ok,
          Failed failed, Ts&&... xs) {
-  request_within<R>(self, *ctx->deadlines, ctx->settings.step_timeout_ms, ctx->router, std::move(ok),
+  request_within<R>(self, *ctx->deadlines, ctx->settings.step_timeout_ms, ctx->route_for(type), std::move(ok),
                     std::move(failed), route_atom::value, type, id,
                     caf::make_message(std::forward<Ts>(xs)...));
 }

@@ -42,6 +42,7 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
   ctx->clock = std::move(clock);
   ctx->provider = std::move(provider);
   ctx->settings = actor_settings(config);
+  ctx->single_node = !config.cluster.enabled;
   // SQLite has one writer: more connections would only wait on each other's locks.
   auto shards = [&](const std::string& url, Database which) {
     auto parsed = parse_db_url(url);
@@ -267,11 +268,14 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
   };
   node.ctx->deadlines->stop();
   kill(node.sweeper);
+  // On a single node calls go straight to the registries (NodeContext::route_for): they refuse
+  // every call from now on, as the router's stop makes them unreachable in a cluster.
+  for (auto& [_, r] : node.registries) caf::anon_send(r, close_atom::value);
   kill(node.ctx->router);
   kill(node.ctx->provider_calls);  // and its callers, linked to it
   // Items keep a commit in memory for a moment (actors/inventory.cpp, item_commit): once no call
-  // can reach them any more (the router is gone), they write what they keep, before the
-  // persistence actors flush and stop.
+  // can reach them any more (the registries are closed, the router is gone), they write what they
+  // keep, before the persistence actors flush and stop.
   if (auto items = node.registries.find(inventory_type); items != node.registries.end()) {
     caf::scoped_actor self{system};
     if (node.ctx->router) self->wait_for(node.ctx->router);

@@ -190,7 +190,7 @@ struct Api::Impl {
 
   template <class... Ts>
   auto ask(caf::event_based_actor* self, caf::atom_value type, const std::string& id, Ts&&... xs) {
-    return self->request(ctx->router, timeout(), route_atom::value, type, id,
+    return self->request(ctx->route_for(type), timeout(), route_atom::value, type, id,
                          caf::make_message(std::forward<Ts>(xs)...));
   }
 

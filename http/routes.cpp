@@ -477,7 +477,7 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
     input->card.wipe();
     // The placement timeout is kept by the node's Deadlines, not CAF's clock (runtime/deadlines.hpp).
     request_within<OrderRecord>(
-        self, *ctx->deadlines, settings.placement_timeout_ms, ctx->router,
+        self, *ctx->deadlines, settings.placement_timeout_ms, ctx->route_for(order_type),
         [self, finish](OrderRecord& order) { finish(self, json_response(status_for(order), encode_order(order))); },
         [this, self, id, finish](caf::error& err) {
           if (err == caf::sec::request_timeout) {
@@ -562,7 +562,8 @@ void Api::Impl::order_command(Call& call, bool ship) {
               if (!who.admin() && order.customer_id != who.claims.sub)
                 return respond(problem(404, "Not found", "no such order"));
               auto command = ship ? caf::make_message(ship_atom::value) : caf::make_message(cancel_atom::value);
-              self->request(ctx->router, timeout(), route_atom::value, order_type, id, std::move(command))
+              self->request(ctx->route_for(order_type), timeout(), route_atom::value, order_type, id,
+                            std::move(command))
                   .then([respond](OrderRecord& o) { respond(json_response(200, encode_order(o))); },
                         [this, respond](caf::error& err) { respond(failure(err)); });
             },

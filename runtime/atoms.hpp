@@ -15,6 +15,7 @@ using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using close_atom = caf::atom_constant<caf::atom("close")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;

@@ -69,6 +69,7 @@ struct registry_state {
   // terminal_after_ms): when (steady clock, ms), and which activation.
   std::deque<std::pair<std::int64_t, caf::actor_id>> terminal;
   bool terminal_tick_set = false;
+  bool closed = false;  // the node is stopping: calls are refused (close_atom)
   RegistryStats stats;
   static inline const char* name = "registry";
 };
@@ -206,6 +207,7 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
       [=](route_atom, caf::atom_value, const std::string& id,
           caf::message& payload) -> caf::result<caf::message> {
         auto& st = self->state;
+        if (st.closed) return caf::make_error(caf::sec::request_receiver_down);
         auto it = st.entities.find(id);
         if (it != st.entities.end() && it->second.stopping) {
           if (static_cast<std::int64_t>(it->second.stopping->held.size()) < hold.held_max)
@@ -328,6 +330,9 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
                       [one_done](caf::error&) mutable { one_done(); });
         return rp;
       },
+      // The node is stopping: from now on a call is refused as if its receiver were gone, as it
+      // was when every call went through the router and the stop began by stopping the router.
+      [=](close_atom) { self->state.closed = true; },
       [=](stats_atom) {
         auto& st = self->state;
         auto stats = st.stats;

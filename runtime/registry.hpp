@@ -1,10 +1,11 @@
 // Activation registry (virtual actors, as Orleans grains): one per entity type and node. It
 // activates an entity actor on its first message and forgets it when the actor passivates.
 //
-// The routing seam: every message for an entity is sent to the node's router as
+// The routing seam: every message for an entity is sent as
 //   (route_atom, type, id, payload)
-// and the reply comes back to the caller. Today the router hands the message to the local
-// registry of `type`; a cluster puts the owner lookup (and other nodes) behind the same message.
+// and the reply comes back to the caller. On a single node it comes straight here (NodeContext::
+// route_for); a cluster puts the owner lookup (and other nodes) behind the same message, sent to
+// the node's router. Once closed (close_atom, the node is stopping) a registry refuses every call.
 //
 // Passivation protocol: an idle entity sends (idle_atom, id) to its registry; the registry answers
 // stop_atom, which queues behind every message it forwarded before, so nothing forwarded is lost.

@@ -197,6 +197,25 @@ TEST(ActorSettingsOfConfig, InAClusterEveryCommitIsWrittenBeforeItIsAnswered) {
   EXPECT_EQ(actor_settings(config).reservation_commit_delay_ms, 0);
 }
 
+// On a single node an entity call goes straight to the registry of its type; in a cluster, and for a
+// type with no registry here, to the router.
+TEST(NodeContextRoute, ASingleNodeCallsItsRegistriesAClusterItsRouter) {
+  caf::actor_system_config cfg;
+  caf::actor_system system{cfg};
+  auto dummy = [](caf::event_based_actor*) -> caf::behavior { return {[](get_atom) {}}; };
+  NodeContext ctx;
+  ctx.router = system.spawn(dummy);
+  ctx.registries[order_type] = system.spawn(dummy);
+  ctx.registries[inventory_type] = system.spawn(dummy);
+  EXPECT_EQ(ctx.route_for(order_type), ctx.registries[order_type]);
+  EXPECT_EQ(ctx.route_for(inventory_type), ctx.registries[inventory_type]);
+  EXPECT_EQ(ctx.route_for(payment_type), ctx.router);
+  ctx.single_node = false;
+  EXPECT_EQ(ctx.route_for(order_type), ctx.router);
+  for (const auto& a : {ctx.router, ctx.registries[order_type], ctx.registries[inventory_type]})
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}
+
 class CommitsWrittenSoon : public NodeFixture {
  protected:
   void configure(Config& c) override { c.orders.reservation_commit_delay_ms = 50; }

@@ -89,6 +89,9 @@ class NodeFixture : public ::testing::Test {
     use_node_scheduler(caf_config_);
     system_ = std::make_unique<caf::actor_system>(caf_config_);  // keeps a reference to it
     node_ = start_node_actors(*system_, config_, clock_, provider_);
+    // Before any call (a fresh node has nothing to recover): every call then goes to the router,
+    // where a test can put a stand-in in front of a registry (register_atom).
+    if (calls_through_router()) node_.ctx->single_node = false;
   }
 
   void TearDown() override {
@@ -98,6 +101,9 @@ class NodeFixture : public ::testing::Test {
   }
 
   virtual void configure(Config&) {}
+  // Entity calls through the router, as in a cluster (by default a single node's go straight to
+  // the registries: NodeContext::route_for).
+  virtual bool calls_through_router() const { return false; }
 
   template <class T, class... Ts>
   Reply<T> ask(caf::atom_value type, const std::string& id, Ts&&... xs) {

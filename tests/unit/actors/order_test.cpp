@@ -182,6 +182,7 @@ caf::behavior inventory_stand_in(caf::event_based_actor* self, caf::actor real,
 
 class OrderActorLosingReplies : public OrderActor {
  protected:
+  bool calls_through_router() const override { return true; }
   // Puts a stand-in with `script` in front of the inventory registry: the router sends item calls
   // to it.
   std::shared_ptr<ReserveScript> script_reserves(ReserveScript script) {

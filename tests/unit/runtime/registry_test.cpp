@@ -102,6 +102,24 @@ TEST_F(Registry, OneSweepAsksAllIdleEntitiesBelowTheLimit) {
   EXPECT_EQ(probes_->load(), 10);
 }
 
+// A closed registry (the node is stopping) refuses every call as if it were gone, for an active
+// entity and a new one alike, and activates nothing more.
+TEST_F(Registry, AClosedRegistryRefusesEveryCall) {
+  start(-1, 16);
+  activate(1);  // "e0" is active
+  caf::scoped_actor self{*system_};
+  self->send(registry_, close_atom::value);
+  for (const char* id : {"e0", "e1"}) {
+    caf::error got;
+    self->request(registry_, 5s, route_atom::value, probe_type, std::string(id), caf::make_message(get_atom::value))
+        .receive([](int) { ADD_FAILURE() << "a closed registry passed a call on"; }, [&](caf::error& err) { got = err; });
+    EXPECT_EQ(got, caf::sec::request_receiver_down) << id;
+  }
+  RegistryStats st;
+  self->request(registry_, 5s, stats_atom::value).receive([&](RegistryStats& s) { st = s; }, [](caf::error&) {});
+  EXPECT_EQ(st.activations, 1);
+}
+
 // Answers (get_atom) and reports itself finished to its registry; counts idle probes.
 caf::behavior finisher(caf::event_based_actor* self, caf::actor registry, std::shared_ptr<std::atomic<int>> probes) {
   return {
