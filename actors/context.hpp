@@ -31,7 +31,7 @@ struct ActorSettings {
 struct NodeContext {
   caf::actor router;
   std::map<caf::atom_value, caf::actor> registries;  // local registry per entity type
-  bool single_node = true;  // no cluster: this node owns every entity
+  bool single_node = false;  // no cluster: this node owns every entity (start_node_actors sets it)
   // Where an entity call (route_atom, type, id, payload) goes. On a single node straight to the
   // local registry of its type, which the router would only pass it on to: one message fewer per
   // call, five per one-line order. In a cluster, the router, which finds the owner.

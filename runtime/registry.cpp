@@ -5,6 +5,7 @@
 #include <chrono>
 #include <deque>
 #include <unordered_map>
+#include <utility>
 
 #include <caf/all.hpp>
 
@@ -332,7 +333,15 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
       },
       // The node is stopping: from now on a call is refused as if its receiver were gone, as it
       // was when every call went through the router and the stop began by stopping the router.
-      [=](close_atom) { self->state.closed = true; },
+      // Calls held for a stopping activation are answered so too: none starts a new one.
+      [=](close_atom) {
+        auto& st = self->state;
+        st.closed = true;
+        for (auto& [_, e] : st.entities)
+          if (e.stopping)
+            for (auto& m : std::exchange(e.stopping->held, {}))
+              m.rp.deliver(caf::make_error(caf::sec::request_receiver_down));
+      },
       [=](stats_atom) {
         auto& st = self->state;
         auto stats = st.stats;

@@ -204,6 +204,7 @@ TEST(NodeContextRoute, ASingleNodeCallsItsRegistriesAClusterItsRouter) {
   caf::actor_system system{cfg};
   auto dummy = [](caf::event_based_actor*) -> caf::behavior { return {[](get_atom) {}}; };
   NodeContext ctx;
+  ctx.single_node = true;
   ctx.router = system.spawn(dummy);
   ctx.registries[order_type] = system.spawn(dummy);
   ctx.registries[inventory_type] = system.spawn(dummy);

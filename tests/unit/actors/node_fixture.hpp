@@ -91,6 +91,7 @@ class NodeFixture : public ::testing::Test {
     node_ = start_node_actors(*system_, config_, clock_, provider_);
     // Before any call (a fresh node has nothing to recover): every call then goes to the router,
     // where a test can put a stand-in in front of a registry (register_atom).
+    EXPECT_TRUE(node_.ctx->single_node);
     if (calls_through_router()) node_.ctx->single_node = false;
   }
 

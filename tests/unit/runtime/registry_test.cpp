@@ -317,6 +317,24 @@ TEST_F(RegistryHold, AMessageForAStoppingEntityWaitsUntilItIsDown) {
 }
 
 // An activation that does not stop is waited for `hold_ms`, no longer.
+// Closing (the node's stop) answers the calls that wait for a stopping activation as refused: none
+// starts a new activation once the old one is down.
+TEST_F(RegistryHold, ClosingAnswersTheCallsItHolds) {
+  start_stubborn({10'000, 16});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  call(self, 2);
+  EXPECT_EQ(answer(self, 300ms), 0);  // waiting
+  self->send(registry_, close_atom::value);
+  EXPECT_EQ(answer(self, 5000ms), -1);
+  self->send(old, letgo_atom::value);
+  old = nullptr;
+  std::this_thread::sleep_for(100ms);
+  auto st = stats();
+  EXPECT_EQ(st.activations, 1);
+  EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}}));
+}
+
 TEST_F(RegistryHold, TheWaitEndsAfterItsTime) {
   start_stubborn({300, 16});
   caf::scoped_actor self{*system_};

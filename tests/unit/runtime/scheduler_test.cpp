@@ -29,6 +29,12 @@ caf::behavior asker(caf::event_based_actor* self, caf::actor target, caf::timesp
   return {[self](stop_atom) { self->quit(); }};
 }
 
+// Tells `report` when its receive timeout fires (CAF's ordinary timeout), and stops on stop_atom.
+caf::behavior waiting(caf::event_based_actor* self, caf::actor report) {
+  return {[self](stop_atom) { self->quit(); },
+          caf::after(std::chrono::milliseconds(30)) >> [self, report] { self->send(report, timeout_atom::value); }};
+}
+
 caf::behavior idle(caf::event_based_actor* self) {
   return {[self](stop_atom) { self->quit(); }};
 }
@@ -75,6 +81,18 @@ TEST_F(NodeSchedulerTest, ARequestTimeoutStillComesAtItsTime) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
   self->send(a, stop_atom::value);
   self->send_exit(target, caf::exit_reason::user_shutdown);
+}
+
+// A receive timeout (`after`) is set with the clock too: it fires, and its actor's exit is passed on.
+TEST_F(NodeSchedulerTest, AReceiveTimeoutFiresAndItsActorsExitIsPassedOn) {
+  caf::scoped_actor self{*system_};
+  auto before = clock_exits(*system_);
+  auto w = system_->spawn(waiting, caf::actor{self});
+  bool fired = false;
+  self->receive([&](timeout_atom) { fired = true; }, caf::after(10s) >> [] { ADD_FAILURE() << "no receive timeout"; });
+  EXPECT_TRUE(fired);
+  self->send(w, stop_atom::value);
+  EXPECT_TRUE(eventually([&] { return clock_exits(*system_).passed_on == before.passed_on + 1; }));
 }
 
 // The exit of an actor with a timeout still open reaches CAF's clock, which lets go of the actor
