@@ -3,6 +3,8 @@
 #include "http/codec.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <string_view>
 #include <set>
 
 #include <boost/json.hpp>
@@ -215,31 +217,84 @@ Decoded<std::int64_t> decode_adjust(std::string_view body) {
 
 namespace {
 
-json::object order_json(const OrderRecord& o) {
-  json::array items;
-  for (const auto& l : o.lines)
-    items.push_back({{"sku", l.sku},
-                     {"quantity", l.quantity},
-                     {"unit_price_cents", l.unit_price_cents},
-                     {"line_total_cents", l.quantity * l.unit_price_cents}});
-  json::value payment = nullptr;
-  if (o.payment)
-    payment = json::object{{"id", o.payment->id},
-                           {"status", o.payment->status},
-                           {"brand", o.payment->brand},
-                           {"last4", o.payment->last4}};
-  json::value reason = nullptr;
-  if (!o.failure_reason.empty()) reason = o.failure_reason;
-  return {{"id", o.id},
-          {"customer_id", o.customer_id},
-          {"status", shown_status(o.status)},
-          {"items", std::move(items)},
-          {"total_cents", o.total_cents},
-          {"currency", o.currency},
-          {"payment", std::move(payment)},
-          {"failure_reason", std::move(reason)},
-          {"created_at", rfc3339(o.created_at_ms)},
-          {"updated_at", rfc3339(o.updated_at_ms)}};
+// Appends `s` as a JSON string: `"` and `\` escaped, control characters as \u00XX, the rest
+// (UTF-8 included) as it is.
+void append_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t plain = 0;  // start of the run not yet appended
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + plain, i - plain);
+    plain = i + 1;
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  out.append(s.data() + plain, s.size() - plain);
+  out += '"';
+}
+
+void append_int(std::string& out, std::int64_t v) {
+  char buf[24];
+  auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  out.append(buf, end);
+}
+
+// An order as the API shows it, written straight into `out`: it is the answer of every placement,
+// and building a JSON tree first took 3 % of the node's CPU, on the actors' thread.
+void append_order(std::string& out, const OrderRecord& o) {
+  out += "{\"id\":";
+  append_string(out, o.id);
+  out += ",\"customer_id\":";
+  append_string(out, o.customer_id);
+  out += ",\"status\":";
+  append_string(out, shown_status(o.status));
+  out += ",\"items\":[";
+  for (std::size_t i = 0; i < o.lines.size(); ++i) {
+    const auto& l = o.lines[i];
+    out += i == 0 ? "{\"sku\":" : ",{\"sku\":";
+    append_string(out, l.sku);
+    out += ",\"quantity\":";
+    append_int(out, l.quantity);
+    out += ",\"unit_price_cents\":";
+    append_int(out, l.unit_price_cents);
+    out += ",\"line_total_cents\":";
+    append_int(out, l.quantity * l.unit_price_cents);
+    out += '}';
+  }
+  out += "],\"total_cents\":";
+  append_int(out, o.total_cents);
+  out += ",\"currency\":";
+  append_string(out, o.currency);
+  out += ",\"payment\":";
+  if (o.payment) {
+    out += "{\"id\":";
+    append_string(out, o.payment->id);
+    out += ",\"status\":";
+    append_string(out, o.payment->status);
+    out += ",\"brand\":";
+    append_string(out, o.payment->brand);
+    out += ",\"last4\":";
+    append_string(out, o.payment->last4);
+    out += '}';
+  } else {
+    out += "null";
+  }
+  out += ",\"failure_reason\":";
+  if (o.failure_reason.empty()) out += "null";
+  else append_string(out, o.failure_reason);
+  out += ",\"created_at\":";
+  append_string(out, rfc3339(o.created_at_ms));
+  out += ",\"updated_at\":";
+  append_string(out, rfc3339(o.updated_at_ms));
+  out += '}';
 }
 
 json::object item_json(const ItemRecord& i, bool admin_view) {
@@ -257,7 +312,12 @@ json::object item_json(const ItemRecord& i, bool admin_view) {
 
 }  // namespace
 
-std::string encode_order(const OrderRecord& order) { return json::serialize(order_json(order)); }
+std::string encode_order(const OrderRecord& order) {
+  std::string out;
+  out.reserve(384 + 96 * order.lines.size());
+  append_order(out, order);
+  return out;
+}
 
 std::string encode_item(const ItemRecord& item, bool admin_view) {
   return json::serialize(item_json(item, admin_view));
@@ -265,11 +325,16 @@ std::string encode_item(const ItemRecord& item, bool admin_view) {
 
 std::string encode_order_page(const std::vector<OrderRecord>& orders,
                               const std::optional<std::string>& next_cursor) {
-  json::array data;
-  for (const auto& o : orders) data.push_back(order_json(o));
-  json::value cursor = nullptr;
-  if (next_cursor) cursor = *next_cursor;
-  return json::serialize(json::object{{"data", std::move(data)}, {"next_cursor", std::move(cursor)}});
+  std::string out = "{\"data\":[";
+  for (std::size_t i = 0; i < orders.size(); ++i) {
+    if (i > 0) out += ',';
+    append_order(out, orders[i]);
+  }
+  out += "],\"next_cursor\":";
+  if (next_cursor) append_string(out, *next_cursor);
+  else out += "null";
+  out += '}';
+  return out;
 }
 
 std::string encode_item_list(const std::vector<ItemRecord>& items, bool admin_view) {

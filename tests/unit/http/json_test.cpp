@@ -14,6 +14,7 @@
 #include <boost/json.hpp>
 
 #include "http/codec.hpp"
+#include "runtime/clock.hpp"
 
 namespace emporium {
 namespace {
@@ -123,4 +124,69 @@ TEST(OrderJson, ACancelOrShipUnderWayShowsConfirmed) {
     auto body = boost::json::parse(encode_order(order)).as_object();
     EXPECT_EQ(body.at("status").as_string(), shown) << stored;
   }
+}
+
+// The order is written straight into its text (no JSON tree): every field as the API shows it,
+// strings escaped so that any text parses back to itself, in the order of the fields below.
+TEST(OrderJson, AnOrderIsWrittenAsTheApiShowsItWithEveryStringEscaped) {
+  using emporium::OrderRecord;
+  namespace json = boost::json;
+  OrderRecord order;
+  order.id = "ord_1";
+  order.customer_id = std::string("a\"b\\c/\x01\x1f\n\t é ✓") + std::string(1, '\0') + "end";
+  order.status = "confirmed";
+  order.lines = {{"mug", 2, 1999}, {"pen", 3, 250}};
+  order.total_cents = 4748;
+  order.currency = "EUR";
+  emporium::PaymentRecord payment;
+  payment.id = "pay_1";
+  payment.status = "captured";
+  payment.brand = "visa";
+  payment.last4 = "4242";
+  order.payment = payment;
+  order.created_at_ms = 1'700'000'000'123;
+  order.updated_at_ms = 1'700'000'000'456;
+  auto text = emporium::encode_order(order);
+  json::object expected{
+      {"id", "ord_1"},
+      {"customer_id", order.customer_id},
+      {"status", "confirmed"},
+      {"items", json::array{json::object{{"sku", "mug"}, {"quantity", 2}, {"unit_price_cents", 1999}, {"line_total_cents", 3998}},
+                            json::object{{"sku", "pen"}, {"quantity", 3}, {"unit_price_cents", 250}, {"line_total_cents", 750}}}},
+      {"total_cents", 4748},
+      {"currency", "EUR"},
+      {"payment", json::object{{"id", "pay_1"}, {"status", "captured"}, {"brand", "visa"}, {"last4", "4242"}}},
+      {"failure_reason", nullptr},
+      {"created_at", emporium::rfc3339(order.created_at_ms)},
+      {"updated_at", emporium::rfc3339(order.updated_at_ms)}};
+  auto parsed = emporium::parse_strict(text);  // strict: no duplicate keys, nothing after it
+  ASSERT_TRUE(parsed) << text;
+  EXPECT_EQ(*parsed, json::value(expected)) << text;
+  std::vector<std::string> keys;
+  for (const auto& kv : parsed->as_object()) keys.emplace_back(kv.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"id", "customer_id", "status", "items", "total_cents", "currency",
+                                            "payment", "failure_reason", "created_at", "updated_at"}));
+  EXPECT_NE(text.find(R"(a\"b\\c/\u0001\u001f\u000a\u0009 é ✓\u0000end)"), std::string::npos) << text;
+
+  order.payment.reset();
+  order.lines.clear();
+  order.status = "payment_failed";
+  order.failure_reason = "card_declined";
+  auto failed = boost::json::parse(emporium::encode_order(order)).as_object();
+  EXPECT_TRUE(failed.at("payment").is_null());
+  EXPECT_TRUE(failed.at("items").as_array().empty());
+  EXPECT_EQ(failed.at("failure_reason").as_string(), "card_declined");
+}
+
+TEST(OrderJson, APageListsItsOrdersAndItsCursor) {
+  emporium::OrderRecord a, b;
+  a.id = "ord_a";
+  b.id = "ord_b";
+  auto page = boost::json::parse(emporium::encode_order_page({a, b}, std::string("c\"1"))).as_object();
+  ASSERT_EQ(page.at("data").as_array().size(), 2u);
+  EXPECT_EQ(page.at("data").as_array()[1].as_object().at("id").as_string(), "ord_b");
+  EXPECT_EQ(page.at("next_cursor").as_string(), "c\"1");
+  auto last = boost::json::parse(emporium::encode_order_page({}, std::nullopt)).as_object();
+  EXPECT_TRUE(last.at("data").as_array().empty());
+  EXPECT_TRUE(last.at("next_cursor").is_null());
 }
