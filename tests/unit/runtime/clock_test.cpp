@@ -1,8 +1,11 @@
-// rfc3339: the date computed without gmtime_r and printf, checked against them.
+// rfc3339, computed without gmtime_r and printf and checked against them; ids from new_id.
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
 #include <random>
+#include <set>
+#include <thread>
+#include <vector>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -46,6 +49,43 @@ TEST(Rfc3339, AgreesWithTheCLibraryOverTenThousandYears) {
     ASSERT_EQ(rfc3339(ms), reference(ms)) << ms;
     ASSERT_EQ(rfc3339(ms - 1), reference(ms - 1)) << ms - 1;
   }
+}
+
+}  // namespace
+}  // namespace emporium
+
+namespace emporium {
+namespace {
+
+// Ids from the buffered generator: the same form as always (prefix, 10 characters of time, 16 of
+// randomness, Crockford base32), all different over many refills of the buffer (each takes 256),
+// from several threads at once, and every character of the alphabet in every random position.
+TEST(NewId, UniqueWellFormedAndRandomAcrossRefillsAndThreads) {
+  constexpr int kThreads = 4, kEach = 5'000;
+  std::vector<std::vector<std::string>> made(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&made, t] {
+      for (int i = 0; i < kEach; ++i) made[t].push_back(new_id("ord_", 1'795'734'062'345));
+    });
+  for (auto& th : threads) th.join();
+  const std::string alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
+  std::set<std::string> all;
+  std::vector<std::set<char>> seen(16);
+  for (const auto& ids : made)
+    for (const auto& id : ids) {
+      ASSERT_EQ(id.size(), 4u + 26u) << id;
+      ASSERT_EQ(id.substr(0, 4), "ord_");
+      for (char c : id.substr(4)) ASSERT_NE(alphabet.find(c), std::string::npos) << id;
+      for (int i = 0; i < 16; ++i) seen[i].insert(id[4 + 10 + i]);
+      all.insert(id);
+    }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kEach));
+  // Random parts that repeat: ids differ by their time part alone (it rises by 1 ms per id).
+  std::set<std::string> randoms;
+  for (const auto& id : all) randoms.insert(id.substr(14));
+  EXPECT_EQ(randoms.size(), all.size());
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(seen[i].size(), 32u) << "position " << i;
 }
 
 }  // namespace
