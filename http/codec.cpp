@@ -325,7 +325,9 @@ std::string encode_item(const ItemRecord& item, bool admin_view) {
 
 std::string encode_order_page(const std::vector<OrderRecord>& orders,
                               const std::optional<std::string>& next_cursor) {
-  std::string out = "{\"data\":[";
+  std::string out;
+  out.reserve(64 + 480 * orders.size());
+  out += "{\"data\":[";
   for (std::size_t i = 0; i < orders.size(); ++i) {
     if (i > 0) out += ',';
     append_order(out, orders[i]);

@@ -81,8 +81,8 @@ std::string rfc3339(std::int64_t ms) {
   std::int64_t day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
   std::int64_t month = month_from_march < 10 ? month_from_march + 3 : month_from_march - 9;
   std::int64_t year = year_of_era + era * 400 + (month <= 2 ? 1 : 0);
-  if (year < 0 || year > 9999) {  // not a time an order has: written as before, the slow way
-    std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  if (year < 0 || year > 9999) {  // not a time an order has: by gmtime_r, the slow way
+    std::time_t seconds = static_cast<std::time_t>((ms - in_day % 1'000) / 1'000);  // floored too
     std::tm tm{};
     gmtime_r(&seconds, &tm);
     char wide[64];

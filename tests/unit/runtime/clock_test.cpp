@@ -34,6 +34,10 @@ TEST(Rfc3339, KnownTimes) {
   EXPECT_EQ(rfc3339(1'795'734'062'345), "2026-11-26T23:01:02.345Z");
   EXPECT_EQ(rfc3339(253'402'300'799'999), "9999-12-31T23:59:59.999Z");
   EXPECT_EQ(rfc3339(-1), "1969-12-31T23:59:59.999Z");  // floored, not "-001" milliseconds
+  EXPECT_EQ(rfc3339(-62'167'219'200'000), "0000-01-01T00:00:00.000Z");
+  // Outside years 0 to 9999, gmtime_r and printf write it (floored as well).
+  EXPECT_EQ(rfc3339(253'402'300'800'000), "10000-01-01T00:00:00.000Z");
+  EXPECT_EQ(rfc3339(-62'167'219'200'001), "-001-12-31T23:59:59.999Z");
 }
 
 TEST(Rfc3339, AgreesWithTheCLibraryOverTenThousandYears) {
