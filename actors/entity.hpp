@@ -1,5 +1,6 @@
 // Shared plumbing of entity actors: loading state before the first message, and asking other
-// entities (through the node's router in a cluster). Included by actor .cpp files only (it pulls in CAF).
+// entities (through the node's router in a cluster). Included by actor .cpp files only (it pulls
+// in CAF).
 #pragma once
 
 #include <chrono>
@@ -113,8 +114,8 @@ void load_then(Self* self, const caf::actor& db, Load load, Done done) {
 template <class R, class Self, class Ok, class Failed, class... Ts>
 void ask(Self* self, const ContextPtr& ctx, caf::atom_value type, const std::string& id, Ok ok,
          Failed failed, Ts&&... xs) {
-  request_within<R>(self, *ctx->deadlines, ctx->settings.step_timeout_ms, ctx->route_for(type), std::move(ok),
-                    std::move(failed), route_atom::value, type, id,
+  request_within<R>(self, *ctx->deadlines, ctx->settings.step_timeout_ms, ctx->route_for(type),
+                    std::move(ok), std::move(failed), route_atom::value, type, id,
                     caf::make_message(std::forward<Ts>(xs)...));
 }
 

@@ -562,8 +562,8 @@ void Api::Impl::order_command(Call& call, bool ship) {
               if (!who.admin() && order.customer_id != who.claims.sub)
                 return respond(problem(404, "Not found", "no such order"));
               auto command = ship ? caf::make_message(ship_atom::value) : caf::make_message(cancel_atom::value);
-              self->request(ctx->route_for(order_type), timeout(), route_atom::value, order_type, id,
-                            std::move(command))
+              self->request(ctx->route_for(order_type), timeout(), route_atom::value, order_type,
+                            id, std::move(command))
                   .then([respond](OrderRecord& o) { respond(json_response(200, encode_order(o))); },
                         [this, respond](caf::error& err) { respond(failure(err)); });
             },

@@ -75,7 +75,8 @@ std::string rfc3339(std::int64_t ms) {
   std::int64_t z = days + 719'468;
   std::int64_t era = (z >= 0 ? z : z - 146'096) / 146'097;
   std::int64_t day_of_era = z - era * 146'097;
-  std::int64_t year_of_era = (day_of_era - day_of_era / 1'460 + day_of_era / 36'524 - day_of_era / 146'096) / 365;
+  std::int64_t year_of_era =
+      (day_of_era - day_of_era / 1'460 + day_of_era / 36'524 - day_of_era / 146'096) / 365;
   std::int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
   std::int64_t month_from_march = (5 * day_of_year + 2) / 153;
   std::int64_t day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
@@ -86,13 +87,15 @@ std::string rfc3339(std::int64_t ms) {
     std::tm tm{};
     gmtime_r(&seconds, &tm);
     char wide[64];
-    std::snprintf(wide, sizeof wide, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(in_day % 1'000));
+    std::snprintf(wide, sizeof wide, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(in_day % 1'000));
     return wide;
   }
   char buf[] = "0000-00-00T00:00:00.000Z";  // 24 characters and the terminator
   auto put = [&buf](int at, std::int64_t value, int digits) {
-    for (int i = digits - 1; i >= 0; --i, value /= 10) buf[at + i] = static_cast<char>('0' + value % 10);
+    for (int i = digits - 1; i >= 0; --i, value /= 10)
+      buf[at + i] = static_cast<char>('0' + value % 10);
   };
   put(0, year, 4);
   put(5, month, 2);

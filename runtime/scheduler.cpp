@@ -54,7 +54,8 @@ class QuietClock : public caf::detail::thread_safe_actor_clock {
   }
 
   ClockExits exits() const {
-    return {passed_on_.load(std::memory_order_relaxed), kept_quiet_.load(std::memory_order_relaxed)};
+    return {passed_on_.load(std::memory_order_relaxed),
+            kept_quiet_.load(std::memory_order_relaxed)};
   }
 
  private:
@@ -110,7 +111,9 @@ class NodeScheduler : public caf::scheduler::coordinator<caf::policy::work_steal
 
 }  // namespace
 
-void use_node_scheduler(caf::actor_system_config& config) { config.load<NodeScheduler>(); }
+void use_node_scheduler(caf::actor_system_config& config) {
+  config.load<NodeScheduler>();
+}
 
 ClockExits clock_exits(caf::actor_system& system) {
   auto* scheduler = dynamic_cast<NodeScheduler*>(&system.scheduler());

@@ -13,7 +13,7 @@
 namespace caf {
 class actor_system;
 class actor_system_config;
-}
+}  // namespace caf
 
 namespace emporium {
 

@@ -197,8 +197,8 @@ TEST(ActorSettingsOfConfig, InAClusterEveryCommitIsWrittenBeforeItIsAnswered) {
   EXPECT_EQ(actor_settings(config).reservation_commit_delay_ms, 0);
 }
 
-// On a single node an entity call goes straight to the registry of its type; in a cluster, and for a
-// type with no registry here, to the router.
+// On a single node an entity call goes straight to the registry of its type; in a cluster, and for
+// a type with no registry here, to the router.
 TEST(NodeContextRoute, ASingleNodeCallsItsRegistriesAClusterItsRouter) {
   caf::actor_system_config cfg;
   caf::actor_system system{cfg};

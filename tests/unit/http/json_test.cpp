@@ -151,11 +151,18 @@ TEST(OrderJson, AnOrderIsWrittenAsTheApiShowsItWithEveryStringEscaped) {
       {"id", "ord_1"},
       {"customer_id", order.customer_id},
       {"status", "confirmed"},
-      {"items", json::array{json::object{{"sku", "mug"}, {"quantity", 2}, {"unit_price_cents", 1999}, {"line_total_cents", 3998}},
-                            json::object{{"sku", "pen"}, {"quantity", 3}, {"unit_price_cents", 250}, {"line_total_cents", 750}}}},
+      {"items", json::array{json::object{{"sku", "mug"},
+                                         {"quantity", 2},
+                                         {"unit_price_cents", 1999},
+                                         {"line_total_cents", 3998}},
+                            json::object{{"sku", "pen"},
+                                         {"quantity", 3},
+                                         {"unit_price_cents", 250},
+                                         {"line_total_cents", 750}}}},
       {"total_cents", 4748},
       {"currency", "EUR"},
-      {"payment", json::object{{"id", "pay_1"}, {"status", "captured"}, {"brand", "visa"}, {"last4", "4242"}}},
+      {"payment",
+       json::object{{"id", "pay_1"}, {"status", "captured"}, {"brand", "visa"}, {"last4", "4242"}}},
       {"failure_reason", nullptr},
       {"created_at", emporium::rfc3339(order.created_at_ms)},
       {"updated_at", emporium::rfc3339(order.updated_at_ms)}};
@@ -164,8 +171,9 @@ TEST(OrderJson, AnOrderIsWrittenAsTheApiShowsItWithEveryStringEscaped) {
   EXPECT_EQ(*parsed, json::value(expected)) << text;
   std::vector<std::string> keys;
   for (const auto& kv : parsed->as_object()) keys.emplace_back(kv.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"id", "customer_id", "status", "items", "total_cents", "currency",
-                                            "payment", "failure_reason", "created_at", "updated_at"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"id", "customer_id", "status", "items", "total_cents",
+                                            "currency", "payment", "failure_reason", "created_at",
+                                            "updated_at"}));
   EXPECT_NE(text.find(R"(a\"b\\c/\u0001\u001f\u000a\u0009 é ✓\u0000end)"), std::string::npos) << text;
 
   order.payment.reset();
@@ -182,7 +190,8 @@ TEST(OrderJson, APageListsItsOrdersAndItsCursor) {
   emporium::OrderRecord a, b;
   a.id = "ord_a";
   b.id = "ord_b";
-  auto page = boost::json::parse(emporium::encode_order_page({a, b}, std::string("c\"1"))).as_object();
+  auto page =
+      boost::json::parse(emporium::encode_order_page({a, b}, std::string("c\"1"))).as_object();
   ASSERT_EQ(page.at("data").as_array().size(), 2u);
   EXPECT_EQ(page.at("data").as_array()[1].as_object().at("id").as_string(), "ord_b");
   EXPECT_EQ(page.at("next_cursor").as_string(), "c\"1");

@@ -4,9 +4,9 @@
 #include <ctime>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
-#include <string>
 
 #include <gtest/gtest.h>
 
@@ -21,15 +21,16 @@ std::string reference(std::int64_t ms) {
   std::tm tm{};
   gmtime_r(&seconds, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
   return buf;
 }
 
 TEST(Rfc3339, KnownTimes) {
   EXPECT_EQ(rfc3339(0), "1970-01-01T00:00:00.000Z");
-  EXPECT_EQ(rfc3339(951'782'400'000), "2000-02-29T00:00:00.000Z");     // a leap day of a 400th year
-  EXPECT_EQ(rfc3339(4'107'542'399'999), "2100-02-28T23:59:59.999Z");   // 2100 has no leap day
+  EXPECT_EQ(rfc3339(951'782'400'000), "2000-02-29T00:00:00.000Z");    // a leap day of a 400th year
+  EXPECT_EQ(rfc3339(4'107'542'399'999), "2100-02-28T23:59:59.999Z");  // 2100 has no leap day
   EXPECT_EQ(rfc3339(4'107'542'400'000), "2100-03-01T00:00:00.000Z");
   EXPECT_EQ(rfc3339(1'795'734'062'345), "2026-11-26T23:01:02.345Z");
   EXPECT_EQ(rfc3339(253'402'300'799'999), "9999-12-31T23:59:59.999Z");

@@ -111,12 +111,15 @@ TEST_F(Registry, AClosedRegistryRefusesEveryCall) {
   self->send(registry_, close_atom::value);
   for (const char* id : {"e0", "e1"}) {
     caf::error got;
-    self->request(registry_, 5s, route_atom::value, probe_type, std::string(id), caf::make_message(get_atom::value))
-        .receive([](int) { ADD_FAILURE() << "a closed registry passed a call on"; }, [&](caf::error& err) { got = err; });
+    self->request(registry_, 5s, route_atom::value, probe_type, std::string(id),
+                  caf::make_message(get_atom::value))
+        .receive([](int) { ADD_FAILURE() << "a closed registry passed a call on"; },
+                 [&](caf::error& err) { got = err; });
     EXPECT_EQ(got, caf::sec::request_receiver_down) << id;
   }
   RegistryStats st;
-  self->request(registry_, 5s, stats_atom::value).receive([&](RegistryStats& s) { st = s; }, [](caf::error&) {});
+  self->request(registry_, 5s, stats_atom::value)
+      .receive([&](RegistryStats& s) { st = s; }, [](caf::error&) {});
   EXPECT_EQ(st.activations, 1);
 }
 

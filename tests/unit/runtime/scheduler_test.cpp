@@ -1,14 +1,15 @@
 // The node's scheduler: its clock passes on only the exits of actors that set a timeout with it,
 // and CAF's timeouts still work through it.
+#include "runtime/scheduler.hpp"
+
+#include <gtest/gtest.h>
+
+#include <caf/all.hpp>
 #include <chrono>
 #include <memory>
 #include <thread>
 
-#include <caf/all.hpp>
-#include <gtest/gtest.h>
-
 #include "runtime/atoms.hpp"
-#include "runtime/scheduler.hpp"
 
 namespace emporium {
 namespace {
@@ -32,7 +33,8 @@ caf::behavior asker(caf::event_based_actor* self, caf::actor target, caf::timesp
 // Tells `report` when its receive timeout fires (CAF's ordinary timeout), and stops on stop_atom.
 caf::behavior waiting(caf::event_based_actor* self, caf::actor report) {
   return {[self](stop_atom) { self->quit(); },
-          caf::after(std::chrono::milliseconds(30)) >> [self, report] { self->send(report, timeout_atom::value); }};
+          caf::after(std::chrono::milliseconds(30)) >>
+              [self, report] { self->send(report, timeout_atom::value); }};
 }
 
 caf::behavior idle(caf::event_based_actor* self) {
@@ -64,7 +66,8 @@ class NodeSchedulerTest : public ::testing::Test {
 TEST_F(NodeSchedulerTest, TheExitsOfActorsWithoutTimeoutsAreKeptFromTheClock) {
   auto before = clock_exits(*system_);
   for (int i = 0; i < 100; ++i) caf::anon_send(system_->spawn(idle), stop_atom::value);
-  ASSERT_TRUE(eventually([&] { return clock_exits(*system_).kept_quiet >= before.kept_quiet + 100; }));
+  ASSERT_TRUE(
+      eventually([&] { return clock_exits(*system_).kept_quiet >= before.kept_quiet + 100; }));
   EXPECT_EQ(clock_exits(*system_).passed_on, before.passed_on);
 }
 
@@ -83,13 +86,15 @@ TEST_F(NodeSchedulerTest, ARequestTimeoutStillComesAtItsTime) {
   self->send_exit(target, caf::exit_reason::user_shutdown);
 }
 
-// A receive timeout (`after`) is set with the clock too: it fires, and its actor's exit is passed on.
+// A receive timeout (`after`) is set with the clock too: it fires, and its actor's exit is passed
+// on.
 TEST_F(NodeSchedulerTest, AReceiveTimeoutFiresAndItsActorsExitIsPassedOn) {
   caf::scoped_actor self{*system_};
   auto before = clock_exits(*system_);
   auto w = system_->spawn(waiting, caf::actor{self});
   bool fired = false;
-  self->receive([&](timeout_atom) { fired = true; }, caf::after(10s) >> [] { ADD_FAILURE() << "no receive timeout"; });
+  self->receive([&](timeout_atom) { fired = true; },
+                caf::after(10s) >> [] { ADD_FAILURE() << "no receive timeout"; });
   EXPECT_TRUE(fired);
   self->send(w, stop_atom::value);
   EXPECT_TRUE(eventually([&] { return clock_exits(*system_).passed_on == before.passed_on + 1; }));
@@ -105,7 +110,8 @@ TEST_F(NodeSchedulerTest, AnActorThatExitsWithATimeoutOpenIsLetGoAtOnce) {
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(a);
   self->send(a, stop_atom::value);  // after the request: an actor runs its start before messages
   a = nullptr;
-  EXPECT_TRUE(eventually([&] { return weak.lock() == nullptr; })) << "the clock still holds the asker";
+  EXPECT_TRUE(eventually([&] { return weak.lock() == nullptr; }))
+      << "the clock still holds the asker";
   EXPECT_EQ(clock_exits(*system_).passed_on, before.passed_on + 1);
   self->send_exit(target, caf::exit_reason::user_shutdown);
 }
