@@ -43,8 +43,13 @@ caf::actor spawn_recovery_sweep(caf::actor_system& system, ContextPtr ctx, Sweep
 // Announces the entity messages and replies that cross between nodes, and the cluster envelopes.
 void add_message_types(caf::actor_system_config& config);
 
-// Stops every actor of the node (persistence last, after its batch is flushed) and waits until
-// they are gone; `node` is emptied. Release every other copy of the context first.
+// The first half of the stop: no call reaches an entity any more (the registries refuse every call,
+// the router and the sweeper are gone), and the items have written the commits they kept in
+// memory (within 5 s). The persistence actors still run.
+void close_node_actors(caf::actor_system& system, NodeActors& node);
+
+// Stops every actor of the node (closes it first; persistence last, after its batch is flushed)
+// and waits until they are gone; `node` is emptied. Release every other copy of the context first.
 void stop_node_actors(caf::actor_system& system, NodeActors& node);
 
 }  // namespace emporium

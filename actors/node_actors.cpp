@@ -262,10 +262,13 @@ void add_message_types(caf::actor_system_config& config) {
   add_cluster_message_types(config);
 }
 
-void stop_node_actors(caf::actor_system& system, NodeActors& node) {
-  auto kill = [](const caf::actor& a) {
-    if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-  };
+namespace {
+void kill(const caf::actor& a) {
+  if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}
+}  // namespace
+
+void close_node_actors(caf::actor_system& system, NodeActors& node) {
   node.ctx->deadlines->stop();
   kill(node.sweeper);
   // On a single node calls go straight to the registries (NodeContext::route_for): they refuse
@@ -284,6 +287,10 @@ void stop_node_actors(caf::actor_system& system, NodeActors& node) {
           spdlog::warn("items did not all write their commits before the stop: {}", caf::to_string(err));
         });
   }
+}
+
+void stop_node_actors(caf::actor_system& system, NodeActors& node) {
+  close_node_actors(system, node);
   for (auto& [_, r] : node.registries) kill(r);
   // Persistence actors drain their mailbox (and so their pending batch) before the exit message.
   for (const auto* shards : {&node.ctx->orders_shards, &node.ctx->inventory_shards})

@@ -297,17 +297,25 @@ void append_order(std::string& out, const OrderRecord& o) {
   out += '}';
 }
 
-json::object item_json(const ItemRecord& i, bool admin_view) {
-  json::object o{{"sku", i.sku},
-                 {"name", i.name},
-                 {"price_cents", i.price_cents},
-                 {"currency", i.currency},
-                 {"available", i.available()}};
+// An item as the API shows it (the stock check's answer), written as an order is.
+void append_item(std::string& out, const ItemRecord& i, bool admin_view) {
+  out += "{\"sku\":";
+  append_string(out, i.sku);
+  out += ",\"name\":";
+  append_string(out, i.name);
+  out += ",\"price_cents\":";
+  append_int(out, i.price_cents);
+  out += ",\"currency\":";
+  append_string(out, i.currency);
+  out += ",\"available\":";
+  append_int(out, i.available());
   if (admin_view) {
-    o["on_hand"] = i.on_hand;
-    o["reserved"] = i.reserved;
+    out += ",\"on_hand\":";
+    append_int(out, i.on_hand);
+    out += ",\"reserved\":";
+    append_int(out, i.reserved);
   }
-  return o;
+  out += '}';
 }
 
 }  // namespace
@@ -320,7 +328,10 @@ std::string encode_order(const OrderRecord& order) {
 }
 
 std::string encode_item(const ItemRecord& item, bool admin_view) {
-  return json::serialize(item_json(item, admin_view));
+  std::string out;
+  out.reserve(160 + item.name.size());
+  append_item(out, item, admin_view);
+  return out;
 }
 
 std::string encode_order_page(const std::vector<OrderRecord>& orders,
@@ -340,9 +351,13 @@ std::string encode_order_page(const std::vector<OrderRecord>& orders,
 }
 
 std::string encode_item_list(const std::vector<ItemRecord>& items, bool admin_view) {
-  json::array data;
-  for (const auto& i : items) data.push_back(item_json(i, admin_view));
-  return json::serialize(json::object{{"data", std::move(data)}});
+  std::string out = "{\"data\":[";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    append_item(out, items[i], admin_view);
+  }
+  out += "]}";
+  return out;
 }
 
 }  // namespace emporium

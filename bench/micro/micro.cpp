@@ -26,6 +26,7 @@
 #include "runtime/atoms.hpp"
 #include "runtime/clock.hpp"
 #include "runtime/registry.hpp"
+#include "runtime/scheduler.hpp"
 #include "runtime/store.hpp"
 
 using namespace emporium;
@@ -104,6 +105,7 @@ void start_env() {
   env->cfg = std::make_unique<caf::actor_system_config>();
   env->cfg->set("scheduler.max-threads",
                 static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
+  use_node_scheduler(*env->cfg);  // as the node runs (cmd/main.cpp)
   env->system = std::make_unique<caf::actor_system>(*env->cfg);
   env->node = start_node_actors(*env->system, config, std::make_shared<SystemClock>(),
                                 make_provider(config.payment));

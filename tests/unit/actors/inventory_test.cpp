@@ -182,6 +182,25 @@ TEST_F(InventoryActor, ACommitIsAnsweredAtOnceAndWrittenWithTheItemsNextWrite) {
                             {"ord_e", S::held}}));
 }
 
+// The stop's first half: once the node is closed, its items have stored the commits they kept in
+// memory, and a call to an entity is refused as if its receiver were gone (on a single node calls
+// go straight to the registries, so their close is what keeps a late call from an item).
+TEST_F(InventoryActor, AClosedNodeHasStoredItsKeptCommitsAndTakesNoCall) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_a", 3}).value);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_commit{"ord_a"}).value);
+  close_node_actors(*system_, node_);
+  EXPECT_EQ(stored_reservations(*system_, node_.ctx->inventory_db, "mug"),
+            (std::map<std::string, ReservationState>{{"ord_a", ReservationState::committed}}));
+  caf::scoped_actor self{*system_};
+  caf::error got;
+  self->request(node_.ctx->route_for(inventory_type), std::chrono::seconds(5), route_atom::value,
+                inventory_type, std::string("mug"), caf::make_message(get_atom::value))
+      .receive([](ItemRecord&) { ADD_FAILURE() << "a closed node passed a call on"; },
+               [&](caf::error& err) { got = err; });
+  EXPECT_EQ(got, caf::sec::request_receiver_down);
+}
+
 class CommitsWrittenAtOnce : public NodeFixture {
  protected:
   void configure(Config& c) override { c.orders.reservation_commit_delay_ms = 0; }

@@ -199,3 +199,43 @@ TEST(OrderJson, APageListsItsOrdersAndItsCursor) {
   EXPECT_TRUE(last.at("data").as_array().empty());
   EXPECT_TRUE(last.at("next_cursor").is_null());
 }
+
+// An item is written the same way: the public view without the counts, the admin's with them, in
+// this order, and any name escaped.
+TEST(ItemJson, BothViewsAndAListAreWrittenAsTheApiShowsThem) {
+  namespace json = boost::json;
+  emporium::ItemRecord item;
+  item.sku = "sku-1";
+  item.name = "Mug \"XL\" \\ é\n";
+  item.price_cents = 1999;
+  item.currency = "EUR";
+  item.on_hand = 10;
+  item.reserved = 3;
+  auto keys = [](const json::value& v) {
+    std::vector<std::string> out;
+    for (const auto& kv : v.as_object()) out.emplace_back(kv.key());
+    return out;
+  };
+  auto shown = emporium::parse_strict(emporium::encode_item(item, false));
+  ASSERT_TRUE(shown);
+  EXPECT_EQ(*shown, json::value(json::object{{"sku", "sku-1"},
+                                             {"name", item.name},
+                                             {"price_cents", 1999},
+                                             {"currency", "EUR"},
+                                             {"available", 7}}));
+  EXPECT_EQ(keys(*shown),
+            (std::vector<std::string>{"sku", "name", "price_cents", "currency", "available"}));
+  auto admin = emporium::parse_strict(emporium::encode_item(item, true));
+  ASSERT_TRUE(admin);
+  EXPECT_EQ(keys(*admin), (std::vector<std::string>{"sku", "name", "price_cents", "currency",
+                                                    "available", "on_hand", "reserved"}));
+  EXPECT_EQ(admin->at("on_hand").as_int64(), 10);
+  EXPECT_EQ(admin->at("reserved").as_int64(), 3);
+  auto list = emporium::parse_strict(emporium::encode_item_list({item, item}, false));
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->at("data").as_array().size(), 2u);
+  EXPECT_EQ(list->at("data").as_array()[1], *shown);
+  auto none = emporium::parse_strict(emporium::encode_item_list({}, true));
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->at("data").as_array().empty());
+}
