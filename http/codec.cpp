@@ -247,73 +247,60 @@ void append_int(std::string& out, std::int64_t v) {
   out.append(buf, end);
 }
 
+// `key` (with its quotes, colon and any comma before it), then the value.
+void field(std::string& out, std::string_view key, std::string_view value) {
+  out += key;
+  append_string(out, value);
+}
+void field(std::string& out, std::string_view key, std::int64_t value) {
+  out += key;
+  append_int(out, value);
+}
+
 // An order as the API shows it, written straight into `out`: it is the answer of every placement,
 // and building a JSON tree first took 3 % of the node's CPU, on the actors' thread.
 void append_order(std::string& out, const OrderRecord& o) {
-  out += "{\"id\":";
-  append_string(out, o.id);
-  out += ",\"customer_id\":";
-  append_string(out, o.customer_id);
-  out += ",\"status\":";
-  append_string(out, shown_status(o.status));
+  field(out, "{\"id\":", o.id);
+  field(out, ",\"customer_id\":", o.customer_id);
+  field(out, ",\"status\":", shown_status(o.status));
   out += ",\"items\":[";
   for (std::size_t i = 0; i < o.lines.size(); ++i) {
     const auto& l = o.lines[i];
-    out += i == 0 ? "{\"sku\":" : ",{\"sku\":";
-    append_string(out, l.sku);
-    out += ",\"quantity\":";
-    append_int(out, l.quantity);
-    out += ",\"unit_price_cents\":";
-    append_int(out, l.unit_price_cents);
-    out += ",\"line_total_cents\":";
-    append_int(out, l.quantity * l.unit_price_cents);
+    field(out, i == 0 ? "{\"sku\":" : ",{\"sku\":", l.sku);
+    field(out, ",\"quantity\":", l.quantity);
+    field(out, ",\"unit_price_cents\":", l.unit_price_cents);
+    field(out, ",\"line_total_cents\":", l.quantity * l.unit_price_cents);
     out += '}';
   }
-  out += "],\"total_cents\":";
-  append_int(out, o.total_cents);
-  out += ",\"currency\":";
-  append_string(out, o.currency);
-  out += ",\"payment\":";
+  out += ']';
+  field(out, ",\"total_cents\":", o.total_cents);
+  field(out, ",\"currency\":", o.currency);
   if (o.payment) {
-    out += "{\"id\":";
-    append_string(out, o.payment->id);
-    out += ",\"status\":";
-    append_string(out, o.payment->status);
-    out += ",\"brand\":";
-    append_string(out, o.payment->brand);
-    out += ",\"last4\":";
-    append_string(out, o.payment->last4);
+    field(out, ",\"payment\":{\"id\":", o.payment->id);
+    field(out, ",\"status\":", o.payment->status);
+    field(out, ",\"brand\":", o.payment->brand);
+    field(out, ",\"last4\":", o.payment->last4);
     out += '}';
   } else {
-    out += "null";
+    out += ",\"payment\":null";
   }
-  out += ",\"failure_reason\":";
-  if (o.failure_reason.empty()) out += "null";
-  else append_string(out, o.failure_reason);
-  out += ",\"created_at\":";
-  append_string(out, rfc3339(o.created_at_ms));
-  out += ",\"updated_at\":";
-  append_string(out, rfc3339(o.updated_at_ms));
+  if (o.failure_reason.empty()) out += ",\"failure_reason\":null";
+  else field(out, ",\"failure_reason\":", o.failure_reason);
+  field(out, ",\"created_at\":", rfc3339(o.created_at_ms));
+  field(out, ",\"updated_at\":", rfc3339(o.updated_at_ms));
   out += '}';
 }
 
 // An item as the API shows it (the stock check's answer), written as an order is.
 void append_item(std::string& out, const ItemRecord& i, bool admin_view) {
-  out += "{\"sku\":";
-  append_string(out, i.sku);
-  out += ",\"name\":";
-  append_string(out, i.name);
-  out += ",\"price_cents\":";
-  append_int(out, i.price_cents);
-  out += ",\"currency\":";
-  append_string(out, i.currency);
-  out += ",\"available\":";
-  append_int(out, i.available());
+  field(out, "{\"sku\":", i.sku);
+  field(out, ",\"name\":", i.name);
+  field(out, ",\"price_cents\":", i.price_cents);
+  field(out, ",\"currency\":", i.currency);
+  field(out, ",\"available\":", i.available());
   if (admin_view) {
-    out += ",\"on_hand\":";
-    append_int(out, i.on_hand);
-    out += ",\"reserved\":";
-    append_int(out, i.reserved);
+    field(out, ",\"on_hand\":", i.on_hand);
+    field(out, ",\"reserved\":", i.reserved);
   }
   out += '}';
 }
