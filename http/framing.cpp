@@ -2,8 +2,13 @@
 // own parser already refuses Content-Length or Transfer-Encoding there, other trailers pass.
 #include "http/framing.hpp"
 
-#include <boost/beast/http/field.hpp>
+#include <algorithm>
 #include <string_view>
+#include <vector>
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
 
 namespace emporium {
 
@@ -41,6 +46,63 @@ std::optional<std::string> header_block_problem(std::string_view block) {
   if (block.find("\r\n ") != std::string_view::npos || block.find("\r\n\t") != std::string_view::npos)
     return "obsolete line folding in a header";
   return std::nullopt;
+}
+
+namespace {
+
+// A status whose answer has no body and no Content-Length (RFC 9110 §8.6).
+bool bodiless(int status) { return (status >= 100 && status < 200) || status == 204 || status == 304; }
+
+void append_value(std::string& out, std::string_view value) {
+  auto start = out.size();
+  out += value;
+  std::replace_if(out.begin() + static_cast<std::ptrdiff_t>(start), out.end(),
+                  [](char c) { return c == '\r' || c == '\n'; }, ' ');
+}
+
+}  // namespace
+
+std::string render_response(const HttpResponse& res, bool keep_alive) {
+  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  fields.reserve(res.headers.size() + 2);
+  auto set = [&](std::string_view name, std::string_view value) {
+    fields.erase(std::remove_if(fields.begin(), fields.end(),
+                                [&](const auto& f) { return boost::beast::iequals(f.first, name); }),
+                 fields.end());
+    fields.emplace_back(name, value);
+  };
+  set("Server", "emporium");
+  if (!res.body.empty() || res.status >= 200) set("Content-Type", res.content_type);
+  for (const auto& [name, value] : res.headers) set(name, value);
+  bool with_body = !bodiless(res.status);
+  std::string length = std::to_string(res.body.size());
+  // As Beast's keep_alive(false) and prepare_payload(): these two come last, in this order.
+  auto last = [](std::string_view name) { return boost::beast::iequals(name, "Connection") ||
+                                                 boost::beast::iequals(name, "Content-Length"); };
+  fields.erase(std::remove_if(fields.begin(), fields.end(), [&](const auto& f) { return last(f.first); }),
+               fields.end());
+  if (!keep_alive) fields.emplace_back("Connection", "close");
+  if (with_body) fields.emplace_back("Content-Length", length);
+
+  auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(res.status)));
+  std::string out;
+  std::size_t size = 32 + reason.size() + (with_body ? res.body.size() : 0);
+  for (const auto& [name, value] : fields) size += name.size() + value.size() + 4;
+  out.reserve(size);
+  out += "HTTP/1.1 ";
+  out += std::to_string(res.status);
+  out += ' ';
+  out += std::string_view(reason.data(), reason.size());
+  out += "\r\n";
+  for (const auto& [name, value] : fields) {
+    out += name;
+    out += ": ";
+    append_value(out, value);
+    out += "\r\n";
+  }
+  out += "\r\n";
+  if (with_body) out += res.body;
+  return out;
 }
 
 }  // namespace emporium

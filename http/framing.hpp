@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "http/message.hpp"
+
 namespace emporium {
 
 // The reason the request's framing is refused (never quoting header values), or nullopt if it is
@@ -20,5 +22,11 @@ std::optional<std::string> framing_problem(
 // The same for the raw header block as received (request line and fields, up to the blank
 // line): obsolete line folding, which Beast 1.81 would silently unfold, is refused.
 std::optional<std::string> header_block_problem(std::string_view block);
+
+// The answer's bytes as HTTP/1.1, written in one piece: the bytes Beast's serializer writes for a
+// response with `Server: emporium`, the content type, the answer's headers (a name given twice
+// keeps its last value), `Connection: close` unless `keep_alive`, and the body's length. A CR or
+// LF in a header value becomes a space, so no value can start a field or an answer of its own.
+std::string render_response(const HttpResponse& res, bool keep_alive);
 
 }  // namespace emporium

@@ -238,23 +238,18 @@ class Session : public std::enable_shared_from_this<Session> {
     write(std::move(res));
   }
 
+  // The answer is rendered into one buffer (render_response) and written with one call: Beast's
+  // serializer took a tenth of the node's CPU at the most orders a second, building its fields and
+  // buffer views for every answer.
   void write(HttpResponse res) {
-    auto out = std::make_shared<http::response<http::string_body>>();
-    out->version(11);
-    out->result(static_cast<unsigned>(res.status));
-    out->set(http::field::server, "emporium");
-    if (!res.body.empty() || res.status >= 200) out->set(http::field::content_type, res.content_type);
-    for (auto& [k, v] : res.headers) out->set(k, v);
-    out->body() = std::move(res.body);
-    out->keep_alive(keep_alive_ && !close_after_write_);
-    out->prepare_payload();
-    response_ = out;
+    response_ = render_response(res, keep_alive_ && !close_after_write_);
     stream_.expires_after(std::chrono::milliseconds(shared_->settings.request_timeout_ms));
-    http::async_write(stream_, *out, beast::bind_front_handler(&Session::on_write, shared_from_this()));
+    net::async_write(stream_, net::buffer(response_),
+                     beast::bind_front_handler(&Session::on_write, shared_from_this()));
   }
 
   void on_write(beast::error_code ec, std::size_t) {
-    response_.reset();
+    response_ = std::string();  // an idle connection keeps no answer
     if (ec) return close();
     if (close_after_write_) return linger_close();
     if (!keep_alive_) return close();
@@ -299,7 +294,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::size_t header_fields_ = 0;  // fields in the header block, to tell trailers apart
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::shared_ptr<http::response<http::string_body>> response_;
+  std::string response_;  // the answer being written
   std::shared_ptr<Shared> shared_;
   bool keep_alive_ = true;
   bool close_after_write_ = false;

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include <boost/asio.hpp>
+#include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
 
+#include "http/framing.hpp"
 #include "http/server.hpp"
 
 namespace emporium {
@@ -70,6 +72,61 @@ TEST(Server, EachConnectionStaysOnOneThreadAndConnectionsTakeTheThreadsInTurn) {
   EXPECT_NE(*threads_of["/a"].begin(), *threads_of["/b"].begin());
   EXPECT_EQ(*threads_of["/a"].begin(), *threads_of["/c"].begin());
   EXPECT_EQ(answerers.size(), 10u);
+}
+
+// The answer as Beast's serializer wrote it before render_response took its place.
+std::string beast_bytes(const HttpResponse& res, bool keep_alive) {
+  namespace http = boost::beast::http;
+  http::response<http::string_body> out;
+  out.version(11);
+  out.result(static_cast<unsigned>(res.status));
+  out.set(http::field::server, "emporium");
+  if (!res.body.empty() || res.status >= 200) out.set(http::field::content_type, res.content_type);
+  for (const auto& [k, v] : res.headers) out.set(k, v);
+  out.body() = res.body;
+  out.keep_alive(keep_alive);
+  out.prepare_payload();
+  std::ostringstream bytes;
+  bytes << out;
+  return bytes.str();
+}
+
+TEST(RenderResponse, WritesTheBytesBeastsSerializerWrote) {
+  std::vector<HttpResponse> answers = {
+      {200, "application/json", {}, "{\"sku\":\"a\",\"available\":3}"},
+      {201, "application/json", {{"Idempotent-Replayed", "true"}}, "{}"},
+      {202, "application/json", {{"RateLimit-Policy", "100;w=1"}, {"RateLimit", "r=99, t=1"}}, "{}"},
+      {400, "application/problem+json", {}, std::string(5000, 'x')},
+      {404, "application/problem+json", {}, "{\"status\":404}"},
+      {405, "application/problem+json", {{"Allow", "GET, PUT"}}, "{}"},
+      {429, "application/problem+json", {{"Retry-After", "1"}, {"retry-after", "2"}}, "{}"},
+      {503, "application/problem+json", {{"Retry-After", "1"}, {"Server", "other"}}, "{}"},
+      {200, "text/plain; version=0.0.4", {{"content-type", "text/html"}}, "# HELP\n"},
+      {200, "application/json", {}, ""},
+      {599, "application/json", {}, "{}"},
+  };
+  for (int status : {401, 402, 403, 408, 409, 413, 415, 422, 431, 500, 501, 505})
+    answers.push_back({status, "application/problem+json", {}, "{}"});
+  for (const auto& res : answers)
+    for (bool keep_alive : {true, false})
+      EXPECT_EQ(render_response(res, keep_alive), beast_bytes(res, keep_alive))
+          << res.status << (keep_alive ? " keep-alive" : " close");
+}
+
+// Where Beast 1.81 differs: it sends `Content-Length: 0` with a 204, which RFC 9110 §8.6 forbids.
+TEST(RenderResponse, NoContentHasNoLengthAndNoBody) {
+  auto bytes = render_response({204, "application/json", {}, "ignored"}, true);
+  EXPECT_EQ(bytes, "HTTP/1.1 204 No Content\r\nServer: emporium\r\nContent-Type: application/json\r\n\r\n");
+  bytes = render_response({304, "application/json", {}, ""}, false);
+  EXPECT_EQ(bytes, "HTTP/1.1 304 Not Modified\r\nServer: emporium\r\nContent-Type: application/json\r\n"
+                   "Connection: close\r\n\r\n");
+}
+
+TEST(RenderResponse, AValueCannotStartAFieldOfItsOwn) {
+  HttpResponse res{200, "application/json", {{"Retry-After", "1\r\nSet-Cookie: a=b\n\rx"}}, "{}"};
+  auto bytes = render_response(res, true);
+  EXPECT_NE(bytes.find("Retry-After: 1  Set-Cookie: a=b  x\r\n"), std::string::npos) << bytes;
+  EXPECT_EQ(bytes.find("\r\nSet-Cookie"), std::string::npos) << bytes;
 }
 
 }  // namespace
