@@ -51,13 +51,16 @@ std::optional<std::string> header_block_problem(std::string_view block) {
 namespace {
 
 // A status whose answer has no body and no Content-Length (RFC 9110 §8.6).
-bool bodiless(int status) { return (status >= 100 && status < 200) || status == 204 || status == 304; }
+bool bodiless(int status) {
+  return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
 
 void append_value(std::string& out, std::string_view value) {
   auto start = out.size();
   out += value;
-  std::replace_if(out.begin() + static_cast<std::ptrdiff_t>(start), out.end(),
-                  [](char c) { return c == '\r' || c == '\n'; }, ' ');
+  std::replace_if(
+      out.begin() + static_cast<std::ptrdiff_t>(start), out.end(),
+      [](char c) { return c == '\r' || c == '\n'; }, ' ');
 }
 
 }  // namespace
@@ -66,9 +69,10 @@ std::string render_response(const HttpResponse& res, bool keep_alive) {
   std::vector<std::pair<std::string_view, std::string_view>> fields;
   fields.reserve(res.headers.size() + 2);
   auto set = [&](std::string_view name, std::string_view value) {
-    fields.erase(std::remove_if(fields.begin(), fields.end(),
-                                [&](const auto& f) { return boost::beast::iequals(f.first, name); }),
-                 fields.end());
+    fields.erase(
+        std::remove_if(fields.begin(), fields.end(),
+                       [&](const auto& f) { return boost::beast::iequals(f.first, name); }),
+        fields.end());
     fields.emplace_back(name, value);
   };
   set("Server", "emporium");
@@ -77,10 +81,13 @@ std::string render_response(const HttpResponse& res, bool keep_alive) {
   bool with_body = !bodiless(res.status);
   std::string length = std::to_string(res.body.size());
   // As Beast's keep_alive(false) and prepare_payload(): these two come last, in this order.
-  auto last = [](std::string_view name) { return boost::beast::iequals(name, "Connection") ||
-                                                 boost::beast::iequals(name, "Content-Length"); };
-  fields.erase(std::remove_if(fields.begin(), fields.end(), [&](const auto& f) { return last(f.first); }),
-               fields.end());
+  auto last = [](std::string_view name) {
+    return boost::beast::iequals(name, "Connection") ||
+           boost::beast::iequals(name, "Content-Length");
+  };
+  fields.erase(
+      std::remove_if(fields.begin(), fields.end(), [&](const auto& f) { return last(f.first); }),
+      fields.end());
   if (!keep_alive) fields.emplace_back("Connection", "close");
   if (with_body) fields.emplace_back("Content-Length", length);
 

@@ -188,17 +188,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void handle(http::request<http::string_body>&& req) {
     HttpRequest in;
+    in.headers.reserve(header_fields_);
     in.method = std::string(req.method_string());
     in.target = std::string(req.target());
     for (const auto& field : req) {
       std::string name(field.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (auto& c : name)
+        c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;  // no locale
       in.headers.emplace_back(std::move(name), std::string(field.value()));
     }
     in.body = std::move(req.body());
-    beast::error_code ec;
-    auto peer = stream_.socket().remote_endpoint(ec);
-    in.client = ec ? "unknown" : peer.address().to_string();
+    in.client = client();
     stream_.expires_never();  // the handler has its own deadline per request
     if (shared_->in_flight >= shared_->settings.max_in_flight) {
       // Shed load rather than queue without bound: the client may retry shortly.
@@ -222,6 +222,16 @@ class Session : public std::enable_shared_from_this<Session> {
         self->answer(answered, std::move(res));  // a late answer after the 503 is dropped
       });
     });
+  }
+
+  // The peer's address, asked of the kernel once per connection.
+  const std::string& client() {
+    if (client_.empty()) {
+      beast::error_code ec;
+      auto peer = stream_.socket().remote_endpoint(ec);
+      client_ = ec ? "unknown" : peer.address().to_string();
+    }
+    return client_;
   }
 
   static HttpResponse unavailable_late() {
@@ -295,6 +305,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t header_fields_ = 0;  // fields in the header block, to tell trailers apart
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string response_;  // the answer being written
+  std::string client_;    // the peer's address, once known
   std::shared_ptr<Shared> shared_;
   bool keep_alive_ = true;
   bool close_after_write_ = false;

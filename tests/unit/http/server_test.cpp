@@ -95,7 +95,10 @@ TEST(RenderResponse, WritesTheBytesBeastsSerializerWrote) {
   std::vector<HttpResponse> answers = {
       {200, "application/json", {}, "{\"sku\":\"a\",\"available\":3}"},
       {201, "application/json", {{"Idempotent-Replayed", "true"}}, "{}"},
-      {202, "application/json", {{"RateLimit-Policy", "100;w=1"}, {"RateLimit", "r=99, t=1"}}, "{}"},
+      {202,
+       "application/json",
+       {{"RateLimit-Policy", "100;w=1"}, {"RateLimit", "r=99, t=1"}},
+       "{}"},
       {400, "application/problem+json", {}, std::string(5000, 'x')},
       {404, "application/problem+json", {}, "{\"status\":404}"},
       {405, "application/problem+json", {{"Allow", "GET, PUT"}}, "{}"},
@@ -116,10 +119,13 @@ TEST(RenderResponse, WritesTheBytesBeastsSerializerWrote) {
 // Where Beast 1.81 differs: it sends `Content-Length: 0` with a 204, which RFC 9110 §8.6 forbids.
 TEST(RenderResponse, NoContentHasNoLengthAndNoBody) {
   auto bytes = render_response({204, "application/json", {}, "ignored"}, true);
-  EXPECT_EQ(bytes, "HTTP/1.1 204 No Content\r\nServer: emporium\r\nContent-Type: application/json\r\n\r\n");
+  EXPECT_EQ(
+      bytes,
+      "HTTP/1.1 204 No Content\r\nServer: emporium\r\nContent-Type: application/json\r\n\r\n");
   bytes = render_response({304, "application/json", {}, ""}, false);
-  EXPECT_EQ(bytes, "HTTP/1.1 304 Not Modified\r\nServer: emporium\r\nContent-Type: application/json\r\n"
-                   "Connection: close\r\n\r\n");
+  EXPECT_EQ(bytes,
+            "HTTP/1.1 304 Not Modified\r\nServer: emporium\r\nContent-Type: application/json\r\n"
+            "Connection: close\r\n\r\n");
 }
 
 TEST(RenderResponse, AValueCannotStartAFieldOfItsOwn) {
