@@ -80,6 +80,18 @@ CREATE INDEX orders_unfinished ON orders (id)
     {6, "", R"(
 ALTER TABLE payments SET (fillfactor = 70)
 )"},
+    // Ids and keys compare byte by byte (collation "C"): every index probe and insert compares
+    // them, and under a database's locale (even C.UTF-8) each comparison went through strcoll.
+    // They are ASCII, so their order is the same as before in C.UTF-8. SQLite compares bytes
+    // already. The indexes are rebuilt; the tables are not rewritten.
+    {7, "", R"(
+ALTER TABLE orders ALTER COLUMN id TYPE TEXT COLLATE "C",
+  ALTER COLUMN customer_id TYPE TEXT COLLATE "C";
+ALTER TABLE order_lines ALTER COLUMN order_id TYPE TEXT COLLATE "C";
+ALTER TABLE payments ALTER COLUMN id TYPE TEXT COLLATE "C";
+ALTER TABLE idempotency_keys ALTER COLUMN customer_id TYPE TEXT COLLATE "C",
+  ALTER COLUMN idem_key TYPE TEXT COLLATE "C"
+)"},
 };
 
 const Migration inventory_migrations[] = {
@@ -104,6 +116,12 @@ CREATE INDEX reservations_held ON reservations (expires_at_ms) WHERE state = 'he
     {3, R"(
 DELETE FROM reservations WHERE state NOT IN ('held', 'committed');
 DROP INDEX reservations_by_state
+)"},
+    // Skus and order ids compare byte by byte, as in the orders database (its migration 7).
+    {4, "", R"(
+ALTER TABLE items ALTER COLUMN sku TYPE TEXT COLLATE "C";
+ALTER TABLE reservations ALTER COLUMN sku TYPE TEXT COLLATE "C",
+  ALTER COLUMN order_id TYPE TEXT COLLATE "C"
 )"},
 };
 

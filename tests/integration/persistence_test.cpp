@@ -84,11 +84,11 @@ OrderRecord sample_order(const std::string& id, std::int64_t version) {
 TEST_P(Persistence, MigrationsApplyOnceAndAreRecorded) {
   auto session = connect(orders_url_);
   auto& s = *session;
-  EXPECT_EQ(migrate(s, GetParam(), Database::orders), 6);
+  EXPECT_EQ(migrate(s, GetParam(), Database::orders), 7);
   EXPECT_EQ(migrate(s, GetParam(), Database::orders), 0);
   long long version = 0;
   s << "SELECT MAX(version) FROM schema_migrations", soci::into(version);
-  EXPECT_EQ(version, 6);
+  EXPECT_EQ(version, 7);
   if (GetParam() == Backend::postgresql) {  // room for a payment's updates in its page
     std::string options;
     s << "SELECT CAST(reloptions AS text) FROM pg_class WHERE relname = 'payments'", soci::into(options);
@@ -96,8 +96,43 @@ TEST_P(Persistence, MigrationsApplyOnceAndAreRecorded) {
   }
   auto inv_session = connect(inventory_url_);
   auto& inv = *inv_session;
-  EXPECT_EQ(migrate(inv, GetParam(), Database::inventory), 3);
+  EXPECT_EQ(migrate(inv, GetParam(), Database::inventory), 4);
   EXPECT_EQ(migrate(inv, GetParam(), Database::inventory), 0);
+  if (GetParam() != Backend::postgresql) return;
+  // The ids and keys compare byte by byte; the other text columns keep the database's collation.
+  auto collated_c = [](soci::session& db, const std::string& table) {
+    std::vector<std::string> columns(20);
+    db << "SELECT a.attname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+          "WHERE a.attrelid = CAST(:t AS regclass) AND c.collname = 'C' ORDER BY a.attnum",
+        soci::use(table), soci::into(columns);
+    return columns;
+  };
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(collated_c(s, "orders"), (Names{"id", "customer_id"}));
+  EXPECT_EQ(collated_c(s, "order_lines"), Names{"order_id"});
+  EXPECT_EQ(collated_c(s, "payments"), Names{"id"});
+  EXPECT_EQ(collated_c(s, "idempotency_keys"), (Names{"customer_id", "idem_key"}));
+  EXPECT_EQ(collated_c(inv, "items"), Names{"sku"});
+  EXPECT_EQ(collated_c(inv, "reservations"), (Names{"sku", "order_id"}));
+}
+
+// A customer's orders are listed newest first, by id compared byte by byte (ids are ASCII; their
+// order under collation "C" is the one they had under C.UTF-8), and a page goes on from its cursor.
+TEST_P(Persistence, OrdersAreListedByIdComparedByteByByte) {
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  std::vector<std::string> ids = {"ord_b", "ord_B", "ord_a9", "ord_a_", "ord_A", "ord_0", "ord_a-"};
+  for (const auto& id : ids) ASSERT_TRUE(save_order(s, sample_order(id, 1), 0, true));
+  auto expected = ids;
+  std::sort(expected.rbegin(), expected.rend());  // bytes, descending
+  auto listed = [&](const std::string& before, int limit) {
+    std::vector<std::string> out;
+    for (const auto& order : list_orders(s, "alice", before, limit)) out.push_back(order.id);
+    return out;
+  };
+  EXPECT_EQ(listed("", 10), expected);
+  EXPECT_EQ(listed(expected[2], 3), (std::vector<std::string>(expected.begin() + 3, expected.begin() + 6)));
 }
 
 // A released or shipped reservation is deleted by its item's write, not kept as history; a write
