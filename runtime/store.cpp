@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <memory>
 #include <sstream>
+#include <string_view>
 #include <unordered_map>
 
 #include <soci/soci.h>
@@ -748,26 +750,42 @@ bool save_one(soci::session& s, const ItemWrite& w) {
 }
 
 // PostgreSQL array literals for one text parameter each: `{"a","b"}` and `{1,2}`.
+// Runs of a value without a quote or a backslash are copied whole.
 std::string text_array(const std::vector<std::string>& values) {
-  std::string out = "{";
+  std::size_t size = 2;
+  for (const auto& v : values) size += v.size() + 3;
+  std::string out;
+  out.reserve(size);
+  out += '{';
   for (size_t i = 0; i < values.size(); ++i) {
     if (i) out += ',';
     out += '"';
-    for (char c : values[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
+    std::string_view rest = values[i];
+    for (auto at = rest.find_first_of("\"\\"); at != std::string_view::npos;
+         at = rest.find_first_of("\"\\")) {
+      out += rest.substr(0, at);
+      out += '\\';
+      out += rest[at];
+      rest.remove_prefix(at + 1);
     }
+    out += rest;
     out += '"';
   }
-  return out + "}";
+  out += '}';
+  return out;
 }
 std::string int_array(const std::vector<ll>& values) {
-  std::string out = "{";
+  std::string out;
+  out.reserve(2 + values.size() * 12);
+  out += '{';
+  char digits[24];
   for (size_t i = 0; i < values.size(); ++i) {
     if (i) out += ',';
-    out += std::to_string(values[i]);
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, values[i]);
+    out.append(digits, end);
   }
-  return out + "}";
+  out += '}';
+  return out;
 }
 
 // Marks the 1-based positions listed in `list` ("1,3") as applied in `out` (indexed from 0).

@@ -588,13 +588,16 @@ TEST_P(Persistence, EntityWriteBatchesKeepAwkwardText) {
   migrate(s, GetParam(), Database::inventory);
   std::string name = "Mug \"large\", {blue} \\ NULL; 'quoted' \u00e9";
   std::vector<EntityWrite> items{ItemWrite{{"mug", name, 1999, "USD", 10, 0, 1}, 0, {}},
-                                 ItemWrite{{"cup", "", 500, "USD", 5, 0, 1}, 0, {}}};
-  std::vector<const EntityWrite*> batch{&items[0], &items[1]};
+                                 ItemWrite{{"cup", "", 500, "USD", 5, 0, 1}, 0, {}},
+                                 ItemWrite{{"jug", "\"\"\\\\\"x\\", INT64_MAX, "USD", 0, 0, 1}, 0, {}}};
+  std::vector<const EntityWrite*> batch{&items[0], &items[1], &items[2]};
   soci::transaction tx(s);
-  EXPECT_EQ(save_entities(s, batch), (std::vector<bool>{true, true}));
+  EXPECT_EQ(save_entities(s, batch), (std::vector<bool>{true, true, true}));
   tx.commit();
   EXPECT_EQ(load_item(s, "mug")->item.name, name);
   EXPECT_EQ(load_item(s, "cup")->item.name, "");
+  EXPECT_EQ(load_item(s, "jug")->item.name, "\"\"\\\\\"x\\");
+  EXPECT_EQ(load_item(s, "jug")->item.price_cents, INT64_MAX);
 }
 
 class PersistenceActor : public Persistence {
