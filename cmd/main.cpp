@@ -90,7 +90,7 @@ int run_migrate(const Config& config) {
                          std::pair{config.database.inventory, Database::inventory}}) {
     auto parsed = parse_db_url(url);
     soci::session session;
-    open_session(session, *parsed, config.database.idle_in_transaction_ms);
+    open_session(session, *parsed, config.database.idle_in_transaction_ms, "emporium-migrate");
     int n = migrate(session, parsed->backend, db);
     std::cout << (db == Database::orders ? "orders" : "inventory") << ": " << n
               << " migrations applied\n";
@@ -302,7 +302,8 @@ int run_serve(const Config& config) {
   if (config.cluster.enabled) {
     membership_db = spawn_persistence(system, {config.database.orders, Database::orders, 16,
                                                config.database.reconnect_interval_ms, false,
-                                               config.database.idle_in_transaction_ms});
+                                               config.database.idle_in_transaction_ms, 0, false,
+                                               "emporium-membership"});
     const bool tls = !config.cluster.tls_certificate.empty();
     auto connector = tls ? caf::actor_cast<caf::actor>(system.openssl_manager().actor_handle())
                          : caf::actor_cast<caf::actor>(system.middleman().actor_handle());

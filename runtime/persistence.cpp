@@ -132,7 +132,11 @@ bool connect(persistence_state& st) {
   st.statements.reset();  // before the session they were prepared on
   try {
     st.session = std::make_unique<soci::session>();
-    open_session(*st.session, *st.url, st.settings.idle_in_transaction_ms);
+    auto name = st.settings.application_name;
+    if (name.empty())
+      name = std::string("emporium-") + database_name(st.settings.database) +
+             (st.settings.snapshot_reads ? "-read" : "-write");
+    open_session(*st.session, *st.url, st.settings.idle_in_transaction_ms, name);
     if (st.url->backend == Backend::postgresql)
       st.statements = std::make_unique<StatementCache>(*st.session);
     if (st.settings.migrate) migrate(*st.session, st.url->backend, st.settings.database);

@@ -53,6 +53,9 @@ struct PersistenceSettings {
   // must not see a commit land between two of them. A write connection needs none: no commit of
   // its own lands while it reads.
   bool snapshot_reads = false;
+  // The connection's name on PostgreSQL (open_session); empty: `emporium-orders-write`,
+  // `emporium-inventory-read` and so on, by database and snapshot_reads.
+  std::string application_name = {};
 };
 
 // The batches that linger: a lone write does not (the rate is low: nothing would join it, and it

@@ -222,9 +222,15 @@ std::string libpq_conninfo(const std::string& uri) {
 
 }  // namespace
 
-void open_session(soci::session& session, const DbUrl& url, std::int64_t idle_in_transaction_ms) {
+void open_session(soci::session& session, const DbUrl& url, std::int64_t idle_in_transaction_ms,
+                  const std::string& application_name) {
   if (url.backend == Backend::postgresql) {
-    session.open(soci::postgresql, libpq_conninfo(url.path_or_uri));
+    auto conninfo = libpq_conninfo(url.path_or_uri);
+    bool named = conninfo.rfind("application_name=", 0) == 0 ||
+                 conninfo.find(" application_name=") != std::string::npos;
+    if (!application_name.empty() && !named)
+      conninfo += " application_name='" + application_name + "'";  // ours: no quote in it
+    session.open(soci::postgresql, conninfo);
     session << "SET idle_in_transaction_session_timeout = " + std::to_string(idle_in_transaction_ms);
     // Every statement of ours finds its rows by key. Prepared ones are planned once (planning
     // the batch statements at each run took a fifth of the machine), and a plan made while the

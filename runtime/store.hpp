@@ -34,8 +34,11 @@ std::optional<DbUrl> parse_db_url(const std::string& url);
 // PostgreSQL a transaction the client leaves open for `idle_in_transaction_ms` is ended by the
 // server, connection and all: a node paused in the middle of one (SIGSTOP, a frozen VM) must not
 // hold its row locks, and with them every other node's writes to those rows, until it resumes.
+// On PostgreSQL `application_name`, when given, names the connection in the server's views
+// (pg_stat_activity), unless the URL names it already (`?application_name=...`).
 void open_session(soci::session& session, const DbUrl& url,
-                  std::int64_t idle_in_transaction_ms = 2'000);
+                  std::int64_t idle_in_transaction_ms = 2'000,
+                  const std::string& application_name = {});
 
 enum class Database { orders, inventory };
 // Applies the missing versioned migrations of `db` in one transaction each; returns how many ran.

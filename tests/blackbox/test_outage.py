@@ -92,6 +92,82 @@ class OutageTest(harness.NodeTestCase):
         self.assertEqual((on_hand, reserved, available), (10, 2, 8))
 
 
+class ReadConnectionTest(harness.NodeTestCase):
+    """The read connections alone go away (their backends ended by the server, as an operator's
+    pg_terminate_backend or a proxy's idle cut would): the reads they serve (a customer's order
+    list) answer 200 or 503 with Retry-After, never a 500; placing orders goes on through the
+    write connections, which stay as they were; and the node connects again by itself, /readyz
+    included. Each connection is named in pg_stat_activity (`application_name`)."""
+
+    def setUp(self):
+        orders_url, inventory_url = start_private_pg(self)
+        self.admin_url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
+        saved, harness.BACKEND = harness.BACKEND, "sqlite"
+        try:
+            self.node = harness.Node({"database.reconnect_interval_ms": "200"})
+        finally:
+            harness.BACKEND = saved
+        self.node.orders_url, self.node.inventory_url = orders_url, inventory_url
+        self.node.start()
+
+    def tearDown(self):
+        harness.stop_node(self.node)
+        super().tearDown()
+
+    def sql(self, query):
+        out = subprocess.run(["psql", self.admin_url, "-Atc", query], check=True, capture_output=True, text=True)
+        return out.stdout.split()
+
+    def backends(self):
+        """(application_name, database, pid) of the node's connections."""
+        rows = self.sql("SELECT application_name || ',' || datname || ',' || pid FROM pg_stat_activity "
+                        "WHERE application_name LIKE 'emporium-%' ORDER BY 1")
+        return [tuple(row.split(",")) for row in rows]
+
+    def test_the_read_connections_alone_go_away_and_the_node_connects_again(self):
+        node = self.node
+        admin = node.token("admin-ops", "admin")
+        cust = node.token(unique("cust"), SCOPES)
+        sku = self.create_item(node, admin, on_hand=10)
+        first = self.place(node, cust, [(sku, 1)])
+        self.assertStatus(first, 201)
+        self.assertStatus(request(node, "GET", "/v1/orders", token=cust), 200)
+        before = self.backends()
+        names = sorted((name, db) for name, db, _ in before)
+        self.assertEqual(names, [("emporium-inventory-read", "inventory"), ("emporium-inventory-write", "inventory"),
+                                 ("emporium-orders-read", "orders"), ("emporium-orders-write", "orders")])
+        writers = [b for b in before if b[0].endswith("-write")]
+
+        ended = self.sql("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE application_name LIKE 'emporium-%-read') AS t")
+        self.assertEqual(ended, ["2"])
+        during = self.place(node, cust, [(sku, 1)])
+        self.assertStatus(during, 201)
+        listed = request(node, "GET", "/v1/orders", token=cust)
+        self.assertIn(listed.status, (200, 503), listed.body)
+        if listed.status == 503:
+            self.assertProblem(listed, 503)
+            self.assertIn("retry-after", listed.headers, "503 without Retry-After")
+
+        deadline = time.time() + 20
+        while request(node, "GET", "/readyz").status != 200:
+            self.assertLess(time.time(), deadline, "the node did not become ready again")
+            time.sleep(0.2)
+        while True:
+            listed = request(node, "GET", "/v1/orders", token=cust)
+            self.assertIn(listed.status, (200, 503), listed.body)
+            if listed.status == 200:
+                break
+            self.assertLess(time.time(), deadline, "the order list did not come back")
+            time.sleep(0.2)
+        self.assertEqual(sorted(o["id"] for o in listed.json["data"]), sorted([first.json["id"], during.json["id"]]))
+        after = self.backends()
+        self.assertEqual([b for b in after if b[0].endswith("-write")], writers, "a write connection was remade")
+        readers = [b for b in after if b[0].endswith("-read")]
+        self.assertEqual(len(readers), 2, after)
+        self.assertFalse(set(readers) & set(before), "the read connections were not remade")
+
+
 class RefusedWriteTest(harness.NodeTestCase):
     """The database is there, but refuses a write (as a locked or full database, or an operator's
     trigger would). Refused at the order's first write: 503 with Retry-After, nothing recorded, no
