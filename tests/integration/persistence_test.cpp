@@ -135,6 +135,22 @@ TEST_P(Persistence, OrdersAreListedByIdComparedByteByByte) {
   EXPECT_EQ(listed(expected[2], 3), (std::vector<std::string>(expected.begin() + 3, expected.begin() + 6)));
 }
 
+// A PostgreSQL connection is named for the server's views, unless its URL names it.
+TEST_P(Persistence, AConnectionIsNamedUnlessItsUrlNamesIt) {
+  if (GetParam() != Backend::postgresql) GTEST_SKIP() << "PostgreSQL only";
+  auto name_of = [](const std::string& url, const std::string& name) {
+    soci::session s;
+    open_session(s, *parse_db_url(url), 2000, name);
+    std::string got;
+    s << "SELECT current_setting('application_name')", soci::into(got);
+    return got;
+  };
+  EXPECT_EQ(name_of(orders_url_, "emporium-orders-write"), "emporium-orders-write");
+  EXPECT_EQ(name_of(orders_url_ + "?application_name=shop-1", "emporium-orders-write"), "shop-1");
+  EXPECT_EQ(name_of(orders_url_ + "?sslmode=disable&application_name=shop-2", "emporium-x"), "shop-2");
+  EXPECT_EQ(name_of(orders_url_, ""), "");
+}
+
 // A released or shipped reservation is deleted by its item's write, not kept as history; a write
 // refused by its version check deletes nothing.
 TEST_P(Persistence, FinishedReservationsAreDeletedByTheirItemsWrite) {
