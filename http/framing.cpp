@@ -55,7 +55,11 @@ bool bodiless(int status) {
   return (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
+// As Beast's fields do: leading and trailing spaces and tabs are not part of a value.
 void append_value(std::string& out, std::string_view value) {
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  while (!value.empty() && blank(value.front())) value.remove_prefix(1);
+  while (!value.empty() && blank(value.back())) value.remove_suffix(1);
   auto start = out.size();
   out += value;
   std::replace_if(

@@ -25,8 +25,11 @@ std::optional<std::string> header_block_problem(std::string_view block);
 
 // The answer's bytes as HTTP/1.1, written in one piece: the bytes Beast's serializer writes for a
 // response with `Server: emporium`, the content type, the answer's headers (a name given twice
-// keeps its last value), `Connection: close` unless `keep_alive`, and the body's length. A CR or
-// LF in a header value becomes a space, so no value can start a field or an answer of its own.
+// keeps its last value; values trimmed of spaces and tabs), `Connection: close` unless
+// `keep_alive`, and the body's length. Unlike Beast: an answer's own `Connection` header is
+// dropped (the node sets none); a 1xx, 204 or 304 has no length and no body (RFC 9110 §8.6); and
+// a CR or LF in a header value becomes a space, so no value can start a field or an answer of its
+// own.
 std::string render_response(const HttpResponse& res, bool keep_alive);
 
 }  // namespace emporium

@@ -1,5 +1,5 @@
-// The edge's own request/response types: Beast stays inside server.cpp, so the routing and
-// domain mapping compile without it.
+// The edge's own request/response types: Beast stays inside the server (server.cpp, framing.cpp),
+// so the routing and domain mapping compile without it.
 #pragma once
 
 #include <functional>

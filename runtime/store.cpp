@@ -85,14 +85,19 @@ ALTER TABLE payments SET (fillfactor = 70)
     // Ids and keys compare byte by byte (collation "C"): every index probe and insert compares
     // them, and under a database's locale (even C.UTF-8) each comparison went through strcoll.
     // They are ASCII, so their order is the same as before in C.UTF-8. SQLite compares bytes
-    // already. The indexes are rebuilt; the tables are not rewritten.
+    // already. The indexes are rebuilt; the tables are not rewritten. A column whose type is
+    // altered loses its statistics: the tables are analyzed again.
     {7, "", R"(
 ALTER TABLE orders ALTER COLUMN id TYPE TEXT COLLATE "C",
   ALTER COLUMN customer_id TYPE TEXT COLLATE "C";
 ALTER TABLE order_lines ALTER COLUMN order_id TYPE TEXT COLLATE "C";
 ALTER TABLE payments ALTER COLUMN id TYPE TEXT COLLATE "C";
 ALTER TABLE idempotency_keys ALTER COLUMN customer_id TYPE TEXT COLLATE "C",
-  ALTER COLUMN idem_key TYPE TEXT COLLATE "C"
+  ALTER COLUMN idem_key TYPE TEXT COLLATE "C";
+ANALYZE orders;
+ANALYZE order_lines;
+ANALYZE payments;
+ANALYZE idempotency_keys
 )"},
 };
 
@@ -123,7 +128,9 @@ DROP INDEX reservations_by_state
     {4, "", R"(
 ALTER TABLE items ALTER COLUMN sku TYPE TEXT COLLATE "C";
 ALTER TABLE reservations ALTER COLUMN sku TYPE TEXT COLLATE "C",
-  ALTER COLUMN order_id TYPE TEXT COLLATE "C"
+  ALTER COLUMN order_id TYPE TEXT COLLATE "C";
+ANALYZE items;
+ANALYZE reservations
 )"},
 };
 
@@ -161,17 +168,20 @@ std::string percent_decode(std::string_view in) {
   return out;
 }
 
+// A value single-quoted for libpq's keyword=value form.
+std::string conninfo_quote(const std::string& v) {
+  std::string q = "'";
+  for (char c : v) {
+    if (c == '\\' || c == '\'') q += '\\';
+    q += c;
+  }
+  return q + "'";
+}
+
 // libpq keyword=value form of a postgresql:// URI: SOCI 4.0.3 mangles URIs (it appends to the
 // connection string), so the URI is taken apart here. Values are single-quoted for libpq.
 std::string libpq_conninfo(const std::string& uri) {
-  auto quote = [](const std::string& v) {
-    std::string q = "'";
-    for (char c : v) {
-      if (c == '\\' || c == '\'') q += '\\';
-      q += c;
-    }
-    return q + "'";
-  };
+  const auto& quote = conninfo_quote;
   std::string rest = uri.substr(uri.find("://") + 3);
   std::string query;
   if (auto q = rest.find('?'); q != std::string::npos) {
@@ -226,10 +236,9 @@ void open_session(soci::session& session, const DbUrl& url, std::int64_t idle_in
                   const std::string& application_name) {
   if (url.backend == Backend::postgresql) {
     auto conninfo = libpq_conninfo(url.path_or_uri);
-    bool named = conninfo.rfind("application_name=", 0) == 0 ||
-                 conninfo.find(" application_name=") != std::string::npos;
-    if (!application_name.empty() && !named)
-      conninfo += " application_name='" + application_name + "'";  // ours: no quote in it
+    // libpq takes a fallback name only where neither the URL nor PGAPPNAME names the connection.
+    if (!application_name.empty())
+      conninfo += " fallback_application_name=" + conninfo_quote(application_name);
     session.open(soci::postgresql, conninfo);
     session << "SET idle_in_transaction_session_timeout = " + std::to_string(idle_in_transaction_ms);
     // Every statement of ours finds its rows by key. Prepared ones are planned once (planning

@@ -35,7 +35,7 @@ std::optional<DbUrl> parse_db_url(const std::string& url);
 // server, connection and all: a node paused in the middle of one (SIGSTOP, a frozen VM) must not
 // hold its row locks, and with them every other node's writes to those rows, until it resumes.
 // On PostgreSQL `application_name`, when given, names the connection in the server's views
-// (pg_stat_activity), unless the URL names it already (`?application_name=...`).
+// (pg_stat_activity), unless the URL (`?application_name=...`) or PGAPPNAME names it.
 void open_session(soci::session& session, const DbUrl& url,
                   std::int64_t idle_in_transaction_ms = 2'000,
                   const std::string& application_name = {});

@@ -32,8 +32,9 @@ std::string unique_name(const std::string& prefix) {
   return prefix + std::to_string(::getpid()) + "_" + std::to_string(n++);
 }
 
-// A fresh database of the backend under test: a new SQLite file, or a new PostgreSQL database.
-std::string fresh_database(Backend backend, const fs::path& dir) {
+// A fresh database of the backend under test: a new SQLite file, or a new PostgreSQL database
+// (created with `options`, if any).
+std::string fresh_database(Backend backend, const fs::path& dir, const std::string& options = "") {
   if (backend == Backend::sqlite) return "sqlite:" + (dir / (unique_name("db") + ".db")).string();
   const char* admin = std::getenv("EMPORIUM_TEST_PG");
   if (!admin) throw std::runtime_error("EMPORIUM_TEST_PG is not set (tests/run-all.sh sets it)");
@@ -41,7 +42,7 @@ std::string fresh_database(Backend backend, const fs::path& dir) {
   auto name = unique_name("emporium_it_");
   soci::session s;
   open_session(s, *parse_db_url(url));
-  s << "CREATE DATABASE " + name;
+  s << "CREATE DATABASE " + name + (options.empty() ? "" : " " + options);
   return url.substr(0, url.rfind('/') + 1) + name;
 }
 
@@ -114,12 +115,26 @@ TEST_P(Persistence, MigrationsApplyOnceAndAreRecorded) {
   EXPECT_EQ(collated_c(s, "idempotency_keys"), (Names{"customer_id", "idem_key"}));
   EXPECT_EQ(collated_c(inv, "items"), Names{"sku"});
   EXPECT_EQ(collated_c(inv, "reservations"), (Names{"sku", "order_id"}));
+  // Analyzed again after the columns' types changed (which drops their statistics).
+  auto analyzed = [](soci::session& db, const std::string& tables) {
+    int n = 0;
+    db << "SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL AND relname IN (" +
+              tables + ")",
+        soci::into(n);
+    return n;
+  };
+  EXPECT_EQ(analyzed(s, "'orders', 'order_lines', 'payments', 'idempotency_keys'"), 4);
+  EXPECT_EQ(analyzed(inv, "'items', 'reservations'"), 2);
 }
 
 // A customer's orders are listed newest first, by id compared byte by byte (ids are ASCII; their
 // order under collation "C" is the one they had under C.UTF-8), and a page goes on from its cursor.
+// On PostgreSQL the database's own collation is ICU's root, which orders these ids otherwise.
 TEST_P(Persistence, OrdersAreListedByIdComparedByteByByte) {
-  auto session = connect(orders_url_);
+  auto url = GetParam() == Backend::postgresql
+                 ? fresh_database(GetParam(), dir_, "LOCALE_PROVIDER icu ICU_LOCALE 'und' TEMPLATE template0")
+                 : orders_url_;
+  auto session = connect(url);
   auto& s = *session;
   migrate(s, GetParam(), Database::orders);
   std::vector<std::string> ids = {"ord_b", "ord_B", "ord_a9", "ord_a_", "ord_A", "ord_0", "ord_a-"};
@@ -148,6 +163,11 @@ TEST_P(Persistence, AConnectionIsNamedUnlessItsUrlNamesIt) {
   EXPECT_EQ(name_of(orders_url_, "emporium-orders-write"), "emporium-orders-write");
   EXPECT_EQ(name_of(orders_url_ + "?application_name=shop-1", "emporium-orders-write"), "shop-1");
   EXPECT_EQ(name_of(orders_url_ + "?sslmode=disable&application_name=shop-2", "emporium-x"), "shop-2");
+  EXPECT_EQ(name_of(orders_url_, "it's\\x=y"), "it's\\x=y");  // quoted for libpq
+  ::setenv("PGAPPNAME", "from-env", 1);
+  auto from_env = name_of(orders_url_, "emporium-orders-write");
+  ::unsetenv("PGAPPNAME");
+  EXPECT_EQ(from_env, "from-env");
   EXPECT_EQ(name_of(orders_url_, ""), "");
 }
 

@@ -107,6 +107,7 @@ TEST(RenderResponse, WritesTheBytesBeastsSerializerWrote) {
       {200, "text/plain; version=0.0.4", {{"content-type", "text/html"}}, "# HELP\n"},
       {200, "application/json", {}, ""},
       {599, "application/json", {}, "{}"},
+      {200, "application/json", {{"Allow", " \tGET, PUT \t "}, {"Retry-After", "  "}}, "{}"},
   };
   for (int status : {401, 402, 403, 408, 409, 413, 415, 422, 431, 500, 501, 505})
     answers.push_back({status, "application/problem+json", {}, "{}"});
