@@ -40,18 +40,24 @@ def start_private_pg(test):
     return tuple("postgresql://postgres@127.0.0.1:%d/%s" % (test.port, db) for db in ("orders", "inventory"))
 
 
+def start_node_on_private_pg(test):
+    """A node on a private PostgreSQL (start_private_pg) that tries to connect again every 200 ms.
+    Built as a SQLite node, then pointed at the private server (the shared one stays up)."""
+    orders_url, inventory_url = start_private_pg(test)
+    saved, harness.BACKEND = harness.BACKEND, "sqlite"
+    try:
+        node = harness.Node({"database.reconnect_interval_ms": "200"})
+    finally:
+        harness.BACKEND = saved
+    node.orders_url, node.inventory_url = orders_url, inventory_url
+    node.start()
+    return node
+
+
 class OutageTest(harness.NodeTestCase):
 
     def setUp(self):
-        orders_url, inventory_url = start_private_pg(self)
-        # Built as a SQLite node, then pointed at the private server (the shared one stays up).
-        saved, harness.BACKEND = harness.BACKEND, "sqlite"
-        try:
-            self.node = harness.Node({"database.reconnect_interval_ms": "200"})
-        finally:
-            harness.BACKEND = saved
-        self.node.orders_url, self.node.inventory_url = orders_url, inventory_url
-        self.node.start()
+        self.node = start_node_on_private_pg(self)
 
     def tearDown(self):
         harness.stop_node(self.node)
@@ -100,15 +106,8 @@ class ReadConnectionTest(harness.NodeTestCase):
     included. Each connection is named in pg_stat_activity (`application_name`)."""
 
     def setUp(self):
-        orders_url, inventory_url = start_private_pg(self)
+        self.node = start_node_on_private_pg(self)
         self.admin_url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
-        saved, harness.BACKEND = harness.BACKEND, "sqlite"
-        try:
-            self.node = harness.Node({"database.reconnect_interval_ms": "200"})
-        finally:
-            harness.BACKEND = saved
-        self.node.orders_url, self.node.inventory_url = orders_url, inventory_url
-        self.node.start()
 
     def tearDown(self):
         harness.stop_node(self.node)

@@ -127,10 +127,13 @@ TEST_F(InventoryActor, AReleaseAfterACommitThatMadeTheReservationAgainReleasesIt
   EXPECT_EQ(now.on_hand, 9);   // ord_s1 shipped
 }
 
-// The reservations of `sku` as stored: order id and state.
+// The reservations of `sku` as stored: order id and state. A write that reached `db` before the
+// call (an item's answer to flush_atom only says its write is on its way) is committed first: the
+// batch it joined would otherwise be committed after this read.
 std::map<std::string, ReservationState> stored_reservations(caf::actor_system& system,
                                                             const caf::actor& db, const std::string& sku) {
   caf::scoped_actor self{system};
+  self->send(db, flush_atom::value);
   std::map<std::string, ReservationState> out;
   self->request(db, std::chrono::seconds(5), db_read{[&](soci::session& s) {
                   soci::rowset<soci::row> rows =
