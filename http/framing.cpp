@@ -69,7 +69,7 @@ void append_value(std::string& out, std::string_view value) {
 
 }  // namespace
 
-std::string render_response(const HttpResponse& res, bool keep_alive) {
+std::string render_response(const HttpResponse& res, bool keep_alive, bool head) {
   std::vector<std::pair<std::string_view, std::string_view>> fields;
   fields.reserve(res.headers.size() + 2);
   auto set = [&](std::string_view name, std::string_view value) {
@@ -97,7 +97,8 @@ std::string render_response(const HttpResponse& res, bool keep_alive) {
 
   auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(res.status)));
   std::string out;
-  std::size_t size = 32 + reason.size() + (with_body ? res.body.size() : 0);
+  bool body_sent = with_body && !head;
+  std::size_t size = 32 + reason.size() + (body_sent ? res.body.size() : 0);
   for (const auto& [name, value] : fields) size += name.size() + value.size() + 4;
   out.reserve(size);
   out += "HTTP/1.1 ";
@@ -112,7 +113,7 @@ std::string render_response(const HttpResponse& res, bool keep_alive) {
     out += "\r\n";
   }
   out += "\r\n";
-  if (with_body) out += res.body;
+  if (body_sent) out += res.body;
   return out;
 }
 

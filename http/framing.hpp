@@ -29,7 +29,8 @@ std::optional<std::string> header_block_problem(std::string_view block);
 // `keep_alive`, and the body's length. Unlike Beast: an answer's own `Connection` header is
 // dropped (the node sets none); a 1xx, 204 or 304 has no length and no body (RFC 9110 §8.6); and
 // a CR or LF in a header value becomes a space, so no value can start a field or an answer of its
-// own.
-std::string render_response(const HttpResponse& res, bool keep_alive);
+// own. The answer to a HEAD request (`head`) has the fields of the same answer to a GET,
+// Content-Length included, and no body (RFC 9110 §9.3.2).
+std::string render_response(const HttpResponse& res, bool keep_alive, bool head = false);
 
 }  // namespace emporium

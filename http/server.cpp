@@ -80,6 +80,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // must arrive within the header deadline and then its body within the body deadline, so a slow
   // client is cut off with 408 and does not hold the connection.
   void read() {
+    head_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(shared_->settings.header_limit_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(shared_->settings.body_limit_bytes));
@@ -187,6 +188,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void handle(http::request<http::string_body>&& req) {
+    head_ = req.method() == http::verb::head;
     HttpRequest in;
     in.headers.reserve(header_fields_);
     in.method = std::string(req.method_string());
@@ -252,7 +254,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // serializer took a tenth of the node's CPU at the most orders a second, building its fields and
   // buffer views for every answer.
   void write(HttpResponse res) {
-    response_ = render_response(res, keep_alive_ && !close_after_write_);
+    response_ = render_response(res, keep_alive_ && !close_after_write_, head_);
     stream_.expires_after(std::chrono::milliseconds(shared_->settings.request_timeout_ms));
     net::async_write(stream_, net::buffer(response_),
                      beast::bind_front_handler(&Session::on_write, shared_from_this()));
@@ -306,6 +308,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string response_;  // the answer being written
   std::string client_;    // the peer's address, once known
+  bool head_ = false;     // the request being answered is a HEAD: its answer has no body
   std::shared_ptr<Shared> shared_;
   bool keep_alive_ = true;
   bool close_after_write_ = false;

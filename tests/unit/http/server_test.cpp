@@ -129,6 +129,49 @@ TEST(RenderResponse, NoContentHasNoLengthAndNoBody) {
             "Connection: close\r\n\r\n");
 }
 
+// The answer to a HEAD has the GET answer's fields, its length included, and no body.
+TEST(RenderResponse, AnAnswerToHeadHasTheLengthAndNoBody) {
+  HttpResponse res{200, "application/json", {{"Retry-After", "1"}}, "{\"status\":\"ok\"}"};
+  auto get = render_response(res, true);
+  auto head = render_response(res, true, true);
+  EXPECT_EQ(head + res.body, get);
+  EXPECT_NE(head.find("Content-Length: 15\r\n\r\n"), std::string::npos) << head;
+}
+
+// On one kept-alive connection, the answer to a HEAD ends at its fields: the next answer is read
+// where it begins.
+TEST(Server, AHeadIsAnsweredWithoutABodyAndTheConnectionGoesOn) {
+  ServerSettings settings;
+  settings.port = 0;
+  Server server(settings, [](HttpRequest&& req, Respond respond) {
+    respond(HttpResponse{200, "application/json", {}, "{\"method\":\"" + req.method + "\"}"});
+  });
+  auto port = server.start();
+  net::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect({net::ip::make_address("127.0.0.1"), port});
+  std::string both = "HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n";
+  net::write(socket, net::buffer(both));
+  std::string get_body = "{\"method\":\"GET\"}";
+  std::string in;
+  char chunk[4096];
+  auto ends_with = [](const std::string& text, const std::string& tail) {
+    return text.size() >= tail.size() &&
+           text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  while (!ends_with(in, get_body) && in.size() < (1u << 16)) {
+    auto n = socket.read_some(net::buffer(chunk));
+    in.append(chunk, n);
+  }
+  server.stop(1000);
+  auto second = in.find("HTTP/1.1 200 OK", 1);
+  ASSERT_NE(second, std::string::npos) << in;
+  auto first = in.substr(0, second);
+  EXPECT_NE(first.find("Content-Length: 17\r\n"), std::string::npos) << first;  // {"method":"HEAD"}
+  EXPECT_EQ(first.substr(first.size() - 4), "\r\n\r\n") << first;           // fields only
+  EXPECT_EQ(in.substr(in.size() - get_body.size()), get_body);
+}
+
 TEST(RenderResponse, AValueCannotStartAFieldOfItsOwn) {
   HttpResponse res{200, "application/json", {{"Retry-After", "1\r\nSet-Cookie: a=b\n\rx"}}, "{}"};
   auto bytes = render_response(res, true);
