@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <future>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,6 +34,12 @@ std::string unique_name(const std::string& prefix) {
   return prefix + std::to_string(::getpid()) + "_" + std::to_string(n++);
 }
 
+// The PostgreSQL databases this test made: dropped when it ends (Persistence::TearDown).
+std::vector<std::string>& created_databases() {
+  static std::vector<std::string> names;
+  return names;
+}
+
 // A fresh database of the backend under test: a new SQLite file, or a new PostgreSQL database
 // (created with `options`, if any).
 std::string fresh_database(Backend backend, const fs::path& dir, const std::string& options = "") {
@@ -43,6 +51,7 @@ std::string fresh_database(Backend backend, const fs::path& dir, const std::stri
   soci::session s;
   open_session(s, *parse_db_url(url));
   s << "CREATE DATABASE " + name + (options.empty() ? "" : " " + options);
+  created_databases().push_back(name);
   return url.substr(0, url.rfind('/') + 1) + name;
 }
 
@@ -55,7 +64,14 @@ class Persistence : public ::testing::TestWithParam<Backend> {
     orders_url_ = fresh_database(GetParam(), dir_);
     inventory_url_ = fresh_database(GetParam(), dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    fs::remove_all(dir_);
+    if (created_databases().empty()) return;
+    soci::session admin;
+    open_session(admin, *parse_db_url(std::getenv("EMPORIUM_TEST_PG")));
+    for (const auto& name : std::exchange(created_databases(), {}))
+      admin << "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)";
+  }
 
   std::unique_ptr<soci::session> connect(const std::string& url) {
     auto s = std::make_unique<soci::session>();
