@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <string_view>
 #include <set>
+#include <string_view>
 
 #include <boost/json.hpp>
 

@@ -81,17 +81,16 @@ std::string render_response(const HttpResponse& res, bool keep_alive, bool head)
   };
   set("Server", "emporium");
   if (!res.body.empty() || res.status >= 200) set("Content-Type", res.content_type);
-  for (const auto& [name, value] : res.headers) set(name, value);
-  bool with_body = !bodiless(res.status);
-  std::string length = std::to_string(res.body.size());
-  // As Beast's keep_alive(false) and prepare_payload(): these two come last, in this order.
-  auto last = [](std::string_view name) {
+  // Connection and Content-Length are the server's own: as Beast's keep_alive(false) and
+  // prepare_payload() put them, they come last, in this order.
+  auto servers_own = [](std::string_view name) {
     return boost::beast::iequals(name, "Connection") ||
            boost::beast::iequals(name, "Content-Length");
   };
-  fields.erase(
-      std::remove_if(fields.begin(), fields.end(), [&](const auto& f) { return last(f.first); }),
-      fields.end());
+  for (const auto& [name, value] : res.headers)
+    if (!servers_own(name)) set(name, value);
+  bool with_body = !bodiless(res.status);
+  std::string length = std::to_string(res.body.size());
   if (!keep_alive) fields.emplace_back("Connection", "close");
   if (with_body) fields.emplace_back("Content-Length", length);
 

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstring>
-#include <random>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <random>
 
 #include <openssl/rand.h>
 

@@ -172,6 +172,18 @@ TEST(Server, AHeadIsAnsweredWithoutABodyAndTheConnectionGoesOn) {
   EXPECT_EQ(in.substr(in.size() - get_body.size()), get_body);
 }
 
+// Connection and Content-Length are the server's own: an answer's own are dropped.
+TEST(RenderResponse, ConnectionAndLengthAreTheServersOwn) {
+  HttpResponse res{
+      200, "application/json", {{"Connection", "upgrade"}, {"content-length", "99"}}, "{}"};
+  EXPECT_EQ(render_response(res, false),
+            "HTTP/1.1 200 OK\r\nServer: emporium\r\nContent-Type: application/json\r\n"
+            "Connection: close\r\nContent-Length: 2\r\n\r\n{}");
+  EXPECT_EQ(render_response(res, true),
+            "HTTP/1.1 200 OK\r\nServer: emporium\r\nContent-Type: application/json\r\n"
+            "Content-Length: 2\r\n\r\n{}");
+}
+
 TEST(RenderResponse, AValueCannotStartAFieldOfItsOwn) {
   HttpResponse res{200, "application/json", {{"Retry-After", "1\r\nSet-Cookie: a=b\n\rx"}}, "{}"};
   auto bytes = render_response(res, true);
