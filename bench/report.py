@@ -5,6 +5,7 @@
   report.py cpu TOPFILE                   %CPU per command in the last frame of `top -b -n2`
   report.py commit-delta BEFORE AFTER N   group commit per database over N requests (/metrics)
   report.py steal STAT0 STAT1             the machine's busy and steal shares between two /proc/stat reads
+  report.py stalls TIMELINE [MS]          100-ms stretches of an open loop whose slowest answer took MS (30) or more
   report.py micro JSON TABLE              appends the microbenchmark rows to the results table
   report.py table TABLE                   prints the results table
   report.py medians TABLE...              prints the median of each figure over several runs' tables
@@ -78,6 +79,26 @@ def steal(before, after):
     idle = d[3] + d[4]
     note = " (the host took time: this run's figures are low)" if d[7] / total > 0.02 else ""
     print(f"machine busy={100 * (total - idle - d[7]) / total:.0f}% steal={100 * d[7] / total:.1f}%{note}")
+
+
+def stalls(path, min_ms="30"):
+    """Moments when the whole path stalled, from an open loop's timeline (send time and latency of
+    each answered request, in ms): the 100-ms stretches of sending whose slowest answer took MS or
+    more. A stall holds every request sent during it, so at half rate one of them costs a few hundred
+    slow answers, and one or two make the p99."""
+    floor = float(min_ms)
+    worst = {}
+    try:
+        for line in open(path):
+            if line.strip():
+                sent, latency = (float(v) for v in line.split())
+                k = int(sent // 100)
+                worst[k] = max(worst.get(k, 0.0), latency)
+    except (OSError, ValueError):
+        print("stalls=- longest_ms=-")
+        return
+    slow = [v for v in worst.values() if v >= floor]
+    print(f"stalls={len(slow)} longest_ms={max(slow) if slow else 0:.1f}")
 
 
 def metrics(path):
@@ -226,5 +247,6 @@ if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     {"pgbench-latency": lambda: pgbench_latency(args), "cpu": lambda: cpu(args[0]),
      "commit-delta": lambda: commit_delta(*args), "steal": lambda: steal(args[0], args[1]),
+     "stalls": lambda: stalls(*args),
      "micro": lambda: micro(args[0], args[1]), "table": lambda: table(args[0]),
      "medians": lambda: medians(args)}[command]()

@@ -107,15 +107,20 @@ progress_done() {
 
 # cpu_snapshot NAME SECONDS: %CPU per process in the middle of a run, and the machine's busy and
 # steal shares over all but its last second (/proc/stat: steal is CPU time the host gave to other
-# guests, which slows every figure of that run), kept for RESULTS.md.
+# guests, which slows every figure of that run), kept for RESULTS.md. Only raw reads happen during
+# the run; cpu_report NAME, after it, makes the line of cpu.txt (Python start-ups near a run's end
+# were load of their own on two busy cores: bench/RESULTS.md, nineteenth run).
 cpu_snapshot() {
   (head -1 /proc/stat >"$res/$1.stat0" 2>/dev/null || true
     sleep $(($2 / 2)); top -b -n2 -d1 -w 250 >"$res/$1.top" 2>&1
     # top took about 1 s; 1 s more of margin, so that this ends before the run does.
     rest=$(($2 - $2 / 2 - 2)); [ "$rest" -gt 0 ] && sleep "$rest"
-    head -1 /proc/stat >"$res/$1.stat1" 2>/dev/null || true
-    echo "$1: $(python3 "$here/report.py" cpu "$res/$1.top"); $(python3 "$here/report.py" steal "$res/$1.stat0" "$res/$1.stat1")" >>"$res/cpu.txt") &
+    head -1 /proc/stat >"$res/$1.stat1" 2>/dev/null || true) &
   snapshot=$!
+}
+cpu_report() {
+  wait "$snapshot" 2>/dev/null || true
+  echo "$1: $(python3 "$here/report.py" cpu "$res/$1.top"); $(python3 "$here/report.py" steal "$res/$1.stat0" "$res/$1.stat1")" >>"$res/cpu.txt"
 }
 
 # kv KEY FILE: the value of KEY=... on the RESULT line of a wrk or open-loop output.
@@ -254,7 +259,7 @@ closed_loop() {
   cpu_snapshot "$name" "$DURATION"
   env "${envs[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s --latency \
     -s "$here/wrk/$script" "http://127.0.0.1:$port" >"$res/$name.wrk" 2>&1
-  wait "$snapshot" 2>/dev/null || true
+  cpu_report "$name"
   grep -q '^RESULT' "$res/$name.wrk" || { cat "$res/$name.wrk"; exit 1; }
   measure_end "$name" "$port" "$(kv requests "$res/$name.wrk")"
 }
@@ -297,17 +302,20 @@ open_loop() {
   # that of the rate held, not of the aftermath of the closed-loop run just before (whose orders
   # and payments are still passivating, at the rate they finished).
   if [ "$OPEN_WARMUP" -gt 0 ]; then
+    # Beside the orders, the disk's own flush time (see fsync_probe.py): every commit waits for
+    # one. In the warm-up, at the same rate, not in the measured run: its 200 flushes a second
+    # are load of its own on the disk and the cores (bench/RESULTS.md, nineteenth run).
+    local probe=""
+    if [[ $name == orders-pg* ]]; then
+      python3 "$here/fsync_probe.py" "$OPEN_WARMUP" "$work" >"$res/$name.fsync" 2>&1 &
+      probe=$!
+    fi
     "$OPENLOOP" --host 127.0.0.1 --port "$port" --rate "$rate" --duration-s "$OPEN_WARMUP" \
       --connections "$CONNS" --range "$SKUS" --method "$4" --path "$5" --body "$6" \
       --header "Authorization: Bearer $CUSTOMER" >"$res/$name.open-warmup" 2>&1
+    [ -z "$probe" ] || wait "$probe" 2>/dev/null || true
   fi
   cpu_snapshot "$name" "$OPEN_DURATION"
-  # Beside the orders, the disk's own flush time (see fsync_probe.py): every commit waits for one.
-  local probe=""
-  if [[ $name == orders-pg* ]]; then
-    python3 "$here/fsync_probe.py" "$OPEN_DURATION" "$work" >"$res/$name.fsync" 2>&1 &
-    probe=$!
-  fi
   # Each request's send time and latency (NAME.timeline, ms from NAME.start's epoch seconds), to
   # line slow moments up with the server's log (autovacuum, checkpoints) in postgres.log.
   date +%s.%N >"$res/$name.start"
@@ -315,8 +323,7 @@ open_loop() {
   "$OPENLOOP" --host 127.0.0.1 --port "$port" --rate "$rate" --duration-s "$OPEN_DURATION" \
     --connections "$CONNS" --range "$SKUS" --method "$4" --path "$5" --body "$6" \
     --header "Authorization: Bearer $CUSTOMER" >"$res/$name.open" 2>&1
-  wait "$snapshot" 2>/dev/null || true
-  [ -z "$probe" ] || wait "$probe" 2>/dev/null || true
+  cpu_report "$name"
   grep -q 'requests=' "$res/$name.open" || { cat "$res/$name.open"; exit 1; }
 }
 
@@ -325,8 +332,11 @@ wrk_row() {  # wrk_row LABEL FILE CEILING RATIO TARGET MET NOTE
     "$(kv errors "$2")" "$3" "$4" "$5" "$6" "$7"
 }
 open_row() {  # open_row LABEL FILE RATE TARGET MET
+  local stalls=${2%.open}.stalls
+  python3 "$here/report.py" stalls "${2%.open}.timeline" >"$stalls"
   row "$1" "$(kv throughput "$2")" "$(kv p50_ms "$2")" "$(kv p99_ms "$2")" "$(kv p999_ms "$2")" \
-    "$(kv errors "$2")" "-" "-" "$4" "$5" "open loop at $3/s (half of max), $CONNS conns"
+    "$(kv errors "$2")" "-" "-" "$4" "$5" \
+    "open loop at $3/s (half of max), $CONNS conns; $(kv stalls "$stalls") 100-ms stretches with an answer of 30 ms or more (slowest $(kv longest_ms "$stalls") ms)"
 }
 
 card='"payment":{"card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}'
@@ -348,7 +358,7 @@ pgbench_best() {
     (cd "$work/pgb-$lines-$c" && pgbench -n -M prepared -h 127.0.0.1 -p "$pg_port" -U postgres \
       -c "$c" -j "$((c < 2 ? 1 : 2))" -T "$PGBENCH_DURATION" -D skus="$SKUS" --log \
       -f "$here/pgbench/order$lines.sql" ceiling) >"$res/pgbench-$lines-$c.out" 2>&1
-    wait "$snapshot" 2>/dev/null || true
+    cpu_report "pgbench-$lines-$c"
     progress_done
     tps=$(grep -oP 'tps = \K[0-9.]+(?= \(without)' "$res/pgbench-$lines-$c.out")
     failed=$(grep -oP 'number of failed transactions: \K[0-9]+' "$res/pgbench-$lines-$c.out" || echo 0)
@@ -441,7 +451,7 @@ orders_pg() {
     "p99 < 20 ms" "$(meets "$p99 < 20")"
   local probe="$res/orders-pg-$lines-open.fsync"
   if grep -q 'probes=' "$probe" 2>/dev/null; then
-    row "disk flush during it ($lines line(s))" "-" "$(kv p50_ms "$probe")" "$(kv p99_ms "$probe")" \
+    row "disk flush in its warm-up ($lines line(s))" "-" "$(kv p50_ms "$probe")" "$(kv p99_ms "$probe")" \
       "$(kv p999_ms "$probe")" "-" "-" "-" "-" "-" \
       "8 KiB + fdatasync every 5 ms: $(kv stalls_20ms "$probe") of $(kv probes "$probe") took >= 20 ms, longest $(kv max_ms "$probe") ms"
   fi
