@@ -5,7 +5,7 @@
   report.py cpu TOPFILE                   %CPU per command in the last frame of `top -b -n2`
   report.py commit-delta BEFORE AFTER N   group commit per database over N requests (/metrics)
   report.py steal STAT0 STAT1             the machine's busy and steal shares between two /proc/stat reads
-  report.py stalls TIMELINE [MS]          100-ms stretches of an open loop whose slowest answer took MS (30) or more
+  report.py stalls TIMELINE [MS]          an open loop's stalls: runs of 100-ms stretches whose slowest answer took MS (30) or more
   report.py micro JSON TABLE              appends the microbenchmark rows to the results table
   report.py table TABLE                   prints the results table
   report.py medians TABLE...              prints the median of each figure over several runs' tables
@@ -82,23 +82,30 @@ def steal(before, after):
 
 
 def stalls(path, min_ms="30"):
-    """Moments when the whole path stalled, from an open loop's timeline (send time and latency of
-    each answered request, in ms): the 100-ms stretches of sending whose slowest answer took MS or
-    more. A stall holds every request sent during it, so at half rate one of them costs a few hundred
-    slow answers, and one or two make the p99."""
+    """Stalls of the whole path, from an open loop's timeline (send time and latency of each
+    answered request, in ms): the 100-ms stretches of sending whose slowest answer took MS or more,
+    adjacent ones counted as one stall. A stall holds every request sent during it, so at half rate
+    one costs a few hundred slow answers, and one or two make the p99. Only answered requests are in
+    the timeline (the generator counts the others as errors); a line it cannot read is skipped.
+    Prints the stalls, the slow stretches, and the slowest answer of the run."""
     floor = float(min_ms)
     worst = {}
     try:
-        for line in open(path):
-            if line.strip():
-                sent, latency = (float(v) for v in line.split())
-                k = int(sent // 100)
-                worst[k] = max(worst.get(k, 0.0), latency)
-    except (OSError, ValueError):
-        print("stalls=- longest_ms=-")
+        lines = open(path).read().splitlines()
+    except OSError:
+        print(f"stalls=- stretches=- slowest_ms=- floor_ms={floor:g}")
         return
-    slow = [v for v in worst.values() if v >= floor]
-    print(f"stalls={len(slow)} longest_ms={max(slow) if slow else 0:.1f}")
+    for line in lines:
+        try:
+            sent, latency = (float(v) for v in line.split())
+        except ValueError:
+            continue
+        k = int(sent // 100)
+        worst[k] = max(worst.get(k, 0.0), latency)
+    slow = sorted(k for k, v in worst.items() if v >= floor)
+    events = sum(1 for i, k in enumerate(slow) if i == 0 or slow[i - 1] != k - 1)
+    slowest = max(worst.values(), default=0.0)
+    print(f"stalls={events} stretches={len(slow)} slowest_ms={slowest:.1f} floor_ms={floor:g}")
 
 
 def metrics(path):

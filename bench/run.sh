@@ -303,12 +303,13 @@ open_loop() {
   # and payments are still passivating, at the rate they finished).
   if [ "$OPEN_WARMUP" -gt 0 ]; then
     # Beside the orders, the disk's own flush time (see fsync_probe.py): every commit waits for
-    # one. In the warm-up, at the same rate, not in the measured run: its 200 flushes a second
-    # are load of its own on the disk and the cores (bench/RESULTS.md, nineteenth run).
+    # one. In the warm-up, at the same rate, not in the measured run: its flushes (up to 200 a
+    # second) are load of its own on the disk and the cores (bench/RESULTS.md, nineteenth run).
     local probe=""
     if [[ $name == orders-pg* ]]; then
       python3 "$here/fsync_probe.py" "$OPEN_WARMUP" "$work" >"$res/$name.fsync" 2>&1 &
       probe=$!
+      pids+=("$probe")
     fi
     "$OPENLOOP" --host 127.0.0.1 --port "$port" --rate "$rate" --duration-s "$OPEN_WARMUP" \
       --connections "$CONNS" --range "$SKUS" --method "$4" --path "$5" --body "$6" \
@@ -333,10 +334,10 @@ wrk_row() {  # wrk_row LABEL FILE CEILING RATIO TARGET MET NOTE
 }
 open_row() {  # open_row LABEL FILE RATE TARGET MET
   local stalls=${2%.open}.stalls
-  python3 "$here/report.py" stalls "${2%.open}.timeline" >"$stalls"
+  python3 "$here/report.py" stalls "${2%.open}.timeline" 30 >"$stalls"
   row "$1" "$(kv throughput "$2")" "$(kv p50_ms "$2")" "$(kv p99_ms "$2")" "$(kv p999_ms "$2")" \
     "$(kv errors "$2")" "-" "-" "$4" "$5" \
-    "open loop at $3/s (half of max), $CONNS conns; $(kv stalls "$stalls") 100-ms stretches with an answer of 30 ms or more (slowest $(kv longest_ms "$stalls") ms)"
+    "open loop at $3/s (half of max), $CONNS conns; $(kv stalls "$stalls") stalls ($(kv stretches "$stalls") 100-ms stretches with an answer of $(kv floor_ms "$stalls") ms or more), slowest answer $(kv slowest_ms "$stalls") ms"
 }
 
 card='"payment":{"card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}'
