@@ -13,8 +13,10 @@
 # CLUSTER_WINDOW (calls outstanding, 256), BENCH_BUILD (/tmp/build-bench-suite),
 # PG_SETTINGS (trials: settings of the suite's PostgreSQL beyond its fixed ones, "-c k=v ..."
 # without quotes or spaces in values; none by default), PG_PREWARM_WAL_MB (trials: WAL written
-# once before the runs; 0, the default: none). With a large min_wal_size the WAL may take
-# gigabytes under /tmp (on a tmpfs, that is RAM).
+# once before the runs; 0, the default: none), PG_PARENT (the directory the server's data goes
+# under, /tmp: another file system or disk, e.g. one mounted without online discard; see
+# RESULTS.md, nineteenth run). With a large min_wal_size the WAL may take gigabytes there (on a
+# tmpfs, that is RAM, and its flushes are not a disk's).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,6 +42,8 @@ PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-"1 4 16 64"}
 # PG_SETTINGS="-c min_wal_size=3GB -c max_wal_size=6GB" PG_PREWARM_WAL_MB=1500.
 PG_SETTINGS=${PG_SETTINGS:-}
 PG_PREWARM_WAL_MB=${PG_PREWARM_WAL_MB:-0}
+PG_PARENT=${PG_PARENT:-/tmp}
+[ -d "$PG_PARENT" ] || { echo "PG_PARENT: $PG_PARENT is not a directory" >&2; exit 2; }
 [[ $PG_PREWARM_WAL_MB =~ ^[0-9]+$ ]] || { echo "PG_PREWARM_WAL_MB: a number of MB (0: none)" >&2; exit 2; }
 BENCH_BUILD=${BENCH_BUILD:-/tmp/build-bench-suite}
 HOT_SKU=hot-sku
@@ -151,7 +155,7 @@ ADMIN=$(token bench-admin admin)
 psql_() { psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
 
 start_pg() {
-  pg_dir=$(mktemp -d /tmp/emporium-bench-pg.XXXXXX)  # owned by postgres: not under $work (0700)
+  pg_dir=$(mktemp -d "$PG_PARENT/emporium-bench-pg.XXXXXX")  # owned by postgres: not under $work (0700)
   [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
   pg_port=$(free_port)
   as_pg "$pgbin/initdb -D $pg_dir/data -U postgres -A trust --no-sync" >"$res/initdb.log" 2>&1 ||
@@ -337,7 +341,7 @@ open_row() {  # open_row LABEL FILE RATE TARGET MET
   python3 "$here/report.py" stalls "${2%.open}.timeline" 30 >"$stalls"
   row "$1" "$(kv throughput "$2")" "$(kv p50_ms "$2")" "$(kv p99_ms "$2")" "$(kv p999_ms "$2")" \
     "$(kv errors "$2")" "-" "-" "$4" "$5" \
-    "open loop at $3/s (half of max), $CONNS conns; $(kv stalls "$stalls") stalls ($(kv stretches "$stalls") 100-ms stretches with an answer of $(kv floor_ms "$stalls") ms or more), slowest answer $(kv slowest_ms "$stalls") ms"
+    "open loop at $3/s (half of max), $CONNS conns; stalls with an answer of $(kv floor_ms "$stalls") ms or more: $(kv stalls "$stalls") ($(kv stretches "$stalls") 100-ms stretches of sending), slowest answer $(kv slowest_ms "$stalls") ms"
 }
 
 card='"payment":{"card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}'
@@ -546,7 +550,7 @@ scenario_cluster() {
   echo "nproc: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
   echo "ram: $(free -h | awk '/^Mem:/ {print $2}')"
   echo "scenarios: ${scenarios[*]}"
-  echo "DURATION=$DURATION WARMUP=$WARMUP OPEN_WARMUP=$OPEN_WARMUP OPEN_DURATION=$OPEN_DURATION PGBENCH_DURATION=$PGBENCH_DURATION CONNS=$CONNS THREADS=$THREADS SKUS=$SKUS PGBENCH_CLIENTS=\"$PGBENCH_CLIENTS\" PG_SETTINGS=\"$PG_SETTINGS\" PG_PREWARM_WAL_MB=$PG_PREWARM_WAL_MB"
+  echo "DURATION=$DURATION WARMUP=$WARMUP OPEN_WARMUP=$OPEN_WARMUP OPEN_DURATION=$OPEN_DURATION PGBENCH_DURATION=$PGBENCH_DURATION CONNS=$CONNS THREADS=$THREADS SKUS=$SKUS PGBENCH_CLIENTS=\"$PGBENCH_CLIENTS\" PG_SETTINGS=\"$PG_SETTINGS\" PG_PREWARM_WAL_MB=$PG_PREWARM_WAL_MB PG_PARENT=$PG_PARENT"
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
 } >"$res/machine.txt"
 cat "$res/machine.txt" >&2
