@@ -382,6 +382,7 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
   a2.lines[0].unit_price_cents = 2100;  // prices known after the reservation
   a2.payment = PaymentRecord{"pay_1", "ord_a", "pending", "", "visa", "4242", 12, 2030, "", 4450, "USD", 1};
   auto x_again = sample_order("ord_x", 1);
+  x_again.lines = {{"cup", 3, 500}};  // lost with its row: the stored lines stay
   auto x_next = sample_order("ord_x", 2);
   x_next.status = "reserved";
   auto b_stale = sample_order("ord_b", 6);
@@ -429,6 +430,9 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
   ASSERT_TRUE(x);
   EXPECT_EQ(x->status, "pending");
   EXPECT_EQ(x->version, 1);
+  ASSERT_EQ(x->lines.size(), 2u);
+  EXPECT_EQ(x->lines[0].sku, "mug");
+  EXPECT_EQ(x->lines[1].sku, "pen");
   EXPECT_EQ(load_order(s, "ord_b")->version, 1);
 
   auto inventory_session = connect(inventory_url_);
@@ -441,12 +445,16 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
   committed_a.state = ReservationState::committed;
   committed_a.expires_at_ms = 0;
   ReservationRecord held_c{"mug", "ord_c", 1, ReservationState::held, 9000};
+  // A write that loses its version check writes none of its reservations, nor deletes any.
+  auto released_c = held_c;
+  released_c.state = ReservationState::released;
+  ReservationRecord held_z{"cup", "ord_z", 1, ReservationState::held, 9000};
   std::vector<EntityWrite> items{
       ItemWrite{{"mug", "Mug", 1999, "USD", 10, 2, 2}, 1, {held_a}},               // 0
       ItemWrite{{"mug", "Mug", 1999, "USD", 10, 3, 3}, 2, {committed_a, held_c}},  // 1 chains on 0
-      ItemWrite{{"mug", "Mug", 1999, "USD", 10, 0, 5}, 4, {}},                     // 2 stale
+      ItemWrite{{"mug", "Mug", 1999, "USD", 10, 0, 5}, 4, {released_c}},           // 2 stale
       ItemWrite{{"pen", "Pen", 250, "USD", 7, 0, 1}, 0, {}},                       // 3 insert
-      ItemWrite{{"cup", "Cup", 500, "USD", 9, 0, 6}, 5, {}},                       // 4 stale
+      ItemWrite{{"cup", "Cup", 500, "USD", 9, 1, 6}, 5, {held_z}},                 // 4 stale
       ItemWrite{{"cup", "Cup", 500, "USD", 8, 0, 2}, 1, {}},  // 5 checked after 4 failed: applies
   };
   EXPECT_EQ(save_batch(inv, items), (std::vector<bool>{true, true, false, true, false, true}));
@@ -462,6 +470,7 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
   EXPECT_EQ(load_item(inv, "pen")->item.on_hand, 7);
   EXPECT_EQ(load_item(inv, "cup")->item.on_hand, 8);
   EXPECT_EQ(load_item(inv, "cup")->item.version, 2);
+  EXPECT_TRUE(load_item(inv, "cup")->reservations.empty());
 }
 
 // A plan lives as long as its prepared statement, and one made while the orders table was
