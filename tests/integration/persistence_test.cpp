@@ -471,6 +471,28 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
   EXPECT_EQ(load_item(inv, "cup")->item.on_hand, 8);
   EXPECT_EQ(load_item(inv, "cup")->item.version, 2);
   EXPECT_TRUE(load_item(inv, "cup")->reservations.empty());
+
+  // A committed reservation is written over its stored held row, and a held one over a stored
+  // committed row.
+  auto committed_c = held_c;
+  committed_c.state = ReservationState::committed;
+  committed_c.expires_at_ms = 0;
+  auto held_a_again = held_a;
+  held_a_again.quantity = 1;
+  held_a_again.expires_at_ms = 9500;
+  std::vector<EntityWrite> later{
+      ItemWrite{{"mug", "Mug", 1999, "USD", 10, 2, 4}, 3, {committed_c, held_a_again}}};
+  EXPECT_EQ(save_batch(inv, later), (std::vector<bool>{true}));
+  mug = load_item(inv, "mug");
+  ASSERT_TRUE(mug);
+  ASSERT_EQ(mug->reservations.size(), 2u);
+  EXPECT_EQ(mug->reservations[0].order_id, "ord_a");
+  EXPECT_EQ(mug->reservations[0].state, ReservationState::held);
+  EXPECT_EQ(mug->reservations[0].quantity, 1);
+  EXPECT_EQ(mug->reservations[0].expires_at_ms, 9500);
+  EXPECT_EQ(mug->reservations[1].order_id, "ord_c");
+  EXPECT_EQ(mug->reservations[1].state, ReservationState::committed);
+  EXPECT_EQ(mug->reservations[1].expires_at_ms, 0);
 }
 
 // A plan lives as long as its prepared statement, and one made while the orders table was
