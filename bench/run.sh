@@ -9,7 +9,9 @@
 # Knobs (environment): DURATION (closed-loop seconds, 15), WARMUP (2), OPEN_DURATION (10),
 # OPEN_WARMUP (seconds at the same rate before each measured open loop, 5),
 # PGBENCH_DURATION (5), CONNS (64), THREADS (wrk threads, 2), SKUS (1000),
-# PGBENCH_CLIENTS ("1 4 16 64"), CLUSTER_DURATION (seconds per cluster figure, 5),
+# PGBENCH_CLIENTS ("1 4 16 64"), NODE_CONNS (the closed loop's connection counts for the node's
+# orders on PostgreSQL, "64 128": its best is its maximum, as pgbench's best client count is the
+# ceiling; CONNS everywhere else), CLUSTER_DURATION (seconds per cluster figure, 5),
 # CLUSTER_WINDOW (calls outstanding, 256), BENCH_BUILD (/tmp/build-bench-suite),
 # PG_SETTINGS (trials: settings of the suite's PostgreSQL beyond its fixed ones, "-c k=v ..."
 # without quotes or spaces in values; none by default), PG_PREWARM_WAL_MB (trials: WAL written
@@ -38,6 +40,9 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 SKUS=${SKUS:-1000}
 PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-"1 4 16 64"}
+NODE_CONNS=${NODE_CONNS:-"64 128"}
+[[ $NODE_CONNS =~ ^[1-9][0-9]*( [1-9][0-9]*)*$ ]] ||
+  { echo "NODE_CONNS: connection counts above 0, separated by spaces" >&2; exit 2; }
 # Trials of the PostgreSQL server's settings (see start_pg), off by default: e.g.
 # PG_SETTINGS="-c min_wal_size=3GB -c max_wal_size=6GB" PG_PREWARM_WAL_MB=1500.
 PG_SETTINGS=${PG_SETTINGS:-}
@@ -85,7 +90,7 @@ free_port() {
 step=0
 steps=0
 wants stock && steps=$((steps + 4))
-wants orders-pg && steps=$((steps + 6 + 2 * $(wc -w <<<"$PGBENCH_CLIENTS")))
+wants orders-pg && steps=$((steps + 4 + 2 * $(wc -w <<<"$NODE_CONNS") + 2 * $(wc -w <<<"$PGBENCH_CLIENTS")))
 wants orders-sqlite && steps=$((steps + 2))
 wants hot && steps=$((steps + 1 + $(wants orders-pg && echo 0 || echo 1)))
 wants micro && steps=$((steps + 1))
@@ -435,22 +440,36 @@ scenario_orders_pg() {
   orders_pg 3
 }
 
-# orders_pg LINES: closed loop, then open loop at half the max, against the pgbench ceiling.
+# orders_pg LINES: closed loops at each of NODE_CONNS, the best of them the node's maximum (as the
+# best of PGBENCH_CLIENTS is pgbench's); then an open loop at half of it, against the pgbench
+# ceiling. The maximum's files are also kept as orders-pg-LINES.*.
 orders_pg() {
-  local lines=$1 node r half p99
+  local lines=$1 node=0 conns=0 r half p99 c tps
   eval "best_tps=\$best_tps_$lines best_clients=\$best_clients_$lines"
-  progress "orders-pg: node, $lines line(s), closed loop, $CONNS conns" "$((WARMUP + DURATION))"
-  closed_loop "orders-pg-$lines" "$port_pg" order.lua BENCH_LINES="$lines"
-  progress_done
-  node=$(kv ok_throughput "$res/orders-pg-$lines.wrk")
-  eval "spread_pg_$lines=$node"
+  for c in $NODE_CONNS; do
+    progress "orders-pg: node, $lines line(s), closed loop, $c conns" "$((WARMUP + DURATION))"
+    CONNS=$c closed_loop "orders-pg-$lines-c$c" "$port_pg" order.lua BENCH_LINES="$lines"
+    progress_done
+    tps=$(kv ok_throughput "$res/orders-pg-$lines-c$c.wrk")
+    wrk_row "orders PG $lines line(s), $c conns" "$res/orders-pg-$lines-c$c.wrk" "-" "-" "-" "-" \
+      "candidate for the node's maximum"
+    # The hot sku's reference: the spread orders at the connections the hot sku's run has.
+    [ "$c" = "$CONNS" ] && eval "spread_pg_$lines=$tps"
+    if python3 -c "import sys; sys.exit(0 if $tps > $node else 1)"; then
+      node=$tps
+      conns=$c
+    fi
+  done
+  eval "[ -n \"\${spread_pg_$lines:-}\" ] || spread_pg_$lines=$node"
+  cp "$res/orders-pg-$lines-c$conns.wrk" "$res/orders-pg-$lines.wrk"
   half=$(python3 -c "print(max(1, int($node / 2)))")
   progress "orders-pg: node, $lines line(s), open loop at $half/s" "$((OPEN_WARMUP + OPEN_DURATION))"
   open_loop "orders-pg-$lines-open" "$port_pg" "$half" POST /v1/orders "$(order_body "$lines")"
   progress_done
   r=$(ratio "$node" "$best_tps")
   wrk_row "orders PG $lines line(s)" "$res/orders-pg-$lines.wrk" "pgbench c=$best_clients" "$r" \
-    ">= 1.50" "$(meets "$r >= 1.5")" "POST /v1/orders, success card, synchronous_commit=on"
+    ">= 1.50" "$(meets "$r >= 1.5")" \
+    "POST /v1/orders, success card, synchronous_commit=on; the best of $(wc -w <<<"$NODE_CONNS") closed loops, at $conns conns"
   p99=$(kv p99_ms "$res/orders-pg-$lines-open.open")
   open_row "orders PG $lines line(s) open loop" "$res/orders-pg-$lines-open.open" "$half" \
     "p99 < 20 ms" "$(meets "$p99 < 20")"
@@ -550,7 +569,7 @@ scenario_cluster() {
   echo "nproc: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
   echo "ram: $(free -h | awk '/^Mem:/ {print $2}')"
   echo "scenarios: ${scenarios[*]}"
-  echo "DURATION=$DURATION WARMUP=$WARMUP OPEN_WARMUP=$OPEN_WARMUP OPEN_DURATION=$OPEN_DURATION PGBENCH_DURATION=$PGBENCH_DURATION CONNS=$CONNS THREADS=$THREADS SKUS=$SKUS PGBENCH_CLIENTS=\"$PGBENCH_CLIENTS\" PG_SETTINGS=\"$PG_SETTINGS\" PG_PREWARM_WAL_MB=$PG_PREWARM_WAL_MB PG_PARENT=$PG_PARENT"
+  echo "DURATION=$DURATION WARMUP=$WARMUP OPEN_WARMUP=$OPEN_WARMUP OPEN_DURATION=$OPEN_DURATION PGBENCH_DURATION=$PGBENCH_DURATION CONNS=$CONNS THREADS=$THREADS SKUS=$SKUS PGBENCH_CLIENTS=\"$PGBENCH_CLIENTS\" NODE_CONNS=\"$NODE_CONNS\" PG_SETTINGS=\"$PG_SETTINGS\" PG_PREWARM_WAL_MB=$PG_PREWARM_WAL_MB PG_PARENT=$PG_PARENT"
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
 } >"$res/machine.txt"
 cat "$res/machine.txt" >&2
