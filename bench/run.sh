@@ -92,7 +92,8 @@ steps=0
 wants stock && steps=$((steps + 4))
 wants orders-pg && steps=$((steps + 4 + 2 * $(wc -w <<<"$NODE_CONNS") + 2 * $(wc -w <<<"$PGBENCH_CLIENTS")))
 wants orders-sqlite && steps=$((steps + 2))
-wants hot && steps=$((steps + 1 + $(wants orders-pg && echo 0 || echo 1)))
+# The hot sku's reference is the spread orders at CONNS: the orders-pg run at CONNS if there is one.
+wants hot && steps=$((steps + 1 + $(wants orders-pg && [[ " $NODE_CONNS " == *" $CONNS "* ]] && echo 0 || echo 1)))
 wants micro && steps=$((steps + 1))
 wants cluster && steps=$((steps + 1))
 started=$SECONDS
@@ -442,9 +443,9 @@ scenario_orders_pg() {
 
 # orders_pg LINES: closed loops at each of NODE_CONNS, the best of them the node's maximum (as the
 # best of PGBENCH_CLIENTS is pgbench's); then an open loop at half of it, against the pgbench
-# ceiling. The maximum's files are also kept as orders-pg-LINES.*.
+# ceiling. The maximum's wrk output is also kept as orders-pg-LINES.wrk.
 orders_pg() {
-  local lines=$1 node=0 conns=0 r half p99 c tps
+  local lines=$1 node=-1 conns=0 r half p99 c tps
   eval "best_tps=\$best_tps_$lines best_clients=\$best_clients_$lines"
   for c in $NODE_CONNS; do
     progress "orders-pg: node, $lines line(s), closed loop, $c conns" "$((WARMUP + DURATION))"
@@ -460,7 +461,6 @@ orders_pg() {
       conns=$c
     fi
   done
-  eval "[ -n \"\${spread_pg_$lines:-}\" ] || spread_pg_$lines=$node"
   cp "$res/orders-pg-$lines-c$conns.wrk" "$res/orders-pg-$lines.wrk"
   half=$(python3 -c "print(max(1, int($node / 2)))")
   progress "orders-pg: node, $lines line(s), open loop at $half/s" "$((OPEN_WARMUP + OPEN_DURATION))"
@@ -514,11 +514,12 @@ scenario_orders_sqlite() {
 
 scenario_hot() {
   if [ -z "${spread_pg_1:-}" ]; then
-    progress "hot: node, spread 1 line (reference), closed loop" "$((WARMUP + DURATION))"
-    closed_loop orders-pg-1 "$port_pg" order.lua BENCH_LINES=1
+    progress "hot: node, spread 1 line (reference), closed loop, $CONNS conns" "$((WARMUP + DURATION))"
+    closed_loop orders-pg-1-hotref "$port_pg" order.lua BENCH_LINES=1
     progress_done
-    spread_pg_1=$(kv ok_throughput "$res/orders-pg-1.wrk")
-    wrk_row "orders PG 1 line(s)" "$res/orders-pg-1.wrk" "-" "-" "-" "-" "reference for hot sku"
+    spread_pg_1=$(kv ok_throughput "$res/orders-pg-1-hotref.wrk")
+    wrk_row "orders PG 1 line(s), $CONNS conns, hot sku's reference" "$res/orders-pg-1-hotref.wrk" \
+      "-" "-" "-" "-" "reference for hot sku"
   fi
   progress "hot: node, every order on $HOT_SKU, closed loop" "$((WARMUP + DURATION))"
   closed_loop orders-pg-hot "$port_pg" order.lua BENCH_HOT_SKU="$HOT_SKU"
@@ -592,7 +593,7 @@ if wants micro; then scenario_micro; fi
 if wants cluster; then scenario_cluster; fi
 
 echo >&2
-echo "Emporium benchmarks, $(date -u +%FT%TZ), $(nproc) cores; wrk -t$THREADS -c$CONNS -d${DURATION}s; results in $res"
+echo "Emporium benchmarks, $(date -u +%FT%TZ), $(nproc) cores; wrk -t$THREADS -c$CONNS -d${DURATION}s (orders on PostgreSQL: -c at each of $NODE_CONNS); results in $res"
 python3 "$here/report.py" table "$table" | tee "$res/table.txt"
 if [ -s "$res/commits.txt" ]; then
   echo

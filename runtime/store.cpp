@@ -861,7 +861,7 @@ void add_payment(Columns& c, const PaymentRecord& p) {
 }
 
 // Order rows go with their lines and, for a new payment, its pending record: each statement
-// below writes those only for the order rows it wrote (joined on what the order write returned),
+// below writes those only for the order rows it wrote (kept by what the order write returned),
 // so a batch of orders costs one statement for its inserts and one for its updates.
 struct OrderChildren {
   Columns lines{2, 3};    // order_id, sku; line_no, quantity, unit_price_cents
@@ -896,13 +896,16 @@ std::vector<std::string> values_of(std::initializer_list<const Columns*> columns
 }
 
 // Keeps the rows whose `key` is among the `column`s of the CTE `written`. A join would do, but the
-// planner knows neither side's size (an unnest of a parameter counts as 10 rows) and joins them in
-// a nested loop that reads one side again for every row of the other: at 50 rows a side, 2,500
-// comparisons and as many reads of a stored row, about 40 % of a batch statement. A sublink that
-// is not at the top of the WHERE (here under IS TRUE) is not made a join; it becomes a hashed
-// subplan, read once into a hash table. Keys are never null, so IS TRUE changes nothing else.
+// write sessions join only by nested loop (open_session: no hash or merge joins, so that no plan
+// made for small tables scans them whole later), and a nested loop between two CTEs reads one side
+// again for every row of the other: at 50 rows a side, 2,500 comparisons and as many reads of a
+// stored row, about 40 % of a batch statement. A sublink that is not at the top of the WHERE (here
+// under IS TRUE) is not made a join; it becomes a subplan, hashed (read once into a hash table)
+// since the planner's estimate of a CTE's rows, 1 to 10, always fits in memory, and no setting
+// turns that off. Keys are never null, so IS TRUE changes nothing else. The column is qualified,
+// so that a CTE without it fails the statement instead of matching the outer row's own column.
 std::string among(const std::string& key, const std::string& column, const std::string& written) {
-  return "(" + key + " IN (SELECT " + column + " FROM " + written + ")) IS TRUE";
+  return "(" + key + " IN (SELECT w." + column + " FROM " + written + " w)) IS TRUE";
 }
 
 // `written` names the CTE whose rows (with an `id`) are the orders written. `fresh`: they are all

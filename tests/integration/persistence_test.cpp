@@ -385,6 +385,7 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
   x_again.lines = {{"cup", 3, 500}};  // lost with its row: the stored lines stay
   auto x_next = sample_order("ord_x", 2);
   x_next.status = "reserved";
+  x_next.lines = x_again.lines;  // the segment writes the last state of the two
   auto b_stale = sample_order("ord_b", 6);
   auto c1 = sample_order("ord_c", 1);
   c1.payment = PaymentRecord{"pay_c", "ord_c", "pending", "", "visa", "4242", 1, 2031, "", 4248, "USD", 1};
@@ -432,8 +433,28 @@ TEST_P(Persistence, EntityWriteBatchesCheckVersionsAndChainWritesToOneEntity) {
   EXPECT_EQ(x->version, 1);
   ASSERT_EQ(x->lines.size(), 2u);
   EXPECT_EQ(x->lines[0].sku, "mug");
+  EXPECT_EQ(x->lines[0].quantity, 2);
   EXPECT_EQ(x->lines[1].sku, "pen");
   EXPECT_EQ(load_order(s, "ord_b")->version, 1);
+
+  // In one statement, an update that applies rewrites its order's lines, and a stale one writes
+  // none of its own.
+  auto a3 = *a;
+  a3.version = 3;
+  a3.lines = {{"cup", 1, 500}};
+  auto b_other = sample_order("ord_b", 8);
+  b_other.lines = {{"cup", 4, 500}};
+  std::vector<EntityWrite> relined{OrderWrite{a3, 2, true}, OrderWrite{b_other, 7, true}};
+  EXPECT_EQ(save_batch(s, relined), (std::vector<bool>{true, false}));
+  a = load_order(s, "ord_a");
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->lines.size(), 1u);
+  EXPECT_EQ(a->lines[0].sku, "cup");
+  auto b = load_order(s, "ord_b");
+  ASSERT_TRUE(b);
+  ASSERT_EQ(b->lines.size(), 2u);
+  EXPECT_EQ(b->lines[0].sku, "mug");
+  EXPECT_EQ(b->lines[0].quantity, 2);
 
   auto inventory_session = connect(inventory_url_);
   auto& inv = *inventory_session;
