@@ -7,11 +7,11 @@
 #   bench/run.sh [stock|orders-pg|orders-sqlite|hot|micro|cluster ...]     (none: all)
 #
 # Knobs (environment): DURATION (closed-loop seconds, 15), WARMUP (2), OPEN_DURATION (10),
-# OPEN_WARMUP (seconds at the same rate before each measured open loop, 5), OPEN_SETTLE (0: each
-# open loop on PostgreSQL follows the closed loops at once; 1, for trials: the server first settles
-# as between series, before the node's open loop and before pgbench's, which then gets the same
-# warm-up; the figure is then a freshly vacuumed and checkpointed server's, see RESULTS.md,
-# twenty-first run),
+# OPEN_WARMUP (seconds at the same rate before each measured open loop, 5), OPEN_SETTLE (0: the
+# node's open loop on PostgreSQL follows its closed loops at once, and pgbench's follows it; 1, for
+# trials: the server first settles as between series, before the node's open loop and before
+# pgbench's, which then gets the same warm-up; the figure is then a freshly vacuumed and
+# checkpointed server's, see RESULTS.md, twenty-first run),
 # PGBENCH_DURATION (5), CONNS (64), THREADS (wrk threads, 2), SKUS (1000),
 # PGBENCH_CLIENTS ("1 4 16 64"), NODE_CONNS (the closed loop's connection counts for the node's
 # orders on PostgreSQL, "64 128": its best is its maximum, as pgbench's best client count is the
@@ -501,16 +501,14 @@ pgbench_open() {
   mkdir -p "$dir"
   local warmup=0
   [ "$OPEN_SETTLE" = 1 ] && warmup=$OPEN_WARMUP
+  # As the node's: settled, then the same rate unmeasured first, so that the burst of full-page
+  # writes after the checkpoint falls in the warm-up, not in the measured run.
+  [ "$OPEN_SETTLE" = 0 ] || settle_pg emporium_orders emporium_inventory
   progress "orders-pg: pgbench, $lines line(s), open loop at $rate/s" "$((warmup + OPEN_DURATION))"
-  if [ "$OPEN_SETTLE" = 1 ]; then
-    # As the node's: settled, then the same rate unmeasured first, so that the burst of full-page
-    # writes after the checkpoint falls in the warm-up, not in the measured run.
-    settle_pg emporium_orders emporium_inventory
-    if [ "$warmup" -gt 0 ]; then
-      (cd "$dir" && pgbench -n -M prepared -h 127.0.0.1 -p "$pg_port" -U postgres -c "$best_clients" \
-        -j "$((best_clients < 2 ? 1 : 2))" -R "$rate" -T "$warmup" -D skus="$SKUS" \
-        -f "$here/pgbench/order$lines.sql" ceiling) >"$res/pgbench-open-$lines.warmup" 2>&1
-    fi
+  if [ "$warmup" -gt 0 ]; then
+    (cd "$dir" && pgbench -n -M prepared -h 127.0.0.1 -p "$pg_port" -U postgres -c "$best_clients" \
+      -j "$((best_clients < 2 ? 1 : 2))" -R "$rate" -T "$warmup" -D skus="$SKUS" \
+      -f "$here/pgbench/order$lines.sql" ceiling) >"$res/pgbench-open-$lines.warmup" 2>&1
   fi
   (cd "$dir" && pgbench -n -M prepared -h 127.0.0.1 -p "$pg_port" -U postgres -c "$best_clients" \
     -j "$((best_clients < 2 ? 1 : 2))" -R "$rate" -T "$OPEN_DURATION" -D skus="$SKUS" --log \
