@@ -97,6 +97,15 @@ class entity_actor final : public lean_actor {
 
 inline std::chrono::milliseconds ms(std::int64_t value) { return std::chrono::milliseconds(value); }
 
+// Before an entity that stops on its own (a failure: memory may be ahead of storage) answers
+// anyone: its registry hears of it as of an idle one (runtime/registry.hpp), so that a call sent
+// after one of those answers waits for the next activation, where it would otherwise be routed to
+// this one before the registry saw it down, and be bounced with it.
+template <class Self>
+void leave_registry(Self* self, const ContextPtr& ctx, caf::atom_value type, const std::string& id) {
+  self->send(ctx->registries.at(type), idle_atom::value, id);
+}
+
 // Loads an entity's state with `load(session) -> std::optional<T>` and hands it to `done` before
 // the actor takes any other message (await). On a database failure the actor stops; the messages
 // queued for it are answered with an error and the next one activates it afresh.

@@ -138,11 +138,9 @@ OrderStatus status_of(const order_state& st) {
 }
 
 // Answers everyone waiting with `err` and stops: memory may be ahead of storage, so the next
-// message activates the order again from what was committed. The registry hears of it first, as
-// of a passivation: a call sent after one of these answers then waits for the next activation,
-// where it would otherwise be routed here before the registry saw this one down, and bounced.
+// message activates the order again from what was committed (the registry hears of it first).
 void fail(order_actor* self, const caf::error& err) {
-  self->send(self->state.ctx->registries.at(order_type), idle_atom::value, self->state.rec.id);
+  leave_registry(self, self->state.ctx, order_type, self->state.rec.id);
   auto run = std::move(self->state.run);  // the card is wiped as it goes
   if (run) {
     if (run->placement.pending()) run->placement.deliver(err);

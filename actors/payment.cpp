@@ -52,11 +52,13 @@ void lost_write(payment_actor* self) {
               if (st.stop_requested && st.writes_in_flight == 0) self->quit();
               return;
             }
+            leave_registry(self, st.ctx, payment_type, st.rec.id);
             for (auto& rp : st.waiting) rp.deliver(make_error(errc::version_conflict));
             st.waiting.clear();
             self->quit();
           },
           [self](caf::error& err) {
+            leave_registry(self, self->state.ctx, payment_type, self->state.rec.id);
             for (auto& rp : self->state.waiting) rp.deliver(err);
             self->state.waiting.clear();
             self->quit(err);
@@ -84,6 +86,7 @@ void persist(payment_actor* self, Then then) {
           },
           [self](caf::error& err) {
             self->state.writes_in_flight -= 1;
+            leave_registry(self, self->state.ctx, payment_type, self->state.rec.id);
             for (auto& rp : self->state.waiting) rp.deliver(err);
             self->quit(err);  // memory may be ahead of storage: reload on the next message
           });

@@ -497,22 +497,23 @@ orders_pg() {
 # latency one commit per order has at that rate on this machine. pgbench -R times each transaction
 # from its scheduled start, so a stall delays the ones queued behind it (no coordinated omission).
 pgbench_open() {
-  local lines=$1 rate=$2 dir="$work/pgb-open-$1" out="$res/pgbench-open-$1.out" tps
+  local lines=$1 rate=$2 dir="$work/pgb-open-$1" out="$res/pgbench-open-$1.out" tps warmup=0
   mkdir -p "$dir"
-  local warmup=0
-  [ "$OPEN_SETTLE" = 1 ] && warmup=$OPEN_WARMUP
+  # at_rate SECONDS [ARGS...]: the transaction at the rate for that long.
+  at_rate() {
+    (cd "$dir" && pgbench -n -M prepared -h 127.0.0.1 -p "$pg_port" -U postgres -c "$best_clients" \
+      -j "$((best_clients < 2 ? 1 : 2))" -R "$rate" -T "$1" -D skus="$SKUS" "${@:2}" \
+      -f "$here/pgbench/order$lines.sql" ceiling)
+  }
   # As the node's: settled, then the same rate unmeasured first, so that the burst of full-page
   # writes after the checkpoint falls in the warm-up, not in the measured run.
-  [ "$OPEN_SETTLE" = 0 ] || settle_pg emporium_orders emporium_inventory
-  progress "orders-pg: pgbench, $lines line(s), open loop at $rate/s" "$((warmup + OPEN_DURATION))"
-  if [ "$warmup" -gt 0 ]; then
-    (cd "$dir" && pgbench -n -M prepared -h 127.0.0.1 -p "$pg_port" -U postgres -c "$best_clients" \
-      -j "$((best_clients < 2 ? 1 : 2))" -R "$rate" -T "$warmup" -D skus="$SKUS" \
-      -f "$here/pgbench/order$lines.sql" ceiling) >"$res/pgbench-open-$lines.warmup" 2>&1
+  if [ "$OPEN_SETTLE" = 1 ]; then
+    settle_pg emporium_orders emporium_inventory
+    warmup=$OPEN_WARMUP
   fi
-  (cd "$dir" && pgbench -n -M prepared -h 127.0.0.1 -p "$pg_port" -U postgres -c "$best_clients" \
-    -j "$((best_clients < 2 ? 1 : 2))" -R "$rate" -T "$OPEN_DURATION" -D skus="$SKUS" --log \
-    -f "$here/pgbench/order$lines.sql" ceiling) >"$out" 2>&1
+  progress "orders-pg: pgbench, $lines line(s), open loop at $rate/s" "$((warmup + OPEN_DURATION))"
+  [ "$warmup" = 0 ] || at_rate "$warmup" >"$res/pgbench-open-$lines.warmup" 2>&1
+  at_rate "$OPEN_DURATION" --log >"$out" 2>&1
   progress_done
   tps=$(grep -oP 'tps = \K[0-9.]+(?= \(without)' "$out" || echo 0)
   echo "tps=$tps $(python3 "$here/report.py" pgbench-latency "$dir"/pgbench_log.*)" >>"$out"

@@ -7,7 +7,8 @@
 // route_for); a cluster puts the owner lookup (and other nodes) behind the same message, sent to
 // the node's router. Once closed (close_atom, the node is stopping) a registry refuses every call.
 //
-// Passivation protocol: an idle entity sends (idle_atom, id) to its registry; the registry answers
+// Passivation protocol: an idle entity sends (idle_atom, id) to its registry (and so does one about
+// to stop on its own, after a failure: actors/entity.hpp, leave_registry); the registry answers
 // stop_atom, which queues behind every message it forwarded before, so nothing forwarded is lost.
 // An entity that got messages meanwhile simply processes them before stopping. Messages that come
 // for it after that wait until it is down, then go to a new activation (see HoldLimits).
