@@ -472,7 +472,12 @@ const caf::behavior& item_handlers() {
       [](mailbox_atom) { return inventory_actor::current()->mailbox().size(); },
       [](get_atom) -> caf::result<ItemRecord> {
         auto* self = inventory_actor::current();
-        if (!self->state.exists) return failure(errc::not_found);
+        if (!self->state.exists) {
+          // A lookup of an unknown sku, and nothing else asked of it: it stops now rather than
+          // when it idles out, so that such lookups do not pile actors up (see leave_registry).
+          if (self->mailbox().empty()) leave_registry(self, self->state.ctx, inventory_type, self->state.sku());
+          return failure(errc::not_found);
+        }
         return self->state.committed;
       },
       [](inspect_atom) -> caf::result<item_state_view> {

@@ -91,6 +91,10 @@ struct Running {
   bool pin_refused = false;
   caf::error pin_error;
   std::optional<std::vector<errc>> reserves_answered;
+  // The currency of the first item that answered a reserve, and whether another one differed:
+  // an order's total is in one currency, so such an order is rejected (currency_mismatch).
+  std::string currency;
+  bool mixed_currency = false;
 };
 
 // Kept small: with the CAF actor around it, an order's state must stay within 256 B for the actor
@@ -333,6 +337,10 @@ void for_each_line(order_actor* self, MakeMsg make_msg, Done done) {
           auto& line = self->state.rec.lines[i];
           if (line.unit_price_cents == 0) line.unit_price_cents = item.price_cents;
           if (i == 0) self->state.rec.currency = item.currency;
+          if (auto& run = self->state.run; run && run->reserving) {  // one currency per order
+            if (run->currency.empty()) run->currency = item.currency;
+            else if (run->currency != item.currency) run->mixed_currency = true;
+          }
           if (--*left == 0) done(*failures);
         },
         [left, failures, done](caf::error& err) {
@@ -606,6 +614,8 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
     auto reason = has(errc::unknown_sku) ? "unknown_sku" : "insufficient_stock";
     return compensate(self, OrderStatus::rejected, reason);  // its first write, unless pinned
   }
+  // Items priced in different currencies: no total can be charged. Released, never charged.
+  if (run.mixed_currency) return compensate(self, OrderStatus::rejected, "currency_mismatch");
   hold_and_charge(self);
 }
 
@@ -686,7 +696,11 @@ const caf::behavior& order_handlers() {
           if (!st.exists && st.saga().reserving) pin(self);
           return rp;
         }
-        if (!st.exists) return make_error(errc::not_found);
+        if (!st.exists) {
+          // An unknown id, as for an unknown sku (inventory.cpp): it stops now.
+          if (!st.running && self->mailbox().empty()) leave_registry(self, st.ctx, order_type, st.rec.id);
+          return make_error(errc::not_found);
+        }
         return st.rec;
       },
       [](cancel_atom) -> caf::result<OrderRecord> {

@@ -70,8 +70,18 @@ void Api::Impl::route_admin(Call& call) {
   if (p.size() >= 4 && p[1] == "actors") {
     auto type = entity_type(p[2]);
     if (!type) return call.respond(problem(404, "Not found", "unknown actor type"));
-    if (p.size() == 4 && m == "GET") return admin_actor(call, *type, p[3]);
-    if (p.size() == 5 && p[4] == "passivate" && m == "POST") return admin_passivate(call, *type, p[3]);
+    // An id that no actor of the type can have is not asked for (nor sent to a database).
+    bool valid = *type == order_type     ? valid_order_id(p[3])
+                 : *type == payment_type ? valid_made_id(p[3], "pay_")
+                                         : valid_sku(p[3]);
+    if (p.size() == 4 && m == "GET") {
+      if (!valid) return call.respond(problem(404, "Not found", "no such actor"));
+      return admin_actor(call, *type, p[3]);
+    }
+    if (p.size() == 5 && p[4] == "passivate" && m == "POST") {
+      if (!valid) return call.respond(problem(404, "Not found", "no such actor"));
+      return admin_passivate(call, *type, p[3]);
+    }
   }
   call.respond(problem(404, "Not found", "no such admin endpoint"));
 }
@@ -100,12 +110,15 @@ void Api::Impl::admin_cluster(Call& call) {
           .then(
               [this, respond](std::vector<MemberStatus>& members) {
                 json::array rows;
+                // A member that left (stopped, or never got to serve) is `down` to the API, whose
+                // statuses are up, suspect and down; `left` tells it from one that failed.
                 for (const auto& m : members)
                   rows.push_back(json::object{
                       {"name", m.name},
                       {"cluster_address", m.cluster_address},
                       {"http_address", m.http_address},
-                      {"status", m.status},
+                      {"status", m.status == "left" ? "down" : m.status},
+                      {"left", m.status == "left"},
                       {"incarnation", m.incarnation},
                       {"last_heartbeat", rfc3339(m.last_heartbeat_ms)},
                       {"active_actors", json::object{{"order", m.active_order},

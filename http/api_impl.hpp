@@ -64,9 +64,11 @@ inline std::string sha256_hex(std::string_view data) {
   return out;
 }
 
+// A body sent without a Content-Type is taken as JSON, as its client meant it (what it holds is
+// then checked as any body); one declared as another type is refused (415).
 inline bool is_json_content(const HttpRequest& req) {
   auto* type = req.header("content-type");
-  if (!type) return false;
+  if (!type) return true;
   std::string_view t = *type;
   t = t.substr(0, t.find(';'));
   while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
@@ -82,12 +84,15 @@ inline bool valid_idempotency_key(std::string_view key) {
   return true;
 }
 
-inline bool valid_order_id(std::string_view id) {
-  if (id.size() != 30 || id.substr(0, 4) != "ord_") return false;
-  for (char c : id.substr(4))
+// An id the node makes (new_id): `prefix` and 26 characters of lowercase base32.
+inline bool valid_made_id(std::string_view id, std::string_view prefix) {
+  if (id.size() != prefix.size() + 26 || id.substr(0, prefix.size()) != prefix) return false;
+  for (char c : id.substr(prefix.size()))
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'))) return false;
   return true;
 }
+
+inline bool valid_order_id(std::string_view id) { return valid_made_id(id, "ord_"); }
 
 // "GET /v1/orders/{id}": known words kept, ids replaced, anything else "other", so metric labels
 // stay few and never carry request data.
@@ -211,7 +216,8 @@ struct Api::Impl {
   void put_item(Call& call);
   void adjust_item(Call& call);
   void place_order(Call& call);
-  void place_order_now(Call& call, std::string key, std::string hash);
+  // Places order `id`; with an Idempotency-Key (`key`, its request's digest `hash`) claimed for it.
+  void place_order_now(Call& call, std::string key, std::string hash, std::string id);
   template <class Finish>
   void answer_stopped_placement(caf::event_based_actor* self, const std::string& id, const caf::error& err,
                                 Finish finish);

@@ -281,8 +281,10 @@ void Api::Impl::list_items(Call& call) {
       return call.respond(problem(400, "Bad request", "invalid sku", {{"sku", "must match [A-Za-z0-9._-]{1,64}"}}));
     if (std::find(skus.begin(), skus.end(), value) == skus.end()) skus.push_back(value);
   }
-  if (skus.empty() || skus.size() > 100)
-    return call.respond(problem(400, "Bad request", "give 1 to 100 sku parameters", {{"sku", "1 to 100 values"}}));
+  if (skus.size() > 100)
+    return call.respond(problem(400, "Bad request", "give at most 100 sku parameters", {{"sku", "at most 100 values"}}));
+  // None asked for: none known.
+  if (skus.empty()) return call.respond(json_response(200, encode_item_list({}, call.who.admin())));
   gateway.run([this, skus, respond = call.respond, admin = call.who.admin()](caf::event_based_actor* self) {
     auto found = std::make_shared<std::vector<std::optional<ItemRecord>>>(skus.size());
     auto left = std::make_shared<size_t>(skus.size());
@@ -364,6 +366,10 @@ int status_for(const OrderRecord& order) {
   return 202;
 }
 
+// How long past its placement timeout a claimed Idempotency-Key is still taken as running: its
+// answer is written to the orders database first (see place_order_now).
+constexpr std::int64_t kClaimAnswerGraceMs = 5'000;
+
 std::pair<int, int> utc_year_month() {
   auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm{};
@@ -382,14 +388,14 @@ void Api::Impl::place_order(Call& call) {
       return call.respond(problem(400, "Bad request", "Idempotency-Key must be 1 to 255 visible ASCII characters"));
     key = *k;
   }
-  if (key.empty()) return place_order_now(call, "", "");
+  if (key.empty()) return place_order_now(call, "", "", new_id("ord_", ctx->clock->now_ms()));
   auto customer = call.who.claims.sub;
   {
     std::lock_guard lock(running_mutex);
     if (!running_keys.insert({customer, key}).second)
       return call.respond(problem(409, "Conflict", "a request with this Idempotency-Key is still in progress"));
   }
-  auto hash = sha256_hex(call.req.body);
+  auto hash = sha256_hex(card_free_body(call.req.body));
   auto release = [this, customer, key] {
     std::lock_guard lock(running_mutex);
     running_keys.erase({customer, key});
@@ -398,19 +404,36 @@ void Api::Impl::place_order(Call& call) {
     release();
     inner(std::move(res));
   };
+  // The key is claimed, with the id of the order it will place, before anything else: the same
+  // key sent meanwhile to any node finds the claim, and so does a retry after a crash.
+  auto now = ctx->clock->now_ms();
+  IdempotencyRecord claim{customer, key, hash, 0, "", now, "", new_id("ord_", now)};
   auto found = std::make_shared<std::optional<IdempotencyRecord>>();
   auto shared_call = std::make_shared<Call>(std::move(call));
-  gateway.run([this, shared_call, found, customer, key, hash](caf::event_based_actor* self) {
+  gateway.run([this, shared_call, found, claim](caf::event_based_actor* self) {
     self->request(ctx->orders_db, timeout(),
-                  db_read{[found, customer, key](soci::session& s) { *found = load_idempotency(s, customer, key); }})
+                  db_write{[found, claim](soci::session& s) {
+                    *found = claim_idempotency(s, claim);
+                    return true;
+                  }})
         .then(
-            [this, shared_call, found, key, hash](bool) {
+            [this, shared_call, found, claim](bool) {
               auto& call = *shared_call;
-              if (!*found) return place_order_now(call, key, hash);
-              if ((*found)->request_hash != hash)
+              if (!*found) return place_order_now(call, claim.key, claim.request_hash, claim.order_id);
+              const auto& first = **found;
+              // (A key stored before the card-free digest has a digest of the whole body.)
+              if (first.request_hash != claim.request_hash && first.request_hash != sha256_hex(call.req.body))
                 return call.respond(problem(422, "Unprocessable content",
                                             "this Idempotency-Key was used with a different request"));
-              const auto& first = **found;
+              if (first.status == 0) {
+                // Claimed, not answered yet: still running, while its placement may be (its
+                // timeout, and the answer's write). Past that, its node stopped before it
+                // answered: the placement is sent again, for the same order, which answers with
+                // how that order ended (or places it, if it never got going).
+                if (claim.created_at_ms - first.created_at_ms < settings.placement_timeout_ms + kClaimAnswerGraceMs)
+                  return call.respond(problem(409, "Conflict", "a request with this Idempotency-Key is still in progress"));
+                return place_order_now(call, claim.key, first.request_hash, first.order_id);
+              }
               auto type = !first.content_type.empty() ? first.content_type
                           : first.status >= 400      ? "application/problem+json"  // stored before
                                                      : "application/json";
@@ -452,16 +475,19 @@ void Api::Impl::answer_stopped_placement(caf::event_based_actor* self, const std
           [this, self, err, finish](caf::error&) { finish(self, failure(err)); });
 }
 
-void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
+void Api::Impl::place_order_now(Call& call, std::string key, std::string hash, std::string id) {
   auto [year, month] = utc_year_month();
   auto decoded = decode_place_order(call.req.body, {settings.items_max, settings.quantity_max}, year, month);
   auto customer = call.who.claims.sub;
-  // Answers and, with a key, records the answer first: a retry after a crash then replays it.
-  auto finish = [this, customer, key, hash, respond = call.respond](caf::event_based_actor* self, HttpResponse res) {
-    if (key.empty() || res.status == 503) return respond(std::move(res));
-    IdempotencyRecord rec{customer, key, hash, res.status, res.body, ctx->clock->now_ms(), res.content_type};
+  // Answers and, with a key, records the answer first over the key's claim: a retry after a crash
+  // then replays it. A 503 did nothing: the claim is dropped, so a retry places anew.
+  auto finish = [this, customer, key, hash, id, respond = call.respond](caf::event_based_actor* self,
+                                                                         HttpResponse res) {
+    if (key.empty()) return respond(std::move(res));
+    IdempotencyRecord rec{customer, key, hash, res.status, res.body, ctx->clock->now_ms(), res.content_type, id};
     self->request(ctx->orders_db, timeout(), db_write{[rec](soci::session& s) {
-                    save_idempotency(s, rec);
+                    if (rec.status == 503) drop_idempotency_claim(s, rec.customer_id, rec.key, rec.order_id);
+                    else save_idempotency(s, rec);
                     return true;
                   }})
         .then([respond, res](bool) { respond(res); }, [respond, res](caf::error&) { respond(res); });
@@ -471,7 +497,6 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash) {
     return gateway.run([finish, res](caf::event_based_actor* self) { finish(self, res); });
   }
   auto input = std::make_shared<PlaceOrderInput>(std::move(*decoded.value));
-  auto id = new_id("ord_", ctx->clock->now_ms());
   gateway.run([this, id, input, customer, finish](caf::event_based_actor* self) {
     order_place msg{customer, input->lines, std::move(input->card)};
     input->card.wipe();

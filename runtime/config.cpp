@@ -106,7 +106,7 @@ const Key kKeys[] = {
     {"orders.reservation_check_ms", field<&C::orders, &C::Orders::reservation_check_ms>, {100, 86'400'000}},
     {"orders.reservation_commit_delay_ms", field<&C::orders, &C::Orders::reservation_commit_delay_ms>, {0, 60'000}},
     {"orders.items_max", field<&C::orders, &C::Orders::items_max>, {1, 1000}},
-    {"orders.quantity_max", field<&C::orders, &C::Orders::quantity_max>, {1}},
+    {"orders.quantity_max", field<&C::orders, &C::Orders::quantity_max>, {1, 1'000'000}},
     {"orders.step_timeout_ms", field<&C::orders, &C::Orders::step_timeout_ms>, {100, 3'600'000}},
     {"orders.recovery_interval_ms", field<&C::orders, &C::Orders::recovery_interval_ms>, {100, 86'400'000}},
     {"orders.recovery_batch_max", field<&C::orders, &C::Orders::recovery_batch_max>, {1, 100'000}},
@@ -114,7 +114,8 @@ const Key kKeys[] = {
     {"actors.terminal_passivate_ms", field<&C::actors, &C::Actors::terminal_passivate_ms>,
      kNonNegative},
     {"actors.scheduler_threads", field<&C::actors, &C::Actors::scheduler_threads>, kNonNegative},
-    {"idempotency.ttl_s", field<&C::idempotency, &C::Idempotency::ttl_s>, kNonNegative},
+    // API.md: keys are kept at least 24 hours. At most ten years.
+    {"idempotency.ttl_s", field<&C::idempotency, &C::Idempotency::ttl_s>, {86'400, 315'360'000}},
 };
 
 const Key* find_key(std::string_view name) {
@@ -437,6 +438,8 @@ void check_node_name(const std::string& name) {
   }
 }
 
+constexpr std::int64_t kUnitsPerOrderMax = 9'000'000;
+
 void validate(Config& config) {
   check_node_name(config.node.name);
   check_bounds(config);
@@ -468,6 +471,16 @@ void validate(Config& config) {
     throw ConfigError("cluster.failure_timeout_ms",
                       "must be at least twice cluster.heartbeat_interval_ms");
   check_payment(config.payment);
+  // An order's total is at most items_max x quantity_max units of at most 10^12 cents each
+  // (http/codec.cpp): it must fit in 64 bits.
+  if (config.orders.items_max * config.orders.quantity_max > kUnitsPerOrderMax)
+    throw ConfigError("orders.quantity_max",
+                      "orders.items_max x orders.quantity_max must be at most " +
+                          std::to_string(kUnitsPerOrderMax) +
+                          " (an order's total, at up to 10^12 cents a unit, must fit in 64 bits)");
+  // An empty secret verifies no token: only a node that trusts a JWKS may have none.
+  if (config.auth.hs256_secret && config.auth.hs256_secret->empty() && config.auth.jwks_file.empty())
+    throw ConfigError("auth.hs256_secret", "may be empty only when auth.jwks_file is set");
   // An http charge, with all its attempts, fits in the order's step: otherwise the order gives up
   // on a charge still going (and compensates while it runs).
   if (config.payment.provider == "http") {

@@ -121,6 +121,9 @@ struct IdempotencyRecord {
   std::string response_body;
   std::int64_t created_at_ms = 0;
   std::string content_type;  // of the response; empty in rows stored before it was kept
+  // The order the key's placement places: a key is claimed (stored with status 0, running)
+  // before its placement starts, so a retry finds that order. Empty in rows stored before.
+  std::string order_id;
 };
 
 // Field lists for CAF: records cross between nodes in messages, and print in CAF's logs.

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string_view>
 #include <unordered_map>
 
@@ -98,6 +99,12 @@ ANALYZE orders;
 ANALYZE order_lines;
 ANALYZE payments;
 ANALYZE idempotency_keys
+)"},
+    // An Idempotency-Key is claimed before its placement starts, with the id of the order it
+    // places (status 0 until the answer is stored): a retry on any node, or after a crash, finds
+    // that order instead of placing another.
+    {8, R"(
+ALTER TABLE idempotency_keys ADD COLUMN order_id TEXT NOT NULL DEFAULT ''
 )"},
 };
 
@@ -509,22 +516,48 @@ std::optional<IdempotencyRecord> load_idempotency(soci::session& s, const std::s
   IdempotencyRecord r;
   ll created = 0;
   s << "SELECT customer_id, idem_key, request_hash, status, response_body, created_at_ms, "
-       "content_type FROM idempotency_keys WHERE customer_id = :c AND idem_key = :k",
+       "content_type, order_id FROM idempotency_keys WHERE customer_id = :c AND idem_key = :k",
       soci::into(r.customer_id), soci::into(r.key), soci::into(r.request_hash), soci::into(r.status),
       soci::into(r.response_body), soci::into(created), soci::into(r.content_type),
-      soci::use(customer_id), soci::use(key);
+      soci::into(r.order_id), soci::use(customer_id), soci::use(key);
   if (!s.got_data()) return std::nullopt;
   r.created_at_ms = created;
   return r;
 }
 
+std::optional<IdempotencyRecord> claim_idempotency(soci::session& s, const IdempotencyRecord& claim) {
+  ll created = claim.created_at_ms;
+  // Twice at most: a row seen by the insert may be gone by the read (a claim dropped, or purged).
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    soci::statement st =
+        (s.prepare << "INSERT INTO idempotency_keys (customer_id, idem_key, request_hash, status, "
+                      "response_body, created_at_ms, content_type, order_id) "
+                      "VALUES (:c, :k, :h, 0, '', :t, '', :o) ON CONFLICT (customer_id, idem_key) DO NOTHING",
+         soci::use(claim.customer_id), soci::use(claim.key), soci::use(claim.request_hash),
+         soci::use(created), soci::use(claim.order_id));
+    st.execute(true);
+    if (st.get_affected_rows() == 1) return std::nullopt;
+    if (auto stored = load_idempotency(s, claim.customer_id, claim.key)) return stored;
+  }
+  throw std::runtime_error("idempotency key neither claimed nor stored");
+}
+
 void save_idempotency(soci::session& s, const IdempotencyRecord& r) {
   ll created = r.created_at_ms;
   s << "INSERT INTO idempotency_keys (customer_id, idem_key, request_hash, status, response_body, "
-       "created_at_ms, content_type) VALUES (:c, :k, :h, :s, :b, :t, :ct) "
-       "ON CONFLICT (customer_id, idem_key) DO NOTHING",
+       "created_at_ms, content_type, order_id) VALUES (:c, :k, :h, :s, :b, :t, :ct, :o) "
+       "ON CONFLICT (customer_id, idem_key) DO UPDATE SET status = excluded.status, "
+       "response_body = excluded.response_body, content_type = excluded.content_type "
+       "WHERE idempotency_keys.status = 0 AND idempotency_keys.request_hash = excluded.request_hash",
       soci::use(r.customer_id), soci::use(r.key), soci::use(r.request_hash), soci::use(r.status),
-      soci::use(r.response_body), soci::use(created), soci::use(r.content_type);
+      soci::use(r.response_body), soci::use(created), soci::use(r.content_type), soci::use(r.order_id);
+}
+
+void drop_idempotency_claim(soci::session& s, const std::string& customer_id, const std::string& key,
+                            const std::string& order_id) {
+  s << "DELETE FROM idempotency_keys WHERE customer_id = :c AND idem_key = :k AND status = 0 "
+       "AND order_id = :o",
+      soci::use(customer_id), soci::use(key), soci::use(order_id);
 }
 
 int purge_idempotency(soci::session& s, std::int64_t older_than_ms) {

@@ -69,8 +69,16 @@ bool save_payment(soci::session& s, const PaymentRecord& rec, std::int64_t expec
 
 std::optional<IdempotencyRecord> load_idempotency(soci::session& s, const std::string& customer_id,
                                                   const std::string& key);
-// Stores a finished response; an existing record for the key is kept (first response wins).
+// Claims a key for the placement of `claim.order_id` (stored with status 0: running): nullopt
+// when claimed, else the record stored already (running, or finished).
+std::optional<IdempotencyRecord> claim_idempotency(soci::session& s, const IdempotencyRecord& claim);
+// Stores a finished response over the key's running claim (of the same request), or as a new
+// record; a finished record is kept (first response wins).
 void save_idempotency(soci::session& s, const IdempotencyRecord& rec);
+// Drops the key's claim while it is running for `order_id` (its placement did nothing: 503), so
+// that a retry places anew.
+void drop_idempotency_claim(soci::session& s, const std::string& customer_id, const std::string& key,
+                            const std::string& order_id);
 int purge_idempotency(soci::session& s, std::int64_t older_than_ms);
 
 // --- inventory database ----------------------------------------------------------------------

@@ -281,12 +281,63 @@ class MembershipAndRoutingTest(ClusterTestCase):
         late.proc.wait(30)
         self.assertNotEqual(late.proc.returncode, 0)
         self.assertIn("node-4 registered", late.log_text())
-        self.assertTrue(wait_for(lambda: view(self.nodes[1], self.admin).get("node-4", {}).get("status") == "left", 5),
+        # Shown down (API.md's statuses are up, suspect, down), and as having left.
+        self.assertTrue(wait_for(lambda: view(self.nodes[1], self.admin).get("node-4", {}).get("left") is True, 5),
                         view(self.nodes[1], self.admin))
+        self.assertEqual(view(self.nodes[1], self.admin)["node-4"]["status"], "down")
         # The others go on serving every entity.
         skus = self.put_items(6, 5)
         for sku in skus:
             self.assertEqual(request(self.nodes[2], "GET", "/v1/inventory/" + sku, token=self.admin).status, 200)
+
+
+class IdempotencyAcrossNodesTest(ClusterTestCase):
+
+    def setUp(self):
+        # The transient card takes 0.7 s + 1.4 s of backoff before it fails: the first request
+        # runs that long, and the placement timeout is longer.
+        self.cluster = harness.Cluster(2, {"payment.retry_backoff_ms": "700",
+                                           "payment.retries_max": "2",
+                                           "orders.placement_timeout_ms": "20000"}).start()
+        self.nodes = self.cluster.nodes
+        self.orders_url, self.inventory_url = self.cluster.databases
+        self.admin = self.nodes[0].token("ops", "admin")
+
+    def test_the_same_key_on_another_node_while_the_first_runs_409_then_replays(self):
+        self.assertTrue(wait_for(lambda: self.all_up(("node-1", "node-2")), 20))
+        sku = self.put_items(1, 10)[0]
+        cust = self.nodes[0].token(unique("cust"), "orders:write orders:read")
+        key = unique("key")
+        body = harness.order_body([(sku, 1)], card=harness.TRANSIENT)
+        headers = {"Idempotency-Key": key}
+        result = {}
+
+        def first():
+            try:
+                result["r"] = request(self.nodes[0], "POST", "/v1/orders", body, token=cust, headers=headers, timeout=30)
+            except Exception as e:  # reported below
+                result["e"] = e
+
+        t = threading.Thread(target=first)
+        t.start()
+        time.sleep(0.5)
+        second = request(self.nodes[1], "POST", "/v1/orders", body, token=cust, headers=headers)
+        still_running = t.is_alive()
+        t.join(60)
+        self.assertNotIn("e", result, result.get("e"))
+        self.assertTrue(still_running, "the first request finished before the second was answered")
+        self.assertProblem(second, 409)
+        r1 = result["r"]
+        self.assertStatus(r1, 402)
+        third = request(self.nodes[1], "POST", "/v1/orders", body, token=cust, headers=headers)
+        self.assertStatus(third, 402)
+        self.assertEqual(third.headers.get("idempotent-replayed"), "true")
+        self.assertEqual(third.json, r1.json)
+        self.assertEqual([o["id"] for o in self.list_all_orders(self.nodes[1], cust)], [r1.json["id"]])
+        # Another body under the key, on either node: 422.
+        other = harness.order_body([(sku, 2)], card=harness.TRANSIENT)
+        for node in self.nodes:
+            self.assertProblem(request(node, "POST", "/v1/orders", other, token=cust, headers=headers), 422)
 
 
 class FailoverTest(ClusterTestCase):

@@ -11,7 +11,7 @@ import time
 import unittest
 
 import harness
-from harness import DECLINED, VISA, request, unique
+from harness import DECLINED, TRANSIENT, VISA, request, unique
 
 NODE = None
 
@@ -179,6 +179,41 @@ class CrashBetweenTheDatabasesTest(harness.NodeTestCase):
             harness.BACKEND = saved
         self.addCleanup(harness.stop_node, self.node)
         self.node.start()
+
+    def test_a_retry_after_a_crash_mid_placement_finds_the_same_order(self):
+        # The transient card keeps the placement going for 2.1 s; the node is killed 0.5 s in,
+        # before it answers. The key was claimed with its order's id: the retry, once the claim
+        # is no longer taken as running (placement timeout + 5 s), gets that order, not another.
+        node = harness.start_node({"payment.retry_backoff_ms": "700", "payment.retries_max": "2",
+                                   "orders.placement_timeout_ms": "1000"})
+        try:
+            admin = node.token("admin-ops", "admin")
+            cust = node.token(unique("cust"), SCOPES)
+            sku = self.create_item(node, admin, on_hand=10)
+            body = harness.order_body([(sku, 1)], card=TRANSIENT)
+            headers = {"Idempotency-Key": unique("key")}
+            t = threading.Thread(target=lambda: self._quiet(
+                lambda: request(node, "POST", "/v1/orders", body, token=cust, headers=headers, timeout=10)))
+            t.start()
+            time.sleep(0.5)
+            node.kill9()
+            t.join(30)
+            node.start()
+            started = time.time()
+            while True:
+                r = request(node, "POST", "/v1/orders", body, token=cust, headers=headers)
+                if r.status != 409 or time.time() - started > 30:
+                    break
+                time.sleep(0.5)
+            self.assertIn(r.status, (201, 202, 402), r.body)
+            orders = self.list_all_orders(node, cust)
+            self.assertEqual([o["id"] for o in orders], [r.json["id"]], "the retry placed another order")
+            # Its answer is stored now: replayed.
+            again = request(node, "POST", "/v1/orders", body, token=cust, headers=headers)
+            self.assertEqual((again.status, again.json["id"]), (r.status, r.json["id"]))
+            self.assertEqual(again.headers.get("idempotent-replayed"), "true")
+        finally:
+            harness.stop_node(node)
 
     def test_a_reservation_whose_order_was_never_written_is_released(self):
         node = self.node

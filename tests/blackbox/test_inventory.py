@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Inventory API: PUT/GET/list/adjust, admin vs customer views, validation and scopes."""
 
+import time
 import unittest
 
 import harness
@@ -80,6 +81,54 @@ class InventoryTest(harness.NodeTestCase):
     def test_get_unknown_404(self):
         r = request(NODE, "GET", "/v1/inventory/" + unique("nosuch"), token=self.reader)
         self.assertProblem(r, 404)
+
+    def test_unknown_skus_and_orders_keep_no_actor(self):
+        # Each lookup of an unknown sku or order id activates an actor that finds nothing stored:
+        # it stops at once, so such lookups cannot pile actors up until they idle out (120 s).
+        known = self.create_item(NODE, self.admin, on_hand=1)
+        unknown = [unique("ghost") for _ in range(40)]
+        r = request(NODE, "GET", "/v1/inventory?" + "&".join("sku=" + s for s in unknown + [known]),
+                    token=self.reader)
+        self.assertStatus(r, 200)
+        self.assertEqual([i["sku"] for i in r.json["data"]], [known])
+        reader = NODE.token(unique("cust"), "orders:read")
+        ghost_orders = ["ord_" + "%026d" % i for i in range(5)]
+        for oid in ghost_orders:
+            self.assertProblem(request(NODE, "GET", "/v1/orders/" + oid, token=reader), 404)
+
+        def active():
+            r = request(NODE, "GET", "/admin/actors?limit=1000", token=self.admin)
+            self.assertStatus(r, 200)
+            return {a["id"] for a in r.json["data"]}
+        deadline = time.time() + 5
+        while time.time() < deadline and active() & set(unknown + ghost_orders):
+            time.sleep(0.1)
+        self.assertEqual(active() & set(unknown + ghost_orders), set())
+        self.assertIn(known, active())  # a found one stays, until it idles out
+        # A sku that was unknown is created, and then found, as before.
+        self.assertStatus(self.put_item(NODE, self.admin, unknown[0], on_hand=2), 201)
+        self.assertEqual(self.admin_stock(NODE, self.admin, unknown[0]), (2, 0, 2))
+
+    def test_list_without_skus_is_empty(self):
+        r = request(NODE, "GET", "/v1/inventory", token=self.reader)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"data": []})
+
+    def test_a_name_with_control_characters_400(self):
+        sku = unique("inv")
+        for name in ("a\u0000b", "tab\there", "del\u007f"):
+            with self.subTest(name=repr(name)):
+                r = self.put_item(NODE, self.admin, sku, name=name)
+                self.assertProblem(r, 400, fields="name")
+        self.assertProblem(request(NODE, "GET", "/v1/inventory/" + sku, token=self.reader), 404)
+        self.assertStatus(self.put_item(NODE, self.admin, sku, name="Caf\u00e9 cr\u00e8me"), 201)
+
+    def test_admin_actor_ids_that_no_actor_can_have_404(self):
+        for path in ("/admin/actors/order/%C3%28", "/admin/actors/payment/pay_%00",
+                     "/admin/actors/inventory/" + "x" * 65, "/admin/actors/order/ord_short"):
+            with self.subTest(path=path):
+                self.assertProblem(request(NODE, "GET", path, token=self.admin), 404)
+                self.assertProblem(request(NODE, "POST", path + "/passivate", token=self.admin), 404)
 
     def test_list_returns_only_known(self):
         a = self.create_item(NODE, self.admin, on_hand=3)

@@ -86,6 +86,32 @@ class PlacementTest(OrdersBase):
                     content_type="application/json; charset=utf-8")
         self.assertStatus(r, 201)
 
+    def test_items_in_two_currencies_are_rejected_and_nothing_is_charged(self):
+        usd = self.create_item(NODE, self.admin, on_hand=5, price_cents=100)
+        jpy = unique("sku")
+        self.assertStatus(self.put_item(NODE, self.admin, jpy, on_hand=5, price_cents=10000, currency="JPY"), 201)
+        r = self.place(NODE, self.cust, [(usd, 1), (jpy, 2)])
+        self.assertStatus(r, 409)
+        o = r.json
+        self.assertEqual(o["status"], "rejected")
+        self.assertEqual(o["failure_reason"], "currency_mismatch")
+        self.assertIsNone(o.get("payment"))
+        for sku in (usd, jpy):
+            self.assertEqual(self.admin_stock(NODE, self.admin, sku), (5, 0, 5))
+        # Each alone, or two of one currency, go through.
+        self.assertStatus(self.place(NODE, self.cust, [(jpy, 1)]), 201)
+        other = unique("sku")
+        self.assertStatus(self.put_item(NODE, self.admin, other, on_hand=5, price_cents=5, currency="JPY"), 201)
+        r = self.place(NODE, self.cust, [(jpy, 1), (other, 1)])
+        self.assertStatus(r, 201)
+        self.assertEqual((r.json["currency"], r.json["total_cents"]), ("JPY", 10005))
+
+    def test_a_body_without_content_type_is_taken_as_json(self):
+        sku = self.create_item(NODE, self.admin, on_hand=5)
+        r = request(NODE, "POST", "/v1/orders", harness.order_body([(sku, 1)]), token=self.cust,
+                    content_type=None)
+        self.assertStatus(r, 201)
+
     def test_repeated_skus_summed(self):
         sku = self.create_item(NODE, self.admin, on_hand=10, price_cents=300)
         r = self.place(NODE, self.cust, [(sku, 1), (sku, 2)])

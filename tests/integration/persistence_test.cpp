@@ -101,11 +101,11 @@ OrderRecord sample_order(const std::string& id, std::int64_t version) {
 TEST_P(Persistence, MigrationsApplyOnceAndAreRecorded) {
   auto session = connect(orders_url_);
   auto& s = *session;
-  EXPECT_EQ(migrate(s, GetParam(), Database::orders), 7);
+  EXPECT_EQ(migrate(s, GetParam(), Database::orders), 8);
   EXPECT_EQ(migrate(s, GetParam(), Database::orders), 0);
   long long version = 0;
   s << "SELECT MAX(version) FROM schema_migrations", soci::into(version);
-  EXPECT_EQ(version, 7);
+  EXPECT_EQ(version, 8);
   if (GetParam() == Backend::postgresql) {  // room for a payment's updates in its page
     std::string options;
     s << "SELECT CAST(reloptions AS text) FROM pg_class WHERE relname = 'payments'", soci::into(options);
@@ -320,6 +320,45 @@ TEST_P(Persistence, IdempotencyKeysKeepTheFirstAnswerAndArePurgedAfterTheirTime)
   EXPECT_TRUE(load_idempotency(s, "alice", "k2"));
   EXPECT_EQ(purge_idempotency(s, 50'001), 1);
   EXPECT_FALSE(load_idempotency(s, "alice", "k2"));
+}
+
+TEST_P(Persistence, AnIdempotencyKeyIsClaimedOnceAndItsAnswerStoredOverTheClaim) {
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  IdempotencyRecord claim{"alice", "k1", "h1", 0, "", 1'000, "", "ord_first"};
+  EXPECT_FALSE(claim_idempotency(s, claim));  // claimed
+  // The same key again (another node, a retry): the claim, running, with its order.
+  auto again = claim;
+  again.order_id = "ord_second";
+  again.created_at_ms = 2'000;
+  auto found = claim_idempotency(s, again);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->status, 0);
+  EXPECT_EQ(found->order_id, "ord_first");
+  EXPECT_EQ(found->created_at_ms, 1'000);
+  EXPECT_EQ(found->request_hash, "h1");
+  // Another request's answer never lands on it; this one's does, and then stays.
+  save_idempotency(s, {"alice", "k1", "h2", 201, "{\"other\":1}", 3'000, "application/json", "ord_x"});
+  EXPECT_EQ(load_idempotency(s, "alice", "k1")->status, 0);
+  save_idempotency(s, {"alice", "k1", "h1", 402, "{\"first\":1}", 3'000, "application/json", "ord_first"});
+  save_idempotency(s, {"alice", "k1", "h1", 201, "{\"late\":1}", 4'000, "application/json", "ord_first"});
+  auto stored = load_idempotency(s, "alice", "k1");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->status, 402);
+  EXPECT_EQ(stored->response_body, "{\"first\":1}");
+  EXPECT_EQ(stored->order_id, "ord_first");
+  EXPECT_EQ(stored->created_at_ms, 1'000);  // kept from the claim: the key's age
+  // A finished record is not dropped as a claim; a running claim of its order is, and only that.
+  drop_idempotency_claim(s, "alice", "k1", "ord_first");
+  EXPECT_TRUE(load_idempotency(s, "alice", "k1"));
+  EXPECT_FALSE(claim_idempotency(s, {"alice", "k2", "h3", 0, "", 5'000, "", "ord_third"}));
+  drop_idempotency_claim(s, "alice", "k2", "ord_other");
+  EXPECT_TRUE(load_idempotency(s, "alice", "k2"));
+  drop_idempotency_claim(s, "alice", "k2", "ord_third");
+  EXPECT_FALSE(load_idempotency(s, "alice", "k2"));
+  EXPECT_FALSE(claim_idempotency(s, {"alice", "k2", "h4", 0, "", 6'000, "", "ord_fourth"}));  // anew
+  EXPECT_EQ(load_idempotency(s, "alice", "k2")->order_id, "ord_fourth");
 }
 
 // database.idle_in_transaction_ms at its edge: a transaction whose client pauses past the limit

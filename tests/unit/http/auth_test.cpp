@@ -341,6 +341,22 @@ TEST(AuthVerify, SubjectRequired) {
   expect_rejected(token_with(claims));
 }
 
+TEST(AuthVerify, SubjectIsBoundedAndPrintable) {
+  // It names the customer in storage: 255 bytes at most, no control characters.
+  auto claims = good_claims();
+  claims["sub"] = std::string(255, 'c');
+  ASSERT_TRUE(verify(token_with(claims)));
+  claims["sub"] = std::string(256, 'c');
+  expect_rejected(token_with(claims));
+  EXPECT_EQ(verify(token_with(claims)).error, "invalid subject");
+  for (std::string bad : {std::string("a\0b", 3), std::string("a\nb"), std::string("a\x7f")}) {
+    claims["sub"] = bad;
+    expect_rejected(token_with(claims));
+  }
+  claims["sub"] = "kund\xc3\xa9 #7";  // UTF-8 and spaces are printable
+  EXPECT_TRUE(verify(token_with(claims)));
+}
+
 TEST(AuthVerify, UnconfiguredVerifierRejects) {
   auto s = settings();
   s.issuer.clear();

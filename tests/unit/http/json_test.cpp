@@ -239,3 +239,40 @@ TEST(ItemJson, BothViewsAndAListAreWrittenAsTheApiShowsThem) {
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->at("data").as_array().empty());
 }
+
+namespace emporium {
+
+// --- the Idempotency-Key's comparison -----------------------------------------------------------
+
+TEST(CardFreeBody, KeepsNoCardNumberOrCvcAndStillTellsRequestsApart) {
+  const std::string body =
+      R"({"items":[{"sku":"sku-1","quantity":2}],"payment":{"card":{"number":"4242424242424242",)"
+      R"("exp_month":12,"exp_year":2030,"cvc":"123"}}})";
+  auto cut = card_free_body(body);
+  EXPECT_EQ(cut.find("424242424242"), std::string::npos) << cut;
+  EXPECT_EQ(cut.find("123"), std::string::npos) << cut;
+  EXPECT_NE(cut.find("16:*4242"), std::string::npos) << cut;
+  EXPECT_EQ(cut, card_free_body(body));  // the same body, the same result
+  // Another quantity, another card's last four or expiry: told apart.
+  for (auto [from, to] : {std::pair{"\"quantity\":2", "\"quantity\":3"},
+                          std::pair{"4242424242424242", "4242424242424243"},
+                          std::pair{"\"exp_month\":12", "\"exp_month\":11"}}) {
+    auto other = body;
+    other.replace(other.find(from), std::string(from).size(), to);
+    EXPECT_NE(card_free_body(other), cut) << to;
+  }
+  // A card number given as a number, or put anywhere else, is cut too.
+  for (std::string other :
+       {std::string(R"({"payment":{"card":{"number":4242424242424242,"cvc":123}}})"),
+        std::string(R"({"note":"card 5555555555554444","pay":[5555555555554444]})")}) {
+    auto c = card_free_body(other);
+    EXPECT_EQ(c.find("55555555"), std::string::npos) << c;
+    EXPECT_EQ(c.find("42424242"), std::string::npos) << c;
+    EXPECT_EQ(c.find("123"), std::string::npos) << c;
+  }
+  // A body that is not JSON has its digits masked.
+  auto garbled = card_free_body(R"({"number":"4242424242424242", cvc 123)");
+  EXPECT_EQ(garbled.find_first_of("0123456789"), std::string::npos) << garbled;
+}
+
+}  // namespace emporium

@@ -147,10 +147,37 @@ TEST_F(ConfigTest, SetValueMayContainEqualsSigns) {
   EXPECT_EQ(load_config(with_set({"auth.hs256_secret=a=b="})).auth.hs256_secret, "a=b=");
 }
 
-TEST_F(ConfigTest, Hs256SecretMayBeSetEmpty) {
-  const Config config = load_config(with_env({{"EMPORIUM_AUTH_HS256_SECRET", ""}}));
+TEST_F(ConfigTest, Hs256SecretMayBeSetEmptyWithAJwksFile) {
+  const Config config = load_config(
+      with_env({{"EMPORIUM_AUTH_HS256_SECRET", ""}, {"EMPORIUM_AUTH_JWKS_FILE", "keys.json"}}));
   ASSERT_TRUE(config.auth.hs256_secret.has_value());
   EXPECT_EQ(*config.auth.hs256_secret, "");
+}
+
+TEST_F(ConfigTest, AnEmptyHs256SecretWithoutAJwksFileStopsTheNode) {
+  // It would verify no token: every request would be 401.
+  auto err = load_error(with_env({{"EMPORIUM_AUTH_HS256_SECRET", ""}}));
+  EXPECT_EQ(err.key(), "auth.hs256_secret");
+  EXPECT_NE(std::string(err.what()).find("auth.jwks_file"), std::string::npos);
+}
+
+TEST_F(ConfigTest, AnOrdersTotalMustFitIn64Bits) {
+  // items_max x quantity_max units at up to 10^12 cents each: at most 9,000,000 units.
+  const Config edge = load_config(with_set({"orders.items_max=9", "orders.quantity_max=1000000"}));
+  EXPECT_EQ(edge.orders.items_max * edge.orders.quantity_max, 9'000'000);
+  auto err = load_error(with_set({"orders.items_max=10", "orders.quantity_max=1000000"}));
+  EXPECT_EQ(err.key(), "orders.quantity_max");
+  EXPECT_EQ(load_error(with_set({"orders.items_max=1000", "orders.quantity_max=9001"})).key(),
+            "orders.quantity_max");
+  EXPECT_EQ(load_config(with_set({"orders.items_max=1000", "orders.quantity_max=9000"})).orders.quantity_max,
+            9000);
+}
+
+TEST_F(ConfigTest, IdempotencyKeysAreKeptAtLeastADay) {
+  EXPECT_EQ(load_config(with_set({"idempotency.ttl_s=86400"})).idempotency.ttl_s, 86'400);
+  EXPECT_EQ(load_config(with_set({"idempotency.ttl_s=315360000"})).idempotency.ttl_s, 315'360'000);
+  EXPECT_EQ(load_error(with_set({"idempotency.ttl_s=86399"})).key(), "idempotency.ttl_s");
+  EXPECT_EQ(load_error(with_set({"idempotency.ttl_s=315360001"})).key(), "idempotency.ttl_s");
 }
 
 TEST_F(ConfigTest, IntegerIsAcceptedForADoubleInFile) {
@@ -268,8 +295,8 @@ const std::vector<KeySample>& every_key() {
        [](const Config& c) { return c.actors.terminal_passivate_ms == 11; }},
       {"actors.scheduler_threads", "EMPORIUM_ACTORS_SCHEDULER_THREADS", "3",
        [](const Config& c) { return c.actors.scheduler_threads == 3; }},
-      {"idempotency.ttl_s", "EMPORIUM_IDEMPOTENCY_TTL_S", "60",
-       [](const Config& c) { return c.idempotency.ttl_s == 60; }},
+      {"idempotency.ttl_s", "EMPORIUM_IDEMPOTENCY_TTL_S", "172800",
+       [](const Config& c) { return c.idempotency.ttl_s == 172800; }},
   };
   return samples;
 }
@@ -446,6 +473,7 @@ TEST_F(ConfigTest, OutOfRangeValuesAreRejectedNamingTheKey) {
       "orders.items_max=0",
       "orders.items_max=1001",
       "orders.quantity_max=0",
+      "orders.quantity_max=1000001",
       "orders.step_timeout_ms=99",
       "orders.step_timeout_ms=3600001",
       "orders.recovery_interval_ms=99",
