@@ -334,7 +334,9 @@ void append_order(std::string& out, const OrderRecord& o) {
   out += ']';
   field(out, ",\"total_cents\":", o.total_cents);
   field(out, ",\"currency\":", o.currency);
-  if (o.payment) {
+  // A payment still pending (its charge under way, or its outcome not known yet) has no status
+  // among the API's: the order shows none until it has one.
+  if (o.payment && o.payment->status != "pending") {
     field(out, ",\"payment\":{\"id\":", o.payment->id);
     field(out, ",\"status\":", o.payment->status);
     field(out, ",\"brand\":", o.payment->brand);

@@ -348,7 +348,7 @@ void Api::Impl::adjust_item(Call& call) {
         .then([respond](ItemRecord& item) { respond(json_response(200, encode_item(item, true))); },
               [this, respond](caf::error& err) {
                 if (code_of(err) == errc::conflict)
-                  return respond(problem(409, "Conflict", "on_hand would fall below the reserved units"));
+                  return respond(problem(409, "Conflict", detail_of(err, "on_hand would fall below the reserved units")));
                 respond(failure(err));
               });
   });

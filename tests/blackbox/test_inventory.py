@@ -123,6 +123,14 @@ class InventoryTest(harness.NodeTestCase):
         self.assertProblem(request(NODE, "GET", "/v1/inventory/" + sku, token=self.reader), 404)
         self.assertStatus(self.put_item(NODE, self.admin, sku, name="Caf\u00e9 cr\u00e8me"), 201)
 
+    def test_admin_actor_list_limit_at_its_edges(self):
+        for limit in (1, 1000):
+            self.assertStatus(request(NODE, "GET", "/admin/actors?limit=%d" % limit, token=self.admin), 200)
+        for limit in ("0", "1001", "-1", "x"):
+            with self.subTest(limit=limit):
+                r = request(NODE, "GET", "/admin/actors?limit=" + limit, token=self.admin)
+                self.assertProblem(r, 400, fields="limit")
+
     def test_admin_actor_ids_that_no_actor_can_have_404(self):
         for path in ("/admin/actors/order/%C3%28", "/admin/actors/payment/pay_%00",
                      "/admin/actors/inventory/" + "x" * 65, "/admin/actors/order/ord_short"):
@@ -284,6 +292,13 @@ class InventoryTest(harness.NodeTestCase):
         self.assertStatus(request(NODE, "POST", adjust, {"delta": -(10 ** 9)}, token=self.admin), 200)
         self.assertStatus(request(NODE, "POST", adjust, {"delta": 10 ** 9}, token=self.admin), 200)
         self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10 ** 9, 0, 10 ** 9))
+        # on_hand stays within what a PUT may set: one more unit is refused, and nothing changes
+        r = request(NODE, "POST", adjust, {"delta": 1}, token=self.admin)
+        self.assertProblem(r, 409)
+        self.assertIn("exceed", r.json["detail"])
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10 ** 9, 0, 10 ** 9))
+        self.assertStatus(request(NODE, "POST", adjust, {"delta": -1}, token=self.admin), 200)
+        self.assertStatus(request(NODE, "POST", adjust, {"delta": 1}, token=self.admin), 200)
 
     # -- scopes ------------------------------------------------------------------------------
 

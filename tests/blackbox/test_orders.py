@@ -215,6 +215,8 @@ class SlowPlacementTest(OrdersBase):
         o = r.json
         self.assertOrderShape(o, customer=cust_id)
         self.assertIn(o["status"], ("pending", "reserved"), "a 202 order is not finished: %s" % o)
+        # Its charge is under way: no payment status yet among the API's, so none is shown.
+        self.assertIsNone(o["payment"], o)
         final = self.wait_order(n, cust, o["id"], timeout=60)
         self.assertEqual(final["status"], "payment_failed")
         self.assertEqual(final["failure_reason"], "payment_unavailable")

@@ -126,6 +126,26 @@ TEST(OrderJson, ACancelOrShipUnderWayShowsConfirmed) {
   }
 }
 
+// payment.status is one of the API's five: a pending payment (its charge under way) is not shown.
+TEST(OrderJson, APendingPaymentIsNotShown) {
+  emporium::OrderRecord order;
+  order.id = "ord_1";
+  order.status = "reserved";
+  emporium::PaymentRecord payment;
+  payment.id = "pay_1";
+  payment.brand = "visa";
+  payment.last4 = "4242";
+  for (auto [status, shown] : {std::pair{"pending", false}, std::pair{"authorized", true},
+                               std::pair{"captured", true}, std::pair{"declined", true},
+                               std::pair{"refunded", true}, std::pair{"failed", true}}) {
+    payment.status = status;
+    order.payment = payment;
+    auto body = boost::json::parse(emporium::encode_order(order)).as_object();
+    if (shown) EXPECT_EQ(body.at("payment").at("status").as_string(), status);
+    else EXPECT_TRUE(body.at("payment").is_null()) << body;
+  }
+}
+
 // The order is written straight into its text (no JSON tree): every field as the API shows it,
 // strings escaped so that any text parses back to itself, in the order of the fields below.
 TEST(OrderJson, AnOrderIsWrittenAsTheApiShowsItWithEveryStringEscaped) {
