@@ -100,9 +100,10 @@ inline std::chrono::milliseconds ms(std::int64_t value) { return std::chrono::mi
 // Before an entity that stops on its own (a failure: memory may be ahead of storage) answers
 // anyone: its registry hears of it as of an idle one (runtime/registry.hpp), so that a call sent
 // after one of those answers waits for the next activation, where it would otherwise be routed to
-// this one before the registry saw it down, and be bounced with it. An activation that found
-// nothing stored and was only looked up (nothing else in its mailbox) leaves the same way: the
-// registry's stop comes after what it forwarded meanwhile, and later calls activate afresh.
+// this one before the registry saw it down, and be bounced with it. An item that found nothing
+// stored and was only looked up (nothing else in its mailbox) leaves the same way: the registry's
+// stop comes after what it forwarded meanwhile (a create among them is written before it stops),
+// and later calls activate afresh.
 template <class Self>
 void leave_registry(Self* self, const ContextPtr& ctx, caf::atom_value type, const std::string& id) {
   self->send(ctx->registries.at(type), idle_atom::value, id);

@@ -522,7 +522,7 @@ const caf::behavior& item_handlers() {
         if (!st.exists) return failure(errc::not_found);
         if (st.item.on_hand + adj.delta < st.item.reserved) return failure(errc::conflict);
         // As high as a PUT may set it (http/codec.cpp), and no higher.
-        if (st.item.on_hand + adj.delta > kOnHandMax)
+        if (adj.delta > 0 && st.item.on_hand + adj.delta > kOnHandMax)
           return make_error(errc::conflict, "on_hand would exceed " + std::to_string(kOnHandMax));
         st.item.on_hand += adj.delta;
         auto rp = self->make_response_promise();

@@ -697,8 +697,10 @@ const caf::behavior& order_handlers() {
           return rp;
         }
         if (!st.exists) {
-          // An unknown id, as for an unknown sku (inventory.cpp): it stops now.
-          if (!st.running && self->mailbox().empty()) leave_registry(self, st.ctx, order_type, st.rec.id);
+          // An unknown id: asked to stop actors.terminal_passivate_ms from now, as a finished
+          // order is, so that lookups of unknown ids do not keep an actor each until they idle
+          // out. It stops then unless a placement came for it meanwhile and is still running.
+          if (!st.running) self->send(st.ctx->registries.at(order_type), terminal_atom::value);
           return make_error(errc::not_found);
         }
         return st.rec;

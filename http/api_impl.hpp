@@ -217,7 +217,9 @@ struct Api::Impl {
   void adjust_item(Call& call);
   void place_order(Call& call);
   // Places order `id`; with an Idempotency-Key (`key`, its request's digest `hash`) claimed for it.
-  void place_order_now(Call& call, std::string key, std::string hash, std::string id);
+  // `claimed_before`: the key's claim went stale, so the order may be stored already.
+  void place_order_now(Call& call, std::string key, std::string hash, std::string id,
+                       bool claimed_before = false);
   template <class Finish>
   void answer_stopped_placement(caf::event_based_actor* self, const std::string& id, const caf::error& err,
                                 Finish finish);

@@ -259,7 +259,13 @@ std::string card_free_body(std::string_view body) {
         }
         c.erase("cvc");
       }
-  cut_long_digits(*parsed);
+  // Anywhere else but the items (a sku may well be a 13-digit GTIN, and must tell requests apart).
+  if (auto* root = parsed->if_object()) {
+    for (auto& kv : *root)
+      if (kv.key() != "items") cut_long_digits(kv.value());
+  } else {
+    cut_long_digits(*parsed);
+  }
   return json::serialize(*parsed);
 }
 

@@ -53,8 +53,9 @@ bool valid_sku(std::string_view sku);
 
 // What an Idempotency-Key's request is compared by (its digest is stored): the body without the
 // card's secrets. The card's number is cut to its length and last four digits, its cvc left out,
-// and any other run of 12 or more digits, anywhere, is cut the same way; a body that is not JSON
-// has all its digits masked. So no digest of a card number is ever stored.
+// and any other run of 12 or more digits outside the items (a card number put elsewhere) is cut
+// the same way; a body that is not JSON has all its digits masked. So no digest of a card number
+// is ever stored.
 std::string card_free_body(std::string_view body);
 
 std::string encode_order(const OrderRecord& order);

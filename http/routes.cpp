@@ -432,7 +432,7 @@ void Api::Impl::place_order(Call& call) {
                 // how that order ended (or places it, if it never got going).
                 if (claim.created_at_ms - first.created_at_ms < settings.placement_timeout_ms + kClaimAnswerGraceMs)
                   return call.respond(problem(409, "Conflict", "a request with this Idempotency-Key is still in progress"));
-                return place_order_now(call, claim.key, first.request_hash, first.order_id);
+                return place_order_now(call, claim.key, first.request_hash, first.order_id, true);
               }
               auto type = !first.content_type.empty() ? first.content_type
                           : first.status >= 400      ? "application/problem+json"  // stored before
@@ -470,20 +470,26 @@ void Api::Impl::answer_stopped_placement(caf::event_based_actor* self, const std
               else if (order.status != "payment_failed")  // a compensated one is the failure's
                 return finish(self, json_response(status, encode_order(order)));
             }
-            finish(self, failure(err));
+            // Not stored, and its node went away with it: its saga may still store and charge it
+            // there, so an Idempotency-Key's claim is kept for it (see place_order_now).
+            finish(self, failure(err), !*stored && code_of(err) == errc::unavailable);
           },
-          [this, self, err, finish](caf::error&) { finish(self, failure(err)); });
+          [this, self, err, finish](caf::error&) { finish(self, failure(err), true); });
 }
 
-void Api::Impl::place_order_now(Call& call, std::string key, std::string hash, std::string id) {
+void Api::Impl::place_order_now(Call& call, std::string key, std::string hash, std::string id,
+                                 bool claimed_before) {
   auto [year, month] = utc_year_month();
   auto decoded = decode_place_order(call.req.body, {settings.items_max, settings.quantity_max}, year, month);
   auto customer = call.who.claims.sub;
   // Answers and, with a key, records the answer first over the key's claim: a retry after a crash
-  // then replays it. A 503 did nothing: the claim is dropped, so a retry places anew.
-  auto finish = [this, customer, key, hash, id, respond = call.respond](caf::event_based_actor* self,
-                                                                         HttpResponse res) {
-    if (key.empty()) return respond(std::move(res));
+  // then replays it. A 503 stored nothing that can still be charged: the claim is dropped, so a
+  // retry places anew; unless `keep_claim` (the order may still be placed where its node went,
+  // or what is stored could not be read): a retry then goes to this order once the claim is
+  // stale, never to another.
+  auto finish = [this, customer, key, hash, id, respond = call.respond](
+                    caf::event_based_actor* self, HttpResponse res, bool keep_claim = false) {
+    if (key.empty() || (res.status == 503 && keep_claim)) return respond(std::move(res));
     IdempotencyRecord rec{customer, key, hash, res.status, res.body, ctx->clock->now_ms(), res.content_type, id};
     self->request(ctx->orders_db, timeout(), db_write{[rec](soci::session& s) {
                     if (rec.status == 503) drop_idempotency_claim(s, rec.customer_id, rec.key, rec.order_id);
@@ -497,6 +503,22 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash, s
     return gateway.run([finish, res](caf::event_based_actor* self) { finish(self, res); });
   }
   auto input = std::make_shared<PlaceOrderInput>(std::move(*decoded.value));
+  if (claimed_before) {
+    // The key's claim went stale (its node stopped before it answered): the order it claimed is
+    // answered as it stands once stored, and placed (under the same id) only if it never was.
+    // Not sent as a placement first: that would set stock aside again for a finished order.
+    input->card.wipe();
+    auto rest = std::make_shared<Call>(std::move(call));
+    gateway.run([this, id, finish, rest, key, hash](caf::event_based_actor* self) {
+      ask(self, order_type, id, get_atom::value)
+          .then([self, finish](OrderRecord& order) { finish(self, json_response(status_for(order), encode_order(order))); },
+                [this, self, finish, rest, key, hash, id](caf::error& err) {
+                  if (code_of(err) != errc::not_found) return finish(self, failure(err), true);
+                  place_order_now(*rest, key, hash, id);
+                });
+    });
+    return;
+  }
   gateway.run([this, id, input, customer, finish](caf::event_based_actor* self) {
     order_place msg{customer, input->lines, std::move(input->card)};
     input->card.wipe();

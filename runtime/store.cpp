@@ -548,7 +548,8 @@ void save_idempotency(soci::session& s, const IdempotencyRecord& r) {
        "created_at_ms, content_type, order_id) VALUES (:c, :k, :h, :s, :b, :t, :ct, :o) "
        "ON CONFLICT (customer_id, idem_key) DO UPDATE SET status = excluded.status, "
        "response_body = excluded.response_body, content_type = excluded.content_type "
-       "WHERE idempotency_keys.status = 0 AND idempotency_keys.request_hash = excluded.request_hash",
+       "WHERE idempotency_keys.status = 0 AND idempotency_keys.request_hash = excluded.request_hash "
+       "AND idempotency_keys.order_id = excluded.order_id",
       soci::use(r.customer_id), soci::use(r.key), soci::use(r.request_hash), soci::use(r.status),
       soci::use(r.response_body), soci::use(created), soci::use(r.content_type), soci::use(r.order_id);
 }

@@ -183,13 +183,14 @@ class CrashBetweenTheDatabasesTest(harness.NodeTestCase):
     def test_a_retry_after_a_crash_mid_placement_finds_the_same_order(self):
         # The transient card keeps the placement going for 2.1 s; the node is killed 0.5 s in,
         # before it answers. The key was claimed with its order's id: the retry, once the claim
-        # is no longer taken as running (placement timeout + 5 s), gets that order, not another.
+        # is no longer taken as running (placement timeout + 5 s), gets that order as it stands,
+        # never another, even when the stock it had is sold meanwhile.
         node = harness.start_node({"payment.retry_backoff_ms": "700", "payment.retries_max": "2",
                                    "orders.placement_timeout_ms": "1000"})
         try:
             admin = node.token("admin-ops", "admin")
             cust = node.token(unique("cust"), SCOPES)
-            sku = self.create_item(node, admin, on_hand=10)
+            sku = self.create_item(node, admin, on_hand=1)
             body = harness.order_body([(sku, 1)], card=TRANSIENT)
             headers = {"Idempotency-Key": unique("key")}
             t = threading.Thread(target=lambda: self._quiet(
@@ -199,18 +200,33 @@ class CrashBetweenTheDatabasesTest(harness.NodeTestCase):
             node.kill9()
             t.join(30)
             node.start()
+            # The recovery sweep finishes the order (compensated: its card is gone with the node).
+            deadline = time.time() + 30
+            while True:
+                orders = self.list_all_orders(node, cust)
+                if (len(orders) == 1 and orders[0]["status"] not in ("pending", "reserved")) or time.time() > deadline:
+                    break
+                time.sleep(0.3)
+            self.assertEqual(len(orders), 1, orders)
+            first = orders[0]
+            self.assertEqual(first["status"], "payment_failed", first)
+            # Its unit is sold to someone else meanwhile.
+            other = node.token(unique("cust"), SCOPES)
+            self.assertStatus(self.place(node, other, [(sku, 1)]), 201)
             started = time.time()
             while True:
                 r = request(node, "POST", "/v1/orders", body, token=cust, headers=headers)
                 if r.status != 409 or time.time() - started > 30:
                     break
                 time.sleep(0.5)
-            self.assertIn(r.status, (201, 202, 402), r.body)
-            orders = self.list_all_orders(node, cust)
-            self.assertEqual([o["id"] for o in orders], [r.json["id"]], "the retry placed another order")
+            self.assertStatus(r, 402)
+            self.assertEqual((r.json["id"], r.json["status"]), (first["id"], "payment_failed"))
+            self.assertEqual([o["id"] for o in self.list_all_orders(node, cust)], [first["id"]],
+                             "the retry placed another order")
+            self.assertEqual(self.admin_stock(node, admin, sku), (1, 1, 0))
             # Its answer is stored now: replayed.
             again = request(node, "POST", "/v1/orders", body, token=cust, headers=headers)
-            self.assertEqual((again.status, again.json["id"]), (r.status, r.json["id"]))
+            self.assertEqual((again.status, again.json["id"]), (402, first["id"]))
             self.assertEqual(again.headers.get("idempotent-replayed"), "true")
         finally:
             harness.stop_node(node)

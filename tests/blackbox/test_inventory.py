@@ -84,7 +84,8 @@ class InventoryTest(harness.NodeTestCase):
 
     def test_unknown_skus_and_orders_keep_no_actor(self):
         # Each lookup of an unknown sku or order id activates an actor that finds nothing stored:
-        # it stops at once, so such lookups cannot pile actors up until they idle out (120 s).
+        # an item stops at once, an order after actors.terminal_passivate_ms (5 s), so such
+        # lookups cannot pile actors up until they idle out (120 s).
         known = self.create_item(NODE, self.admin, on_hand=1)
         unknown = [unique("ghost") for _ in range(40)]
         r = request(NODE, "GET", "/v1/inventory?" + "&".join("sku=" + s for s in unknown + [known]),
@@ -100,7 +101,9 @@ class InventoryTest(harness.NodeTestCase):
             r = request(NODE, "GET", "/admin/actors?limit=1000", token=self.admin)
             self.assertStatus(r, 200)
             return {a["id"] for a in r.json["data"]}
-        deadline = time.time() + 5
+        time.sleep(0.5)
+        self.assertEqual(active() & set(unknown), set())  # the items at once
+        deadline = time.time() + 12
         while time.time() < deadline and active() & set(unknown + ghost_orders):
             time.sleep(0.1)
         self.assertEqual(active() & set(unknown + ghost_orders), set())

@@ -290,6 +290,13 @@ TEST(CardFreeBody, KeepsNoCardNumberOrCvcAndStillTellsRequestsApart) {
     EXPECT_EQ(c.find("42424242"), std::string::npos) << c;
     EXPECT_EQ(c.find("123"), std::string::npos) << c;
   }
+  // Skus are kept whole, long digit runs and all (a GTIN): two skus of the same length and last
+  // four digits are told apart.
+  auto gtin = [](const char* sku) {
+    return card_free_body(std::string(R"({"items":[{"sku":")") + sku + R"(","quantity":1}]})");
+  };
+  EXPECT_NE(gtin("4006381333931"), gtin("4006381113931"));
+  EXPECT_NE(gtin("4006381333931").find("4006381333931"), std::string::npos);
   // A body that is not JSON has its digits masked.
   auto garbled = card_free_body(R"({"number":"4242424242424242", cvc 123)");
   EXPECT_EQ(garbled.find_first_of("0123456789"), std::string::npos) << garbled;
