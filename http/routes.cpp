@@ -505,17 +505,23 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash, s
   auto input = std::make_shared<PlaceOrderInput>(std::move(*decoded.value));
   if (claimed_before) {
     // The key's claim went stale (its node stopped before it answered): the order it claimed is
-    // answered as it stands once stored, and placed (under the same id) only if it never was.
-    // Not sent as a placement first: that would set stock aside again for a finished order.
+    // answered as stored (not as an activation holds it: that may be ahead of storage, and the
+    // answer is kept under the key), and placed (under the same id) only if it never was. Not
+    // sent as a placement first: that would set stock aside again for a finished order.
     input->card.wipe();
     auto rest = std::make_shared<Call>(std::move(call));
     gateway.run([this, id, finish, rest, key, hash](caf::event_based_actor* self) {
-      ask(self, order_type, id, get_atom::value)
-          .then([self, finish](OrderRecord& order) { finish(self, json_response(status_for(order), encode_order(order))); },
-                [this, self, finish, rest, key, hash, id](caf::error& err) {
-                  if (code_of(err) != errc::not_found) return finish(self, failure(err), true);
-                  place_order_now(*rest, key, hash, id);
-                });
+      auto stored = std::make_shared<std::optional<OrderRecord>>();
+      self->request(ctx->orders_db_for(id), timeout(), db_read{[stored, id](soci::session& s) { *stored = load_order(s, id); }})
+          .then(
+              [this, self, id, finish, rest, key, hash, stored](bool) {
+                if (!*stored) return place_order_now(*rest, key, hash, id);
+                auto status = status_for(**stored);
+                if (status == 202)  // unfinished: the sweep would finish it; now is sooner
+                  ask(self, order_type, id, recover_atom::value).then([](OrderRecord&) {}, [](caf::error&) {});
+                finish(self, json_response(status, encode_order(**stored)));
+              },
+              [this, self, finish](caf::error& err) { finish(self, failure(err), true); });
     });
     return;
   }
