@@ -95,6 +95,9 @@ struct Running {
   // an order's total is in one currency, so such an order is rejected (currency_mismatch).
   std::string currency;
   bool mixed_currency = false;
+  // Writes of the order sent (stamp) and not answered yet: while any is out, what the actor holds
+  // may be ahead of storage, and a read is answered from storage (see get_atom).
+  int writes_out = 0;
 };
 
 // Kept small: with the CAF actor around it, an order's state must stay within 256 B for the actor
@@ -223,6 +226,7 @@ struct Also {
 // Moves the record to `to` and makes its write; the write expects the version stored before (0:
 // none). The table is asserted by the caller.
 OrderWrite stamp(order_state& st, OrderStatus to, std::string reason, Also also) {
+  if (st.run) ++st.run->writes_out;  // until write_answered
   std::int64_t expected = st.exists ? st.rec.version : 0;
   refresh_total(st.rec);
   st.rec.status = std::string(to_string(to));
@@ -231,6 +235,11 @@ OrderWrite stamp(order_state& st, OrderStatus to, std::string reason, Also also)
   st.rec.updated_at_ms = st.ctx->clock->now_ms();
   st.exists = true;
   return OrderWrite{st.rec, expected, also.lines, also.payment_intent, std::move(also.payment_outcome)};
+}
+
+// A write made by stamp was answered (committed or not).
+void write_answered(order_actor* self) {
+  if (auto& run = self->state.run; run && run->writes_out > 0) --run->writes_out;
 }
 
 // The first write of this activation committed, storing `written`: reads that waited for it get it.
@@ -257,11 +266,15 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
           [self, then, capture, written](bool applied) mutable {
+            write_answered(self);
             if (!applied) return fail_keeping(self, capture, make_error(errc::version_conflict));
             if (written) inserted_now(self, *written);
             then();
           },
-          [self, capture](caf::error& err) { fail_keeping(self, capture, err); });
+          [self, capture](caf::error& err) {
+            write_answered(self);
+            fail_keeping(self, capture, err);
+          });
 }
 
 void after_reserve(order_actor* self, const std::vector<errc>& failures);
@@ -288,6 +301,7 @@ void pin(order_actor* self) {
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
           [self, written, answered](bool applied) {
+            write_answered(self);
             if (applied)
               inserted_now(self, written);
             else
@@ -295,6 +309,7 @@ void pin(order_actor* self) {
             answered();
           },
           [self, answered](caf::error& err) {
+            write_answered(self);
             auto& run = self->state.saga();
             for (auto& rp : run.readers) rp.deliver(err);
             run.readers.clear();
@@ -562,11 +577,13 @@ void hold_and_charge(order_actor* self) {
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
           [self, join, done, written](bool applied) {
+            write_answered(self);
             join->stored = !applied;
             if (applied && written) inserted_now(self, *written);
             done();
           },
-          [join, done](caf::error& err) {
+          [self, join, done](caf::error& err) {
+            write_answered(self);
             join->write_error = err;
             done();
           });
@@ -694,6 +711,21 @@ const caf::behavior& order_handlers() {
           st.saga().readers.push_front(rp);
           // Its reserves out: stored now (see pin). Else its first write comes next, or it fails.
           if (!st.exists && st.saga().reserving) pin(self);
+          return rp;
+        }
+        if (st.run && st.run->writes_out > 0) {
+          // A write of it is out: what it holds may be ahead of storage (and rolled back if the
+          // write fails), so the answer is the order as stored, read beside the writes.
+          auto rp = self->make_response_promise();
+          auto loaded = std::make_shared<std::optional<OrderRecord>>();
+          const auto& db = st.ctx->orders_reader ? st.ctx->orders_reader : st.ctx->orders_db_for(st.rec.id);
+          self->request(db, caf::infinite, db_read{[loaded, id = st.rec.id](soci::session& s) { *loaded = load_order(s, id); }})
+              .then(
+                  [rp, loaded](bool) mutable {
+                    if (*loaded) return rp.deliver(std::move(**loaded));
+                    rp.deliver(make_error(errc::not_found));
+                  },
+                  [rp](caf::error& err) mutable { rp.deliver(err); });
           return rp;
         }
         if (!st.exists) {

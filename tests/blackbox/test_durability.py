@@ -385,6 +385,44 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
         listed = request(node, "GET", "/v1/orders", token=cust, timeout=5)
         self.assertEqual(len(listed.json["data"]), 2)
 
+    def test_an_order_read_while_its_write_waits_is_shown_as_stored(self):
+        # The transient card's charge runs 1.5 s, then fails: the order's payment_failed write
+        # waits for the lock. Read meanwhile, the order is what is stored (reserved), not what its
+        # actor holds ahead of storage; once the write goes through, it is payment_failed.
+        node = harness.start_node({"payment.retry_backoff_ms": "500", "payment.retries_max": "2",
+                                   "orders.placement_timeout_ms": "30000"})
+        self.addCleanup(harness.stop_node, node)
+        admin = node.token("admin-ops", "admin")
+        cust_id = unique("cust")
+        cust = node.token(cust_id, SCOPES)
+        sku = self.create_item(node, admin, on_hand=10)
+        result = {}
+        placing = threading.Thread(target=lambda: result.setdefault(
+            "r", self.place(node, cust, [(sku, 1)], card=TRANSIENT)), daemon=True)
+        placing.start()
+        self.wait_for_pg(node, "SELECT count(*) FROM orders WHERE customer_id = '%s' AND status = 'reserved'" % cust_id)
+        oid = subprocess.run(["psql", node.orders_url, "-At", "-c",
+                              "SELECT id FROM orders WHERE customer_id = '%s'" % cust_id],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+        lock = subprocess.Popen(["psql", node.orders_url, "-v", "ON_ERROR_STOP=1", "-c",
+                                 "BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE; SELECT pg_sleep(5); COMMIT;"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            # The charge fails, and the order's write waits for the lock.
+            self.wait_for_pg(node, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   "AND datname = current_database() AND query LIKE '%orders%'")
+            self.assertTrue(placing.is_alive())
+            shown = request(node, "GET", "/v1/orders/" + oid, token=cust, timeout=5)
+            self.assertStatus(shown, 200)
+            self.assertEqual(shown.json["status"], "reserved", shown.json)
+            self.assertIsNone(lock.poll(), "the lock was not held throughout")
+        finally:
+            lock.wait(30)
+        self.assertEqual(lock.returncode, 0, lock.stderr.read())
+        placing.join(30)
+        self.assertStatus(result["r"], 402)
+        self.assertEqual(self.get_order(node, cust, oid)["status"], "payment_failed")
+
     def wait_for_pg(self, node, count_query):
         deadline = time.time() + 10
         while True:
