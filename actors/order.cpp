@@ -95,9 +95,18 @@ struct Running {
   // an order's total is in one currency, so such an order is rejected (currency_mismatch).
   std::string currency;
   bool mixed_currency = false;
-  // Writes of the order sent (stamp) and not answered yet: while any is out, what the actor holds
-  // may be ahead of storage, and a read is answered from storage (see get_atom).
+  // Writes of the order sent (stamp) and not answered yet. While any is out, or once one failed
+  // (`diverged`: the actor is on its way to stop), what the actor holds may be ahead of storage,
+  // so a read gets the order with the fields of `stored` (see shown_as_stored): what the last
+  // write applied (or the load) left in storage.
   int writes_out = 0;
+  bool diverged = false;
+  struct Stored {
+    std::string status, failure_reason;
+    std::int64_t version = 0, updated_at_ms = 0;
+    std::optional<std::string> payment_status;  // none: no payment stored
+  };
+  std::optional<Stored> stored;
 };
 
 // Kept small: with the CAF actor around it, an order's state must stay within 256 B for the actor
@@ -225,8 +234,19 @@ struct Also {
 
 // Moves the record to `to` and makes its write; the write expects the version stored before (0:
 // none). The table is asserted by the caller.
+// What storage holds of the record's changing fields, as of `rec`.
+Running::Stored stored_fields(const OrderRecord& rec) {
+  Running::Stored out{rec.status, rec.failure_reason, rec.version, rec.updated_at_ms, std::nullopt};
+  if (rec.payment) out.payment_status = rec.payment->status;
+  return out;
+}
+
 OrderWrite stamp(order_state& st, OrderStatus to, std::string reason, Also also) {
-  if (st.run) ++st.run->writes_out;  // until write_answered
+  if (st.run) {  // until write_answered
+    // Before any write of this activation is answered, the record is as loaded (or not stored).
+    if (!st.run->stored && st.inserted) st.run->stored = stored_fields(st.rec);
+    ++st.run->writes_out;
+  }
   std::int64_t expected = st.exists ? st.rec.version : 0;
   refresh_total(st.rec);
   st.rec.status = std::string(to_string(to));
@@ -237,9 +257,30 @@ OrderWrite stamp(order_state& st, OrderStatus to, std::string reason, Also also)
   return OrderWrite{st.rec, expected, also.lines, also.payment_intent, std::move(also.payment_outcome)};
 }
 
-// A write made by stamp was answered (committed or not).
-void write_answered(order_actor* self) {
-  if (auto& run = self->state.run; run && run->writes_out > 0) --run->writes_out;
+// A write made by stamp was answered: `applied`, storage now holds the record as it stands (no
+// step changes it while its own write is out); else the actor is about to stop, ahead of storage.
+void write_answered(order_actor* self, bool applied) {
+  auto& run = self->state.run;
+  if (!run || run->writes_out == 0) return;
+  --run->writes_out;
+  if (!applied) run->diverged = true;
+  else if (!run->diverged) run->stored = stored_fields(self->state.rec);
+}
+
+// The order as a read gets it: the record, with the changing fields as stored while a write is
+// out or failed (see Running::stored).
+OrderRecord shown_as_stored(const order_state& st) {
+  OrderRecord out = st.rec;
+  const auto& run = st.run;
+  if (!run || !run->stored || (run->writes_out == 0 && !run->diverged)) return out;
+  const auto& stored = *run->stored;
+  out.status = stored.status;
+  out.failure_reason = stored.failure_reason;
+  out.version = stored.version;
+  out.updated_at_ms = stored.updated_at_ms;
+  if (!stored.payment_status) out.payment = std::nullopt;
+  else if (out.payment) out.payment->status = *stored.payment_status;
+  return out;
 }
 
 // The first write of this activation committed, storing `written`: reads that waited for it get it.
@@ -266,13 +307,13 @@ void transition(order_actor* self, OrderStatus to, std::string reason, Also also
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
           [self, then, capture, written](bool applied) mutable {
-            write_answered(self);
+            write_answered(self, applied);
             if (!applied) return fail_keeping(self, capture, make_error(errc::version_conflict));
             if (written) inserted_now(self, *written);
             then();
           },
           [self, capture](caf::error& err) {
-            write_answered(self);
+            write_answered(self, false);
             fail_keeping(self, capture, err);
           });
 }
@@ -301,7 +342,7 @@ void pin(order_actor* self) {
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
           [self, written, answered](bool applied) {
-            write_answered(self);
+            write_answered(self, applied);
             if (applied)
               inserted_now(self, written);
             else
@@ -309,7 +350,7 @@ void pin(order_actor* self) {
             answered();
           },
           [self, answered](caf::error& err) {
-            write_answered(self);
+            write_answered(self, false);
             auto& run = self->state.saga();
             for (auto& rp : run.readers) rp.deliver(err);
             run.readers.clear();
@@ -577,13 +618,13 @@ void hold_and_charge(order_actor* self) {
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite, db_save{std::move(write)})
       .then(
           [self, join, done, written](bool applied) {
-            write_answered(self);
+            write_answered(self, applied);
             join->stored = !applied;
             if (applied && written) inserted_now(self, *written);
             done();
           },
           [self, join, done](caf::error& err) {
-            write_answered(self);
+            write_answered(self, false);
             join->write_error = err;
             done();
           });
@@ -713,21 +754,6 @@ const caf::behavior& order_handlers() {
           if (!st.exists && st.saga().reserving) pin(self);
           return rp;
         }
-        if (st.run && st.run->writes_out > 0) {
-          // A write of it is out: what it holds may be ahead of storage (and rolled back if the
-          // write fails), so the answer is the order as stored, read beside the writes.
-          auto rp = self->make_response_promise();
-          auto loaded = std::make_shared<std::optional<OrderRecord>>();
-          const auto& db = st.ctx->orders_reader ? st.ctx->orders_reader : st.ctx->orders_db_for(st.rec.id);
-          self->request(db, caf::infinite, db_read{[loaded, id = st.rec.id](soci::session& s) { *loaded = load_order(s, id); }})
-              .then(
-                  [rp, loaded](bool) mutable {
-                    if (*loaded) return rp.deliver(std::move(**loaded));
-                    rp.deliver(make_error(errc::not_found));
-                  },
-                  [rp](caf::error& err) mutable { rp.deliver(err); });
-          return rp;
-        }
         if (!st.exists) {
           // An unknown id: asked to stop actors.terminal_passivate_ms from now, as a finished
           // order is, so that lookups of unknown ids do not keep an actor each until they idle
@@ -735,7 +761,7 @@ const caf::behavior& order_handlers() {
           if (!st.running) self->send(st.ctx->registries.at(order_type), terminal_atom::value);
           return make_error(errc::not_found);
         }
-        return st.rec;
+        return shown_as_stored(st);
       },
       [](cancel_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
@@ -847,6 +873,10 @@ void adopt_stored(order_actor* self) {
             keep_payment(st.rec, std::move(st.rec.payment));
             st.exists = true;
             st.inserted = true;
+            if (st.run) {  // what it holds is what is stored again
+              st.run->diverged = false;
+              st.run->stored.reset();
+            }
             // A cancel that came meanwhile applies to the stored order, as it would have if this
             // activation had loaded it first.
             auto status = status_of(st);
