@@ -359,9 +359,7 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
         self.assertStatus(r, 201)
         first = r.json["id"]
         # Writes to the orders table wait for this lock; reads do not.
-        lock = subprocess.Popen(["psql", node.orders_url, "-v", "ON_ERROR_STOP=1", "-c",
-                                 "BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        lock = self.lock_orders(node, 6)
         try:
             self.wait_for_pg(node, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
                                    "WHERE c.relname = 'orders' AND l.mode = 'ExclusiveLock' AND l.granted")
@@ -404,9 +402,7 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
         oid = subprocess.run(["psql", node.orders_url, "-At", "-c",
                               "SELECT id FROM orders WHERE customer_id = '%s'" % cust_id],
                              capture_output=True, text=True, timeout=30).stdout.strip()
-        lock = subprocess.Popen(["psql", node.orders_url, "-v", "ON_ERROR_STOP=1", "-c",
-                                 "BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE; SELECT pg_sleep(5); COMMIT;"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        lock = self.lock_orders(node, 5)
         try:
             # The charge fails, and the order's write waits for the lock.
             self.wait_for_pg(node, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -422,6 +418,14 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
         placing.join(30)
         self.assertStatus(result["r"], 402)
         self.assertEqual(self.get_order(node, cust, oid)["status"], "payment_failed")
+
+    @staticmethod
+    def lock_orders(node, seconds):
+        """A session that holds the orders table locked for `seconds`: writes to it wait, reads
+        do not."""
+        return subprocess.Popen(["psql", node.orders_url, "-v", "ON_ERROR_STOP=1", "-c",
+                                 "BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE; SELECT pg_sleep(%d); COMMIT;" % seconds],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait_for_pg(self, node, count_query):
         deadline = time.time() + 10
