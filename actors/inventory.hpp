@@ -52,10 +52,6 @@ struct item_put_result {
   ItemRecord item;
   bool created = false;
 };
-// The most units an item may hold on hand: a PUT may set up to this (http/codec.cpp), and an
-// adjust that would pass it is refused (conflict).
-constexpr std::int64_t kOnHandMax = 1'000'000'000;
-
 struct item_adjust {
   std::int64_t delta = 0;
 };

@@ -232,8 +232,6 @@ struct Also {
   std::optional<PaymentRecord> payment_outcome;  // a decided payment, in the same transaction
 };
 
-// Moves the record to `to` and makes its write; the write expects the version stored before (0:
-// none). The table is asserted by the caller.
 // What storage holds of the record's changing fields, as of `rec`.
 Running::Stored stored_fields(const OrderRecord& rec) {
   Running::Stored out{rec.status, rec.failure_reason, rec.version, rec.updated_at_ms, std::nullopt};
@@ -241,6 +239,8 @@ Running::Stored stored_fields(const OrderRecord& rec) {
   return out;
 }
 
+// Moves the record to `to` and makes its write; the write expects the version stored before (0:
+// none). The table is asserted by the caller.
 OrderWrite stamp(order_state& st, OrderStatus to, std::string reason, Also also) {
   if (st.run) {  // until write_answered
     // Before any write of this activation is answered, the record is as loaded (or not stored).

@@ -433,10 +433,7 @@ Reason check_identity(const json::object& payload, const VerifierSettings& s) {
   if (sub == nullptr || !sub->is_string() || sub->as_string().empty()) return "missing subject";
   // It names the customer in storage and in the rate limiter: bounded, and printable.
   const auto& subject = sub->as_string();
-  if (subject.size() > 255 || std::any_of(subject.begin(), subject.end(), [](char c) {
-        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-      }))
-    return "invalid subject";
+  if (subject.size() > 255 || has_control_characters(subject)) return "invalid subject";
   return nullptr;
 }
 

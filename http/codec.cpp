@@ -188,12 +188,9 @@ Decoded<PutItemInput> decode_put_item(std::string_view body) {
   f.only({"name", "price_cents", "on_hand", "currency"});
   auto name = f.string("name");
   if (name && (name->empty() || name->size() > 200)) f.error("name", "must be 1 to 200 bytes");
-  else if (name && std::any_of(name->begin(), name->end(), [](char c) {
-             return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-           }))
-    f.error("name", "must not hold control characters");
+  else if (name && has_control_characters(*name)) f.error("name", "must not hold control characters");
   auto price = f.integer("price_cents", 0, 1'000'000'000'000);
-  auto on_hand = f.integer("on_hand", 0, 1'000'000'000);
+  auto on_hand = f.integer("on_hand", 0, kOnHandMax);
   auto currency = f.string("currency", false);
   if (currency && (currency->size() != 3 ||
                    !std::all_of(currency->begin(), currency->end(),

@@ -390,10 +390,10 @@ void Api::Impl::place_order(Call& call) {
   }
   if (key.empty()) return place_order_now(call, "", "", new_id("ord_", ctx->clock->now_ms()));
   auto customer = call.who.claims.sub;
+  auto in_progress = [] { return problem(409, "Conflict", "a request with this Idempotency-Key is still in progress"); };
   {
     std::lock_guard lock(running_mutex);
-    if (!running_keys.insert({customer, key}).second)
-      return call.respond(problem(409, "Conflict", "a request with this Idempotency-Key is still in progress"));
+    if (!running_keys.insert({customer, key}).second) return call.respond(in_progress());
   }
   auto hash = sha256_hex(card_free_body(call.req.body));
   auto release = [this, customer, key] {
@@ -410,14 +410,14 @@ void Api::Impl::place_order(Call& call) {
   IdempotencyRecord claim{customer, key, hash, 0, "", now, "", new_id("ord_", now)};
   auto found = std::make_shared<std::optional<IdempotencyRecord>>();
   auto shared_call = std::make_shared<Call>(std::move(call));
-  gateway.run([this, shared_call, found, claim](caf::event_based_actor* self) {
+  gateway.run([this, shared_call, found, claim, in_progress](caf::event_based_actor* self) {
     self->request(ctx->orders_db, timeout(),
                   db_write{[found, claim](soci::session& s) {
                     *found = claim_idempotency(s, claim);
                     return true;
                   }})
         .then(
-            [this, shared_call, found, claim](bool) {
+            [this, shared_call, found, claim, in_progress](bool) {
               auto& call = *shared_call;
               if (!*found) return place_order_now(call, claim.key, claim.request_hash, claim.order_id);
               const auto& first = **found;
@@ -431,7 +431,7 @@ void Api::Impl::place_order(Call& call) {
                 // answered: the placement is sent again, for the same order, which answers with
                 // how that order ended (or places it, if it never got going).
                 if (claim.created_at_ms - first.created_at_ms < settings.placement_timeout_ms + kClaimAnswerGraceMs)
-                  return call.respond(problem(409, "Conflict", "a request with this Idempotency-Key is still in progress"));
+                  return call.respond(in_progress());
                 return place_order_now(call, claim.key, first.request_hash, first.order_id, true);
               }
               auto type = !first.content_type.empty() ? first.content_type

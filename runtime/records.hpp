@@ -98,6 +98,10 @@ struct OrderLine {
   std::int64_t unit_price_cents = 0;
 };
 
+// The most units an item may hold on hand: a PUT may set up to this (http/codec.cpp), and an
+// adjust that would raise it past that is refused (actors/inventory.cpp).
+constexpr std::int64_t kOnHandMax = 1'000'000'000;
+
 struct OrderRecord {
   std::string id;
   std::string customer_id;
