@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -53,6 +54,7 @@ struct inventory_state {
   bool broken = false;
   bool fenced = false;  // broken by a version check: another activation wrote first
   bool stop_requested = false;  // passivation asked while writes were in flight
+  bool leave_when_done = false;  // that passivation called off (resume_atom): asked again after them
   std::int64_t published = 0;  // the version readers see (0: none)
   std::int64_t timer_at = 0;   // when the timer set last fires (0: none is set)
   // Held reservations due for their check (see check_reservations) up to this time were checked.
@@ -76,8 +78,11 @@ caf::error failure(errc code) { return make_error(code); }
 // Stops once nothing it started is still waiting for an answer, when it must stop.
 void quit_when_done(inventory_actor* self) {
   auto& st = self->state;
-  if ((st.broken || st.stop_requested) && st.writes_in_flight == 0 && st.checks_in_flight == 0)
-    self->quit();
+  if (st.writes_in_flight != 0 || st.checks_in_flight != 0) return;
+  if (st.broken || st.stop_requested) return self->quit();
+  // A passivation called off while it waited for them: the registry is asked for it again (the
+  // stop comes after the calls it forwarded meanwhile).
+  if (std::exchange(st.leave_when_done, false)) leave_registry(self, st.ctx, inventory_type, st.sku());
 }
 
 // Whether the reservation of `order_id` is committed.
@@ -660,6 +665,13 @@ const caf::behavior& item_handlers() {
         write_commits(self);
         self->state.stop_requested = true;  // the last answer it waits for stops it
         quit_when_done(self);
+      },
+      [](resume_atom) {  // the registry waited long enough for the stop (runtime/registry.hpp)
+        auto& st = inventory_actor::current()->state;
+        if (st.broken) return false;  // it stops, ahead of storage
+        st.stop_requested = false;
+        st.leave_when_done = true;
+        return true;
       },
       [](idle_atom) {  // the registry asks: nothing came for a while
         auto* self = inventory_actor::current();

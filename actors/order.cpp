@@ -101,6 +101,7 @@ struct Running {
   // write applied (or the load) left in storage.
   int writes_out = 0;
   bool diverged = false;
+  bool leave_when_done = false;  // a passivation called off (resume_atom): asked again at the end
   struct Stored {
     std::string status, failure_reason;
     std::int64_t version = 0, updated_at_ms = 0;
@@ -212,6 +213,9 @@ void finish(order_actor* self) {
       rp.deliver(make_error(errc::conflict, "order is " + std::string(shown_status(st.rec.status))));
   }
   if (st.stop_requested) return self->quit();
+  // A passivation called off while the saga ran: the registry is asked for it again (its stop
+  // comes after the calls it forwarded meanwhile).
+  if (run && run->leave_when_done) return leave_registry(self, st.ctx, order_type, st.rec.id);
   // Finished: the registry asks it to stop actors.terminal_passivate_ms from now.
   if (is_terminal(status_of(st))) self->send(st.ctx->registries.at(order_type), terminal_atom::value);
 }
@@ -851,6 +855,16 @@ const caf::behavior& order_handlers() {
         auto* self = order_actor::current();
         if (!self->state.running) return self->quit();
         self->state.stop_requested = true;
+      },
+      // The registry waited long enough for the stop (runtime/registry.hpp): it stays, and takes
+      // the calls again, rather than a second activation running beside its saga, and asks for
+      // the stop again once the saga ends. Not one whose write failed: it stops, ahead of storage.
+      [](resume_atom) {
+        auto& st = order_actor::current()->state;
+        if (st.run && st.run->diverged) return false;
+        st.stop_requested = false;
+        st.saga().leave_when_done = true;
+        return true;
       },
   };
   return handlers;

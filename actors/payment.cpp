@@ -275,6 +275,10 @@ const caf::behavior& payment_handlers() {
         if (!st.busy && st.writes_in_flight == 0 && st.waiting.empty()) return self->quit();
         st.stop_requested = true;
       },
+      [](resume_atom) {  // the registry waited long enough for the stop (runtime/registry.hpp)
+        payment_actor::current()->state.stop_requested = false;
+        return true;
+      },
       [](idle_atom) {  // the registry asks: nothing came for a while
         auto* self = payment_actor::current();
         auto& st = self->state;

@@ -23,6 +23,7 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using owned_atom = caf::atom_constant<caf::atom("owned")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
+using resume_atom = caf::atom_constant<caf::atom("resume")>;  // see runtime/registry.hpp
 
 // Entity types, as routed.
 constexpr caf::atom_value order_type = caf::atom("order");

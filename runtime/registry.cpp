@@ -38,6 +38,7 @@ struct Stopping {
   caf::actor_addr addr;
   std::vector<Held> held;
   bool stop_on_release = false;  // passivated (or moved away) while calls waited: stop the next one too
+  bool resuming = false;  // the wait ended: asked whether it stays (resume_atom), not answered yet
 };
 
 // An entity as the registry keeps it: the id is the key of `entities` only (ids are ~30
@@ -147,6 +148,48 @@ void release(registry_actor* self, const EntityFactory& factory, const std::func
   if (stopping->stop_on_release) passivate(self, it);
 }
 
+// The stopping activation of `it` stays after all (it answered resume_atom with true): the calls
+// that waited for it go to it, in the order they came, and later calls too. Passivated again
+// meanwhile (or moved away, or the node closing), it is told to stop once more.
+void readopt(registry_actor* self, EntryIt it, caf::actor old, std::int64_t now) {
+  auto& st = self->state;
+  auto stopping = std::move(it->second.stopping);
+  st.stopping_entries -= 1;
+  st.stats.resumed += 1;
+  auto& e = it->second;
+  e.handle = std::move(old);
+  for (auto& m : stopping->held) {
+    touch(e, now);
+    m.rp.delegate(e.handle, std::move(m.payload));
+  }
+  if (stopping->stop_on_release || st.closed) passivate(self, it);
+}
+
+// The wait for the stopping activation of `it` is over (its time is up, or it holds its maximum of
+// calls): one still alive is asked whether it stays, and the calls go to it if it does; otherwise
+// (gone, unwilling, or no answer within `hold_ms`) they go to a new activation (see HoldLimits).
+void end_wait(registry_actor* self, const EntityFactory& factory,
+              const std::function<std::int64_t()>& now_ms, const HoldLimits& hold, EntryIt it) {
+  auto& stopping = *it->second.stopping;
+  if (stopping.resuming) return;
+  auto old = caf::actor_cast<caf::actor>(stopping.addr);
+  if (!old) return release(self, factory, now_ms, it, false);
+  stopping.resuming = true;
+  auto settle = [self, factory, now_ms, id = it->first, aid = old.id()](bool stays) {
+    auto& st = self->state;
+    auto it = st.entities.find(id);
+    // Down meanwhile: its calls went to a new activation already.
+    if (it == st.entities.end() || !it->second.stopping || it->second.stopping->addr.id() != aid)
+      return;
+    it->second.stopping->resuming = false;
+    auto old = caf::actor_cast<caf::actor>(it->second.stopping->addr);
+    if (stays && old) return readopt(self, it, std::move(old), now_ms());
+    release(self, factory, now_ms, it, false);
+  };
+  self->request(old, std::chrono::milliseconds(hold.hold_ms), resume_atom::value)
+      .then([settle](bool stays) { settle(stays); }, [settle](caf::error&) { settle(false); });
+}
+
 // Keeps a call for the stopping activation of `it` until the wait ends (see HoldLimits).
 caf::result<caf::message> hold_call(registry_actor* self, const HoldLimits& hold, EntryIt it,
                                     caf::message& payload) {
@@ -213,10 +256,13 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
         if (it != st.entities.end() && it->second.stopping) {
           if (static_cast<std::int64_t>(it->second.stopping->held.size()) < hold.held_max)
             return hold_call(self, hold, it, payload);
-          release(self, factory, now_ms, it, false);  // full: the wait ends now
+          end_wait(self, factory, now_ms, hold, it);  // full: the wait ends now
           it = st.entities.find(id);                  // gone, had nothing waited
-          if (it != st.entities.end() && it->second.stopping)  // passivated again on release
-            return hold_call(self, hold, it, payload);
+          if (it != st.entities.end() && it->second.stopping) {
+            if (it->second.stopping->resuming)  // asked to stay, not answered: past the maximum
+              return make_error(errc::busy, "too many calls wait for this entity");
+            return hold_call(self, hold, it, payload);  // passivated again on release
+          }
         }
         auto now = now_ms();
         if (it == st.entities.end()) {
@@ -230,7 +276,7 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
         auto& st = self->state;
         auto it = st.entities.find(id);
         if (it != st.entities.end() && it->second.stopping && it->second.stopping->addr.id() == aid)
-          release(self, factory, now_ms, it, false);
+          end_wait(self, factory, now_ms, hold, it);
       },
       [=](idle_sweep_atom) {
         auto quiet_since = steady_ms() - idle_after_ms;
@@ -272,7 +318,12 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
         auto& st = self->state;
         auto it = st.entities.find(id);
         auto sender = caf::actor_cast<caf::actor>(self->current_sender());
-        if (it == st.entities.end() || !it->second.handle || it->second.handle != sender) return;
+        if (it == st.entities.end() || !it->second.handle || it->second.handle != sender) {
+          // One whose calls went to a newer activation (its answer to resume_atom came too late)
+          // is told to stop when it asks to.
+          if (sender && st.leftover.count(sender.id()) != 0) self->send(sender, stop_atom::value);
+          return;
+        }
         passivate(self, it);
       },
       [=](passivate_atom, const std::string& id) {
@@ -308,7 +359,9 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
         for (auto it = st.entities.begin(); it != st.entities.end(); ++it) {
           if (test.owns(it->first)) continue;
           if (it->second.handle) passivate(self, it);
-          else if (!it->second.stopping->held.empty()) it->second.stopping->stop_on_release = true;
+          // Whichever activation takes the calls that wait (this one staying, or a new one) stops
+          // after them: the entity is owned elsewhere now.
+          it->second.stopping->stop_on_release = true;
         }
       },
       // Before the node stops (stop_node_actors): each active entity gets flush_atom, and the answer

@@ -45,9 +45,14 @@ constexpr int kIdleProbesPerSweep = 256;
 // A message for an entity whose last activation was passivated but is still finishing its work
 // (a write out, a saga running) waits for that activation to be down before a new one starts, so
 // that the new one loads what the old one wrote instead of racing it (its first write would lose
-// the version check). It waits at most `hold_ms`, and at most `held_max` messages wait per entity;
-// past either, the new activation starts at once, as it would without the wait (the version
-// checks, and for items the persistence actor's fence, keep that safe).
+// the version check). It waits at most `hold_ms`, and at most `held_max` messages wait per entity.
+// Past either, the stopping activation, when still alive, is asked to stay (resume_atom): one that
+// agrees takes the calls that waited, and later ones, as the active one again, so that an entity
+// never has two activations on a node (an order's saga in one and a recovery in another would
+// both act on its stock and payment). One that is gone, or says no (it stops for a failure, memory
+// ahead of storage), leaves them to a new activation at once (the version checks, and for items
+// the persistence actor's fence, keep that safe). While the answer is awaited, calls past
+// `held_max` are refused (errc::busy).
 constexpr std::int64_t kHoldForStoppingMs = 2'000;
 constexpr std::int64_t kHeldMax = 1'024;
 struct HoldLimits {
@@ -106,6 +111,8 @@ using mailbox_atom = caf::atom_constant<caf::atom("mailbox")>;
 //   stats_atom              -> RegistryStats
 //   (view_atom, OwnershipTest)                              passivates the entities not owned
 //   terminal_atom, from an entity                           asks it idle_atom terminal_after_ms later
+// Every entity that defers its stop (stop_atom) while it finishes its work answers resume_atom
+// with true when it stays (its stop is called off) and false when it must stop anyway.
 // Every entity answers mailbox_atom with its mailbox depth (std::size_t).
 
 // What a registry reports to (stats_atom): active actors and activations since start.
@@ -115,6 +122,7 @@ struct RegistryStats {
   std::int64_t activations = 0;
   std::int64_t passivations = 0;
   std::int64_t held = 0;  // messages that waited for a stopping activation, since start
+  std::int64_t resumed = 0;  // stopping activations that stayed when the wait ended (resume_atom)
   std::int64_t finished_queued = 0;  // entries in the queue of finished entities (terminal_atom)
 };
 

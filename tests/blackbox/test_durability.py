@@ -4,6 +4,7 @@ and stock agrees with the orders."""
 
 import collections
 import random
+import re
 import sqlite3
 import subprocess
 import threading
@@ -344,6 +345,57 @@ class CommitLostWithTheNodeTest(harness.NodeTestCase):
             self.assertEqual(self.stored(sku), {oid: "committed"})
 
 
+def activations(node, type_):
+    """Activations of entities of `type_` since the node started, from /metrics."""
+    metrics = request(node, "GET", "/metrics").body.decode()
+    found = re.search(r'^emporium_activations_total\{type="%s"\} (\d+)$' % type_, metrics, re.M)
+    return int(found.group(1)) if found else None
+
+
+class PassivatedMidPlacementTest(harness.NodeTestCase):
+    """An operator's passivate of an order in the middle of its placement: the order stops once
+    its saga ends. A read that waits past the registry's hold (2 s) goes to that activation, never
+    to a second one, which would take the order for interrupted and settle it beside the saga."""
+
+    def test_a_read_past_the_hold_goes_to_the_activation_still_placing(self):
+        # The transient card's charge fails three times, 1.5 s apart: the saga runs about 3 s.
+        node = harness.start_node({"payment.retry_backoff_ms": "1500", "payment.retries_max": "2",
+                                   "orders.placement_timeout_ms": "30000"})
+        self.addCleanup(harness.stop_node, node)
+        admin = node.token("admin-ops", "admin")
+        cust = node.token(unique("cust"), SCOPES)
+        sku = self.create_item(node, admin, on_hand=10)
+        result = {}
+        placing = threading.Thread(target=lambda: result.setdefault(
+            "r", self.place(node, cust, [(sku, 2)], card=TRANSIENT)), daemon=True)
+        placing.start()
+        deadline = time.time() + 10
+        oid = None
+        while oid is None:
+            listed = request(node, "GET", "/admin/actors?type=order", token=admin)
+            self.assertStatus(listed, 200)
+            oid = next((a["id"] for a in listed.json["data"]), None)
+            self.assertLess(time.time(), deadline, "no order became active")
+            time.sleep(0.02)
+        time.sleep(0.3)  # its reservation made and stored: the charge runs
+        r = request(node, "POST", "/admin/actors/order/%s/passivate" % oid, token=admin)
+        self.assertStatus(r, 200)
+        self.assertTrue(r.json["passivated"])
+        started = time.time()
+        shown = request(node, "GET", "/v1/orders/" + oid, token=cust, timeout=10)
+        self.assertStatus(shown, 200)
+        self.assertGreater(time.time() - started, 1.5)  # it waited for the stop, then the hold ended
+        self.assertEqual(shown.json["status"], "reserved")
+        self.assertTrue(placing.is_alive(), "the saga ended before the read: the test proves nothing")
+        placing.join(30)
+        self.assertStatus(result["r"], 402)
+        self.assertEqual(result["r"].json["status"], "payment_failed")
+        self.assertEqual(activations(node, "order"), 1)
+        self.assertEqual(self.admin_stock(node, admin, sku), (10, 0, 10))
+        order = request(node, "GET", "/v1/orders/" + oid, token=cust)
+        self.assertEqual(order.json["status"], "payment_failed")
+
+
 class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
     """On PostgreSQL, a customer's order list (as the admin's stored views and the recovery sweep's
     pages) reads on a connection of its own: a write that waits (here for a lock on the orders
@@ -424,18 +476,68 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
         self.assertStatus(result["r"], 402)
         self.assertEqual(self.get_order(node, cust, oid)["status"], "payment_failed")
 
+    def test_an_item_passivated_while_its_write_waits_takes_later_calls_then_stops(self):
+        # The item's write waits for a lock on the items table. Passivated meanwhile, it stops once
+        # the write is done; an adjust that waited past the registry's hold (2 s) goes to it, not to
+        # a second activation, whose write would lose its version check to the first one's.
+        node = self.node
+        admin = node.token("admin-ops", "admin")
+        sku = self.create_item(node, admin, on_hand=10)
+        lock = self.lock_table(node.inventory_url, "items", 5)
+        results = []
+        def adjust():
+            results.append(request(node, "POST", "/v1/inventory/%s/adjust" % sku, {"delta": 1},
+                                   token=admin, timeout=30))
+        try:
+            self.wait_for_pg(node, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                                   "WHERE c.relname = 'items' AND l.mode = 'ExclusiveLock' AND l.granted",
+                             url=node.inventory_url)
+            first = threading.Thread(target=adjust, daemon=True)
+            first.start()
+            self.wait_for_pg(node, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   "AND datname = current_database()", url=node.inventory_url)
+            r = request(node, "POST", "/admin/actors/inventory/%s/passivate" % sku, token=admin)
+            self.assertStatus(r, 200)
+            self.assertTrue(r.json["passivated"])
+            started = time.time()
+            second = threading.Thread(target=adjust, daemon=True)
+            second.start()
+            time.sleep(2.5)  # the registry's hold (2 s) ended: the second adjust went on
+            self.assertIsNone(lock.poll(), "the lock was not held throughout")
+        finally:
+            lock.wait(30)
+        self.assertEqual(lock.returncode, 0, lock.stderr.read())
+        first.join(30)
+        second.join(30)
+        self.assertGreater(time.time() - started, 2.0)
+        self.assertEqual([r.status for r in results], [200, 200], [r.body for r in results])
+        self.assertEqual(sorted(r.json["on_hand"] for r in results), [11, 12])
+        self.assertEqual(activations(node, "inventory"), 1)
+        # Its writes done, it asked to stop again (the passivation stands): the next call
+        # activates it afresh, from what it wrote.
+        deadline = time.time() + 5
+        while request(node, "GET", "/admin/actors/inventory/" + sku, token=admin).json["active"]:
+            self.assertLess(time.time(), deadline, "the item did not stop after its writes")
+            time.sleep(0.05)
+        self.assertEqual(self.admin_stock(node, admin, sku), (12, 0, 12))
+        self.assertEqual(activations(node, "inventory"), 2)
+
     @staticmethod
-    def lock_orders(node, seconds):
-        """A session that holds the orders table locked for `seconds`: writes to it wait, reads
-        do not."""
-        return subprocess.Popen(["psql", node.orders_url, "-v", "ON_ERROR_STOP=1", "-c",
-                                 "BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE; SELECT pg_sleep(%d); COMMIT;" % seconds],
+    def lock_table(url, table, seconds):
+        """A session that holds `table` locked for `seconds`: writes to it wait, reads do not."""
+        return subprocess.Popen(["psql", url, "-v", "ON_ERROR_STOP=1", "-c",
+                                 "BEGIN; LOCK TABLE %s IN EXCLUSIVE MODE; SELECT pg_sleep(%d); COMMIT;"
+                                 % (table, seconds)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def wait_for_pg(self, node, count_query):
+    @staticmethod
+    def lock_orders(node, seconds):
+        return ReadsBesideAStuckWriteTest.lock_table(node.orders_url, "orders", seconds)
+
+    def wait_for_pg(self, node, count_query, url=None):
         deadline = time.time() + 10
         while True:
-            r = subprocess.run(["psql", node.orders_url, "-At", "-c", count_query],
+            r = subprocess.run(["psql", url or node.orders_url, "-At", "-c", count_query],
                                capture_output=True, text=True, timeout=30)
             if r.returncode == 0 and r.stdout.strip() not in ("", "0"):
                 return

@@ -776,6 +776,36 @@ TEST_F(OrderActorLosingReplies, CancelBeforeTheChargeAbandonsThePaymentWithoutTh
   expect_stock("mug", 10, 0);
 }
 
+// An order an operator passivates in the middle of its placement finishes it in the same
+// activation: a read that waited past the registry's hold (2 s) goes to it, rather than to a second
+// activation beside the saga, which would take the order for interrupted and settle it (the
+// recovery) while the first still charges.
+TEST_F(OrderActorLosingReplies, AnOrderPassivatedMidPlacementKeepsOneActivation) {
+  put_item("mug", 10);
+  auto script = script_reserves({});
+  script->park_syncs = true;  // the charge waits for the reservation's sync: parked here
+  auto placing = std::async(std::launch::async, [&] { return place("ord_pm", {{"mug", 2, 0}}); });
+  ASSERT_TRUE(parked(*script, 1));
+  EXPECT_TRUE(passivate(order_type, "ord_pm"));
+  auto start = std::chrono::steady_clock::now();
+  auto shown = ask<OrderRecord>(order_type, "ord_pm", get_atom::value);
+  ASSERT_TRUE(shown.value) << to_string(shown.code());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1900));  // held
+  EXPECT_EQ(shown.value->status, "reserved");
+  EXPECT_EQ(alive(order_type), 1);
+  caf::anon_send(stand_ins_.back(), unpark_atom::value);
+  auto placed = placing.get();
+  ASSERT_TRUE(placed.value) << to_string(placed.code());
+  EXPECT_EQ(placed.value->status, "confirmed");
+  EXPECT_EQ(provider_->charges, 1);
+  EXPECT_EQ(provider_->refunds, 0);
+  expect_stock("mug", 10, 2);
+  EXPECT_TRUE(all_down(order_type));  // the passivation stands: it stopped once the saga ended
+  auto stored = ask<OrderRecord>(order_type, "ord_pm", get_atom::value);
+  ASSERT_TRUE(stored.value) << to_string(stored.code());
+  EXPECT_EQ(stored.value->status, "confirmed");
+}
+
 // An order read while its reserves are out is stored pending first (see pin), and shown so; the
 // placement then goes on from there.
 TEST_F(OrderActorLosingReplies, AnOrderReadWhileItsReservesAreOutIsStoredPendingThenPlaced) {

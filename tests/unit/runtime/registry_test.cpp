@@ -216,6 +216,11 @@ struct Calls {
   std::mutex mutex;
   std::vector<std::pair<int, int>> seen;
   std::vector<caf::actor> activations;  // each activation's handle, in order
+  // How a stopping activation answers the registry's resume_atom: none (as an entity without a
+  // handler for it), stays, must stop, or stays once told (reply_atom; the answer waits till then).
+  enum class Resume { none, stays, must_stop, when_told } resume = Resume::none;
+  caf::response_promise resume_answer;  // when_told: the answer kept
+  std::atomic<int> stops{0};             // stop_atom messages received, by all activations
   std::vector<std::pair<int, int>> get() {
     std::lock_guard lock(mutex);
     return seen;
@@ -226,18 +231,38 @@ struct Calls {
   }
 };
 using letgo_atom = caf::atom_constant<caf::atom("letgo")>;
+using reply_atom = caf::atom_constant<caf::atom("reply")>;
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
 
 // Answers (get_atom, n) with its activation number; told to stop, it stays until let go, as an
-// entity still finishing a write does.
-caf::behavior stubborn(caf::event_based_actor* self, int activation, std::shared_ptr<Calls> calls) {
+// entity still finishing a write does. It answers resume_atom as `calls->resume` says, and asks
+// its registry to stop it when told to leave (leave_atom), as an entity done with its work does.
+caf::behavior stubborn(caf::event_based_actor* self, int activation, std::shared_ptr<Calls> calls,
+                       caf::actor registry) {
   return {
       [=](get_atom, int n) {
         std::lock_guard lock(calls->mutex);
         calls->seen.emplace_back(activation, n);
         return activation;
       },
-      [](stop_atom) {},
+      [calls](stop_atom) { calls->stops += 1; },
+      [self, registry](leave_atom) { self->send(registry, idle_atom::value, std::string("x")); },
       [self](letgo_atom) { self->quit(); },
+      [self, calls](resume_atom) -> caf::result<bool> {
+        std::lock_guard lock(calls->mutex);
+        switch (calls->resume) {
+          case Calls::Resume::none: return caf::make_error(caf::sec::unexpected_message);
+          case Calls::Resume::stays: return true;
+          case Calls::Resume::must_stop: return false;
+          case Calls::Resume::when_told: break;
+        }
+        calls->resume_answer = self->make_response_promise();
+        return calls->resume_answer;
+      },
+      [calls](reply_atom) {
+        std::lock_guard lock(calls->mutex);
+        calls->resume_answer.deliver(true);
+      },
   };
 }
 
@@ -246,9 +271,9 @@ class RegistryHold : public Registry {
   void start_stubborn(HoldLimits hold) {
     registry_ = spawn_registry(
         *system_,
-        [calls = calls_, n = activations_](caf::local_actor* s, const std::string&, caf::actor,
+        [calls = calls_, n = activations_](caf::local_actor* s, const std::string&, caf::actor registry,
                                            const caf::message&) {
-          auto a = s->spawn(stubborn, ++*n, calls);
+          auto a = s->spawn(stubborn, ++*n, calls, registry);
           std::lock_guard lock(calls->mutex);
           calls->activations.push_back(a);
           return a;
@@ -350,8 +375,9 @@ TEST_F(RegistryHold, TheWaitEndsAfterItsTime) {
   self->send(old, letgo_atom::value);
 }
 
-// At most `held_max` messages wait: the one after them ends the wait, and all go to a new
-// activation in the order they came.
+// At most `held_max` messages wait: the one after them ends the wait, and is refused while the
+// stopping activation is asked whether it stays; the ones that waited go to a new activation (this
+// one cannot stay) in the order they came.
 TEST_F(RegistryHold, TheWaitEndsWhenItHoldsItsMaximum) {
   start_stubborn({10'000, 2});
   caf::scoped_actor self{*system_};
@@ -360,10 +386,114 @@ TEST_F(RegistryHold, TheWaitEndsWhenItHoldsItsMaximum) {
   call(self, 3);
   EXPECT_EQ(answer(self, 300ms), 0);  // two wait: the maximum
   call(self, 4);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(answer(self, 5000ms), 2);
-  EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}, {2, 2}, {2, 3}, {2, 4}}));
+  EXPECT_EQ(answer(self, 5000ms), -1);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(answer(self, 5000ms), 2);
+  EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}, {2, 2}, {2, 3}}));
   EXPECT_EQ(stats().held, 2);
+  EXPECT_EQ(stats().resumed, 0);
   self->send(old, letgo_atom::value);
+}
+
+// A stopping activation still alive when the wait ends is asked to stay: one that does takes the
+// calls that waited, and the later ones, so that no second activation runs beside it.
+TEST_F(RegistryHold, AnActivationStillAtItsWorkWhenTheWaitEndsStays) {
+  calls_->resume = Calls::Resume::stays;
+  start_stubborn({300, 16});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  auto start = std::chrono::steady_clock::now();
+  call(self, 2);
+  EXPECT_EQ(answer(self, 5000ms), 1);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 290ms);
+  call(self, 3);  // straight to it
+  EXPECT_EQ(answer(self, 5000ms), 1);
+  auto st = stats();
+  EXPECT_EQ(st.activations, 1);
+  EXPECT_EQ(st.resumed, 1);
+  EXPECT_EQ(st.active, 1);
+  EXPECT_EQ(st.alive, 1);
+  EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}, {1, 2}, {1, 3}}));
+  self->send(old, letgo_atom::value);
+}
+
+// One that must stop anyway (a failure left it ahead of storage) leaves them to a new activation.
+TEST_F(RegistryHold, AnActivationThatMustStopLeavesTheCallsToANewOne) {
+  calls_->resume = Calls::Resume::must_stop;
+  start_stubborn({300, 16});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  call(self, 2);
+  EXPECT_EQ(answer(self, 5000ms), 2);
+  auto st = stats();
+  EXPECT_EQ(st.activations, 2);
+  EXPECT_EQ(st.resumed, 0);
+  EXPECT_EQ(st.alive, 2);
+  self->send(old, letgo_atom::value);
+}
+
+// Past the maximum, while the answer is awaited, calls are refused; the ones that waited go to the
+// activation once it says it stays, and later calls with them.
+TEST_F(RegistryHold, PastTheMaximumWhileTheActivationIsAskedCallsAreRefused) {
+  calls_->resume = Calls::Resume::when_told;
+  start_stubborn({10'000, 2});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  call(self, 2);
+  call(self, 3);
+  call(self, 4);  // ends the wait: refused
+  call(self, 5);  // still no answer: refused
+  EXPECT_EQ(answer(self, 5000ms), -1);
+  EXPECT_EQ(answer(self, 5000ms), -1);
+  EXPECT_EQ(answer(self, 300ms), 0);  // 2 and 3 wait for the answer
+  self->send(old, reply_atom::value);
+  EXPECT_EQ(answer(self, 5000ms), 1);
+  EXPECT_EQ(answer(self, 5000ms), 1);
+  call(self, 6);
+  EXPECT_EQ(answer(self, 5000ms), 1);
+  EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}, {1, 2}, {1, 3}, {1, 6}}));
+  EXPECT_EQ(stats().activations, 1);
+  self->send(old, letgo_atom::value);
+}
+
+// One that answers too late (past `hold_ms`) has lost its calls to a new activation: when it asks
+// to stop, as one that stayed does once its work is done, it is told to.
+TEST_F(RegistryHold, AnActivationThatAnswersTooLateIsStoppedWhenItAsks) {
+  calls_->resume = Calls::Resume::when_told;
+  start_stubborn({200, 16});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  EXPECT_EQ(calls_->stops.load(), 1);
+  call(self, 2);
+  EXPECT_EQ(answer(self, 5000ms), 2);  // 200 ms, then no answer within 200 ms
+  self->send(old, reply_atom::value);  // too late: it thinks it stays
+  self->send(old, leave_atom::value);
+  for (int i = 0; i < 500 && calls_->stops.load() < 2; ++i) std::this_thread::sleep_for(2ms);
+  EXPECT_EQ(calls_->stops.load(), 2);
+  EXPECT_EQ(stats().resumed, 0);
+  EXPECT_EQ(stats().active, 1);  // the new activation
+  self->send(old, letgo_atom::value);
+}
+
+// Passivated again while it is asked: it stays, takes the calls that waited, and is told to stop
+// once more, so a later call waits for it again.
+TEST_F(RegistryHold, PassivatedAgainWhileAskedItTakesTheCallsThenStopsAgain) {
+  calls_->resume = Calls::Resume::when_told;
+  start_stubborn({300, 16});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  call(self, 2);
+  std::this_thread::sleep_for(500ms);  // the wait ended: asked, not answered
+  bool was = false;
+  self->request(registry_, 5s, passivate_atom::value, std::string("x")).receive([&](bool w) { was = w; }, [](caf::error&) {});
+  EXPECT_TRUE(was);
+  self->send(old, reply_atom::value);
+  EXPECT_EQ(answer(self, 5000ms), 1);
+  EXPECT_EQ(stats().active, 0);  // stopping again
+  call(self, 3);
+  EXPECT_EQ(answer(self, 100ms), 0);  // waits for it
+  self->send(old, letgo_atom::value);
+  EXPECT_EQ(answer(self, 5000ms), 2);
+  EXPECT_EQ(stats().resumed, 1);
 }
 
 // Passivated again while calls wait for its stopping activation: the activation they go to stops
