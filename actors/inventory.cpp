@@ -54,7 +54,7 @@ struct inventory_state {
   bool broken = false;
   bool fenced = false;  // broken by a version check: another activation wrote first
   bool stop_requested = false;  // passivation asked while writes were in flight
-  bool leave_when_done = false;  // that passivation called off (resume_atom): asked again after them
+  bool leave_when_done = false;  // that passivation called off (resume_atom): asked for again
   std::int64_t published = 0;  // the version readers see (0: none)
   std::int64_t timer_at = 0;   // when the timer set last fires (0: none is set)
   // Held reservations due for their check (see check_reservations) up to this time were checked.
@@ -82,7 +82,8 @@ void quit_when_done(inventory_actor* self) {
   if (st.broken || st.stop_requested) return self->quit();
   // A passivation called off while it waited for them: the registry is asked for it again (the
   // stop comes after the calls it forwarded meanwhile).
-  if (std::exchange(st.leave_when_done, false)) leave_registry(self, st.ctx, inventory_type, st.sku());
+  if (std::exchange(st.leave_when_done, false))
+    leave_registry(self, st.ctx, inventory_type, st.sku());
 }
 
 // Whether the reservation of `order_id` is committed.

@@ -220,7 +220,7 @@ struct Calls {
   // handler for it), stays, must stop, or stays once told (reply_atom; the answer waits till then).
   enum class Resume { none, stays, must_stop, when_told } resume = Resume::none;
   caf::response_promise resume_answer;  // when_told: the answer kept
-  std::atomic<int> stops{0};             // stop_atom messages received, by all activations
+  std::atomic<int> stops{0};            // stop_atom messages received, by all activations
   std::vector<std::pair<int, int>> get() {
     std::lock_guard lock(mutex);
     return seen;
@@ -271,8 +271,8 @@ class RegistryHold : public Registry {
   void start_stubborn(HoldLimits hold) {
     registry_ = spawn_registry(
         *system_,
-        [calls = calls_, n = activations_](caf::local_actor* s, const std::string&, caf::actor registry,
-                                           const caf::message&) {
+        [calls = calls_, n = activations_](caf::local_actor* s, const std::string&,
+                                           caf::actor registry, const caf::message&) {
           auto a = s->spawn(stubborn, ++*n, calls, registry);
           std::lock_guard lock(calls->mutex);
           calls->activations.push_back(a);
