@@ -62,6 +62,8 @@ struct NodeContext {
   }
   // Committed state of the items active here, for reads from the HTTP threads.
   std::shared_ptr<ItemSnapshots> item_snapshots = std::make_shared<ItemSnapshots>();
+  // Skus found in no stored item, for actors.unknown_sku_ttl_ms (start_node_actors sets it up).
+  std::shared_ptr<AbsentSkus> absent_skus = std::make_shared<AbsentSkus>(0, 0);
   std::shared_ptr<const Clock> clock;
   std::shared_ptr<PaymentProvider> provider;
   // For a provider that blocks (provider->blocking()): the actor that hands its calls to threads

@@ -86,6 +86,17 @@ void quit_when_done(inventory_actor* self) {
     leave_registry(self, st.ctx, inventory_type, st.sku());
 }
 
+// A write failed or lost its version check: memory may be ahead of storage, so the item stops once
+// nothing it started is unanswered. Its registry hears of it first (leave_registry): later calls
+// wait for the next activation rather than reach this one, or bounce once it stopped.
+void break_item(inventory_actor* self, bool fenced) {
+  auto& st = self->state;
+  if (!st.broken) leave_registry(self, st.ctx, inventory_type, st.sku());
+  st.broken = true;
+  st.ctx->absent_skus->forget(st.sku());  // perhaps stored after all (by another activation)
+  st.fenced = st.fenced || fenced;
+}
+
 // Whether the reservation of `order_id` is committed.
 bool has_committed(const inventory_state& st, const std::string& order_id) {
   return st.committed_units && st.committed_units->contains(order_id);
@@ -166,8 +177,7 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
             auto& st = self->state;
             st.writes_in_flight -= 1;
             if (!applied || st.broken) {
-              st.broken = true;
-              if (!applied) st.fenced = true;
+              break_item(self, !applied);
               if (rp.pending())
                 rp.deliver(failure(applied ? errc::db_unavailable : errc::version_conflict));
             } else {
@@ -182,7 +192,7 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
           [self, rp](caf::error& err) mutable {
             auto& st = self->state;
             st.writes_in_flight -= 1;
-            st.broken = true;
+            break_item(self, false);
             if (rp.pending()) rp.deliver(err);
             answer_syncs(self);
             quit_when_done(self);
@@ -372,8 +382,7 @@ caf::response_promise when_absent(inventory_actor* self, Answer answer) {
             auto& st = self->state;
             st.checks_in_flight -= 1;
             if (st.fenced || *stored > st.committed.version) {
-              st.broken = true;
-              st.fenced = true;
+              break_item(self, true);
               rp.deliver(failure(errc::version_conflict));
             } else {
               answer(rp);
@@ -437,11 +446,14 @@ caf::behavior inventory_item(inventory_actor* self, ContextPtr ctx, std::string 
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.item.sku = std::move(sku);
+  // Found in no stored item a moment ago (see AbsentSkus): nothing to load.
+  if (st.ctx->absent_skus->known_absent(st.sku())) return item_handlers();
+  auto since = st.ctx->absent_skus->generation();  // see AbsentSkus::note
   load_then<ItemState>(self, st.ctx->inventory_db_for(st.sku()),
                        [sku = st.sku()](soci::session& s) { return load_item(s, sku); },
-                       [self](std::optional<ItemState> loaded) {
+                       [self, since](std::optional<ItemState> loaded) {
                          auto& st = self->state;
-                         if (!loaded) return;
+                         if (!loaded) return st.ctx->absent_skus->note(st.sku(), since);
                          st.exists = true;
                          st.item = st.committed = loaded->item;
                          st.ctx->item_snapshots->publish(st.committed);
@@ -510,7 +522,10 @@ const caf::behavior& item_handlers() {
         auto& st = self->state;
         if (st.exists && put.on_hand < st.item.reserved) return failure(errc::conflict);
         bool created = !st.exists;
-        if (created) st.item = ItemRecord{std::string(st.sku()), {}, 0, "USD", 0, 0, 0};
+        if (created) {
+          st.item = ItemRecord{std::string(st.sku()), {}, 0, "USD", 0, 0, 0};
+          st.ctx->absent_skus->forget(st.sku());
+        }
         st.item.name = put.name;
         st.item.price_cents = put.price_cents;
         st.item.currency = put.currency;

@@ -43,6 +43,7 @@ NodeActors start_node_actors(caf::actor_system& system, const Config& config,
   ctx->provider = std::move(provider);
   ctx->settings = actor_settings(config);
   ctx->single_node = !config.cluster.enabled;
+  ctx->absent_skus = std::make_shared<AbsentSkus>(config.actors.unknown_sku_ttl_ms, kAbsentSkusMax);
   // SQLite has one writer: more connections would only wait on each other's locks.
   auto shards = [&](const std::string& url, Database which) {
     auto parsed = parse_db_url(url);

@@ -102,6 +102,7 @@ struct Running {
   int writes_out = 0;
   bool diverged = false;
   bool leave_when_done = false;  // a passivation called off (resume_atom): asked again at the end
+  bool failing = false;          // its last step (a capture kept, holds released) before fail()
   struct Stored {
     std::string status, failure_reason;
     std::int64_t version = 0, updated_at_ms = 0;
@@ -184,6 +185,7 @@ void write_capture(order_actor* self, PaymentRecord capture, Done done) {
 // order, rather than refunding a charge the provider made. Then `fail`.
 void fail_keeping(order_actor* self, const std::optional<PaymentRecord>& capture, const caf::error& err) {
   if (!capture) return fail(self, err);
+  self->state.saga().failing = true;
   write_capture(self, *capture, [self, err](const caf::error&) { fail(self, err); });
 }
 
@@ -427,6 +429,13 @@ void release_all(order_actor* self, Then then, bool held_only = false) {
                 });
 }
 
+// Nothing of the order is stored, or what is cannot be relied on: its held reservations are
+// released, then it fails with `err`.
+void release_then_fail(order_actor* self, caf::error err) {
+  self->state.saga().failing = true;
+  release_all(self, [self, err] { fail(self, err); }, true);
+}
+
 // Ends the order as `to` after undoing what was done: refund or void the payment, release stock.
 void compensate(order_actor* self, OrderStatus to, std::string reason) {
   auto& st = self->state;
@@ -590,8 +599,7 @@ void hold_and_charge(order_actor* self) {
     if (join->stored) return fail(self, make_error(errc::version_conflict));
     // Nothing recorded: release what was reserved, then report it. Only held reservations: a
     // committed one belongs to another activation of this order that got past its reserve.
-    if (join->write_error)
-      return release_all(self, [self, join] { fail(self, join->write_error); }, true);
+    if (join->write_error) return release_then_fail(self, join->write_error);
     if (st.cancel_requested) return compensate(self, OrderStatus::cancelled, "");
     if (!join->sync_failures.empty()) {
       // A reservation made again (its first one lost) may find the stock gone; otherwise the
@@ -655,7 +663,7 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
     return fail(self, make_error(errc::version_conflict));
   }
   if (run.pin_error)  // nothing is stored: what was held is released
-    return release_all(self, [self, err = run.pin_error] { fail(self, err); }, true);
+    return release_then_fail(self, run.pin_error);
   if (!failures.empty()) {
     auto has = [&](errc c) { return std::find(failures.begin(), failures.end(), c) != failures.end(); };
     if (!has(errc::unknown_sku) && !has(errc::insufficient_stock)) {
@@ -668,8 +676,7 @@ void after_reserve(order_actor* self, const std::vector<errc>& failures) {
       // activation of the order (see item_release), and one held for another activation still
       // placing, that this one releases, fails that one's commit, which it answers (see
       // confirm_and_commit). Stored pending (see pin): compensated, and answered as the failure.
-      if (!st.exists)
-        return release_all(self, [self] { fail(self, make_error(errc::db_unavailable)); }, true);
+      if (!st.exists) return release_then_fail(self, make_error(errc::db_unavailable));
       st.saga().answer = make_error(errc::db_unavailable);
       return compensate(self, OrderStatus::payment_failed, "payment_unavailable");
     }
@@ -858,10 +865,12 @@ const caf::behavior& order_handlers() {
       },
       // The registry waited long enough for the stop (runtime/registry.hpp): it stays, and takes
       // the calls again, rather than a second activation running beside its saga, and asks for
-      // the stop again once the saga ends. Not one whose write failed: it stops, ahead of storage.
+      // the stop again once the saga ends. Not one about to fail: it stops, ahead of storage.
       [](resume_atom) {
         auto& st = order_actor::current()->state;
-        if (st.run && st.run->diverged) return false;
+        const auto& run = st.run;
+        if (run && (run->failing || run->diverged || run->pin_refused || run->pin_error))
+          return false;
         st.stop_requested = false;
         st.saga().leave_when_done = true;
         return true;

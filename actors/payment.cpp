@@ -2,6 +2,7 @@
 #include "actors/payment.hpp"
 
 #include <forward_list>
+#include <utility>
 #include <vector>
 
 #include "actors/entity.hpp"
@@ -22,6 +23,8 @@ struct payment_state {
   bool busy = false;
   int writes_in_flight = 0;
   bool stop_requested = false;  // passivation asked while a request was unanswered: stop after it
+  bool leave_when_done = false;  // that passivation called off (resume_atom): asked for again
+  bool rereading = false;  // a write of ours lost (lost_write): it may stop once it knows why
   bool caller_writes = false;   // the charge running: its capture goes back unwritten
   bool maybe_charged = false;   // an attempt's outcome was unknown (ChargeOutcome::unknown)
   static inline const char* name = "payment";
@@ -33,23 +36,35 @@ bool final_status(const std::string& status) { return status != "pending"; }
 
 void answer_all(payment_actor* self);
 
+// Once nothing it started is unanswered: a payment asked to stop (stop_atom) stops, and one whose
+// stop was called off (resume_atom) asks its registry for it again.
+void stop_when_done(payment_actor* self) {
+  auto& st = self->state;
+  if (st.busy || st.writes_in_flight != 0 || !st.waiting.empty()) return;
+  if (st.stop_requested) return self->quit();
+  if (std::exchange(st.leave_when_done, false))
+    leave_registry(self, st.ctx, payment_type, st.rec.id);
+}
+
 // A write of ours lost to a newer stored record (this activation took its record from a charge
 // message, or another activation wrote): a decided stored record is the answer, as a loaded
 // activation would have given it; an undecided one leaves the call to be sent again.
 void lost_write(payment_actor* self) {
   auto& st = self->state;
+  st.rereading = true;
   auto loaded = std::make_shared<std::optional<PaymentRecord>>();
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite,
                 db_read{[loaded, id = st.rec.id](soci::session& s) { *loaded = load_payment(s, id); }})
       .then(
           [self, loaded](bool) {
             auto& st = self->state;
+            st.rereading = false;
             if (*loaded && final_status((*loaded)->status)) {
               st.rec = std::move(**loaded);
               st.busy = false;
               st.card.wipe();
               answer_all(self);
-              if (st.stop_requested && st.writes_in_flight == 0) self->quit();
+              stop_when_done(self);
               return;
             }
             leave_registry(self, st.ctx, payment_type, st.rec.id);
@@ -81,8 +96,7 @@ void persist(payment_actor* self, Then then) {
             self->state.writes_in_flight -= 1;
             if (!applied) return lost_write(self);
             then();
-            auto& st = self->state;
-            if (st.stop_requested && !st.busy && st.writes_in_flight == 0) self->quit();
+            stop_when_done(self);
           },
           [self](caf::error& err) {
             self->state.writes_in_flight -= 1;
@@ -236,7 +250,7 @@ const caf::behavior& payment_handlers() {
             auto& st = self->state;
             st.busy = false;
             refunded(ok);
-            if (st.stop_requested && st.writes_in_flight == 0 && st.waiting.empty()) self->quit();
+            stop_when_done(self);
           };
           self->request(*caller, caf::infinite, provider_refund{st.rec.id, st.rec.amount_cents})
               .then([answered](bool ok) mutable { answered(ok); },
@@ -276,7 +290,10 @@ const caf::behavior& payment_handlers() {
         st.stop_requested = true;
       },
       [](resume_atom) {  // the registry waited long enough for the stop (runtime/registry.hpp)
-        payment_actor::current()->state.stop_requested = false;
+        auto& st = payment_actor::current()->state;
+        if (st.rereading) return false;  // it may stop once it knows (see lost_write)
+        st.stop_requested = false;
+        st.leave_when_done = true;
         return true;
       },
       [](idle_atom) {  // the registry asks: nothing came for a while

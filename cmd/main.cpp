@@ -307,8 +307,12 @@ int run_serve(const Config& config) {
     const bool tls = !config.cluster.tls_certificate.empty();
     auto connector = tls ? caf::actor_cast<caf::actor>(system.openssl_manager().actor_handle())
                          : caf::actor_cast<caf::actor>(system.middleman().actor_handle());
-    cluster = start_cluster(system, cluster_settings(config), node.ctx->router, node.registries, membership_db, connector,
-                            node.sweeper, [http_address] { return http_address->get(); });
+    auto settings = cluster_settings(config);
+    // Skus another node may have created while it owned them are looked up again.
+    settings.on_move = [absent = node.ctx->absent_skus] { absent->clear(); };
+    cluster =
+        start_cluster(system, settings, node.ctx->router, node.registries, membership_db, connector,
+                      node.sweeper, [http_address] { return http_address->get(); });
     std::string chost;
     std::uint16_t cport = 0;
     split_host_port(config.cluster.listen, chost, cport);

@@ -645,6 +645,7 @@ void apply_view(router_actor* self, ClusterView view) {
   st.view = std::move(view);
   if (!moved) return;
   spdlog::info("cluster: view [{}], serving {}", fmt::join(st.view.placement, ", "), st.view.serving);
+  if (st.wiring.settings.on_move) st.wiring.settings.on_move();
   // Entities this node no longer owns passivate; their next message activates them at the owner.
   auto shared = std::make_shared<const ClusterView>(st.view);
   for (const auto& [type, registry] : st.registries)

@@ -47,6 +47,8 @@ struct ClusterSettings {
   std::size_t batch_max = 256;         // calls per CAF message to one node (1: no batching)
   std::size_t calls_pending_max = 20000;  // calls waiting on one node before new ones are refused
   std::int64_t call_timeout_ms = 30000;   // a call from another node not answered by then fails
+  // Called (on the router's thread) when a view moves entities between nodes, before they move.
+  std::function<void()> on_move;
 };
 
 struct Config;

@@ -110,6 +110,7 @@ struct Config {
   struct Actors {
     std::int64_t idle_passivate_ms = 120'000;  // an idle actor stops after this
     std::int64_t terminal_passivate_ms = 5'000;  // an order in a final state stops sooner
+    std::int64_t unknown_sku_ttl_ms = 1'000;     // a sku found in no stored item, known so long
     std::int64_t scheduler_threads = 0;          // 0: cores minus http.threads, at least 1
     bool operator==(const Actors&) const = default;
   } actors;

@@ -39,6 +39,7 @@ struct Stopping {
   std::vector<Held> held;
   bool stop_on_release = false;  // passivated (or moved away) while calls waited: stop the next one too
   bool resuming = false;  // the wait ended: asked whether it stays (resume_atom), not answered yet
+  std::uint64_t wait = 0;  // which wait (the registry's count): its timer and answer name it
 };
 
 // An entity as the registry keeps it: the id is the key of `entities` only (ids are ~30
@@ -72,6 +73,7 @@ struct registry_state {
   std::deque<std::pair<std::int64_t, caf::actor_id>> terminal;
   bool terminal_tick_set = false;
   bool closed = false;  // the node is stopping: calls are refused (close_atom)
+  std::uint64_t waits = 0;  // passivations of active entities so far (Stopping::wait)
   RegistryStats stats;
   static inline const char* name = "registry";
 };
@@ -84,7 +86,8 @@ using EntryIt = std::unordered_map<std::string, Entry>::iterator;
 void passivate(registry_actor* self, EntryIt it) {
   auto& st = self->state;
   auto& e = it->second;
-  e.stopping = std::make_unique<Stopping>(Stopping{e.handle.address(), {}, false});
+  e.stopping =
+      std::make_unique<Stopping>(Stopping{e.handle.address(), {}, false, false, ++st.waits});
   self->send(e.handle, stop_atom::value);  // after everything forwarded before
   e.handle = nullptr;
   st.stopping_entries += 1;
@@ -175,11 +178,11 @@ void end_wait(registry_actor* self, const EntityFactory& factory,
   auto old = caf::actor_cast<caf::actor>(stopping.addr);
   if (!old) return release(self, factory, now_ms, it, false);
   stopping.resuming = true;
-  auto settle = [self, factory, now_ms, id = it->first, aid = old.id()](bool stays) {
+  auto settle = [self, factory, now_ms, id = it->first, wait = stopping.wait](bool stays) {
     auto& st = self->state;
     auto it = st.entities.find(id);
     // Down meanwhile: its calls went to a new activation already.
-    if (it == st.entities.end() || !it->second.stopping || it->second.stopping->addr.id() != aid)
+    if (it == st.entities.end() || !it->second.stopping || it->second.stopping->wait != wait)
       return;
     it->second.stopping->resuming = false;
     auto old = caf::actor_cast<caf::actor>(it->second.stopping->addr);
@@ -196,7 +199,7 @@ caf::result<caf::message> hold_call(registry_actor* self, const HoldLimits& hold
   auto& stopping = *it->second.stopping;
   if (stopping.held.empty())
     self->delayed_send(self, std::chrono::milliseconds(hold.hold_ms), hold_atom::value, it->first,
-                       stopping.addr.id());
+                       stopping.wait);
   self->state.stats.held += 1;
   auto rp = self->make_response_promise();
   stopping.held.push_back({rp, std::move(payload)});
@@ -254,15 +257,13 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
         if (st.closed) return caf::make_error(caf::sec::request_receiver_down);
         auto it = st.entities.find(id);
         if (it != st.entities.end() && it->second.stopping) {
-          if (static_cast<std::int64_t>(it->second.stopping->held.size()) < hold.held_max)
-            return hold_call(self, hold, it, payload);
-          end_wait(self, factory, now_ms, hold, it);  // full: the wait ends now
-          it = st.entities.find(id);                  // gone, had nothing waited
-          if (it != st.entities.end() && it->second.stopping) {
-            if (it->second.stopping->resuming)  // asked to stay, not answered: past the maximum
-              return make_error(errc::busy, "too many calls wait for this entity");
-            return hold_call(self, hold, it, payload);  // passivated again on release
+          if (static_cast<std::int64_t>(it->second.stopping->held.size()) >= hold.held_max) {
+            end_wait(self, factory, now_ms, hold, it);  // full: the wait ends now
+            it = st.entities.find(id);                  // gone, had nothing waited
           }
+          // Still waiting: for its answer (past the maximum too), or passivated again on release.
+          if (it != st.entities.end() && it->second.stopping)
+            return hold_call(self, hold, it, payload);
         }
         auto now = now_ms();
         if (it == st.entities.end()) {
@@ -272,10 +273,10 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
         touch(it->second, now);
         return self->delegate(it->second.handle, std::move(payload));
       },
-      [=](hold_atom, const std::string& id, caf::actor_id aid) {  // waited long enough
+      [=](hold_atom, const std::string& id, std::uint64_t wait) {  // waited long enough
         auto& st = self->state;
         auto it = st.entities.find(id);
-        if (it != st.entities.end() && it->second.stopping && it->second.stopping->addr.id() == aid)
+        if (it != st.entities.end() && it->second.stopping && it->second.stopping->wait == wait)
           end_wait(self, factory, now_ms, hold, it);
       },
       [=](idle_sweep_atom) {

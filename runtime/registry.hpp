@@ -51,8 +51,9 @@ constexpr int kIdleProbesPerSweep = 256;
 // never has two activations on a node (an order's saga in one and a recovery in another would
 // both act on its stock and payment). One that is gone, or says no (it stops for a failure, memory
 // ahead of storage), leaves them to a new activation at once (the version checks, and for items
-// the persistence actor's fence, keep that safe). While the answer is awaited, calls past
-// `held_max` are refused (errc::busy).
+// the persistence actor's fence, keep that safe). Calls go on waiting for the answer (`hold_ms`
+// at most, past `held_max` too); one that comes later has lost them to a new activation, and is
+// told to stop when it asks to.
 constexpr std::int64_t kHoldForStoppingMs = 2'000;
 constexpr std::int64_t kHeldMax = 1'024;
 struct HoldLimits {

@@ -358,7 +358,7 @@ class PassivatedMidPlacementTest(harness.NodeTestCase):
     to a second one, which would take the order for interrupted and settle it beside the saga."""
 
     def test_a_read_past_the_hold_goes_to_the_activation_still_placing(self):
-        # The transient card's charge fails three times, 1.5 s apart: the saga runs about 3 s.
+        # The transient card's charge fails three times, 1.5 then 3 s apart: the saga runs 4.5 s.
         node = harness.start_node({"payment.retry_backoff_ms": "1500", "payment.retries_max": "2",
                                    "orders.placement_timeout_ms": "30000"})
         self.addCleanup(harness.stop_node, node)
@@ -499,7 +499,6 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
             r = request(node, "POST", "/admin/actors/inventory/%s/passivate" % sku, token=admin)
             self.assertStatus(r, 200)
             self.assertTrue(r.json["passivated"])
-            started = time.time()
             second = threading.Thread(target=adjust, daemon=True)
             second.start()
             time.sleep(2.5)  # the registry's hold (2 s) ended: the second adjust went on
@@ -509,7 +508,6 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
         self.assertEqual(lock.returncode, 0, lock.stderr.read())
         first.join(30)
         second.join(30)
-        self.assertGreater(time.time() - started, 2.0)
         self.assertEqual([r.status for r in results], [200, 200], [r.body for r in results])
         self.assertEqual(sorted(r.json["on_hand"] for r in results), [11, 12])
         self.assertEqual(activations(node, "inventory"), 1)

@@ -180,6 +180,14 @@ TEST_F(ConfigTest, IdempotencyKeysAreKeptAtLeastADay) {
   EXPECT_EQ(load_error(with_set({"idempotency.ttl_s=315360001"})).key(), "idempotency.ttl_s");
 }
 
+TEST_F(ConfigTest, UnknownSkusAreKnownAtMostAMinute) {
+  const std::string key = "actors.unknown_sku_ttl_ms";
+  EXPECT_EQ(load_config(with_set({key + "=0"})).actors.unknown_sku_ttl_ms, 0);
+  EXPECT_EQ(load_config(with_set({key + "=60000"})).actors.unknown_sku_ttl_ms, 60'000);
+  EXPECT_EQ(load_error(with_set({key + "=-1"})).key(), key);
+  EXPECT_EQ(load_error(with_set({key + "=60001"})).key(), key);
+}
+
 TEST_F(ConfigTest, IntegerIsAcceptedForADoubleInFile) {
   EXPECT_EQ(load_config(file("[rate_limit]\nburst = 7\n")).rate_limit.burst, 7.0);
 }
@@ -295,6 +303,8 @@ const std::vector<KeySample>& every_key() {
        [](const Config& c) { return c.actors.terminal_passivate_ms == 11; }},
       {"actors.scheduler_threads", "EMPORIUM_ACTORS_SCHEDULER_THREADS", "3",
        [](const Config& c) { return c.actors.scheduler_threads == 3; }},
+      {"actors.unknown_sku_ttl_ms", "EMPORIUM_ACTORS_UNKNOWN_SKU_TTL_MS", "250",
+       [](const Config& c) { return c.actors.unknown_sku_ttl_ms == 250; }},
       {"idempotency.ttl_s", "EMPORIUM_IDEMPOTENCY_TTL_S", "172800",
        [](const Config& c) { return c.idempotency.ttl_s == 172800; }},
   };

@@ -221,6 +221,7 @@ struct Calls {
   enum class Resume { none, stays, must_stop, when_told } resume = Resume::none;
   caf::response_promise resume_answer;  // when_told: the answer kept
   std::atomic<int> stops{0};            // stop_atom messages received, by all activations
+  std::atomic<int> asked{0};            // resume_atom messages received, by all activations
   std::vector<std::pair<int, int>> get() {
     std::lock_guard lock(mutex);
     return seen;
@@ -249,6 +250,7 @@ caf::behavior stubborn(caf::event_based_actor* self, int activation, std::shared
       [self, registry](leave_atom) { self->send(registry, idle_atom::value, std::string("x")); },
       [self](letgo_atom) { self->quit(); },
       [self, calls](resume_atom) -> caf::result<bool> {
+        calls->asked += 1;
         std::lock_guard lock(calls->mutex);
         switch (calls->resume) {
           case Calls::Resume::none: return caf::make_error(caf::sec::unexpected_message);
@@ -375,9 +377,9 @@ TEST_F(RegistryHold, TheWaitEndsAfterItsTime) {
   self->send(old, letgo_atom::value);
 }
 
-// At most `held_max` messages wait: the one after them ends the wait, and is refused while the
-// stopping activation is asked whether it stays; the ones that waited go to a new activation (this
-// one cannot stay) in the order they came.
+// At most `held_max` messages wait: the one after them ends the wait, and waits with them for the
+// stopping activation's answer; this one cannot stay, so all go to a new activation in the order
+// they came.
 TEST_F(RegistryHold, TheWaitEndsWhenItHoldsItsMaximum) {
   start_stubborn({10'000, 2});
   caf::scoped_actor self{*system_};
@@ -386,10 +388,9 @@ TEST_F(RegistryHold, TheWaitEndsWhenItHoldsItsMaximum) {
   call(self, 3);
   EXPECT_EQ(answer(self, 300ms), 0);  // two wait: the maximum
   call(self, 4);
-  EXPECT_EQ(answer(self, 5000ms), -1);
-  for (int i = 0; i < 2; ++i) EXPECT_EQ(answer(self, 5000ms), 2);
-  EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}, {2, 2}, {2, 3}}));
-  EXPECT_EQ(stats().held, 2);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(answer(self, 5000ms), 2);
+  EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}, {2, 2}, {2, 3}, {2, 4}}));
+  EXPECT_EQ(stats().held, 3);
   EXPECT_EQ(stats().resumed, 0);
   self->send(old, letgo_atom::value);
 }
@@ -431,26 +432,25 @@ TEST_F(RegistryHold, AnActivationThatMustStopLeavesTheCallsToANewOne) {
   self->send(old, letgo_atom::value);
 }
 
-// Past the maximum, while the answer is awaited, calls are refused; the ones that waited go to the
-// activation once it says it stays, and later calls with them.
-TEST_F(RegistryHold, PastTheMaximumWhileTheActivationIsAskedCallsAreRefused) {
+// Past the maximum, calls wait for the stopping activation's answer too, and go to it, in the order
+// they came, once it says it stays; later calls with them.
+TEST_F(RegistryHold, PastTheMaximumCallsWaitForTheAnswer) {
   calls_->resume = Calls::Resume::when_told;
   start_stubborn({10'000, 2});
   caf::scoped_actor self{*system_};
   auto old = activate_then_passivate(self);
   call(self, 2);
   call(self, 3);
-  call(self, 4);  // ends the wait: refused
-  call(self, 5);  // still no answer: refused
-  EXPECT_EQ(answer(self, 5000ms), -1);
-  EXPECT_EQ(answer(self, 5000ms), -1);
-  EXPECT_EQ(answer(self, 300ms), 0);  // 2 and 3 wait for the answer
+  call(self, 4);  // ends the wait: the activation is asked
+  call(self, 5);  // not answered yet: waits too
+  EXPECT_EQ(answer(self, 300ms), 0);
+  EXPECT_EQ(calls_->asked.load(), 1);
   self->send(old, reply_atom::value);
-  EXPECT_EQ(answer(self, 5000ms), 1);
-  EXPECT_EQ(answer(self, 5000ms), 1);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(answer(self, 5000ms), 1);
   call(self, 6);
   EXPECT_EQ(answer(self, 5000ms), 1);
-  EXPECT_EQ(calls_->get(), (std::vector<std::pair<int, int>>{{1, 1}, {1, 2}, {1, 3}, {1, 6}}));
+  EXPECT_EQ(calls_->get(),
+            (std::vector<std::pair<int, int>>{{1, 1}, {1, 2}, {1, 3}, {1, 4}, {1, 5}, {1, 6}}));
   EXPECT_EQ(stats().activations, 1);
   self->send(old, letgo_atom::value);
 }
@@ -462,6 +462,7 @@ TEST_F(RegistryHold, AnActivationThatAnswersTooLateIsStoppedWhenItAsks) {
   start_stubborn({200, 16});
   caf::scoped_actor self{*system_};
   auto old = activate_then_passivate(self);
+  for (int i = 0; i < 500 && calls_->stops.load() < 1; ++i) std::this_thread::sleep_for(2ms);
   EXPECT_EQ(calls_->stops.load(), 1);
   call(self, 2);
   EXPECT_EQ(answer(self, 5000ms), 2);  // 200 ms, then no answer within 200 ms
@@ -474,15 +475,38 @@ TEST_F(RegistryHold, AnActivationThatAnswersTooLateIsStoppedWhenItAsks) {
   self->send(old, letgo_atom::value);
 }
 
+// Each wait has its own time: the timer of a wait that ended early (at its maximum of calls, the
+// activation staying) does not end the next wait for the same activation, passivated again.
+TEST_F(RegistryHold, AWaitThatEndedEarlyDoesNotEndTheNextOne) {
+  calls_->resume = Calls::Resume::stays;
+  start_stubborn({2000, 2});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  call(self, 2);  // its wait's timer fires 2 s from now
+  call(self, 3);
+  call(self, 4);  // the maximum: the wait ends now, and the activation stays
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(answer(self, 5000ms), 1);
+  std::this_thread::sleep_for(1000ms);
+  bool was = false;
+  self->request(registry_, 5s, passivate_atom::value, std::string("x")).receive([&](bool w) { was = w; }, [](caf::error&) {});
+  EXPECT_TRUE(was);
+  call(self, 5);  // a new wait, of 2 s: the first one's timer, 1 s from now, is not its own
+  EXPECT_EQ(answer(self, 1500ms), 0);
+  EXPECT_EQ(answer(self, 5000ms), 1);
+  EXPECT_EQ(stats().resumed, 2);
+  self->send(old, letgo_atom::value);
+}
+
 // Passivated again while it is asked: it stays, takes the calls that waited, and is told to stop
 // once more, so a later call waits for it again.
 TEST_F(RegistryHold, PassivatedAgainWhileAskedItTakesTheCallsThenStopsAgain) {
   calls_->resume = Calls::Resume::when_told;
-  start_stubborn({300, 16});
+  start_stubborn({1000, 16});  // asked after 1 s; its answer is waited for 1 s more
   caf::scoped_actor self{*system_};
   auto old = activate_then_passivate(self);
   call(self, 2);
-  std::this_thread::sleep_for(500ms);  // the wait ended: asked, not answered
+  for (int i = 0; i < 1000 && calls_->asked.load() < 1; ++i) std::this_thread::sleep_for(2ms);
+  ASSERT_EQ(calls_->asked.load(), 1);  // the wait ended: asked, not answered
   bool was = false;
   self->request(registry_, 5s, passivate_atom::value, std::string("x")).receive([&](bool w) { was = w; }, [](caf::error&) {});
   EXPECT_TRUE(was);
