@@ -97,6 +97,15 @@ void break_item(inventory_actor* self, bool fenced) {
   st.fenced = st.fenced || fenced;
 }
 
+// The answer to a call for a sku no item has. With nothing else asked of it, the actor stops now
+// rather than when it idles out, so that such calls (a stock check, an order's line) do not pile
+// actors up (see leave_registry); the registry's stop comes after what it forwarded meanwhile.
+caf::error unknown_item(inventory_actor* self, errc code) {
+  if (self->mailbox().empty())
+    leave_registry(self, self->state.ctx, inventory_type, self->state.sku());
+  return failure(code);
+}
+
 // Whether the reservation of `order_id` is committed.
 bool has_committed(const inventory_state& st, const std::string& order_id) {
   return st.committed_units && st.committed_units->contains(order_id);
@@ -490,12 +499,7 @@ const caf::behavior& item_handlers() {
       [](mailbox_atom) { return inventory_actor::current()->mailbox().size(); },
       [](get_atom) -> caf::result<ItemRecord> {
         auto* self = inventory_actor::current();
-        if (!self->state.exists) {
-          // A lookup of an unknown sku, and nothing else asked of it: it stops now rather than
-          // when it idles out, so that such lookups do not pile actors up (see leave_registry).
-          if (self->mailbox().empty()) leave_registry(self, self->state.ctx, inventory_type, self->state.sku());
-          return failure(errc::not_found);
-        }
+        if (!self->state.exists) return unknown_item(self, errc::not_found);
         return self->state.committed;
       },
       [](inspect_atom) -> caf::result<item_state_view> {
@@ -540,7 +544,7 @@ const caf::behavior& item_handlers() {
         auto* self = inventory_actor::current();
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
-        if (!st.exists) return failure(errc::not_found);
+        if (!st.exists) return unknown_item(self, errc::not_found);
         if (st.item.on_hand + adj.delta < st.item.reserved) return failure(errc::conflict);
         // As high as a PUT may set it (http/codec.cpp), and no higher.
         if (adj.delta > 0 && st.item.on_hand + adj.delta > kOnHandMax)
@@ -554,7 +558,7 @@ const caf::behavior& item_handlers() {
         auto* self = inventory_actor::current();
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
-        if (!st.exists) return failure(errc::unknown_sku);
+        if (!st.exists) return unknown_item(self, errc::unknown_sku);
         if (auto it = st.reservations.find(req.order_id); it != st.reservations.end()) {
           // Delivered again: its order is still placing, so a held one starts over (in memory:
           // its check and expiry come later; a check under way for it no longer applies).
@@ -643,7 +647,7 @@ const caf::behavior& item_handlers() {
         auto* self = inventory_actor::current();
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
-        if (!st.exists) return failure(errc::not_found);
+        if (!st.exists) return unknown_item(self, errc::not_found);
         if (!knows(st, req.order_id))  // already released (or never held)
           return when_absent(self, [self, req](caf::response_promise& rp) { settle_known(self, req, rp); });
         auto rp = self->make_response_promise();
@@ -654,7 +658,7 @@ const caf::behavior& item_handlers() {
         auto* self = inventory_actor::current();
         if (auto err = refused(self)) return *err;
         auto& st = self->state;
-        if (!st.exists) return failure(errc::not_found);
+        if (!st.exists) return unknown_item(self, errc::not_found);
         if (!knows(st, req.order_id))  // shipped before: re-delivery
           return when_absent(self, [self, req](caf::response_promise& rp) { settle_known(self, req, rp); });
         auto rp = self->make_response_promise();

@@ -26,10 +26,15 @@ TEST_F(InventoryActor, PutCreatesThenReplaces) {
   EXPECT_EQ(now.on_hand, 20);
 }
 
+// Each call for it stops the actor it activated (nothing else was asked of it), rather than
+// keeping one until it idles out.
 TEST_F(InventoryActor, UnknownSkuIsNotFoundAndCannotBeReserved) {
   EXPECT_EQ(ask<ItemRecord>(inventory_type, "none", get_atom::value).code(), errc::not_found);
+  EXPECT_TRUE(all_down(inventory_type));
   EXPECT_EQ(ask<ItemRecord>(inventory_type, "none", item_reserve{"ord_1", 1}).code(), errc::unknown_sku);
+  EXPECT_TRUE(all_down(inventory_type));
   EXPECT_EQ(ask<ItemRecord>(inventory_type, "none", item_adjust{5}).code(), errc::not_found);
+  EXPECT_TRUE(all_down(inventory_type));
 }
 
 // A sku found in no stored item is known so for actors.unknown_sku_ttl_ms: lookups meanwhile do not
