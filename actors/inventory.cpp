@@ -190,6 +190,8 @@ void persist(inventory_actor* self, std::vector<ReservationRecord> changed, caf:
               if (rp.pending())
                 rp.deliver(failure(applied ? errc::db_unavailable : errc::version_conflict));
             } else {
+              // A create: a lookup that read before it committed may have noted the sku since.
+              if (snapshot.version == 1) st.ctx->absent_skus->forget(st.sku());
               st.committed = snapshot;
               st.ctx->item_snapshots->publish(snapshot);
               st.published = snapshot.version;

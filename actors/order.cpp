@@ -103,6 +103,7 @@ struct Running {
   bool diverged = false;
   bool leave_when_done = false;  // a passivation called off (resume_atom): asked again at the end
   bool failing = false;          // its last step (a capture kept, holds released) before fail()
+  bool adopting = false;  // a placement delivered twice takes the stored order (adopt_stored)
   struct Stored {
     std::string status, failure_reason;
     std::int64_t version = 0, updated_at_ms = 0;
@@ -869,8 +870,10 @@ const caf::behavior& order_handlers() {
       [](resume_atom) {
         auto& st = order_actor::current()->state;
         const auto& run = st.run;
-        if (run && (run->failing || run->diverged || run->pin_refused || run->pin_error))
-          return false;
+        bool bound_to_fail =
+            run && (run->failing || run->pin_error ||
+                    (!run->adopting && (run->diverged || (run->pin_refused && !st.fresh))));
+        if (bound_to_fail) return false;
         st.stop_requested = false;
         st.saga().leave_when_done = true;
         return true;
@@ -884,7 +887,8 @@ const caf::behavior& order_handlers() {
 void adopt_stored(order_actor* self) {
   auto& st = self->state;
   st.fresh = false;
-  if (st.run) st.run->card.wipe();
+  st.saga().adopting = true;  // it goes on, from what is stored: not bound to fail
+  st.run->card.wipe();
   auto loaded = std::make_shared<std::optional<OrderRecord>>();
   self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite,
                 db_read{[loaded, id = st.rec.id](soci::session& s) { *loaded = load_order(s, id); }})
@@ -897,6 +901,8 @@ void adopt_stored(order_actor* self) {
             st.exists = true;
             st.inserted = true;
             if (st.run) {  // what it holds is what is stored again
+              st.run->adopting = false;
+              st.run->pin_refused = false;
               st.run->diverged = false;
               st.run->stored.reset();
             }

@@ -291,7 +291,9 @@ const caf::behavior& payment_handlers() {
       },
       [](resume_atom) {  // the registry waited long enough for the stop (runtime/registry.hpp)
         auto& st = payment_actor::current()->state;
-        if (st.rereading) return false;  // it may stop once it knows (see lost_write)
+        // Not one that stops on its own: once it knows why its write was lost (lost_write), or
+        // once it hands its capture to its order (hand_over), its memory being ahead of storage.
+        if (st.rereading || st.caller_writes) return false;
         st.stop_requested = false;
         st.leave_when_done = true;
         return true;

@@ -18,9 +18,14 @@ for ttl in 0 1000; do
     --set rate_limit.rate=1000000 --set rate_limit.burst=1000000 \
     --set auth.hs256_secret=$secret >"$tmp/node.log" 2>&1 &
   node=$!
-  for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.1; done
+  ready=0
+  for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && ready=1 && break; sleep 0.1; done
+  if [ $ready = 0 ]; then echo "the node did not start: $tmp/node.log" >&2; kill $node; exit 1; fi
   export BENCH_TOKEN BENCH_SKUS=1000 BENCH_LUA_DIR="$PWD/bench/wrk"
   BENCH_TOKEN=$(build/emporium token --set auth.hs256_secret=$secret --sub bench --scope inventory:read)
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BENCH_TOKEN" \
+    http://127.0.0.1:$port/v1/inventory/sku-0)
+  if [ "$code" != 404 ]; then echo "a lookup answered $code, not 404" >&2; kill $node; exit 1; fi
   wrk -t1 -c32 -d3s -s bench/wrk/stock.lua http://127.0.0.1:$port >/dev/null 2>&1  # warm-up
   echo "actors.unknown_sku_ttl_ms = $ttl:"
   wrk -t1 -c32 -d10s -s bench/wrk/stock.lua http://127.0.0.1:$port 2>&1 |

@@ -261,9 +261,13 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
             end_wait(self, factory, now_ms, hold, it);  // full: the wait ends now
             it = st.entities.find(id);                  // gone, had nothing waited
           }
-          // Still waiting: for its answer (past the maximum too), or passivated again on release.
-          if (it != st.entities.end() && it->second.stopping)
+          // Still waiting: for its answer (past the maximum, up to four times it), or passivated
+          // again on release.
+          if (it != st.entities.end() && it->second.stopping) {
+            if (static_cast<std::int64_t>(it->second.stopping->held.size()) >= 4 * hold.held_max)
+              return make_error(errc::busy, "too many calls wait for this entity");
             return hold_call(self, hold, it, payload);
+          }
         }
         auto now = now_ms();
         if (it == st.entities.end()) {

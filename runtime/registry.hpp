@@ -52,8 +52,8 @@ constexpr int kIdleProbesPerSweep = 256;
 // both act on its stock and payment). One that is gone, or says no (it stops for a failure, memory
 // ahead of storage), leaves them to a new activation at once (the version checks, and for items
 // the persistence actor's fence, keep that safe). Calls go on waiting for the answer (`hold_ms`
-// at most, past `held_max` too); one that comes later has lost them to a new activation, and is
-// told to stop when it asks to.
+// at most, past `held_max` too, up to four times it: later ones are refused, errc::busy); one
+// that answers later has lost them to a new activation, and is told to stop when it asks to.
 constexpr std::int64_t kHoldForStoppingMs = 2'000;
 constexpr std::int64_t kHeldMax = 1'024;
 struct HoldLimits {

@@ -483,7 +483,7 @@ class ReadsBesideAStuckWriteTest(harness.NodeTestCase):
         node = self.node
         admin = node.token("admin-ops", "admin")
         sku = self.create_item(node, admin, on_hand=10)
-        lock = self.lock_table(node.inventory_url, "items", 5)
+        lock = self.lock_table(node.inventory_url, "items", 8)
         results = []
         def adjust():
             results.append(request(node, "POST", "/v1/inventory/%s/adjust" % sku, {"delta": 1},

@@ -42,7 +42,7 @@ TEST_F(InventoryActor, UnknownSkuIsNotFoundAndCannotBeReserved) {
 // create here shows at once.
 class UnknownSkus : public InventoryActor {
  protected:
-  void configure(Config& c) override { c.actors.unknown_sku_ttl_ms = 1'500; }
+  void configure(Config& c) override { c.actors.unknown_sku_ttl_ms = 3'000; }
   void inventory_sql(const std::string& sql) {
     caf::scoped_actor self{*system_};
     self->request(node_.ctx->inventory_db, std::chrono::seconds(5),
@@ -64,7 +64,7 @@ TEST_F(UnknownSkus, AnUnknownSkuIsNotReadAgainWithinItsTime) {
   EXPECT_EQ(ask<ItemRecord>(inventory_type, "ghost", item_reserve{"ord_1", 1}).code(),
             errc::unknown_sku);
   Reply<ItemRecord> found;
-  for (int i = 0; i < 300 && !found.value; ++i) {
+  for (int i = 0; i < 600 && !found.value; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     found = ask<ItemRecord>(inventory_type, "ghost", get_atom::value);
   }

@@ -443,8 +443,9 @@ TEST_F(RegistryHold, PastTheMaximumCallsWaitForTheAnswer) {
   call(self, 3);
   call(self, 4);  // ends the wait: the activation is asked
   call(self, 5);  // not answered yet: waits too
-  EXPECT_EQ(answer(self, 300ms), 0);
+  for (int i = 0; i < 1000 && calls_->asked.load() < 1; ++i) std::this_thread::sleep_for(2ms);
   EXPECT_EQ(calls_->asked.load(), 1);
+  EXPECT_EQ(answer(self, 100ms), 0);  // all four wait for the answer
   self->send(old, reply_atom::value);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(answer(self, 5000ms), 1);
   call(self, 6);
@@ -452,6 +453,22 @@ TEST_F(RegistryHold, PastTheMaximumCallsWaitForTheAnswer) {
   EXPECT_EQ(calls_->get(),
             (std::vector<std::pair<int, int>>{{1, 1}, {1, 2}, {1, 3}, {1, 4}, {1, 5}, {1, 6}}));
   EXPECT_EQ(stats().activations, 1);
+  self->send(old, letgo_atom::value);
+}
+
+// While the answer is awaited, at most four times `held_max` calls wait: the one after them is
+// refused as busy.
+TEST_F(RegistryHold, WhileAskedAtMostFourTimesTheMaximumWait) {
+  calls_->resume = Calls::Resume::when_told;
+  start_stubborn({10'000, 2});
+  caf::scoped_actor self{*system_};
+  auto old = activate_then_passivate(self);
+  for (int n = 2; n <= 10; ++n) call(self, n);  // 2, 3 wait; 4 ends the wait; 4 to 9 wait too
+  EXPECT_EQ(answer(self, 5000ms), -1);           // 10: the ninth, past 4 x 2
+  EXPECT_EQ(answer(self, 100ms), 0);
+  self->send(old, reply_atom::value);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(answer(self, 5000ms), 1);
+  EXPECT_EQ(calls_->get().size(), 9u);  // call 1, then 2 to 9
   self->send(old, letgo_atom::value);
 }
 
@@ -501,11 +518,11 @@ TEST_F(RegistryHold, AWaitThatEndedEarlyDoesNotEndTheNextOne) {
 // once more, so a later call waits for it again.
 TEST_F(RegistryHold, PassivatedAgainWhileAskedItTakesTheCallsThenStopsAgain) {
   calls_->resume = Calls::Resume::when_told;
-  start_stubborn({1000, 16});  // asked after 1 s; its answer is waited for 1 s more
+  start_stubborn({2000, 16});  // asked after 2 s; its answer is waited for 2 s more
   caf::scoped_actor self{*system_};
   auto old = activate_then_passivate(self);
   call(self, 2);
-  for (int i = 0; i < 1000 && calls_->asked.load() < 1; ++i) std::this_thread::sleep_for(2ms);
+  for (int i = 0; i < 2000 && calls_->asked.load() < 1; ++i) std::this_thread::sleep_for(2ms);
   ASSERT_EQ(calls_->asked.load(), 1);  // the wait ended: asked, not answered
   bool was = false;
   self->request(registry_, 5s, passivate_atom::value, std::string("x")).receive([&](bool w) { was = w; }, [](caf::error&) {});
