@@ -1,7 +1,6 @@
 // Card helpers and the simulated provider.
 #include "actors/payment_provider.hpp"
 
-#include <chrono>
 #include <stdexcept>
 
 #include <openssl/crypto.h>
@@ -31,12 +30,6 @@ void cleanse(std::string& s) noexcept {
 }
 
 void SecretString::wipe() noexcept { cleanse(value_); }
-
-std::int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string Card::brand() const {
   auto n = number.reveal();

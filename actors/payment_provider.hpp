@@ -12,6 +12,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include "actors/card.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/config.hpp"
 
 namespace emporium {
@@ -52,8 +53,8 @@ class PaymentProvider {
 caf::actor spawn_provider_calls(caf::actor_system& system, std::shared_ptr<PaymentProvider> provider,
                                 std::int64_t callers, std::int64_t queue_max);
 
-// Milliseconds of the steady clock, as provider_charge::not_after_ms counts them.
-std::int64_t steady_ms();
+// provider_charge::not_after_ms counts milliseconds of the steady clock (runtime/clock.hpp,
+// steady_ms).
 
 // A provider call made on a caller's thread (local messages only: the card never leaves the node
 // this way). Replies: ChargeResult, bool.

@@ -17,6 +17,11 @@ std::int64_t SystemClock::now_ms() const {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+std::int64_t steady_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 namespace {
 
 // 16 bytes from OpenSSL's CSPRNG, taken from a buffer of this thread's that is refilled 4 KiB at a

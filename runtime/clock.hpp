@@ -18,6 +18,9 @@ class SystemClock final : public Clock {
   std::int64_t now_ms() const override;
 };
 
+// Milliseconds of the steady clock (for intervals and expiries on this node, never shown).
+std::int64_t steady_ms();
+
 // A unique id with a prefix, e.g. "ord_" + 26 characters of time-ordered randomness, so that ids
 // sort by creation time (the order list pages by id).
 std::string new_id(std::string_view prefix, std::int64_t now_ms);

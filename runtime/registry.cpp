@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include "runtime/atoms.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/errors.hpp"
 
 namespace emporium {
@@ -18,12 +19,6 @@ namespace {
 using idle_sweep_atom = caf::atom_constant<caf::atom("idlesweep")>;
 using hold_atom = caf::atom_constant<caf::atom("hold")>;
 using terminal_tick_atom = caf::atom_constant<caf::atom("termtick")>;
-
-std::int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // A call that waits for a stopping activation (see HoldLimits).
 struct Held {
@@ -39,7 +34,7 @@ struct Stopping {
   std::vector<Held> held;
   bool stop_on_release = false;  // passivated (or moved away) while calls waited: stop the next one too
   bool resuming = false;  // the wait ended: asked whether it stays (resume_atom), not answered yet
-  std::uint64_t wait = 0;  // which wait (the registry's count): its timer and answer name it
+  std::int64_t wait = 0;  // which wait (the passivation count): its timer and answer name it
 };
 
 // An entity as the registry keeps it: the id is the key of `entities` only (ids are ~30
@@ -73,7 +68,6 @@ struct registry_state {
   std::deque<std::pair<std::int64_t, caf::actor_id>> terminal;
   bool terminal_tick_set = false;
   bool closed = false;  // the node is stopping: calls are refused (close_atom)
-  std::uint64_t waits = 0;  // passivations of active entities so far (Stopping::wait)
   RegistryStats stats;
   static inline const char* name = "registry";
 };
@@ -86,12 +80,12 @@ using EntryIt = std::unordered_map<std::string, Entry>::iterator;
 void passivate(registry_actor* self, EntryIt it) {
   auto& st = self->state;
   auto& e = it->second;
-  e.stopping =
-      std::make_unique<Stopping>(Stopping{e.handle.address(), {}, false, false, ++st.waits});
+  st.stats.passivations += 1;
+  e.stopping = std::make_unique<Stopping>(
+      Stopping{e.handle.address(), {}, false, false, st.stats.passivations});
   self->send(e.handle, stop_atom::value);  // after everything forwarded before
   e.handle = nullptr;
   st.stopping_entries += 1;
-  st.stats.passivations += 1;
 }
 
 // Starts an activation of entry `it` (new, or stopping: its waiting calls are the caller's) for
@@ -277,7 +271,7 @@ caf::behavior registry(registry_actor* self, EntityFactory factory,
         touch(it->second, now);
         return self->delegate(it->second.handle, std::move(payload));
       },
-      [=](hold_atom, const std::string& id, std::uint64_t wait) {  // waited long enough
+      [=](hold_atom, const std::string& id, std::int64_t wait) {  // waited long enough
         auto& st = self->state;
         auto it = st.entities.find(id);
         if (it != st.entities.end() && it->second.stopping && it->second.stopping->wait == wait)

@@ -47,9 +47,9 @@ constexpr int kIdleProbesPerSweep = 256;
 // that the new one loads what the old one wrote instead of racing it (its first write would lose
 // the version check). It waits at most `hold_ms`, and at most `held_max` messages wait per entity.
 // Past either, the stopping activation, when still alive, is asked to stay (resume_atom): one that
-// agrees takes the calls that waited, and later ones, as the active one again, so that an entity
-// never has two activations on a node (an order's saga in one and a recovery in another would
-// both act on its stock and payment). One that is gone, or says no (it stops for a failure, memory
+// agrees takes the calls that waited, and later ones, as the active one again, so that no second
+// activation starts beside one still at its work (an order's saga in one and a recovery in another
+// would both act on its stock and payment). One that is gone, or says no (it stops for a failure, memory
 // ahead of storage), leaves them to a new activation at once (the version checks, and for items
 // the persistence actor's fence, keep that safe). Calls go on waiting for the answer (`hold_ms`
 // at most, past `held_max` too, up to four times it: later ones are refused, errc::busy); one

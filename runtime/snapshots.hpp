@@ -8,7 +8,6 @@
 
 #include <array>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -16,6 +15,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "runtime/clock.hpp"
 #include "runtime/records.hpp"
 
 namespace emporium {
@@ -83,7 +83,7 @@ class AbsentSkus {
 
   void note(const std::string& sku, std::uint64_t since_generation) {
     if (ttl_ms_ <= 0 || per_shard_ == 0) return;
-    auto now = now_ms();
+    auto now = steady_ms();
     auto& shard = shard_for(sku);
     std::lock_guard lock{shard.mutex};
     if (shard.until.size() >= per_shard_)
@@ -96,7 +96,7 @@ class AbsentSkus {
     auto& shard = shard_for(sku);
     std::lock_guard lock{shard.mutex};
     auto it = shard.until.find(sku);
-    return it != shard.until.end() && it->second > now_ms();
+    return it != shard.until.end() && it->second > steady_ms();
   }
   void forget(const std::string& sku) {
     auto& shard = shard_for(sku);
@@ -122,11 +122,6 @@ class AbsentSkus {
 
  private:
   static constexpr std::size_t kShards = 16;
-  static std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
   struct Shard {
     mutable std::mutex mutex;
     std::unordered_map<std::string, std::int64_t> until;  // steady clock, ms
