@@ -26,6 +26,10 @@ struct ActorSettings {
   std::int64_t payment_retry_backoff_ms = 50;
   std::int64_t payment_timeout_ms = 5'000;  // a call's time; a charge waits for a caller no longer
   std::int64_t step_timeout_ms = 30'000;  // one saga step (a reply from another entity)
+  // In a cluster, cluster.sweep_grace_ms: an order's cancel, ship or recovery reads the order
+  // again first, and waits while it is stored unfinished and changed within this time (another
+  // node's activation may still be at its saga: see the order actor). -1 on one node: neither.
+  std::int64_t settle_grace_ms = -1;
 };
 
 struct NodeContext {

@@ -31,6 +31,7 @@ ActorSettings actor_settings(const Config& config) {
   s.payment_retry_backoff_ms = config.payment.retry_backoff_ms;
   s.payment_timeout_ms = config.payment.timeout_ms;
   s.step_timeout_ms = config.orders.step_timeout_ms;
+  s.settle_grace_ms = config.cluster.enabled ? config.cluster.sweep_grace_ms : -1;
   return s;
 }
 

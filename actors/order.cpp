@@ -3,9 +3,11 @@
 // messages that would change the order meanwhile wait for it (cancel) or are refused (ship).
 #include "actors/order.hpp"
 
+#include <algorithm>
 #include <array>
 #include <forward_list>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -67,6 +69,10 @@ bool legal_transition(OrderStatus from, OrderStatus to) {
 
 namespace {
 
+// The commands that settle an order: in a cluster each reads the order again first (see
+// settle_stored).
+enum class Command : std::uint8_t { cancel, ship, recover };
+
 // What only a running saga or compensation holds.
 struct Running {
   HeldCard card;  // until the charge is sent
@@ -104,6 +110,13 @@ struct Running {
   bool leave_when_done = false;  // a passivation called off (resume_atom): asked again at the end
   bool failing = false;          // its last step (a capture kept, holds released) before fail()
   bool adopting = false;  // a placement delivered twice takes the stored order (adopt_stored)
+  // In a cluster, the commands that wait for the order read again (see settle_stored), in the
+  // order they came; none: no such read is under way. The version last read, and when it was
+  // first read (steady clock), and how many reads were made.
+  std::vector<std::pair<Command, caf::response_promise>> settling;
+  std::int64_t seen_version = -1;
+  std::int64_t seen_at_ms = 0;
+  int rereads = 0;
   struct Stored {
     std::string status, failure_reason;
     std::int64_t version = 0, updated_at_ms = 0;
@@ -166,6 +179,7 @@ void fail(order_actor* self, const caf::error& err) {
     for (auto& rp : run->readers) rp.deliver(err);
     for (auto& rp : run->waiting) rp.deliver(err);
     for (auto& rp : run->refused) rp.deliver(err);
+    for (auto& call : run->settling) call.second.deliver(err);
   }
   self->quit();
 }
@@ -224,6 +238,8 @@ void finish(order_actor* self) {
 }
 
 void adopt_stored(order_actor* self);
+void reread(order_actor* self);
+void reread_done(order_actor* self, std::optional<OrderRecord> loaded);
 
 
 // The total is derived: the sum of the line totals, as agreed so far.
@@ -739,6 +755,152 @@ void recover(order_actor* self) {
       get_atom::value);
 }
 
+// A cancel: a ship under way is finished, never undone (one interrupted is finished now), and the
+// cancel is refused once it is shipped, as of a shipped order; a saga under way does it when its
+// step ends (see finish).
+void cancel_call(order_actor* self, caf::response_promise rp) {
+  auto& st = self->state;
+  if (!st.exists && !st.running) return rp.deliver(make_error(errc::not_found));
+  if (status_of(st) == OrderStatus::shipping) {
+    st.saga().refused.push_front(std::move(rp));
+    if (!st.running) {
+      st.running = true;
+      ship_lines(self);
+    }
+    return;
+  }
+  if (st.running) {
+    st.cancel_requested = true;
+    st.saga().waiting.push_front(std::move(rp));
+    return;
+  }
+  switch (status_of(st)) {
+    case OrderStatus::cancelled: return rp.deliver(st.rec);
+    case OrderStatus::pending:
+    case OrderStatus::reserved:
+    case OrderStatus::confirmed:
+    case OrderStatus::cancelling:  // (an interrupted cancel: finished)
+      st.running = true;
+      st.saga().waiting.push_front(std::move(rp));
+      if (status_of(st) == OrderStatus::confirmed) return cancel_confirmed(self);
+      return compensate(self, OrderStatus::cancelled, "");
+    default: return rp.deliver(make_error(errc::conflict, "order is " + st.rec.status));
+  }
+}
+
+// A ship: a cancel under way is finished, never undone (one interrupted is finished now), and the
+// ship is refused once it is cancelled, as of a cancelled order.
+void ship_call(order_actor* self, caf::response_promise rp) {
+  auto& st = self->state;
+  if (!st.exists && !st.running) return rp.deliver(make_error(errc::not_found));
+  auto status = status_of(st);
+  if (status == OrderStatus::cancelling) {
+    st.saga().refused.push_front(std::move(rp));
+    if (!st.running) {
+      st.running = true;
+      compensate(self, OrderStatus::cancelled, "");
+    }
+    return;
+  }
+  if (st.running) return rp.deliver(make_error(errc::busy));
+  if (status != OrderStatus::confirmed && status != OrderStatus::shipping)
+    return rp.deliver(make_error(errc::conflict, "order is " + st.rec.status));
+  st.running = true;
+  st.saga().waiting.push_front(std::move(rp));
+  if (status == OrderStatus::shipping) return ship_lines(self);  // an interrupted ship: finished
+  transition(self, OrderStatus::shipping, "", {}, [self] { ship_lines(self); });
+}
+
+// A recovery (the sweep's), of an order that `untouched` long enough for it.
+void recover_call(order_actor* self, caf::response_promise rp, bool untouched) {
+  auto& st = self->state;
+  if (!st.exists) return rp.deliver(make_error(errc::not_found));
+  if (st.running || !untouched || is_terminal(status_of(st))) return rp.deliver(st.rec);
+  st.saga().waiting.push_front(std::move(rp));
+  recover(self);
+}
+
+void dispatch(order_actor* self, Command cmd, caf::response_promise rp, bool untouched) {
+  switch (cmd) {
+    case Command::cancel: return cancel_call(self, std::move(rp));
+    case Command::ship: return ship_call(self, std::move(rp));
+    case Command::recover: return recover_call(self, std::move(rp), untouched);
+  }
+}
+
+// In a cluster, another node's activation of this order may have written it since this one
+// loaded it, and may still be at its saga: after a view change, the old owner finishes the step
+// under way, its writes fenced by the order's version. A cancel that compensated from a stale
+// `reserved` would release the units of an order the other confirmed; one that compensated beside
+// the other's saga would release what its confirmation commits. So in a cluster a cancel, a ship
+// or a recovery of an order with no saga here reads the order again, and applies to it as stored.
+// One stored unfinished (pending, reserved, cancelling, shipping) and changed within
+// settle_grace_ms (cluster.sweep_grace_ms) is read again, at growing pauses, until it is finished
+// or untouched that long: by its stored time, or by this node's sight of its version (clocks may
+// differ). A recovery does not wait: it applies only to an order untouched that long, and the sweep
+// comes again. Commands that come meanwhile wait for the same read. On one node there is no other
+// activation to wait for.
+caf::result<OrderRecord> command(order_actor* self, Command cmd) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  bool rereading = st.run && !st.run->settling.empty();
+  if (!rereading && (st.ctx->settings.settle_grace_ms < 0 || !st.exists || st.running)) {
+    dispatch(self, cmd, rp, true);
+    return rp;
+  }
+  auto& run = st.saga();
+  run.settling.emplace_back(cmd, rp);
+  if (rereading) return rp;
+  st.running = true;
+  run.seen_version = -1;
+  run.rereads = 0;
+  reread(self);
+  return rp;
+}
+
+void reread(order_actor* self) {
+  auto& st = self->state;
+  auto loaded = std::make_shared<std::optional<OrderRecord>>();
+  self->request(st.ctx->orders_db_for(st.rec.id), caf::infinite,
+                db_read{[loaded, id = st.rec.id](soci::session& s) { *loaded = load_order(s, id); }})
+      .then([self, loaded](bool) { reread_done(self, std::move(*loaded)); },
+            [self](caf::error& err) { fail(self, err); });
+}
+
+void reread_done(order_actor* self, std::optional<OrderRecord> loaded) {
+  auto& st = self->state;
+  auto& run = st.saga();
+  st.exists = loaded.has_value();  // (gone: answered as an unknown order)
+  if (loaded) {
+    st.rec = std::move(*loaded);
+    keep_payment(st.rec, std::move(st.rec.payment));
+    st.inserted = true;
+    run.stored.reset();  // what it holds is what is stored
+  }
+  auto now = steady_ms();
+  if (st.rec.version != run.seen_version) {
+    run.seen_version = st.rec.version;
+    run.seen_at_ms = now;
+  }
+  auto grace = st.ctx->settings.settle_grace_ms;
+  auto quiet = std::max(now - run.seen_at_ms, st.ctx->clock->now_ms() - st.rec.updated_at_ms);
+  bool untouched = !st.exists || is_terminal(status_of(st)) || quiet >= grace;
+  bool waits = std::any_of(run.settling.begin(), run.settling.end(),
+                           [](const auto& call) { return call.first != Command::recover; });
+  if (!untouched && waits) {
+    auto pause = std::min<std::int64_t>(grace - quiet, std::int64_t{10} << std::min(run.rereads++, 5));
+    self->delayed_send(self, ms(std::max<std::int64_t>(pause, 1)), retry_atom::value);
+    return;
+  }
+  auto calls = std::move(run.settling);
+  run.settling.clear();
+  st.running = false;
+  for (auto& call : calls) dispatch(self, call.first, std::move(call.second), untouched);
+  // Nothing started: whatever waited meanwhile (a placement delivered again) gets the order, and
+  // a stop asked meanwhile is made.
+  if (!st.running) finish(self);
+}
+
 // The handlers, built once and shared by every order actor (see entity_actor).
 const caf::behavior& order_handlers() {
   static const caf::behavior handlers{
@@ -776,83 +938,19 @@ const caf::behavior& order_handlers() {
         return shown_as_stored(st);
       },
       [](cancel_atom) -> caf::result<OrderRecord> {
-        auto* self = order_actor::current();
-        // A promise is made only where the answer comes later: making one takes over the reply.
-        auto& st = self->state;
-        if (!st.exists && !st.running) return make_error(errc::not_found);
-        // A ship under way is finished, never undone (one interrupted is finished now): the cancel
-        // is refused once it is shipped, as of a shipped order.
-        if (status_of(st) == OrderStatus::shipping) {
-          st.saga().refused.push_front(self->make_response_promise());
-          auto rp = st.saga().refused.front();
-          if (!st.running) {
-            st.running = true;
-            ship_lines(self);
-          }
-          return rp;
-        }
-        if (st.running) {
-          st.cancel_requested = true;  // done when the step under way ends (see finish)
-          st.saga().waiting.push_front(self->make_response_promise());
-          return st.saga().waiting.front();
-        }
-        switch (status_of(st)) {
-          case OrderStatus::cancelled: return st.rec;
-          case OrderStatus::pending:
-          case OrderStatus::reserved:
-          case OrderStatus::confirmed:
-          case OrderStatus::cancelling: {  // (an interrupted cancel: finished)
-            st.running = true;
-            auto rp = self->make_response_promise();
-            st.saga().waiting.push_front(rp);
-            // Either may have emptied `waiting` already.
-            if (status_of(st) == OrderStatus::confirmed)
-              cancel_confirmed(self);
-            else
-              compensate(self, OrderStatus::cancelled, "");
-            return rp;
-          }
-          default: return make_error(errc::conflict, "order is " + st.rec.status);
-        }
+        return command(order_actor::current(), Command::cancel);
       },
       [](ship_atom) -> caf::result<OrderRecord> {
-        auto* self = order_actor::current();
-        auto& st = self->state;
-        if (!st.exists && !st.running) return make_error(errc::not_found);
-        auto status = status_of(st);
-        // A cancel under way is finished, never undone (one interrupted is finished now): the ship
-        // is refused once it is cancelled, as of a cancelled order.
-        if (status == OrderStatus::cancelling) {
-          st.saga().refused.push_front(self->make_response_promise());
-          auto rp = st.saga().refused.front();
-          if (!st.running) {
-            st.running = true;
-            compensate(self, OrderStatus::cancelled, "");
-          }
-          return rp;
-        }
-        if (st.running) return make_error(errc::busy);
-        if (status != OrderStatus::confirmed && status != OrderStatus::shipping)
-          return make_error(errc::conflict, "order is " + st.rec.status);
-        st.running = true;
-        auto rp = self->make_response_promise();
-        st.saga().waiting.push_front(rp);
-        if (status == OrderStatus::shipping)
-          ship_lines(self);  // an interrupted ship: finished
-        else
-          transition(self, OrderStatus::shipping, "", {}, [self] { ship_lines(self); });
-        return rp;
+        return command(order_actor::current(), Command::ship);
       },
       [](recover_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
-        auto& st = self->state;
-        if (st.running) return st.rec;
-        if (!st.exists) return make_error(errc::not_found);
-        if (is_terminal(status_of(st))) return st.rec;
-        auto rp = self->make_response_promise();
-        st.saga().waiting.push_front(rp);
-        recover(self);
-        return rp;
+        if (self->state.running) return self->state.rec;
+        return command(self, Command::recover);
+      },
+      [](retry_atom) {  // the pause before the next read (see settle_stored)
+        auto* self = order_actor::current();
+        if (self->state.run && !self->state.run->settling.empty()) reread(self);
       },
       [](idle_atom) {
         auto* self = order_actor::current();

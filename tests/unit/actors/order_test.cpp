@@ -744,6 +744,103 @@ TEST_F(OrderActorSlowerCharge, ACaptureThatCannotBeStoredIsVoidedByTheRecovery) 
   expect_stock("mug", 10, 0);
 }
 
+// A second activation of an order, as a cluster's new owner makes after a view change while the
+// old owner's activation is still at its saga (both on this node here, the second spawned beside
+// the registry's, with a cluster's settings): it loads the order `reserved`.
+class OrderActorTwoOwners : public OrderActorSlowerCharge {
+ protected:
+  caf::actor second_activation(const std::string& id, std::int64_t grace_ms) {
+    auto ctx = std::make_shared<NodeContext>(*node_.ctx);
+    ctx->settings.settle_grace_ms = grace_ms;
+    caf::scoped_actor self{*system_};
+    return spawn_order(self.ptr(), ctx, id);
+  }
+
+  template <class... Ts>
+  Reply<OrderRecord> call(const caf::actor& activation, Ts&&... xs) {
+    caf::scoped_actor self{*system_};
+    Reply<OrderRecord> out;
+    self->request(activation, std::chrono::seconds(20), std::forward<Ts>(xs)...)
+        .receive([&](OrderRecord& value) { out.value = std::move(value); },
+                 [&](caf::error& err) { out.error = std::move(err); });
+    return out;
+  }
+};
+
+// The cancel at the second activation waits until the order as stored is finished (the first
+// confirms it), then cancels it as confirmed: refunded, and its units released. Compensating at
+// once from its own `reserved` (as one node does) would release the units that the first's
+// confirmation then commits again, for an order stored cancelled.
+TEST_F(OrderActorTwoOwners, ACancelWaitsForTheSagaUnderWayElsewhereThenCancelsWhatItStored) {
+  auto placing = place_slowly("ord_2o");
+  auto second = second_activation("ord_2o", 10'000);
+  auto cancelled = call(second, cancel_atom::value);
+  auto placed = placing.get();
+  ASSERT_TRUE(placed.value) << to_string(placed.code());
+  EXPECT_EQ(placed.value->status, "confirmed");  // the first's saga was left to end
+  ASSERT_TRUE(cancelled.value) << to_string(cancelled.code());
+  EXPECT_EQ(cancelled.value->status, "cancelled");
+  ASSERT_TRUE(cancelled.value->payment);
+  EXPECT_EQ(cancelled.value->payment->status, "refunded");
+  EXPECT_EQ(provider_->charges.load(), 3);
+  EXPECT_EQ(provider_->refunds.load(), 1);
+  EXPECT_EQ(reserved_becomes("mug", 0), 0);
+  expect_stock("mug", 10, 0);
+  passivate(order_type, "ord_2o");
+  auto stored = get("ord_2o");
+  EXPECT_EQ(stored.status, "cancelled");
+}
+
+// An order stored `reserved` that no activation will change (its saga's node died): the cancel
+// waits the grace from when it first read it, then compensates it. Its stored time is this node's
+// clock's (a manual one, not moved): only this node's sight of the version ends the wait.
+TEST_F(OrderActorTwoOwners, ACancelOfAnOrderNoOneChangesWaitsOutTheGraceThenCompensates) {
+  put_item("mug", 10);
+  OrderRecord rec;
+  rec.id = "ord_ab2";
+  rec.customer_id = "alice";
+  rec.lines = {{"mug", 2, 1000}};
+  rec.status = "pending";
+  rec.version = 1;
+  rec.created_at_ms = rec.updated_at_ms = clock_->now_ms();
+  store_order(rec);
+  auto second = second_activation("ord_ab2", 400);
+  auto start = std::chrono::steady_clock::now();
+  auto cancelled = call(second, cancel_atom::value);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(cancelled.value) << to_string(cancelled.code());
+  EXPECT_EQ(cancelled.value->status, "cancelled");
+  EXPECT_GE(took, std::chrono::milliseconds(390));
+  // Untouched by its stored time: at once.
+  rec.id = "ord_ab3";
+  store_order(rec);
+  clock_->advance(400);
+  auto third = second_activation("ord_ab3", 400);
+  start = std::chrono::steady_clock::now();
+  cancelled = call(third, cancel_atom::value);
+  took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(cancelled.value) << to_string(cancelled.code());
+  EXPECT_EQ(cancelled.value->status, "cancelled");
+  EXPECT_LT(took, std::chrono::milliseconds(390));
+}
+
+// The sweep's recovery at the second activation, while the first's saga runs: it does not wait
+// and does not compensate; it answers the order as stored, and the saga confirms it.
+TEST_F(OrderActorTwoOwners, ARecoveryOfAnOrderChangedLatelyLeavesItAlone) {
+  auto placing = place_slowly("ord_2r");
+  auto second = second_activation("ord_2r", 10'000);
+  auto start = std::chrono::steady_clock::now();
+  auto recovered = call(second, recover_atom::value);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2000));
+  ASSERT_TRUE(recovered.value) << to_string(recovered.code());
+  EXPECT_EQ(recovered.value->status, "reserved");
+  auto placed = placing.get();
+  ASSERT_TRUE(placed.value) << to_string(placed.code());
+  EXPECT_EQ(placed.value->status, "confirmed");
+  EXPECT_EQ(provider_->refunds.load(), 0);
+  expect_stock("mug", 10, 2);
+}
+
 // A cancel that lands before the charge was sent: the payment's pending record (written with the
 // reserved state) is abandoned, and the provider is never asked, neither to charge nor to void.
 TEST_F(OrderActorLosingReplies, CancelBeforeTheChargeAbandonsThePaymentWithoutTheProvider) {
