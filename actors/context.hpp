@@ -1,7 +1,9 @@
 // What every entity actor of a node shares: where to route, where to persist, time, the provider.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,8 +29,9 @@ struct ActorSettings {
   std::int64_t payment_timeout_ms = 5'000;  // a call's time; a charge waits for a caller no longer
   std::int64_t step_timeout_ms = 30'000;  // one saga step (a reply from another entity)
   // In a cluster, cluster.sweep_grace_ms: an order's cancel, ship or recovery reads the order
-  // again first, and waits while it is stored unfinished and changed within this time (another
-  // node's activation may still be at its saga: see the order actor). -1 on one node: neither.
+  // again first, and a cancel or ship waits while, within this time of a view change, the order is
+  // stored changed within this time and not finished (another node's activation may still be at
+  // its saga: see the order actor's `command`). -1 on one node: neither.
   std::int64_t settle_grace_ms = -1;
 };
 
@@ -68,6 +71,10 @@ struct NodeContext {
   std::shared_ptr<ItemSnapshots> item_snapshots = std::make_shared<ItemSnapshots>();
   // Skus found in no stored item, for actors.unknown_sku_ttl_ms (start_node_actors sets it up).
   std::shared_ptr<AbsentSkus> absent_skus = std::make_shared<AbsentSkus>(0, 0);
+  // When (steady_ms) a cluster's view last moved entities (ClusterSettings::on_move): within
+  // settle_grace_ms of it, another node's activation of an order may still be at its saga.
+  std::shared_ptr<std::atomic<std::int64_t>> view_moved_at_ms =
+      std::make_shared<std::atomic<std::int64_t>>(std::numeric_limits<std::int64_t>::min() / 2);
   std::shared_ptr<const Clock> clock;
   std::shared_ptr<PaymentProvider> provider;
   // For a provider that blocks (provider->blocking()): the actor that hands its calls to threads

@@ -70,7 +70,7 @@ bool legal_transition(OrderStatus from, OrderStatus to) {
 namespace {
 
 // The commands that settle an order: in a cluster each reads the order again first (see
-// settle_stored).
+// command).
 enum class Command : std::uint8_t { cancel, ship, recover };
 
 // What only a running saga or compensation holds.
@@ -110,10 +110,12 @@ struct Running {
   bool leave_when_done = false;  // a passivation called off (resume_atom): asked again at the end
   bool failing = false;          // its last step (a capture kept, holds released) before fail()
   bool adopting = false;  // a placement delivered twice takes the stored order (adopt_stored)
-  // In a cluster, the commands that wait for the order read again (see settle_stored), in the
-  // order they came; none: no such read is under way. The version last read, and when it was
-  // first read (steady clock), and how many reads were made.
+  // In a cluster, the commands that wait for the order read again (see command), in the order
+  // they came; none: no such read is under way. The version this activation wrote last (-1: not
+  // known to be its own), the version last read and when it was first read (steady clock), and
+  // how many reads were made.
   std::vector<std::pair<Command, caf::response_promise>> settling;
+  std::int64_t own_version = -1;
   std::int64_t seen_version = -1;
   std::int64_t seen_at_ms = 0;
   int rereads = 0;
@@ -834,12 +836,15 @@ void dispatch(order_actor* self, Command cmd, caf::response_promise rp, bool unt
 // `reserved` would release the units of an order the other confirmed; one that compensated beside
 // the other's saga would release what its confirmation commits. So in a cluster a cancel, a ship
 // or a recovery of an order with no saga here reads the order again, and applies to it as stored.
-// One stored unfinished (pending, reserved, cancelling, shipping) and changed within
-// settle_grace_ms (cluster.sweep_grace_ms) is read again, at growing pauses, until it is finished
-// or untouched that long: by its stored time, or by this node's sight of its version (clocks may
-// differ). A recovery does not wait: it applies only to an order untouched that long, and the sweep
-// comes again. Commands that come meanwhile wait for the same read. On one node there is no other
-// activation to wait for.
+// Within settle_grace_ms (cluster.sweep_grace_ms) of a view change that moved entities, an order
+// stored unfinished (pending, reserved, cancelling, shipping), or confirmed (its confirmation's
+// commits go out beside its write, and may still be on their way), and changed within that time
+// by another activation, is read again at growing pauses, until it is finished, or untouched that
+// long (by its stored time, or by this node's sight of its version: clocks may differ), or the
+// view change is that old. A recovery does not wait: it applies only to such an order untouched
+// that long, and the sweep comes again. Commands that come meanwhile wait for the same read. On
+// one node, and in a cluster whose view did not change lately, there is no other activation to
+// wait for.
 caf::result<OrderRecord> command(order_actor* self, Command cmd) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
@@ -852,6 +857,9 @@ caf::result<OrderRecord> command(order_actor* self, Command cmd) {
   run.settling.emplace_back(cmd, rp);
   if (rereading) return rp;
   st.running = true;
+  // A placement's own activation wrote every version it holds (a placement delivered twice that
+  // took the stored order is no longer `fresh`), and its confirmation's commits were answered.
+  run.own_version = st.fresh ? st.rec.version : -1;
   run.seen_version = -1;
   run.rereads = 0;
   reread(self);
@@ -865,6 +873,17 @@ void reread(order_actor* self) {
                 db_read{[loaded, id = st.rec.id](soci::session& s) { *loaded = load_order(s, id); }})
       .then([self, loaded](bool) { reread_done(self, std::move(*loaded)); },
             [self](caf::error& err) { fail(self, err); });
+}
+
+// Whether the order as just read may still be changed by another activation (see command).
+bool may_be_placing_elsewhere(const order_state& st, const Running& run, std::int64_t now) {
+  auto grace = st.ctx->settings.settle_grace_ms;
+  if (!st.exists || st.rec.version == run.own_version) return false;
+  if (now - st.ctx->view_moved_at_ms->load() >= grace) return false;
+  auto status = status_of(st);
+  if (is_terminal(status) && status != OrderStatus::confirmed) return false;
+  auto quiet = std::max(now - run.seen_at_ms, st.ctx->clock->now_ms() - st.rec.updated_at_ms);
+  return quiet < grace;
 }
 
 void reread_done(order_actor* self, std::optional<OrderRecord> loaded) {
@@ -882,20 +901,25 @@ void reread_done(order_actor* self, std::optional<OrderRecord> loaded) {
     run.seen_version = st.rec.version;
     run.seen_at_ms = now;
   }
-  auto grace = st.ctx->settings.settle_grace_ms;
-  auto quiet = std::max(now - run.seen_at_ms, st.ctx->clock->now_ms() - st.rec.updated_at_ms);
-  bool untouched = !st.exists || is_terminal(status_of(st)) || quiet >= grace;
-  bool waits = std::any_of(run.settling.begin(), run.settling.end(),
-                           [](const auto& call) { return call.first != Command::recover; });
-  if (!untouched && waits) {
-    auto pause = std::min<std::int64_t>(grace - quiet, std::int64_t{10} << std::min(run.rereads++, 5));
-    self->delayed_send(self, ms(std::max<std::int64_t>(pause, 1)), retry_atom::value);
-    return;
+  bool placing = may_be_placing_elsewhere(st, run, now);
+  if (placing) {
+    // Recoveries do not wait: answered with the order as stored, the sweep comes again.
+    auto& calls = run.settling;
+    for (auto& call : calls)
+      if (call.first == Command::recover) call.second.deliver(st.rec);
+    calls.erase(std::remove_if(calls.begin(), calls.end(),
+                               [](const auto& call) { return call.first == Command::recover; }),
+                calls.end());
+    if (!calls.empty()) {
+      auto pause = std::int64_t{10} << std::min(run.rereads++, 5);
+      self->delayed_send(self, ms(pause), retry_atom::value);
+      return;
+    }
   }
   auto calls = std::move(run.settling);
   run.settling.clear();
   st.running = false;
-  for (auto& call : calls) dispatch(self, call.first, std::move(call.second), untouched);
+  for (auto& call : calls) dispatch(self, call.first, std::move(call.second), !placing);
   // Nothing started: whatever waited meanwhile (a placement delivered again) gets the order, and
   // a stop asked meanwhile is made.
   if (!st.running) finish(self);
@@ -948,7 +972,7 @@ const caf::behavior& order_handlers() {
         if (self->state.running) return self->state.rec;
         return command(self, Command::recover);
       },
-      [](retry_atom) {  // the pause before the next read (see settle_stored)
+      [](retry_atom) {  // the pause before the next read (see command)
         auto* self = order_actor::current();
         if (self->state.run && !self->state.run->settling.empty()) reread(self);
       },

@@ -308,8 +308,12 @@ int run_serve(const Config& config) {
     auto connector = tls ? caf::actor_cast<caf::actor>(system.openssl_manager().actor_handle())
                          : caf::actor_cast<caf::actor>(system.middleman().actor_handle());
     auto settings = cluster_settings(config);
-    // Skus another node may have created while it owned them are looked up again.
-    settings.on_move = [absent = node.ctx->absent_skus] { absent->clear(); };
+    // Skus another node may have created while it owned them are looked up again; orders that
+    // another node's activation may still be placing are settled as stored (actors/order.cpp).
+    settings.on_move = [absent = node.ctx->absent_skus, moved = node.ctx->view_moved_at_ms] {
+      absent->clear();
+      moved->store(steady_ms());
+    };
     cluster =
         start_cluster(system, settings, node.ctx->router, node.registries, membership_db, connector,
                       node.sweeper, [http_address] { return http_address->get(); });
