@@ -71,7 +71,7 @@ namespace {
 
 // The commands that settle an order: in a cluster each reads the order again first (see
 // command).
-enum class Command : std::uint8_t { cancel, ship, recover };
+enum class Command : std::uint8_t { cancel, ship, recover, get };
 
 // What only a running saga or compensation holds.
 struct Running {
@@ -822,12 +822,40 @@ void recover_call(order_actor* self, caf::response_promise rp, bool untouched) {
   recover(self);
 }
 
+// A read, of an order with no first write under way here (see the get_atom handler).
+void get_call(order_actor* self, caf::response_promise rp) {
+  auto& st = self->state;
+  if (st.exists) return rp.deliver(shown_as_stored(st));
+  // An unknown id: asked to stop actors.terminal_passivate_ms from now, as a finished order is,
+  // so that lookups of unknown ids do not keep an actor each until they idle out. It stops then
+  // unless a placement came for it meanwhile and is still running.
+  if (!st.running) self->send(st.ctx->registries.at(order_type), terminal_atom::value);
+  rp.deliver(make_error(errc::not_found));
+}
+
 void dispatch(order_actor* self, Command cmd, caf::response_promise rp, bool untouched) {
   switch (cmd) {
     case Command::cancel: return cancel_call(self, std::move(rp));
     case Command::ship: return ship_call(self, std::move(rp));
     case Command::recover: return recover_call(self, std::move(rp), untouched);
+    case Command::get: return get_call(self, std::move(rp));
   }
+}
+
+// Whether `cmd` waits for an order that may be placing elsewhere (see command): a cancel and a
+// ship do; a recovery and a read are answered as it is stored.
+bool waits(Command cmd) { return cmd == Command::cancel || cmd == Command::ship; }
+
+// Whether `cmd` reads the order again first (see command): in a cluster, with no saga here, a
+// cancel, ship or recovery of a stored order; a read of one stored unfinished (the other
+// activation moves it on), or of an id not stored when loaded, within the grace of a view change
+// (the other may have stored it since).
+bool worth_reading(const order_state& st, Command cmd) {
+  auto grace = st.ctx->settings.settle_grace_ms;
+  if (grace < 0 || st.running) return false;
+  if (cmd != Command::get) return st.exists;
+  if (st.exists) return !is_terminal(status_of(st));
+  return steady_ms() - st.ctx->view_moved_at_ms->load() < grace;
 }
 
 // In a cluster, another node's activation of this order may have written it since this one
@@ -842,14 +870,17 @@ void dispatch(order_actor* self, Command cmd, caf::response_promise rp, bool unt
 // by another activation, is read again at growing pauses, until it is finished, or untouched that
 // long (by its stored time, or by this node's sight of its version: clocks may differ), or the
 // view change is that old. A recovery does not wait: it applies only to such an order untouched
-// that long, and the sweep comes again. Commands that come meanwhile wait for the same read. On
+// that long, and the sweep comes again. A read does not wait either; it reads again an order
+// stored unfinished, or not stored when loaded (see worth_reading), so that one placed or moved
+// on by the other activation is not shown stale until this one idles out. Commands that come
+// meanwhile wait for the same read. On
 // one node, and in a cluster whose view did not change lately, there is no other activation to
 // wait for.
 caf::result<OrderRecord> command(order_actor* self, Command cmd) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
   bool rereading = st.run && !st.run->settling.empty();
-  if (!rereading && (st.ctx->settings.settle_grace_ms < 0 || !st.exists || st.running)) {
+  if (!rereading && !worth_reading(st, cmd)) {
     dispatch(self, cmd, rp, true);
     return rp;
   }
@@ -903,12 +934,12 @@ void reread_done(order_actor* self, std::optional<OrderRecord> loaded) {
   }
   bool placing = may_be_placing_elsewhere(st, run, now);
   if (placing) {
-    // Recoveries do not wait: answered with the order as stored, the sweep comes again.
+    // Recoveries and reads do not wait: answered with the order as stored (a recovery leaves it
+    // to the next sweep).
     auto& calls = run.settling;
     for (auto& call : calls)
-      if (call.first == Command::recover) call.second.deliver(st.rec);
-    calls.erase(std::remove_if(calls.begin(), calls.end(),
-                               [](const auto& call) { return call.first == Command::recover; }),
+      if (!waits(call.first)) dispatch(self, call.first, call.second, false);
+    calls.erase(std::remove_if(calls.begin(), calls.end(), [](const auto& call) { return !waits(call.first); }),
                 calls.end());
     if (!calls.empty()) {
       auto pause = std::int64_t{10} << std::min(run.rereads++, 5);
@@ -945,6 +976,9 @@ const caf::behavior& order_handlers() {
       [](get_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
         auto& st = self->state;
+        // In a cluster, what another activation may have changed is read again (see command).
+        if ((st.run && !st.run->settling.empty()) || worth_reading(st, Command::get))
+          return command(self, Command::get);
         if (st.running && !st.inserted) {  // placing, its first write not stored yet
           auto rp = self->make_response_promise();
           st.saga().readers.push_front(rp);
@@ -953,9 +987,7 @@ const caf::behavior& order_handlers() {
           return rp;
         }
         if (!st.exists) {
-          // An unknown id: asked to stop actors.terminal_passivate_ms from now, as a finished
-          // order is, so that lookups of unknown ids do not keep an actor each until they idle
-          // out. It stops then unless a placement came for it meanwhile and is still running.
+          // An unknown id (see get_call).
           if (!st.running) self->send(st.ctx->registries.at(order_type), terminal_atom::value);
           return make_error(errc::not_found);
         }
