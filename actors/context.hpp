@@ -28,10 +28,11 @@ struct ActorSettings {
   std::int64_t payment_retry_backoff_ms = 50;
   std::int64_t payment_timeout_ms = 5'000;  // a call's time; a charge waits for a caller no longer
   std::int64_t step_timeout_ms = 30'000;  // one saga step (a reply from another entity)
-  // In a cluster, cluster.sweep_grace_ms: an order's cancel, ship or recovery reads the order
-  // again first, and a cancel or ship waits while, within this time of a view change, the order is
-  // stored changed within this time and not finished (another node's activation may still be at
-  // its saga: see the order actor's `command`). -1 on one node: neither.
+  // In a cluster, cluster.sweep_grace_ms: an order's cancel, ship or recovery, and a read of one
+  // loaded unfinished, read the order again first; within this time of a view change, a cancel or
+  // ship waits while the order is stored unfinished or confirmed, changed within this time by
+  // another activation (which may still be at its saga: see the order actor's `command`). -1 on
+  // one node: neither.
   std::int64_t settle_grace_ms = -1;
 };
 

@@ -847,15 +847,12 @@ void dispatch(order_actor* self, Command cmd, caf::response_promise rp, bool unt
 bool waits(Command cmd) { return cmd == Command::cancel || cmd == Command::ship; }
 
 // Whether `cmd` reads the order again first (see command): in a cluster, with no saga here, a
-// cancel, ship or recovery of a stored order; a read of one stored unfinished (the other
-// activation moves it on), or of an id not stored when loaded, within the grace of a view change
-// (the other may have stored it since).
+// cancel, ship or recovery of a stored order, and a read of one stored unfinished (the other
+// activation moves it on). An id not stored when loaded is not read again: its activation stops
+// actors.terminal_passivate_ms after its first read (see get_call), and the next one loads it.
 bool worth_reading(const order_state& st, Command cmd) {
-  auto grace = st.ctx->settings.settle_grace_ms;
-  if (grace < 0 || st.running) return false;
-  if (cmd != Command::get) return st.exists;
-  if (st.exists) return !is_terminal(status_of(st));
-  return steady_ms() - st.ctx->view_moved_at_ms->load() < grace;
+  if (st.ctx->settings.settle_grace_ms < 0 || st.running || !st.exists) return false;
+  return cmd != Command::get || !is_terminal(status_of(st));
 }
 
 // In a cluster, another node's activation of this order may have written it since this one
@@ -871,11 +868,11 @@ bool worth_reading(const order_state& st, Command cmd) {
 // long (by its stored time, or by this node's sight of its version: clocks may differ), or the
 // view change is that old. A recovery does not wait: it applies only to such an order untouched
 // that long, and the sweep comes again. A read does not wait either; it reads again an order
-// stored unfinished, or not stored when loaded (see worth_reading), so that one placed or moved
-// on by the other activation is not shown stale until this one idles out. Commands that come
-// meanwhile wait for the same read. On
-// one node, and in a cluster whose view did not change lately, there is no other activation to
-// wait for.
+// stored unfinished (see worth_reading), so that one moved on by the other activation is not
+// shown stale until this one idles out. Commands that come meanwhile join the same read (a read
+// during a wait gets the order as last read). On one node, and in a cluster whose view did not
+// change lately, there is no other activation to wait for. (Node clocks are taken to agree well
+// within the grace, as the sweep takes them to.)
 caf::result<OrderRecord> command(order_actor* self, Command cmd) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
@@ -888,8 +885,10 @@ caf::result<OrderRecord> command(order_actor* self, Command cmd) {
   run.settling.emplace_back(cmd, rp);
   if (rereading) return rp;
   st.running = true;
-  // A placement's own activation wrote every version it holds (a placement delivered twice that
-  // took the stored order is no longer `fresh`), and its confirmation's commits were answered.
+  // A placement's own activation wrote every version it holds, and its confirmation's commits
+  // were answered (one that took the stored order, a placement delivered twice, or read another
+  // activation's write, is no longer `fresh`). A loaded activation's own writes are not told
+  // apart: a cancel there may wait for what it wrote itself.
   run.own_version = st.fresh ? st.rec.version : -1;
   run.seen_version = -1;
   run.rereads = 0;
@@ -927,6 +926,8 @@ void reread_done(order_actor* self, std::optional<OrderRecord> loaded) {
     st.inserted = true;
     run.stored.reset();  // what it holds is what is stored
   }
+  // Another activation's write read: a version held is no longer known to be this one's own.
+  if (loaded && st.rec.version != run.own_version) st.fresh = false;
   auto now = steady_ms();
   if (st.rec.version != run.seen_version) {
     run.seen_version = st.rec.version;
@@ -976,9 +977,13 @@ const caf::behavior& order_handlers() {
       [](get_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
         auto& st = self->state;
-        // In a cluster, what another activation may have changed is read again (see command).
-        if ((st.run && !st.run->settling.empty()) || worth_reading(st, Command::get))
+        // In a cluster, what another activation may have changed is read again (see command). A
+        // read during a cancel's or ship's wait gets the order as last read.
+        if (st.run && !st.run->settling.empty()) {
+          if (st.run->seen_version >= 0) return shown_as_stored(st);
           return command(self, Command::get);
+        }
+        if (worth_reading(st, Command::get)) return command(self, Command::get);
         if (st.running && !st.inserted) {  // placing, its first write not stored yet
           auto rp = self->make_response_promise();
           st.saga().readers.push_front(rp);
@@ -1001,7 +1006,9 @@ const caf::behavior& order_handlers() {
       },
       [](recover_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
-        if (self->state.running) return self->state.rec;
+        auto& st = self->state;
+        bool rereading = st.run && !st.run->settling.empty();  // (joins it: see command)
+        if (st.running && !rereading) return st.rec;
         return command(self, Command::recover);
       },
       [](retry_atom) {  // the pause before the next read (see command)

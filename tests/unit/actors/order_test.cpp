@@ -906,20 +906,6 @@ TEST_F(OrderActorTwoOwners, AReadAtTheSecondActivationShowsWhatTheFirstStoredSin
   EXPECT_EQ(shown.value->version, placed.value->version);
 }
 
-// Loaded before the order was stored (its placement at the other activation), just after a view
-// change: a read finds it once it is stored, rather than not found until this one stops.
-TEST_F(OrderActorTwoOwners, AReadOfAnOrderNotStoredWhenLoadedFindsItOnceStored) {
-  put_item("mug", 10);
-  auto second = second_activation("ord_2n", 2'000);
-  auto before = call(second, get_atom::value);
-  EXPECT_EQ(before.code(), errc::not_found);
-  auto placed = place("ord_2n", {{"mug", 1, 0}});
-  ASSERT_TRUE(placed.value) << to_string(placed.code());
-  auto shown = call(second, get_atom::value);
-  ASSERT_TRUE(shown.value) << to_string(shown.code());
-  EXPECT_EQ(shown.value->status, "confirmed");
-}
-
 // The sweep's recovery at the second activation, while the first's saga runs: it does not wait
 // and does not compensate; it answers the order as stored, and the saga confirms it.
 TEST_F(OrderActorTwoOwners, ARecoveryOfAnOrderChangedLatelyLeavesItAlone) {
