@@ -1022,8 +1022,19 @@ const caf::behavior& order_handlers() {
       },
       [](stop_atom) {
         auto* self = order_actor::current();
-        if (!self->state.running) return self->quit();
-        self->state.stop_requested = true;
+        auto& st = self->state;
+        if (!st.running) return self->quit();
+        st.stop_requested = true;
+        // Stopped while it reads the order again or waits (see command), before any command ran
+        // (the view moved the order away, or this node leaves): the commands are answered as not
+        // delivered, which the router sends on to the order's owner, and it stops now.
+        if (st.run && !st.run->settling.empty()) {
+          for (auto& call : st.run->settling)
+            call.second.deliver(make_error(errc::not_delivered, "the order's activation stopped"));
+          st.run->settling.clear();
+          st.running = false;
+          finish(self);  // what else waited gets the order; then it quits
+        }
       },
       // The registry waited long enough for the stop (runtime/registry.hpp): it stays, and takes
       // the calls again, rather than a second activation running beside its saga, and asks for

@@ -576,10 +576,12 @@ void forward(router_actor* self, caf::response_promise rp, caf::atom_value type,
              caf::message payload, bool from_peer, bool final, int attempt) {
   static constexpr int kAttempts = 8;
   static constexpr std::int64_t kPauseMs[kAttempts] = {10, 25, 50, 100, 200, 300, 400, 500};
-  // A read (get_atom) changes nothing, so it may be sent again even when the node that had it went
-  // away before answering.
+  // A read (get_atom) changes nothing, and a cancel is idempotent (an order's cancel after it was
+  // cancelled answers it unchanged), so either may be sent again even when the node that had it
+  // went away before answering (it may have run there).
   auto retry = [=](const caf::error& err) mutable {
-    bool again = resendable(err) || (code_of(err) == errc::unavailable && payload.match_elements<get_atom>());
+    bool again = resendable(err) || (code_of(err) == errc::unavailable &&
+                                     (payload.match_elements<get_atom>() || payload.match_elements<cancel_atom>()));
     if (!again || attempt + 1 >= kAttempts) return rp.deliver(err);
     auto& st = self->state;
     auto seq = st.next_retry++;

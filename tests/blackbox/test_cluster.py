@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """A cluster of three real node processes on one PostgreSQL: membership, routing from any node,
-failover after SIGKILL, fencing of a paused owner (SIGSTOP), and a rolling restart under load.
+failover after SIGKILL, fencing of a paused owner (SIGSTOP), and a rolling restart under load
+(with cancels).
 
-The invariants are read from the databases: every order answered 201 is confirmed, no sku has more
-units confirmed and held than it has, every confirmed order has exactly one captured payment, and
-no order is left pending or reserved once the sweep has run."""
+The invariants are read from the databases: every order answered 201 is confirmed, or cancelled and
+refunded once its cancel was answered 200; no sku has more units confirmed and held than it has,
+and its reserved units are those of its confirmed orders; every confirmed order has exactly one
+captured payment; and no order is left unfinished once the sweep has run."""
 
 import collections
 import http.client
@@ -64,13 +66,17 @@ class Load:
     A request that never reached a server (refused, reset before any answer) was not accepted and is
     tried at the next node; every HTTP answer counts."""
 
-    def __init__(self, nodes, tokens, skus, threads=6, seed=1):
+    def __init__(self, nodes, tokens, skus, threads=6, seed=1, cancel_share=0.0):
         self.nodes = nodes
         self.tokens = tokens
         self.skus = skus
+        self.cancel_share = cancel_share  # of the orders answered 201, cancelled at once
         self.stop_flag = threading.Event()
         self.lock = threading.Lock()
         self.created = {}  # order id -> customer token, for every 201
+        self.cancel_tried = set()
+        self.cancelled = {}  # order id -> the status a cancel answered 200 showed
+        self.cancel_statuses = collections.Counter()
         self.statuses = collections.Counter()
         self.server_errors = []  # (node port, status, body) of every 5xx answer
         self.threads = [threading.Thread(target=self.run, args=(seed + i,), daemon=True)
@@ -97,6 +103,19 @@ class Load:
                 continue
         return None, None
 
+    def cancel(self, rng, order_id, token):
+        with self.lock:
+            self.cancel_tried.add(order_id)
+        node, r = self.send(rng, "POST", "/v1/orders/%s/cancel" % order_id, None, token)
+        if r is None:
+            return
+        with self.lock:
+            self.cancel_statuses[r.status] += 1
+            if r.status == 200:
+                self.cancelled[order_id] = r.json["status"]
+            if r.status >= 500:
+                self.server_errors.append((node.port, r.status, r.body[-400:]))
+
     def run(self, seed):
         rng = random.Random(seed)
         while not self.stop_flag.is_set():
@@ -110,6 +129,8 @@ class Load:
                 if r is not None and r.status == 201:
                     with self.lock:
                         self.created[r.json["id"]] = token
+                    if rng.random() < self.cancel_share:
+                        self.cancel(rng, r.json["id"], token)
             if r is None:
                 time.sleep(0.05)
                 continue
@@ -155,14 +176,22 @@ class ClusterTestCase(harness.NodeTestCase):
 
     def assert_invariants(self, load):
         # No order stays unfinished once the owners have swept (grace 1.5 s, sweep on view change).
+        unfinished = "SELECT id, status FROM orders WHERE status IN ('pending','reserved','cancelling','shipping')"
+
         def settled():
-            return sql(self.orders_url,
-                       "SELECT count(*) FROM orders WHERE status IN ('pending','reserved')")[0][0] == "0"
-        self.assertTrue(wait_for(settled, 40, 0.5),
-                        sql(self.orders_url, "SELECT id, status FROM orders WHERE status IN ('pending','reserved')"))
+            return sql(self.orders_url, unfinished) == []
+        self.assertTrue(wait_for(settled, 40, 0.5), sql(self.orders_url, unfinished))
         status = dict(sql(self.orders_url, "SELECT id, status FROM orders"))
+        payment = dict(sql(self.orders_url, "SELECT order_id, status FROM payments"))
         for oid in load.created:
-            self.assertEqual(status.get(oid), "confirmed", "order %s answered 201" % oid)
+            if oid in load.cancelled:  # a cancel answered 200: cancelled and refunded
+                self.assertEqual(load.cancelled[oid], "cancelled", oid)
+                self.assertEqual(status.get(oid), "cancelled", "order %s cancelled" % oid)
+                self.assertEqual(payment.get(oid), "refunded", "order %s cancelled" % oid)
+            elif oid in load.cancel_tried:  # its cancel's answer was not 200: either
+                self.assertIn(status.get(oid), ("confirmed", "cancelled"), oid)
+            else:
+                self.assertEqual(status.get(oid), "confirmed", "order %s answered 201" % oid)
         # One captured payment per confirmed order, none for the others.
         captured = collections.Counter(
             row[0] for row in sql(self.orders_url, "SELECT order_id FROM payments WHERE status = 'captured'"))
@@ -505,7 +534,9 @@ class RollingRestartTest(ClusterTestCase):
         self.assertTrue(wait_for(self.all_up, 10))
         skus = self.put_items(30, 100000)
         tokens = [self.nodes[0].token(unique("cust"), SCOPES) for _ in range(4)]
-        load = Load(self.nodes, tokens, skus, threads=4).start()
+        # A third of the orders placed are cancelled at once, through any node: across the view
+        # changes, a cancel may reach a new owner while the old one still finishes the order.
+        load = Load(self.nodes, tokens, skus, threads=4, cancel_share=0.3).start()
         time.sleep(2)
         for node in self.nodes:
             self.assertEqual(node.stop(), 0)  # SIGTERM: leave, drain, flush
@@ -515,9 +546,11 @@ class RollingRestartTest(ClusterTestCase):
             time.sleep(1)
         time.sleep(1)
         load.stop()
-        print("\nrolling restart: %s, %d orders acknowledged" % (dict(load.statuses), len(load.created)))
+        print("\nrolling restart: %s, %d orders acknowledged; cancels %s" %
+              (dict(load.statuses), len(load.created), dict(load.cancel_statuses)))
         self.assertEqual(load.server_errors, [])
         self.assertGreater(len(load.created), 50)
+        self.assertGreater(len(load.cancelled), 10)
         self.assert_invariants(load)
 
 

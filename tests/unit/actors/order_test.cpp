@@ -845,6 +845,22 @@ TEST_F(OrderActorTwoOwners, ACancelOfAnOrderStoredLongAgoDoesNotWait) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
+// Stopped while a cancel waits (the view moved the order away, or the node leaves): the cancel,
+// which has done nothing yet, is answered as not delivered (the router sends it on to the owner),
+// and nothing is compensated.
+TEST_F(OrderActorTwoOwners, ACancelWaitingWhenItsActivationStopsIsAnsweredNotDelivered) {
+  put_item("mug", 10);
+  store_pending("ord_st");
+  auto second = second_activation("ord_st", 10'000);
+  auto cancelling = std::async(std::launch::async, [&] { return call(second, cancel_atom::value); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  caf::anon_send(second, stop_atom::value);
+  auto cancelled = cancelling.get();
+  EXPECT_FALSE(cancelled.value);
+  EXPECT_EQ(cancelled.code(), errc::not_delivered);
+  EXPECT_EQ(get("ord_st").status, "pending");
+}
+
 // No view change lately: no other activation can be at the order's saga, so it is compensated at
 // once, as on one node.
 TEST_F(OrderActorTwoOwners, ACancelLongAfterTheLastViewChangeDoesNotWait) {
