@@ -340,7 +340,7 @@ std::vector<OrderLine> load_lines(soci::session& s, const std::string& order_id)
   return lines;
 }
 
-OrderRecord to_record(soci::session& s, const OrderRow& row) {
+OrderRecord to_record_without_children(const OrderRow& row) {
   OrderRecord rec;
   rec.id = row.id;
   rec.customer_id = row.customer_id;
@@ -351,9 +351,23 @@ OrderRecord to_record(soci::session& s, const OrderRow& row) {
   rec.created_at_ms = row.created_at_ms;
   rec.updated_at_ms = row.updated_at_ms;
   rec.version = row.version;
+  return rec;
+}
+
+OrderRecord to_record(soci::session& s, const OrderRow& row) {
+  auto rec = to_record_without_children(row);
   rec.lines = load_lines(s, row.id);
   if (!row.payment_id.empty()) rec.payment = load_payment(s, row.payment_id);
   return rec;
+}
+
+// A payment's columns, in the order load_payment and list_orders read them, each after `prefix`.
+std::string payment_columns(const std::string& prefix) {
+  std::string out;
+  for (const char* c : {"id", "order_id", "status", "failure_reason", "brand", "last4", "exp_month",
+                        "exp_year", "provider_ref", "amount_cents", "currency", "version"})
+    out += (out.empty() ? "" : ", ") + prefix + c;
+  return out;
 }
 
 constexpr const char* order_columns =
@@ -417,27 +431,69 @@ bool save_order(soci::session& s, const OrderRecord& rec, std::int64_t expected_
   return true;
 }
 
+// A customer's page of orders, newest first, in three statements whatever its size: the orders,
+// then the lines and the payments of the same page (the page's query as a subquery, joined by key),
+// rather than two more per order. On PostgreSQL the caller's read sees one snapshot; on SQLite
+// nothing writes between them (one connection).
 std::vector<OrderRecord> list_orders(soci::session& s, const std::string& customer_id,
                                      const std::string& before_id, int limit) {
-  std::vector<OrderRow> rows;
-  OrderRow row;
   ll lim = limit;
-  std::string sql = std::string(order_columns) + "WHERE customer_id = :c" +
-                    (before_id.empty() ? "" : " AND id < :b") + " ORDER BY id DESC LIMIT :l";
-  soci::statement st = (s.prepare << sql, soci::into(row.id), soci::into(row.customer_id),
-                        soci::into(row.status), soci::into(row.failure_reason),
-                        soci::into(row.currency), soci::into(row.payment_id),
-                        soci::into(row.total_cents), soci::into(row.created_at_ms),
-                        soci::into(row.updated_at_ms), soci::into(row.version));
-  st.exchange(soci::use(customer_id));
-  if (!before_id.empty()) st.exchange(soci::use(before_id));
-  st.exchange(soci::use(lim));
-  st.define_and_bind();
-  st.execute();
-  while (st.fetch()) rows.push_back(row);
+  auto where = std::string("WHERE customer_id = :c") + (before_id.empty() ? "" : " AND id < :b") +
+               " ORDER BY id DESC LIMIT :l";
+  auto bind_page = [&](soci::statement& st) {
+    st.exchange(soci::use(customer_id));
+    if (!before_id.empty()) st.exchange(soci::use(before_id));
+    st.exchange(soci::use(lim));
+    st.define_and_bind();
+    st.execute();
+  };
   std::vector<OrderRecord> out;
-  out.reserve(rows.size());
-  for (const auto& r : rows) out.push_back(to_record(s, r));
+  std::unordered_map<std::string, size_t> at;  // order id -> its place in `out`
+  {
+    OrderRow row;
+    soci::statement st = (s.prepare << std::string(order_columns) + where, soci::into(row.id),
+                          soci::into(row.customer_id), soci::into(row.status),
+                          soci::into(row.failure_reason), soci::into(row.currency),
+                          soci::into(row.payment_id), soci::into(row.total_cents),
+                          soci::into(row.created_at_ms), soci::into(row.updated_at_ms),
+                          soci::into(row.version));
+    bind_page(st);
+    while (st.fetch()) {
+      at[row.id] = out.size();
+      out.push_back(to_record_without_children(row));
+    }
+  }
+  if (out.empty()) return out;
+  auto page = "(SELECT id, payment_id FROM orders " + where + ") o";
+  {
+    std::string order_id, sku;
+    ll quantity = 0, price = 0;
+    soci::statement st =
+        (s.prepare << "SELECT l.order_id, l.sku, l.quantity, l.unit_price_cents FROM " + page +
+                          " JOIN order_lines l ON l.order_id = o.id ORDER BY l.order_id, l.line_no",
+         soci::into(order_id), soci::into(sku), soci::into(quantity), soci::into(price));
+    bind_page(st);
+    while (st.fetch())
+      if (auto it = at.find(order_id); it != at.end()) out[it->second].lines.push_back({sku, quantity, price});
+  }
+  {
+    PaymentRecord p;
+    ll amount = 0, version = 0;
+    soci::statement st = (s.prepare << "SELECT " + payment_columns("p.") + " FROM " + page +
+                                           " JOIN payments p ON p.id = o.payment_id",
+                          soci::into(p.id), soci::into(p.order_id), soci::into(p.status),
+                          soci::into(p.failure_reason), soci::into(p.brand), soci::into(p.last4),
+                          soci::into(p.exp_month), soci::into(p.exp_year), soci::into(p.provider_ref),
+                          soci::into(amount), soci::into(p.currency), soci::into(version));
+    bind_page(st);
+    while (st.fetch()) {
+      auto it = at.find(p.order_id);
+      if (it == at.end() || out[it->second].payment) continue;
+      p.amount_cents = amount;
+      p.version = version;
+      out[it->second].payment = p;
+    }
+  }
   return out;
 }
 
@@ -476,8 +532,7 @@ std::vector<std::string> skus_holding(soci::session& s, std::int64_t expiring_by
 std::optional<PaymentRecord> load_payment(soci::session& s, const std::string& id) {
   PaymentRecord p;
   ll amount = 0, version = 0;
-  s << "SELECT id, order_id, status, failure_reason, brand, last4, exp_month, exp_year, "
-       "provider_ref, amount_cents, currency, version FROM payments WHERE id = :id",
+  s << "SELECT " + payment_columns("") + " FROM payments WHERE id = :id",
       soci::into(p.id), soci::into(p.order_id), soci::into(p.status), soci::into(p.failure_reason),
       soci::into(p.brand), soci::into(p.last4), soci::into(p.exp_month), soci::into(p.exp_year),
       soci::into(p.provider_ref), soci::into(amount), soci::into(p.currency), soci::into(version),

@@ -166,6 +166,58 @@ TEST_P(Persistence, OrdersAreListedByIdComparedByteByByte) {
   EXPECT_EQ(listed(expected[2], 3), (std::vector<std::string>(expected.begin() + 3, expected.begin() + 6)));
 }
 
+// A listed page (three statements, whatever its size) has each order's own lines, in their order,
+// and its own payment, as a load of that order has them; an order without a payment has none, and
+// another customer's orders and the orders past the page are not mixed in.
+TEST_P(Persistence, AListedPageHasEachOrdersOwnLinesAndPayment) {
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  auto store = [&](const std::string& id, const std::string& customer, int n, bool paid) {
+    auto rec = sample_order(id, 1);
+    rec.customer_id = customer;
+    rec.lines.clear();
+    for (int i = 0; i <= n; ++i) rec.lines.push_back({"sku-" + id + "-" + std::to_string(i), i + 1, 100 * (n + 1)});
+    if (paid) {
+      PaymentRecord p{"pay_" + id, id, "captured", "", "visa", "4242", 12, 2030, "ref-" + id, 1000 + n, "USD", 2};
+      ASSERT_TRUE(save_payment(s, p, 0));
+      rec.payment = p;
+    }
+    ASSERT_TRUE(save_order(s, rec, 0, true));
+  };
+  for (int n = 0; n < 5; ++n) store("ord_" + std::to_string(n), "alice", n, n % 2 == 0);
+  store("ord_5", "bob", 2, true);
+  store("ord_45", "bob", 3, true);  // sorts among alice's
+  auto check = [&](const std::vector<OrderRecord>& page, const std::vector<std::string>& ids) {
+    ASSERT_EQ(page.size(), ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const auto& got = page[i];
+      auto want = load_order(s, ids[i]);
+      ASSERT_TRUE(want);
+      EXPECT_EQ(got.id, ids[i]);
+      EXPECT_EQ(got.customer_id, "alice");
+      ASSERT_EQ(got.lines.size(), want->lines.size()) << ids[i];
+      for (size_t l = 0; l < got.lines.size(); ++l) {
+        EXPECT_EQ(got.lines[l].sku, want->lines[l].sku);
+        EXPECT_EQ(got.lines[l].quantity, want->lines[l].quantity);
+        EXPECT_EQ(got.lines[l].unit_price_cents, want->lines[l].unit_price_cents);
+      }
+      ASSERT_EQ(got.payment.has_value(), want->payment.has_value()) << ids[i];
+      if (got.payment) {
+        EXPECT_EQ(got.payment->id, want->payment->id);
+        EXPECT_EQ(got.payment->order_id, ids[i]);
+        EXPECT_EQ(got.payment->amount_cents, want->payment->amount_cents);
+        EXPECT_EQ(got.payment->provider_ref, want->payment->provider_ref);
+        EXPECT_EQ(got.payment->version, 2);
+      }
+    }
+  };
+  check(list_orders(s, "alice", "", 3), {"ord_4", "ord_3", "ord_2"});
+  check(list_orders(s, "alice", "ord_2", 10), {"ord_1", "ord_0"});
+  check(list_orders(s, "alice", "ord_0", 10), {});
+  EXPECT_EQ(list_orders(s, "alice", "", 10)[0].lines.size(), 5u);  // ord_4: lines 0 to 4
+}
+
 // A PostgreSQL connection is named for the server's views, unless its URL names it.
 TEST_P(Persistence, AConnectionIsNamedUnlessItsUrlNamesIt) {
   if (GetParam() != Backend::postgresql) GTEST_SKIP() << "PostgreSQL only";
