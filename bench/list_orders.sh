@@ -48,6 +48,8 @@ page = json.loads(body)
 assert status == 200 and len(page["data"]) == 100 and all(len(o["items"]) == 3 for o in page["data"]), body[:300]
 PY
 wrk -t1 -c8 -d3s -s bench/wrk/list.lua http://127.0.0.1:$port >/dev/null 2>&1  # warm-up
-echo "GET /v1/orders?limit=100 ($bin, ${BENCH_ORDERS_DB:+PostgreSQL}${BENCH_ORDERS_DB:-SQLite}):" | sed 's/(\(.*\), PostgreSQL.*)/(\1, PostgreSQL)/'
+backend=SQLite
+[ -n "${BENCH_ORDERS_DB:-}" ] && backend=PostgreSQL
+echo "GET /v1/orders?limit=100 ($bin, $backend):"
 wrk -t1 -c8 -d10s -s bench/wrk/list.lua http://127.0.0.1:$port 2>&1 |
   grep -E "Requests/sec|Latency|Non-2xx" | sed 's/^/  /'

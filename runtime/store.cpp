@@ -328,18 +328,6 @@ struct OrderRow {
   ll total_cents = 0, created_at_ms = 0, updated_at_ms = 0, version = 0;
 };
 
-std::vector<OrderLine> load_lines(soci::session& s, const std::string& order_id) {
-  std::vector<OrderLine> lines;
-  std::string sku;
-  ll quantity = 0, price = 0;
-  soci::statement st = (s.prepare << "SELECT sku, quantity, unit_price_cents FROM order_lines "
-                                     "WHERE order_id = :id ORDER BY line_no",
-                        soci::into(sku), soci::into(quantity), soci::into(price), soci::use(order_id));
-  st.execute();
-  while (st.fetch()) lines.push_back({sku, quantity, price});
-  return lines;
-}
-
 OrderRecord to_record_without_children(const OrderRow& row) {
   OrderRecord rec;
   rec.id = row.id;
@@ -351,13 +339,6 @@ OrderRecord to_record_without_children(const OrderRow& row) {
   rec.created_at_ms = row.created_at_ms;
   rec.updated_at_ms = row.updated_at_ms;
   rec.version = row.version;
-  return rec;
-}
-
-OrderRecord to_record(soci::session& s, const OrderRow& row) {
-  auto rec = to_record_without_children(row);
-  rec.lines = load_lines(s, row.id);
-  if (!row.payment_id.empty()) rec.payment = load_payment(s, row.payment_id);
   return rec;
 }
 
@@ -389,14 +370,53 @@ void write_lines(soci::session& s, const OrderRecord& rec) {
 
 }  // namespace
 
+// One statement: the order's row once per line, with its line and its payment beside it (outer
+// joins: none stands as a line number of -1, a payment id of ''). An order is loaded at each
+// activation, on its shard's write connection, where three statements held the group commits
+// behind them three times as long.
 std::optional<OrderRecord> load_order(soci::session& s, const std::string& id) {
   OrderRow row;
-  s << std::string(order_columns) + "WHERE id = :id", soci::into(row.id), soci::into(row.customer_id),
-      soci::into(row.status), soci::into(row.failure_reason), soci::into(row.currency),
-      soci::into(row.payment_id), soci::into(row.total_cents), soci::into(row.created_at_ms),
-      soci::into(row.updated_at_ms), soci::into(row.version), soci::use(id);
-  if (!s.got_data()) return std::nullopt;
-  return to_record(s, row);
+  std::string sku;
+  ll line_no = -1, quantity = 0, price = 0, amount = 0, pay_version = 0;
+  PaymentRecord p;
+  static const std::string sql = [] {
+    std::string payment;
+    for (const char* c : {"id", "order_id", "status", "failure_reason", "brand", "last4",
+                          "provider_ref", "currency"})
+      payment += std::string(", COALESCE(p.") + c + ", '')";
+    for (const char* c : {"exp_month", "exp_year", "amount_cents", "version"})
+      payment += std::string(", COALESCE(p.") + c + ", 0)";
+    return "SELECT o.id, o.customer_id, o.status, o.failure_reason, o.currency, o.payment_id, "
+           "o.total_cents, o.created_at_ms, o.updated_at_ms, o.version, COALESCE(l.line_no, -1), "
+           "COALESCE(l.sku, ''), COALESCE(l.quantity, 0), COALESCE(l.unit_price_cents, 0)" +
+           payment +
+           " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id "
+           "LEFT JOIN payments p ON p.id = o.payment_id AND o.payment_id <> '' "
+           "WHERE o.id = :id ORDER BY l.line_no";
+  }();
+  soci::statement st =
+      (s.prepare << sql, soci::into(row.id), soci::into(row.customer_id), soci::into(row.status),
+       soci::into(row.failure_reason), soci::into(row.currency), soci::into(row.payment_id),
+       soci::into(row.total_cents), soci::into(row.created_at_ms), soci::into(row.updated_at_ms),
+       soci::into(row.version), soci::into(line_no), soci::into(sku), soci::into(quantity),
+       soci::into(price), soci::into(p.id), soci::into(p.order_id), soci::into(p.status),
+       soci::into(p.failure_reason), soci::into(p.brand), soci::into(p.last4),
+       soci::into(p.provider_ref), soci::into(p.currency), soci::into(p.exp_month),
+       soci::into(p.exp_year), soci::into(amount), soci::into(pay_version), soci::use(id));
+  st.execute();
+  std::optional<OrderRecord> out;
+  while (st.fetch()) {
+    if (!out) {
+      out = to_record_without_children(row);
+      if (!p.id.empty()) {
+        p.amount_cents = amount;
+        p.version = pay_version;
+        out->payment = p;
+      }
+    }
+    if (line_no >= 0) out->lines.push_back({sku, quantity, price});
+  }
+  return out;
 }
 
 bool save_order(soci::session& s, const OrderRecord& rec, std::int64_t expected_version,

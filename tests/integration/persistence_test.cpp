@@ -218,6 +218,52 @@ TEST_P(Persistence, AListedPageHasEachOrdersOwnLinesAndPayment) {
   EXPECT_EQ(list_orders(s, "alice", "", 10)[0].lines.size(), 5u);  // ord_4: lines 0 to 4
 }
 
+// An order loads in one statement (outer joins): its lines in their order, and its payment with
+// every field, or none; a row without lines loads with none; an unknown id loads nothing.
+TEST_P(Persistence, AnOrderLoadsWithItsLinesAndPaymentOrWithout) {
+  auto session = connect(orders_url_);
+  auto& s = *session;
+  migrate(s, GetParam(), Database::orders);
+  auto rec = sample_order("ord_p", 1);
+  rec.lines = {{"z-last", 1, 10}, {"a-first", 2, 20}, {"m", 3, 30}};  // kept in their order
+  PaymentRecord p{"pay_p", "ord_p", "refunded", "", "mastercard", "4444", 7, 2031, "ref-9", 140, "EUR", 3};
+  ASSERT_TRUE(save_payment(s, p, 0));
+  rec.payment = p;
+  ASSERT_TRUE(save_order(s, rec, 0, true));
+  auto loaded = load_order(s, "ord_p");
+  ASSERT_TRUE(loaded);
+  ASSERT_EQ(loaded->lines.size(), 3u);
+  EXPECT_EQ(loaded->lines[0].sku, "z-last");
+  EXPECT_EQ(loaded->lines[1].quantity, 2);
+  EXPECT_EQ(loaded->lines[2].unit_price_cents, 30);
+  ASSERT_TRUE(loaded->payment);
+  const auto& got = *loaded->payment;
+  EXPECT_EQ(got.id, "pay_p");
+  EXPECT_EQ(got.order_id, "ord_p");
+  EXPECT_EQ(got.status, "refunded");
+  EXPECT_EQ(got.brand, "mastercard");
+  EXPECT_EQ(got.last4, "4444");
+  EXPECT_EQ(got.exp_month, 7);
+  EXPECT_EQ(got.exp_year, 2031);
+  EXPECT_EQ(got.provider_ref, "ref-9");
+  EXPECT_EQ(got.amount_cents, 140);
+  EXPECT_EQ(got.currency, "EUR");
+  EXPECT_EQ(got.version, 3);
+  ASSERT_TRUE(save_order(s, sample_order("ord_n", 1), 0, true));
+  auto unpaid = load_order(s, "ord_n");
+  ASSERT_TRUE(unpaid);
+  EXPECT_FALSE(unpaid->payment);
+  EXPECT_EQ(unpaid->lines.size(), 2u);
+  s << "INSERT INTO orders (id, customer_id, status, total_cents, currency, created_at_ms, "
+       "updated_at_ms, version) VALUES ('ord_bare', 'alice', 'pending', 0, 'USD', 1, 1, 1)";
+  auto bare = load_order(s, "ord_bare");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->status, "pending");
+  EXPECT_TRUE(bare->lines.empty());
+  EXPECT_FALSE(bare->payment);
+  EXPECT_FALSE(load_order(s, "ord_none"));
+}
+
 // A PostgreSQL connection is named for the server's views, unless its URL names it.
 TEST_P(Persistence, AConnectionIsNamedUnlessItsUrlNamesIt) {
   if (GetParam() != Backend::postgresql) GTEST_SKIP() << "PostgreSQL only";
