@@ -5,10 +5,14 @@
 #         that most reads find their order stopped and load it from the database.
 #   bench/order_reads.sh list|cold             SQLite files in a temporary directory
 #   BENCH_ORDERS_DB=postgresql://... BENCH_INVENTORY_DB=postgresql://... bench/order_reads.sh ...
-# (two empty PostgreSQL databases; their tables are made at start). BENCH_BIN: the node's binary
+# (two empty PostgreSQL databases: their tables are made at start, and orders already there would
+# change the figures). BENCH_BIN: the node's binary
 # (build/emporium). Needs wrk, curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for tool in wrk curl python3; do
+  command -v $tool >/dev/null || { echo "$tool is needed" >&2; exit 1; }
+done
 case "${1:-}" in
   list) orders_n=150 passivate=() script=list.lua what="GET /v1/orders?limit=100" ;;
   cold) orders_n=300 passivate=(--set actors.terminal_passivate_ms=0) script=get_orders.lua
@@ -26,10 +30,14 @@ inventory=${BENCH_INVENTORY_DB:-sqlite:$tmp/inventory.db}
   --set rate_limit.burst=1000000 "${passivate[@]}" \
   --set auth.hs256_secret=$secret >"$tmp/node.log" 2>&1 &
 node=$!
-trap 'kill $node 2>/dev/null; wait $node 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $node 2>/dev/null || true; wait $node 2>/dev/null || true; rm -rf "$tmp"' EXIT
 ready=0
-for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && ready=1 && break; sleep 0.1; done
-if [ $ready = 0 ]; then echo "the node did not start: $tmp/node.log" >&2; exit 1; fi
+for _ in $(seq 100); do
+  kill -0 $node 2>/dev/null || break  # exited (its port taken, say): not some other server's answer
+  curl -sf http://127.0.0.1:$port/readyz >/dev/null && ready=1 && break
+  sleep 0.1
+done
+if [ $ready = 0 ]; then echo "the node did not start:" >&2; tail -20 "$tmp/node.log" >&2; exit 1; fi
 admin=$("$bin" token --set auth.hs256_secret=$secret --sub ops --scope admin)
 export BENCH_TOKEN BENCH_LUA_DIR="$PWD/bench/wrk" BENCH_IDS_FILE="$tmp/ids"
 BENCH_TOKEN=$("$bin" token --set auth.hs256_secret=$secret --sub bench --scope "orders:read orders:write")

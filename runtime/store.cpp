@@ -452,9 +452,7 @@ bool save_order(soci::session& s, const OrderRecord& rec, std::int64_t expected_
 }
 
 // A customer's page of orders, newest first, in three statements whatever its size: the orders,
-// then the lines and the payments of the same page (the page's query as a subquery, joined by key),
-// rather than two more per order. On PostgreSQL the caller's read sees one snapshot; on SQLite
-// nothing writes between them (one connection).
+// then the lines and the payments of the page's range of ids, rather than two more per order.
 std::vector<OrderRecord> list_orders(soci::session& s, const std::string& customer_id,
                                      const std::string& before_id, int limit) {
   ll lim = limit;
@@ -484,31 +482,47 @@ std::vector<OrderRecord> list_orders(soci::session& s, const std::string& custom
     }
   }
   if (out.empty()) return out;
-  auto page = "(SELECT id, payment_id FROM orders " + where + ") o";
+  // The page's children: of the customer's orders from the page's last id to its first (rows of
+  // orders stored meanwhile in that range are left out by `at`), by the customer's index.
+  std::string lo = out.back().id, hi = out.front().id;
+  auto bind_range = [&](soci::statement& st) {
+    st.exchange(soci::use(customer_id));
+    st.exchange(soci::use(lo));
+    st.exchange(soci::use(hi));
+    st.define_and_bind();
+    st.execute();
+  };
+  const std::string range = " WHERE o.customer_id = :c AND o.id >= :lo AND o.id <= :hi";
   {
     std::string order_id, sku;
     ll quantity = 0, price = 0;
     soci::statement st =
-        (s.prepare << "SELECT l.order_id, l.sku, l.quantity, l.unit_price_cents FROM " + page +
-                          " JOIN order_lines l ON l.order_id = o.id ORDER BY l.order_id, l.line_no",
+        (s.prepare << "SELECT l.order_id, l.sku, l.quantity, l.unit_price_cents FROM orders o "
+                      "JOIN order_lines l ON l.order_id = o.id" +
+                          range + " ORDER BY l.order_id, l.line_no",
          soci::into(order_id), soci::into(sku), soci::into(quantity), soci::into(price));
-    bind_page(st);
+    bind_range(st);
     while (st.fetch())
-      if (auto it = at.find(order_id); it != at.end()) out[it->second].lines.push_back({sku, quantity, price});
+      if (auto it = at.find(order_id); it != at.end())
+        out[it->second].lines.push_back({sku, quantity, price});
   }
   {
+    // Filed under the order that names the payment (as load_order finds it), whatever the
+    // payment's own order id says.
+    std::string order_id;
     PaymentRecord p;
     ll amount = 0, version = 0;
-    soci::statement st = (s.prepare << "SELECT " + payment_columns("p.") + " FROM " + page +
-                                           " JOIN payments p ON p.id = o.payment_id",
-                          soci::into(p.id), soci::into(p.order_id), soci::into(p.status),
-                          soci::into(p.failure_reason), soci::into(p.brand), soci::into(p.last4),
-                          soci::into(p.exp_month), soci::into(p.exp_year), soci::into(p.provider_ref),
-                          soci::into(amount), soci::into(p.currency), soci::into(version));
-    bind_page(st);
+    soci::statement st =
+        (s.prepare << "SELECT o.id, " + payment_columns("p.") +
+                          " FROM orders o JOIN payments p ON p.id = o.payment_id" + range,
+         soci::into(order_id), soci::into(p.id), soci::into(p.order_id), soci::into(p.status),
+         soci::into(p.failure_reason), soci::into(p.brand), soci::into(p.last4),
+         soci::into(p.exp_month), soci::into(p.exp_year), soci::into(p.provider_ref),
+         soci::into(amount), soci::into(p.currency), soci::into(version));
+    bind_range(st);
     while (st.fetch()) {
-      auto it = at.find(p.order_id);
-      if (it == at.end() || out[it->second].payment) continue;
+      auto it = at.find(order_id);
+      if (it == at.end()) continue;
       p.amount_cents = amount;
       p.version = version;
       out[it->second].payment = p;

@@ -167,55 +167,81 @@ TEST_P(Persistence, OrdersAreListedByIdComparedByteByByte) {
 }
 
 // A listed page (three statements, whatever its size) has each order's own lines, in their order,
-// and its own payment, as a load of that order has them; an order without a payment has none, and
-// another customer's orders and the orders past the page are not mixed in.
+// and the payment the order names, whatever that payment's own order id says; an order naming a
+// missing payment, or none, has none; another customer's orders, a payment no order names, and
+// the orders past the page are not mixed in.
 TEST_P(Persistence, AListedPageHasEachOrdersOwnLinesAndPayment) {
   auto session = connect(orders_url_);
   auto& s = *session;
   migrate(s, GetParam(), Database::orders);
-  auto store = [&](const std::string& id, const std::string& customer, int n, bool paid) {
+  auto sku = [](const std::string& id, int line) {  // sorts against line order
+    return id + "-" + std::string(1, static_cast<char>('z' - line));
+  };
+  auto payment = [](const std::string& id, int n) {
+    return PaymentRecord{"pay_" + id, id, "captured", "", "visa", "4242", 1 + n, 2030 + n,
+                         "ref-" + id, 1000 + n, "USD", 2};
+  };
+  // ord_n has n + 1 lines. Paid: ord_0, ord_2 (its payment says another order), ord_4; ord_1
+  // names a payment never stored; ord_3 none.
+  auto store = [&](const std::string& id, const std::string& customer, int n) {
     auto rec = sample_order(id, 1);
     rec.customer_id = customer;
     rec.lines.clear();
-    for (int i = 0; i <= n; ++i) rec.lines.push_back({"sku-" + id + "-" + std::to_string(i), i + 1, 100 * (n + 1)});
-    if (paid) {
-      PaymentRecord p{"pay_" + id, id, "captured", "", "visa", "4242", 12, 2030, "ref-" + id, 1000 + n, "USD", 2};
+    for (int i = 0; i <= n; ++i) rec.lines.push_back({sku(id, i), i + 1, 100 * (n + 1)});
+    if (n % 2 == 0) {
+      auto p = payment(id, n);
+      if (id == "ord_2") p.order_id = "ord_elsewhere";
       ASSERT_TRUE(save_payment(s, p, 0));
       rec.payment = p;
+    } else if (n == 1) {
+      rec.payment = payment("missing", n);
     }
     ASSERT_TRUE(save_order(s, rec, 0, true));
   };
-  for (int n = 0; n < 5; ++n) store("ord_" + std::to_string(n), "alice", n, n % 2 == 0);
-  store("ord_5", "bob", 2, true);
-  store("ord_45", "bob", 3, true);  // sorts among alice's
-  auto check = [&](const std::vector<OrderRecord>& page, const std::vector<std::string>& ids) {
-    ASSERT_EQ(page.size(), ids.size());
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const auto& got = page[i];
-      auto want = load_order(s, ids[i]);
-      ASSERT_TRUE(want);
-      EXPECT_EQ(got.id, ids[i]);
+  for (int n = 0; n < 5; ++n) store("ord_" + std::to_string(n), "alice", n);
+  store("ord_45", "bob", 3);  // sorts among alice's
+  ASSERT_TRUE(save_payment(s, PaymentRecord{"pay_stray", "ord_3", "captured", "", "visa", "1111", 1,
+                                            2030, "", 1, "USD", 1}, 0));  // named by no order
+  auto check = [&](const std::vector<OrderRecord>& page, const std::vector<int>& ns) {
+    ASSERT_EQ(page.size(), ns.size());
+    for (size_t k = 0; k < ns.size(); ++k) {
+      int n = ns[k];
+      auto id = "ord_" + std::to_string(n);
+      const auto& got = page[k];
+      EXPECT_EQ(got.id, id);
       EXPECT_EQ(got.customer_id, "alice");
-      ASSERT_EQ(got.lines.size(), want->lines.size()) << ids[i];
-      for (size_t l = 0; l < got.lines.size(); ++l) {
-        EXPECT_EQ(got.lines[l].sku, want->lines[l].sku);
-        EXPECT_EQ(got.lines[l].quantity, want->lines[l].quantity);
-        EXPECT_EQ(got.lines[l].unit_price_cents, want->lines[l].unit_price_cents);
+      ASSERT_EQ(got.lines.size(), static_cast<size_t>(n + 1)) << id;
+      for (int i = 0; i <= n; ++i) {
+        EXPECT_EQ(got.lines[i].sku, sku(id, i)) << id;
+        EXPECT_EQ(got.lines[i].quantity, i + 1) << id;
+        EXPECT_EQ(got.lines[i].unit_price_cents, 100 * (n + 1)) << id;
       }
-      ASSERT_EQ(got.payment.has_value(), want->payment.has_value()) << ids[i];
-      if (got.payment) {
-        EXPECT_EQ(got.payment->id, want->payment->id);
-        EXPECT_EQ(got.payment->order_id, ids[i]);
-        EXPECT_EQ(got.payment->amount_cents, want->payment->amount_cents);
-        EXPECT_EQ(got.payment->provider_ref, want->payment->provider_ref);
-        EXPECT_EQ(got.payment->version, 2);
-      }
+      ASSERT_EQ(got.payment.has_value(), n % 2 == 0) << id;
+      if (!got.payment) continue;
+      auto want = payment(id, n);
+      if (id == "ord_2") want.order_id = "ord_elsewhere";
+      EXPECT_EQ(got.payment->id, want.id);
+      EXPECT_EQ(got.payment->order_id, want.order_id);
+      EXPECT_EQ(got.payment->status, want.status);
+      EXPECT_EQ(got.payment->brand, want.brand);
+      EXPECT_EQ(got.payment->last4, want.last4);
+      EXPECT_EQ(got.payment->exp_month, want.exp_month);
+      EXPECT_EQ(got.payment->exp_year, want.exp_year);
+      EXPECT_EQ(got.payment->provider_ref, want.provider_ref);
+      EXPECT_EQ(got.payment->amount_cents, want.amount_cents);
+      EXPECT_EQ(got.payment->currency, want.currency);
+      EXPECT_EQ(got.payment->version, want.version);
+      // As a load of the order finds them.
+      auto loaded = load_order(s, id);
+      ASSERT_TRUE(loaded);
+      ASSERT_TRUE(loaded->payment);
+      EXPECT_EQ(loaded->payment->id, want.id);
     }
   };
-  check(list_orders(s, "alice", "", 3), {"ord_4", "ord_3", "ord_2"});
-  check(list_orders(s, "alice", "ord_2", 10), {"ord_1", "ord_0"});
+  check(list_orders(s, "alice", "", 3), {4, 3, 2});
+  check(list_orders(s, "alice", "ord_2", 10), {1, 0});
   check(list_orders(s, "alice", "ord_0", 10), {});
-  EXPECT_EQ(list_orders(s, "alice", "", 10)[0].lines.size(), 5u);  // ord_4: lines 0 to 4
+  EXPECT_FALSE(load_order(s, "ord_1")->payment);  // names a payment never stored
 }
 
 // An order loads in one statement (outer joins): its lines in their order, and its payment with
