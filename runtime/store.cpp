@@ -660,31 +660,37 @@ int purge_idempotency(soci::session& s, std::int64_t older_than_ms) {
 
 // --- inventory -------------------------------------------------------------------------------
 
+// One statement, as an order's load (see load_order): the item's row once per live reservation,
+// with the reservation beside it (an outer join; none stands as an order id of ''), in order id
+// order. An item is loaded at each activation, on its shard's write connection.
 std::optional<ItemState> load_item(soci::session& s, const std::string& sku) {
   ItemState state;
   auto& it = state.item;
   ll price = 0, on_hand = 0, reserved = 0, version = 0;
-  s << "SELECT sku, name, price_cents, currency, on_hand, reserved, version FROM items "
-       "WHERE sku = :s",
-      soci::into(it.sku), soci::into(it.name), soci::into(price), soci::into(it.currency),
-      soci::into(on_hand), soci::into(reserved), soci::into(version), soci::use(sku);
-  if (!s.got_data()) return std::nullopt;
+  std::string order_id, state_text;
+  ll quantity = 0, expires = 0;
+  soci::statement st =
+      (s.prepare << "SELECT i.sku, i.name, i.price_cents, i.currency, i.on_hand, i.reserved, "
+                    "i.version, COALESCE(r.order_id, ''), COALESCE(r.quantity, 0), "
+                    "COALESCE(r.state, ''), COALESCE(r.expires_at_ms, 0) FROM items i "
+                    "LEFT JOIN reservations r ON r.sku = i.sku AND r.state IN ('held', 'committed') "
+                    "WHERE i.sku = :s ORDER BY r.order_id",
+       soci::into(it.sku), soci::into(it.name), soci::into(price), soci::into(it.currency),
+       soci::into(on_hand), soci::into(reserved), soci::into(version), soci::into(order_id),
+       soci::into(quantity), soci::into(state_text), soci::into(expires), soci::use(sku));
+  st.execute();
+  bool found = false;
+  while (st.fetch()) {
+    found = true;
+    if (order_id.empty()) continue;  // no reservation
+    auto rs = reservation_state_from(state_text).value_or(ReservationState::held);
+    state.reservations.push_back({sku, order_id, quantity, rs, expires});
+  }
+  if (!found) return std::nullopt;
   it.price_cents = price;
   it.on_hand = on_hand;
   it.reserved = reserved;
   it.version = version;
-  std::string order_id, state_text;
-  ll quantity = 0, expires = 0;
-  soci::statement st =
-      (s.prepare << "SELECT order_id, quantity, state, expires_at_ms FROM reservations "
-                    "WHERE sku = :s AND state IN ('held', 'committed') ORDER BY order_id",
-       soci::into(order_id), soci::into(quantity), soci::into(state_text), soci::into(expires),
-       soci::use(sku));
-  st.execute();
-  while (st.fetch()) {
-    auto rs = reservation_state_from(state_text).value_or(ReservationState::held);
-    state.reservations.push_back({sku, order_id, quantity, rs, expires});
-  }
   return state;
 }
 
