@@ -134,14 +134,16 @@ struct Running {
 struct order_state {
   ContextPtr ctx;
   OrderRecord rec;  // rec.id is the order's id, stored or not (kept once: actors stay small)
-  bool exists = false;
-  bool running = false;  // a saga or compensation is in progress
-  bool cancel_requested = false;
-  bool stop_requested = false;  // passivation asked while running: stop when it ends
-  bool fresh = false;  // activated for a placement without loading: the id was new
-  bool inserted = false;  // stored: loaded, or this activation's first write committed
-  bool intent_written = false;  // this activation wrote the payment's pending record...
-  bool charge_sent = false;     // ...and sent the charge (if not, the payment never ran)
+  // Flags, a bit each (nine bools would take 16 B, past the size class).
+  bool exists : 1 = false;
+  bool running : 1 = false;  // a saga or compensation is in progress
+  bool cancel_requested : 1 = false;
+  bool stop_requested : 1 = false;  // passivation asked while running: stop when it ends
+  bool fresh : 1 = false;  // activated for a placement without loading: the id was new
+  bool inserted : 1 = false;  // stored: loaded, or this activation's first write committed
+  bool intent_written : 1 = false;  // this activation wrote the payment's pending record...
+  bool charge_sent : 1 = false;     // ...and sent the charge (if not, the payment never ran)
+  bool held_is_own : 1 = false;  // the version it holds is one this activation wrote (see command)
   std::unique_ptr<Running> run;  // made on first use; gone when the saga ends
 
   Running& saga() {
@@ -290,6 +292,7 @@ void write_answered(order_actor* self, bool applied) {
   --run->writes_out;
   if (!applied) run->diverged = true;
   else if (!run->diverged) run->stored = stored_fields(self->state.rec);
+  if (applied) self->state.held_is_own = true;
 }
 
 // The order as a read gets it: the record, with the changing fields as stored while a write is
@@ -885,11 +888,9 @@ caf::result<OrderRecord> command(order_actor* self, Command cmd) {
   run.settling.emplace_back(cmd, rp);
   if (rereading) return rp;
   st.running = true;
-  // A placement's own activation wrote every version it holds, and its confirmation's commits
-  // were answered (one that took the stored order, a placement delivered twice, or read another
-  // activation's write, is no longer `fresh`). A loaded activation's own writes are not told
-  // apart: a cancel there may wait for what it wrote itself.
-  run.own_version = st.fresh ? st.rec.version : -1;
+  // The version it holds, if this activation wrote it: its saga, which wrote it, is over, and the
+  // commits of a confirmation it wrote were answered.
+  run.own_version = st.held_is_own ? st.rec.version : -1;
   run.seen_version = -1;
   run.rereads = 0;
   reread(self);
@@ -926,8 +927,8 @@ void reread_done(order_actor* self, std::optional<OrderRecord> loaded) {
     st.inserted = true;
     run.stored.reset();  // what it holds is what is stored
   }
-  // Another activation's write read: a version held is no longer known to be this one's own.
-  if (loaded && st.rec.version != run.own_version) st.fresh = false;
+  // Another activation's write read: the version held is no longer this one's own.
+  if (st.rec.version != run.own_version) st.held_is_own = false;
   auto now = steady_ms();
   if (st.rec.version != run.seen_version) {
     run.seen_version = st.rec.version;
@@ -1072,6 +1073,7 @@ void adopt_stored(order_actor* self) {
             keep_payment(st.rec, std::move(st.rec.payment));
             st.exists = true;
             st.inserted = true;
+            st.held_is_own = false;
             if (st.run) {  // what it holds is what is stored again
               st.run->adopting = false;
               st.run->pin_refused = false;

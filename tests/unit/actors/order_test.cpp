@@ -861,6 +861,29 @@ TEST_F(OrderActorTwoOwners, ACancelWaitingWhenItsActivationStopsIsAnsweredNotDel
   EXPECT_EQ(get("ord_st").status, "pending");
 }
 
+// Just after a view change, an activation that settled the order itself (a recovery confirmed it)
+// does not wait for its own write when a cancel comes: the cancel refunds at once.
+TEST_F(OrderActorTwoOwners, ACancelAfterThisActivationsOwnRecoveryDoesNotWait) {
+  put_item("mug", 10);
+  ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_own", 2}).value);
+  auto charged = ask<PaymentRecord>(payment_type, "pay_own",
+                                    payment_charge{"ord_own", 2000, "USD", card("4242424242424242")});
+  ASSERT_TRUE(charged.value);
+  auto long_ago = clock_->now_ms() - 20'000;  // untouched past the grace: the recovery runs
+  store_order({"ord_own", "alice", "reserved", "", {{"mug", 2, 1000}}, 2000, "USD", charged.value,
+               long_ago, long_ago, 2});
+  auto second = second_activation("ord_own", 10'000);
+  auto recovered = call(second, recover_atom::value);
+  ASSERT_TRUE(recovered.value) << to_string(recovered.code());
+  EXPECT_EQ(recovered.value->status, "confirmed");
+  auto start = std::chrono::steady_clock::now();
+  auto cancelled = call(second, cancel_atom::value);
+  ASSERT_TRUE(cancelled.value) << to_string(cancelled.code());
+  EXPECT_EQ(cancelled.value->status, "cancelled");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(reserved_becomes("mug", 0), 0);
+}
+
 // No view change lately: no other activation can be at the order's saga, so it is compensated at
 // once, as on one node.
 TEST_F(OrderActorTwoOwners, ACancelLongAfterTheLastViewChangeDoesNotWait) {
