@@ -228,6 +228,7 @@ void drain_cluster(caf::actor_system& system, const caf::actor& endpoint, const 
 }
 
 int run_serve(const Config& config) {
+  for (const auto& warning : config_warnings(config)) spdlog::warn("config: {}", warning);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);

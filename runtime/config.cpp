@@ -441,6 +441,12 @@ void check_node_name(const std::string& name) {
 
 constexpr std::int64_t kUnitsPerOrderMax = 9'000'000;
 
+// An http charge's longest time: every attempt to its timeout, and the backoffs between them.
+double longest_charge_ms(const Config::Payment& p) {
+  return static_cast<double>(p.timeout_ms) * static_cast<double>(p.retries_max + 1) +
+         static_cast<double>(p.retry_backoff_ms) * (std::pow(2.0, static_cast<double>(p.retries_max)) - 1);
+}
+
 void validate(Config& config) {
   check_node_name(config.node.name);
   check_bounds(config);
@@ -485,9 +491,7 @@ void validate(Config& config) {
   // An http charge, with all its attempts, fits in the order's step: otherwise the order gives up
   // on a charge still going (and compensates while it runs).
   if (config.payment.provider == "http") {
-    const auto& p = config.payment;
-    double charge_ms = static_cast<double>(p.timeout_ms) * static_cast<double>(p.retries_max + 1) +
-                       static_cast<double>(p.retry_backoff_ms) * (std::pow(2.0, static_cast<double>(p.retries_max)) - 1);
+    double charge_ms = longest_charge_ms(config.payment);
     if (charge_ms >= static_cast<double>(config.orders.step_timeout_ms))
       throw ConfigError("payment.timeout_ms",
                         "payment.timeout_ms x (payment.retries_max + 1) plus the backoffs (" +
@@ -519,6 +523,30 @@ std::map<std::string, std::string> process_environment() {
     environment.emplace(std::string(text.substr(0, equals)), std::string(text.substr(equals + 1)));
   }
   return environment;
+}
+
+std::vector<std::string> config_warnings(const Config& config) {
+  std::vector<std::string> out;
+  // In a cluster, an order untouched for the grace is taken for abandoned by its new owner (the
+  // sweep, a cancel): an old owner still alive whose http charge takes longer is compensated
+  // beside it (README, "Settling after a view change").
+  if (config.cluster.enabled && config.payment.provider == "http") {
+    auto charge_ms = static_cast<std::int64_t>(longest_charge_ms(config.payment));
+    if (config.cluster.sweep_grace_ms <= charge_ms)
+      out.push_back("cluster.sweep_grace_ms (" + std::to_string(config.cluster.sweep_grace_ms) +
+                    " ms) is not above an http charge's longest time (" + std::to_string(charge_ms) +
+                    " ms: payment.timeout_ms x (payment.retries_max + 1) plus the backoffs): after a "
+                    "view change, an order still charging on its old owner may be compensated "
+                    "beside the charge");
+  }
+  // A cancel waits for an order changed within the grace after a view change: past the request's
+  // time, its caller gets no answer while it still applies.
+  if (config.cluster.enabled && config.cluster.sweep_grace_ms >= config.http.request_timeout_ms)
+    out.push_back("cluster.sweep_grace_ms (" + std::to_string(config.cluster.sweep_grace_ms) +
+                  " ms) is not below http.request_timeout_ms (" +
+                  std::to_string(config.http.request_timeout_ms) +
+                  " ms): a cancel waiting for an order after a view change may outlast its request");
+  return out;
 }
 
 }  // namespace emporium

@@ -147,6 +147,9 @@ struct ConfigSources {
 // Loads and validates; throws ConfigError naming the key on the first problem.
 Config load_config(const ConfigSources& sources);
 
+// What a valid configuration still risks, one sentence each naming its key (logged at start).
+std::vector<std::string> config_warnings(const Config& config);
+
 // The process environment as a map, for ConfigSources::environment.
 std::map<std::string, std::string> process_environment();
 

@@ -581,6 +581,36 @@ TEST_F(ConfigTest, PaymentProviderLimitsAcceptTheirBoundsAndNoMore) {
   EXPECT_EQ(load_config(with_set({"payment.timeout_ms=7413"})).payment.timeout_ms, 7'413);  // simulated
 }
 
+// A valid configuration whose settings risk something is warned of at start: in a cluster, a grace
+// not above an http charge's longest time (4 x 5,000 ms + 350 ms by default), or not below the
+// request's time.
+TEST_F(ConfigTest, AClusterGraceShorterThanAChargeOrLongerThanARequestIsWarnedOf) {
+  auto warnings = [](std::vector<std::string> overrides) {
+    ConfigSources sources = with_env(kCompatibleBase);
+    sources.overrides = std::move(overrides);
+    return config_warnings(load_config(sources));
+  };
+  const std::vector<std::string> http = {"payment.provider=http", "payment.url=http://127.0.0.1:9"};
+  auto cluster_http = [&](std::vector<std::string> more) {
+    more.insert(more.begin(), http.begin(), http.end());
+    more.push_back("cluster.enabled=true");
+    return more;
+  };
+  auto defaults = warnings(cluster_http({}));  // grace 10,000 ms, a charge 20,350 ms
+  ASSERT_EQ(defaults.size(), 1u);
+  EXPECT_TRUE(contains(defaults[0], "cluster.sweep_grace_ms (10000 ms)")) << defaults[0];
+  EXPECT_TRUE(contains(defaults[0], "20350 ms")) << defaults[0];
+  EXPECT_EQ(warnings(cluster_http({"cluster.sweep_grace_ms=20350"})).size(), 1u);  // at its edge
+  EXPECT_TRUE(warnings(cluster_http({"cluster.sweep_grace_ms=20351"})).empty());
+  EXPECT_TRUE(warnings(cluster_http({"payment.timeout_ms=2000"})).empty());  // 8,350 ms
+  EXPECT_TRUE(warnings(http).empty());                                      // one node
+  EXPECT_TRUE(warnings({"cluster.enabled=true"}).empty());                  // simulated
+  auto long_grace = warnings({"cluster.enabled=true", "cluster.sweep_grace_ms=30000"});
+  ASSERT_EQ(long_grace.size(), 1u);
+  EXPECT_TRUE(contains(long_grace[0], "http.request_timeout_ms (30000 ms)")) << long_grace[0];
+  EXPECT_TRUE(warnings({"cluster.enabled=true", "cluster.sweep_grace_ms=29999"}).empty());
+}
+
 TEST_F(ConfigTest, MalformedListenAddressIsRejectedNamingTheKey) {
   const std::vector<std::string> addresses = {
       "127.0.0.1", "127.0.0.1:",     "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:80x",
