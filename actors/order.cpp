@@ -845,6 +845,9 @@ void dispatch(order_actor* self, Command cmd, caf::response_promise rp, bool unt
   }
 }
 
+// Whether commands wait for the order to be read again (see command).
+bool rereading(const order_state& st) { return st.run && !st.run->settling.empty(); }
+
 // Whether `cmd` waits for an order that may be placing elsewhere (see command): a cancel and a
 // ship do; a recovery and a read are answered as it is stored.
 bool waits(Command cmd) { return cmd == Command::cancel || cmd == Command::ship; }
@@ -879,14 +882,14 @@ bool worth_reading(const order_state& st, Command cmd) {
 caf::result<OrderRecord> command(order_actor* self, Command cmd) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
-  bool rereading = st.run && !st.run->settling.empty();
-  if (!rereading && !worth_reading(st, cmd)) {
+  bool joins = rereading(st);
+  if (!joins && !worth_reading(st, cmd)) {
     dispatch(self, cmd, rp, true);
     return rp;
   }
   auto& run = st.saga();
   run.settling.emplace_back(cmd, rp);
-  if (rereading) return rp;
+  if (joins) return rp;
   st.running = true;
   // The version it holds, if this activation wrote it: its saga, which wrote it, is over, and the
   // commits of a confirmation it wrote were answered.
@@ -980,7 +983,7 @@ const caf::behavior& order_handlers() {
         auto& st = self->state;
         // In a cluster, what another activation may have changed is read again (see command). A
         // read during a cancel's or ship's wait gets the order as last read.
-        if (st.run && !st.run->settling.empty()) {
+        if (rereading(st)) {
           if (st.run->seen_version >= 0) return shown_as_stored(st);
           return command(self, Command::get);
         }
@@ -1008,13 +1011,12 @@ const caf::behavior& order_handlers() {
       [](recover_atom) -> caf::result<OrderRecord> {
         auto* self = order_actor::current();
         auto& st = self->state;
-        bool rereading = st.run && !st.run->settling.empty();  // (joins it: see command)
-        if (st.running && !rereading) return st.rec;
+        if (st.running && !rereading(st)) return st.rec;  // (a reread under way: joins it)
         return command(self, Command::recover);
       },
       [](retry_atom) {  // the pause before the next read (see command)
         auto* self = order_actor::current();
-        if (self->state.run && !self->state.run->settling.empty()) reread(self);
+        if (rereading(self->state)) reread(self);
       },
       [](idle_atom) {
         auto* self = order_actor::current();
@@ -1029,7 +1031,7 @@ const caf::behavior& order_handlers() {
         // Stopped while it reads the order again or waits (see command), before any command ran
         // (the view moved the order away, or this node leaves): the commands are answered as not
         // delivered, which the router sends on to the order's owner, and it stops now.
-        if (st.run && !st.run->settling.empty()) {
+        if (rereading(st)) {
           for (auto& call : st.run->settling)
             call.second.deliver(make_error(errc::not_delivered, "the order's activation stopped"));
           st.run->settling.clear();

@@ -342,14 +342,47 @@ OrderRecord to_record_without_children(const OrderRow& row) {
   return rec;
 }
 
-// A payment's columns, in the order load_payment and list_orders read them, each after `prefix`.
-std::string payment_columns(const std::string& prefix) {
+// A payment's columns, in the order PaymentRow reads them, each after `prefix`; `outer`: of an
+// outer join, each COALESCE'd ('' or 0 where there is no payment: its id '').
+std::string payment_columns(const std::string& prefix, bool outer = false) {
+  struct Column {
+    const char* name;
+    const char* none;
+  };
+  static constexpr Column columns[] = {
+      {"id", "''"},        {"order_id", "''"},     {"status", "''"},       {"failure_reason", "''"},
+      {"brand", "''"},     {"last4", "''"},        {"exp_month", "0"},     {"exp_year", "0"},
+      {"provider_ref", "''"}, {"amount_cents", "0"}, {"currency", "''"}, {"version", "0"}};
   std::string out;
-  for (const char* c : {"id", "order_id", "status", "failure_reason", "brand", "last4", "exp_month",
-                        "exp_year", "provider_ref", "amount_cents", "currency", "version"})
-    out += (out.empty() ? "" : ", ") + prefix + c;
+  for (const auto& c : columns) {
+    auto column = prefix + c.name;
+    out += (out.empty() ? "" : ", ") + (outer ? "COALESCE(" + column + ", " + c.none + ")" : column);
+  }
   return out;
 }
+
+// A payment read by a statement: its columns (see payment_columns) are the statement's next ones.
+struct PaymentRow {
+  PaymentRecord p;
+  ll amount = 0, version = 0;
+
+  void exchange(soci::statement& st) {
+    for (auto* text : {&p.id, &p.order_id, &p.status, &p.failure_reason, &p.brand, &p.last4})
+      st.exchange(soci::into(*text));
+    st.exchange(soci::into(p.exp_month));
+    st.exchange(soci::into(p.exp_year));
+    st.exchange(soci::into(p.provider_ref));
+    st.exchange(soci::into(amount));
+    st.exchange(soci::into(p.currency));
+    st.exchange(soci::into(version));
+  }
+  PaymentRecord record() const {
+    auto out = p;
+    out.amount_cents = amount;
+    out.version = version;
+    return out;
+  }
+};
 
 constexpr const char* order_columns =
     "SELECT id, customer_id, status, failure_reason, currency, payment_id, total_cents, "
@@ -377,42 +410,31 @@ void write_lines(soci::session& s, const OrderRecord& rec) {
 std::optional<OrderRecord> load_order(soci::session& s, const std::string& id) {
   OrderRow row;
   std::string sku;
-  ll line_no = -1, quantity = 0, price = 0, amount = 0, pay_version = 0;
-  PaymentRecord p;
-  static const std::string sql = [] {
-    std::string payment;
-    for (const char* c : {"id", "order_id", "status", "failure_reason", "brand", "last4",
-                          "provider_ref", "currency"})
-      payment += std::string(", COALESCE(p.") + c + ", '')";
-    for (const char* c : {"exp_month", "exp_year", "amount_cents", "version"})
-      payment += std::string(", COALESCE(p.") + c + ", 0)";
-    return "SELECT o.id, o.customer_id, o.status, o.failure_reason, o.currency, o.payment_id, "
-           "o.total_cents, o.created_at_ms, o.updated_at_ms, o.version, COALESCE(l.line_no, -1), "
-           "COALESCE(l.sku, ''), COALESCE(l.quantity, 0), COALESCE(l.unit_price_cents, 0)" +
-           payment +
-           " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id "
-           "LEFT JOIN payments p ON p.id = o.payment_id AND o.payment_id <> '' "
-           "WHERE o.id = :id ORDER BY l.line_no";
-  }();
+  ll line_no = -1, quantity = 0, price = 0;
+  PaymentRow payment;
+  static const std::string sql =
+      "SELECT o.id, o.customer_id, o.status, o.failure_reason, o.currency, o.payment_id, "
+      "o.total_cents, o.created_at_ms, o.updated_at_ms, o.version, COALESCE(l.line_no, -1), "
+      "COALESCE(l.sku, ''), COALESCE(l.quantity, 0), COALESCE(l.unit_price_cents, 0), " +
+      payment_columns("p.", true) +
+      " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id "
+      "LEFT JOIN payments p ON p.id = o.payment_id AND o.payment_id <> '' "
+      "WHERE o.id = :id ORDER BY l.line_no";
   soci::statement st =
       (s.prepare << sql, soci::into(row.id), soci::into(row.customer_id), soci::into(row.status),
        soci::into(row.failure_reason), soci::into(row.currency), soci::into(row.payment_id),
        soci::into(row.total_cents), soci::into(row.created_at_ms), soci::into(row.updated_at_ms),
        soci::into(row.version), soci::into(line_no), soci::into(sku), soci::into(quantity),
-       soci::into(price), soci::into(p.id), soci::into(p.order_id), soci::into(p.status),
-       soci::into(p.failure_reason), soci::into(p.brand), soci::into(p.last4),
-       soci::into(p.provider_ref), soci::into(p.currency), soci::into(p.exp_month),
-       soci::into(p.exp_year), soci::into(amount), soci::into(pay_version), soci::use(id));
+       soci::into(price));
+  payment.exchange(st);
+  st.exchange(soci::use(id));
+  st.define_and_bind();
   st.execute();
   std::optional<OrderRecord> out;
   while (st.fetch()) {
     if (!out) {
       out = to_record_without_children(row);
-      if (!p.id.empty()) {
-        p.amount_cents = amount;
-        p.version = pay_version;
-        out->payment = p;
-      }
+      if (!payment.p.id.empty()) out->payment = payment.record();
     }
     if (line_no >= 0) out->lines.push_back({sku, quantity, price});
   }
@@ -510,23 +532,15 @@ std::vector<OrderRecord> list_orders(soci::session& s, const std::string& custom
     // Filed under the order that names the payment (as load_order finds it), whatever the
     // payment's own order id says.
     std::string order_id;
-    PaymentRecord p;
-    ll amount = 0, version = 0;
-    soci::statement st =
-        (s.prepare << "SELECT o.id, " + payment_columns("p.") +
-                          " FROM orders o JOIN payments p ON p.id = o.payment_id" + range,
-         soci::into(order_id), soci::into(p.id), soci::into(p.order_id), soci::into(p.status),
-         soci::into(p.failure_reason), soci::into(p.brand), soci::into(p.last4),
-         soci::into(p.exp_month), soci::into(p.exp_year), soci::into(p.provider_ref),
-         soci::into(amount), soci::into(p.currency), soci::into(version));
+    PaymentRow payment;
+    soci::statement st = (s.prepare << "SELECT o.id, " + payment_columns("p.") +
+                                           " FROM orders o JOIN payments p ON p.id = o.payment_id" +
+                                           range,
+                          soci::into(order_id));
+    payment.exchange(st);
     bind_range(st);
-    while (st.fetch()) {
-      auto it = at.find(order_id);
-      if (it == at.end()) continue;
-      p.amount_cents = amount;
-      p.version = version;
-      out[it->second].payment = p;
-    }
+    while (st.fetch())
+      if (auto it = at.find(order_id); it != at.end()) out[it->second].payment = payment.record();
   }
   return out;
 }
@@ -564,17 +578,13 @@ std::vector<std::string> skus_holding(soci::session& s, std::int64_t expiring_by
 }
 
 std::optional<PaymentRecord> load_payment(soci::session& s, const std::string& id) {
-  PaymentRecord p;
-  ll amount = 0, version = 0;
-  s << "SELECT " + payment_columns("") + " FROM payments WHERE id = :id",
-      soci::into(p.id), soci::into(p.order_id), soci::into(p.status), soci::into(p.failure_reason),
-      soci::into(p.brand), soci::into(p.last4), soci::into(p.exp_month), soci::into(p.exp_year),
-      soci::into(p.provider_ref), soci::into(amount), soci::into(p.currency), soci::into(version),
-      soci::use(id);
-  if (!s.got_data()) return std::nullopt;
-  p.amount_cents = amount;
-  p.version = version;
-  return p;
+  PaymentRow payment;
+  soci::statement st = (s.prepare << "SELECT " + payment_columns("") + " FROM payments WHERE id = :id");
+  payment.exchange(st);
+  st.exchange(soci::use(id));
+  st.define_and_bind();
+  if (!st.execute(true)) return std::nullopt;
+  return payment.record();
 }
 
 bool save_payment(soci::session& s, const PaymentRecord& p, std::int64_t expected_version) {

@@ -884,6 +884,28 @@ TEST_F(OrderActorTwoOwners, ACancelAfterThisActivationsOwnRecoveryDoesNotWait) {
   EXPECT_EQ(reserved_becomes("mug", 0), 0);
 }
 
+// The read again fails (the orders table is gone for a while): the cancel is answered with the
+// database's error, not left waiting, and nothing is compensated; once the table is back, a new
+// activation cancels it.
+TEST_F(OrderActorTwoOwners, ACancelWhoseReadAgainFailsIsAnsweredWithTheError) {
+  put_item("mug", 10);
+  store_pending("ord_rf");
+  auto second = second_activation("ord_rf", 10'000);
+  ASSERT_TRUE(call(second, get_atom::value).value);  // loaded
+  orders_sql("ALTER TABLE orders RENAME TO orders_away");
+  auto start = std::chrono::steady_clock::now();
+  auto cancelled = call(second, cancel_atom::value);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_FALSE(cancelled.value);
+  EXPECT_NE(cancelled.code(), errc::none);
+  orders_sql("ALTER TABLE orders_away RENAME TO orders");
+  EXPECT_EQ(get("ord_rf").status, "pending");
+  auto third = second_activation("ord_rf", 10'000, false);
+  auto again = call(third, cancel_atom::value);
+  ASSERT_TRUE(again.value) << to_string(again.code());
+  EXPECT_EQ(again.value->status, "cancelled");
+}
+
 // No view change lately: no other activation can be at the order's saga, so it is compensated at
 // once, as on one node.
 TEST_F(OrderActorTwoOwners, ACancelLongAfterTheLastViewChangeDoesNotWait) {
