@@ -278,8 +278,47 @@ class RefusedWriteTest(harness.NodeTestCase):
         self.assertEqual([o["id"] for o in request(node, "GET", "/v1/orders", token=cust).json["data"]], [oid])
         self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
 
-if __name__ == "__main__":
-    unittest.main()
+
+
+    def test_a_503_whose_order_cannot_be_read_keeps_the_key_for_that_order(self):
+        """A placement that fails where even the order as stored cannot be read (its table is gone)
+        answers 503, and keeps its key's claim: the order it names may still exist, so the key is
+        not free for another order. A retry meanwhile is 409 (the first still counts as running); once
+        the claim is stale (the placement timeout and 5 s), a retry places under the claimed id."""
+        harness.stop_node(self.node)
+        saved, harness.BACKEND = harness.BACKEND, "sqlite"
+        try:
+            node = self.node = harness.Node({"orders.placement_timeout_ms": "1000"})
+        finally:
+            harness.BACKEND = saved
+        self.addCleanup(harness.stop_node, node)
+        node.start()
+        admin, cust, sku = self.tokens_and_item()
+        key = unique("key")
+        self.orders_db("ALTER TABLE orders RENAME TO orders_away")
+        failed = self.place(node, cust, [(sku, 2)], idem_key=key)
+        failed_at = time.time()
+        self.assertProblem(failed, 503)
+        self.assertTrue(failed.headers.get("retry-after", "").isdigit(), failed.headers)
+        self.assertNotIn("orders", failed.body.decode(), "the database's message reached the client")
+        # The claim is kept: the same key is still taken (409), not placed anew (which would be
+        # another 503 while the table is away).
+        again = self.place(node, cust, [(sku, 2)], idem_key=key)
+        self.assertProblem(again, 409)
+        self.assertEqual(self.admin_stock(node, admin, sku), (10, 0, 10))
+
+        self.orders_db("ALTER TABLE orders_away RENAME TO orders")
+        time.sleep(max(0.0, failed_at + 1.0 + 5.0 + 0.5 - time.time()))
+        placed = self.place(node, cust, [(sku, 2)], idem_key=key)
+        self.assertStatus(placed, 201)
+        self.assertEqual(placed.json["status"], "confirmed")
+        self.assertEqual(self.admin_stock(node, admin, sku), (10, 2, 8))
+        replay = self.place(node, cust, [(sku, 2)], idem_key=key)
+        self.assertStatus(replay, 201)
+        self.assertEqual(replay.headers.get("idempotent-replayed"), "true")
+        self.assertEqual(replay.json["id"], placed.json["id"])
+        orders = request(node, "GET", "/v1/orders", token=cust).json["data"]
+        self.assertEqual([o["id"] for o in orders], [placed.json["id"]])
 
 
 class ClusterOutageTest(harness.NodeTestCase):
@@ -339,3 +378,7 @@ class ClusterOutageTest(harness.NodeTestCase):
                 r = request(node, "GET", "/v1/inventory/" + sku, token=admin)
                 self.assertEqual(r.status, 200, r.body)
                 self.assertEqual(r.json["on_hand"], 10)
+
+
+if __name__ == "__main__":
+    unittest.main()
