@@ -216,10 +216,11 @@ struct Api::Impl {
   void put_item(Call& call);
   void adjust_item(Call& call);
   void place_order(Call& call);
-  // Places order `id`; with an Idempotency-Key (`key`, its request's digest `hash`) claimed for it.
-  // `claimed_before`: the key's claim went stale, so the order may be stored already.
-  void place_order_now(Call& call, std::string key, std::string hash, std::string id,
-                       bool claimed_before = false);
+  // Places order `id` from its valid request `input`; with an Idempotency-Key (`key`, its
+  // request's digest `hash`) claimed for it. `claimed_before`: the key's claim went stale, so the
+  // order may be stored already.
+  void place_order_now(Call& call, std::shared_ptr<PlaceOrderInput> input, std::string key,
+                       std::string hash, std::string id, bool claimed_before = false);
   template <class Finish>
   void answer_stopped_placement(caf::event_based_actor* self, const std::string& id, const caf::error& err,
                                 Finish finish);

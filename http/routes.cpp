@@ -388,7 +388,15 @@ void Api::Impl::place_order(Call& call) {
       return call.respond(problem(400, "Bad request", "Idempotency-Key must be 1 to 255 visible ASCII characters"));
     key = *k;
   }
-  if (key.empty()) return place_order_now(call, "", "", new_id("ord_", ctx->clock->now_ms()));
+  // An invalid request is answered 400 before its key is claimed: nothing is recorded, so the
+  // corrected request may use the same key.
+  auto [year, month] = utc_year_month();
+  auto decoded = decode_place_order(call.req.body, {settings.items_max, settings.quantity_max}, year, month);
+  if (!decoded.ok())
+    return call.respond(problem(400, "Bad request", decoded.detail.empty() ? "invalid order" : decoded.detail,
+                                decoded.errors));
+  auto input = std::make_shared<PlaceOrderInput>(std::move(*decoded.value));
+  if (key.empty()) return place_order_now(call, input, "", "", new_id("ord_", ctx->clock->now_ms()));
   auto customer = call.who.claims.sub;
   auto in_progress = [] { return problem(409, "Conflict", "a request with this Idempotency-Key is still in progress"); };
   {
@@ -410,16 +418,16 @@ void Api::Impl::place_order(Call& call) {
   IdempotencyRecord claim{customer, key, hash, 0, "", now, "", new_id("ord_", now)};
   auto found = std::make_shared<std::optional<IdempotencyRecord>>();
   auto shared_call = std::make_shared<Call>(std::move(call));
-  gateway.run([this, shared_call, found, claim, in_progress](caf::event_based_actor* self) {
+  gateway.run([this, shared_call, input, found, claim, in_progress](caf::event_based_actor* self) {
     self->request(ctx->orders_db, timeout(),
                   db_write{[found, claim](soci::session& s) {
                     *found = claim_idempotency(s, claim);
                     return true;
                   }})
         .then(
-            [this, shared_call, found, claim, in_progress](bool) {
+            [this, shared_call, input, found, claim, in_progress](bool) {
               auto& call = *shared_call;
-              if (!*found) return place_order_now(call, claim.key, claim.request_hash, claim.order_id);
+              if (!*found) return place_order_now(call, input, claim.key, claim.request_hash, claim.order_id);
               const auto& first = **found;
               // (A key stored before the card-free digest has a digest of the whole body.)
               if (first.request_hash != claim.request_hash && first.request_hash != sha256_hex(call.req.body))
@@ -432,7 +440,7 @@ void Api::Impl::place_order(Call& call) {
                 // how that order ended (or places it, if it never got going).
                 if (claim.created_at_ms - first.created_at_ms < settings.placement_timeout_ms + kClaimAnswerGraceMs)
                   return call.respond(in_progress());
-                return place_order_now(call, claim.key, first.request_hash, first.order_id, true);
+                return place_order_now(call, input, claim.key, first.request_hash, first.order_id, true);
               }
               auto type = !first.content_type.empty() ? first.content_type
                           : first.status >= 400      ? "application/problem+json"  // stored before
@@ -477,10 +485,8 @@ void Api::Impl::answer_stopped_placement(caf::event_based_actor* self, const std
           [this, self, err, finish](caf::error&) { finish(self, failure(err), true); });
 }
 
-void Api::Impl::place_order_now(Call& call, std::string key, std::string hash, std::string id,
-                                 bool claimed_before) {
-  auto [year, month] = utc_year_month();
-  auto decoded = decode_place_order(call.req.body, {settings.items_max, settings.quantity_max}, year, month);
+void Api::Impl::place_order_now(Call& call, std::shared_ptr<PlaceOrderInput> input, std::string key,
+                                 std::string hash, std::string id, bool claimed_before) {
   auto customer = call.who.claims.sub;
   // Answers and, with a key, records the answer first over the key's claim: a retry after a crash
   // then replays it. A 503 stored nothing that can still be charged: the claim is dropped, so a
@@ -498,24 +504,19 @@ void Api::Impl::place_order_now(Call& call, std::string key, std::string hash, s
                   }})
         .then([respond, res](bool) { respond(res); }, [respond, res](caf::error&) { respond(res); });
   };
-  if (!decoded.ok()) {
-    auto res = problem(400, "Bad request", decoded.detail.empty() ? "invalid order" : decoded.detail, decoded.errors);
-    return gateway.run([finish, res](caf::event_based_actor* self) { finish(self, res); });
-  }
-  auto input = std::make_shared<PlaceOrderInput>(std::move(*decoded.value));
   if (claimed_before) {
     // The key's claim went stale (its node stopped before it answered): the order it claimed is
     // answered as stored (not as an activation holds it: that may be ahead of storage, and the
     // answer is kept under the key), and placed (under the same id) only if it never was. Not
     // sent as a placement first: that would set stock aside again for a finished order.
-    input->card.wipe();
     auto rest = std::make_shared<Call>(std::move(call));
-    gateway.run([this, id, finish, rest, key, hash](caf::event_based_actor* self) {
+    gateway.run([this, id, finish, rest, input, key, hash](caf::event_based_actor* self) {
       auto stored = std::make_shared<std::optional<OrderRecord>>();
       self->request(ctx->orders_db_for(id), timeout(), db_read{[stored, id](soci::session& s) { *stored = load_order(s, id); }})
           .then(
-              [this, self, id, finish, rest, key, hash, stored](bool) {
-                if (!*stored) return place_order_now(*rest, key, hash, id);
+              [this, self, id, finish, rest, input, key, hash, stored](bool) {
+                if (!*stored) return place_order_now(*rest, input, key, hash, id);
+                input->card.wipe();
                 auto status = status_for(**stored);
                 if (status == 202)  // unfinished: the sweep would finish it; now is sooner
                   ask(self, order_type, id, recover_atom::value).then([](OrderRecord&) {}, [](caf::error&) {});

@@ -88,7 +88,7 @@ class IdempotencyTest(harness.NodeTestCase):
         self.assertEqual(again.headers["content-type"], "application/json")
         self.assertEqual(len(self.list_all_orders(NODE, self.cust)), 1)
 
-    def test_replay_keeps_the_content_type_of_an_order_and_of_a_problem(self):
+    def test_replay_keeps_the_content_type_of_an_order(self):
         key = unique("key")
         body = json.dumps(harness.order_body([(unique("no-such-sku"), 1)])).encode()
         first = self.post(self.cust, body, key)
@@ -99,14 +99,31 @@ class IdempotencyTest(harness.NodeTestCase):
         self.assertEqual(again.json, first.json)
         self.assertEqual(again.json["status"], "rejected")
         self.assertEqual(again.headers["content-type"], "application/json")
+
+    def test_an_invalid_request_records_nothing_under_its_key(self):
+        # API.md: "Invalid body: 400, nothing recorded": not even the key, so the corrected
+        # request may use it.
+        sku = self.create_item(NODE, self.admin, on_hand=10)
         key = unique("key")
-        bad = json.dumps({"items": [], "payment": harness.order_body([("x", 1)])["payment"]}).encode()
-        first = self.post(self.cust, bad, key)
-        self.assertProblem(first, 400)
-        again = self.post(self.cust, bad, key)
-        self.assertProblem(again, 400)
-        self.assertTrue(self.replayed(again))
-        self.assertEqual(again.headers["content-type"], "application/problem+json")
+        payment = harness.order_body([(sku, 1)])["payment"]
+        for bad in (json.dumps({"items": [], "payment": payment}).encode(), b"{not json",
+                    json.dumps({"items": [{"sku": sku, "quantity": 0}], "payment": payment}).encode()):
+            first = self.post(self.cust, bad, key)
+            self.assertProblem(first, 400)
+            again = self.post(self.cust, bad, key)
+            self.assertProblem(again, 400)
+            self.assertFalse(self.replayed(again))
+        fixed = self.post(self.cust, harness.order_body([(sku, 1)]), key)
+        self.assertStatus(fixed, 201)
+        self.assertFalse(self.replayed(fixed))
+        replay = self.post(self.cust, harness.order_body([(sku, 1)]), key)
+        self.assertStatus(replay, 201)
+        self.assertTrue(self.replayed(replay))
+        self.assertEqual(replay.json["id"], fixed.json["id"])
+        # A corrected body that differs from the stored one is still refused once the key is used.
+        self.assertProblem(self.post(self.cust, harness.order_body([(sku, 2)]), key), 422)
+        self.assertEqual(len(self.list_all_orders(NODE, self.cust)), 1)
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10, 1, 9))
 
     def test_same_key_other_body_422(self):
         sku = self.create_item(NODE, self.admin, on_hand=10)
