@@ -58,30 +58,49 @@ json::value order_state(const OrderRecord& o) {
   return out;
 }
 
+
+// The state of an entity as stored, read on its database's read connection; none when it is not
+// stored. `then(std::optional<json::value>)`, or `failed(caf::error&)`.
+template <class Then, class Failed>
+void read_stored(caf::event_based_actor* self, const NodeContext& ctx, caf::atom_value type,
+                 const std::string& id, Then then, Failed failed) {
+  auto out = std::make_shared<std::optional<json::value>>();
+  auto db = type == inventory_type ? ctx.inventory_reader : ctx.orders_reader;
+  self->request(db, caf::infinite, db_read{[type, id, out](soci::session& s) {
+                  if (type == order_type) {
+                    if (auto o = load_order(s, id)) *out = order_state(*o);
+                  } else if (type == payment_type) {
+                    if (auto p = load_payment(s, id)) *out = payment_state(*p);
+                  } else if (auto i = load_item(s, id)) {
+                    *out = item_state(i->item, i->reservations);
+                  }
+                }})
+      .then([out, then](bool) mutable { then(std::move(*out)); }, failed);
+}
+
 }  // namespace
 
 void Api::Impl::route_admin(Call& call) {
   if (!call.who.admin()) return call.respond(forbidden("admin"));
   const auto& p = call.path;
-  const auto& m = call.req.method;
-  if (p.size() == 1 && m == "GET") return admin_dashboard(call);
-  if (p.size() == 2 && p[1] == "cluster" && m == "GET") return admin_cluster(call);
-  if (p.size() == 2 && p[1] == "actors" && m == "GET") return admin_actors(call);
-  if (p.size() >= 4 && p[1] == "actors") {
+  const bool get = call.req.method == "GET";
+  const bool post = call.req.method == "POST";
+  auto refuse = [&](const char* allow) { call.respond(wrong_method(allow)); };
+  if (p.size() == 1) return get ? admin_dashboard(call) : refuse("GET, HEAD");
+  if (p.size() == 2 && p[1] == "cluster") return get ? admin_cluster(call) : refuse("GET, HEAD");
+  if (p.size() == 2 && p[1] == "actors") return get ? admin_actors(call) : refuse("GET, HEAD");
+  if ((p.size() == 4 || (p.size() == 5 && p[4] == "passivate")) && p[1] == "actors") {
+    if (p.size() == 4 && !get) return refuse("GET, HEAD");
+    if (p.size() == 5 && !post) return refuse("POST");
     auto type = entity_type(p[2]);
     if (!type) return call.respond(problem(404, "Not found", "unknown actor type"));
     // An id that no actor of the type can have is not asked for (nor sent to a database).
     bool valid = *type == order_type     ? valid_order_id(p[3])
                  : *type == payment_type ? valid_made_id(p[3], "pay_")
                                          : valid_sku(p[3]);
-    if (p.size() == 4 && m == "GET") {
-      if (!valid) return call.respond(problem(404, "Not found", "no such actor"));
-      return admin_actor(call, *type, p[3]);
-    }
-    if (p.size() == 5 && p[4] == "passivate" && m == "POST") {
-      if (!valid) return call.respond(problem(404, "Not found", "no such actor"));
-      return admin_passivate(call, *type, p[3]);
-    }
+    if (!valid) return call.respond(problem(404, "Not found", "no such actor"));
+    if (p.size() == 4) return admin_actor(call, *type, p[3]);
+    return admin_passivate(call, *type, p[3]);
   }
   call.respond(problem(404, "Not found", "no such admin endpoint"));
 }
@@ -316,23 +335,13 @@ void Api::Impl::admin_actor(Call& call, caf::atom_value type, const std::string&
                                                               {"state", std::move(state)}})));
     };
     auto stored = [this, self, type, id, answer, respond] {
-      auto out = std::make_shared<std::optional<json::value>>();
-      auto db = type == inventory_type ? ctx->inventory_reader : ctx->orders_reader;
-      self->request(db, timeout(), db_read{[type, id, out](soci::session& s) {
-                      if (type == order_type) {
-                        if (auto o = load_order(s, id)) *out = order_state(*o);
-                      } else if (type == payment_type) {
-                        if (auto p = load_payment(s, id)) *out = payment_state(*p);
-                      } else if (auto i = load_item(s, id)) {
-                        *out = item_state(i->item, i->reservations);
-                      }
-                    }})
-          .then(
-              [this, out, answer, respond](bool) {
-                if (!*out) return respond(problem(404, "Not found", "no such actor"));
-                answer(false, settings.node_name, std::move(**out));
-              },
-              [this, respond](caf::error& err) { respond(failure(err)); });
+      read_stored(
+          self, *ctx, type, id,
+          [this, answer, respond](std::optional<json::value> state) {
+            if (!state) return respond(problem(404, "Not found", "no such actor"));
+            answer(false, settings.node_name, std::move(*state));
+          },
+          [this, respond](caf::error& err) { respond(failure(err)); });
     };
     // Live where it is active (at most one node, its owner), else as stored.
     each_node(self, [this, self, type, id, answer, stored](std::vector<std::string> nodes) {
@@ -365,11 +374,23 @@ void Api::Impl::admin_passivate(Call& call, caf::atom_value type, const std::str
       auto left = std::make_shared<size_t>(nodes.size());
       auto any = std::make_shared<bool>(false);
       auto failed = std::make_shared<std::optional<caf::error>>();
-      auto step = [this, left, any, failed, type, id, respond] {
+      auto step = [this, self, left, any, failed, type, id, respond] {
         if (--*left > 0) return;
         if (!*any && *failed) return respond(failure(**failed));
-        respond(json_response(200, json::serialize(json::object{
-                                       {"type", type_name(type)}, {"id", id}, {"passivated", *any}})));
+        auto answer = [type, id, respond](bool passivated) {
+          respond(json_response(200, json::serialize(json::object{
+                                         {"type", type_name(type)}, {"id", id}, {"passivated", passivated}})));
+        };
+        if (*any) return answer(true);
+        // Active nowhere: 200 for one that is stored (passivated already), 404 for one that is not
+        // (as its GET).
+        read_stored(
+            self, *ctx, type, id,
+            [this, answer, respond](std::optional<json::value> state) {
+              if (!state) return respond(problem(404, "Not found", "no such actor"));
+              answer(false);
+            },
+            [this, respond](caf::error& err) { respond(failure(err)); });
       };
       for (const auto& node : nodes)
         self->request(ctx->router, std::chrono::seconds(5), admin_atom::value, node,

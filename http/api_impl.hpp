@@ -102,14 +102,21 @@ inline std::string route_template(const std::vector<std::string>& path, const st
       "cluster", "healthz", "readyz", "metrics",  "order",  "payment", "passivate"};
   static const std::set<std::string, std::less<>> methods{"GET", "PUT", "POST", "DELETE", "HEAD"};
   std::string out = (methods.count(method) ? method : std::string("OTHER")) + " ";
-  if (path.empty() || path.size() > 5) return out + "other";
+  if (path.empty() || path.size() > 5) return out + "/other";
   for (size_t i = 0; i < path.size(); ++i) {
     bool id_position = (i == 2 && path[0] == "v1") || (i == 3 && path[0] == "admin");
     if (id_position) out += "/{id}";
     else if (words.count(path[i])) out += "/" + path[i];
-    else return out + "other";
+    else return out + "/other";
   }
   return out;
+}
+
+// 405 for a method the endpoint does not take, with the ones it does (`Allow`).
+inline HttpResponse wrong_method(const char* allow) {
+  auto res = problem(405, "Method not allowed", "this endpoint allows " + std::string(allow));
+  res.headers.emplace_back("Allow", allow);
+  return res;
 }
 
 struct Principal {

@@ -402,11 +402,21 @@ bool audience_matches(const json::value* aud, std::string_view audience) {
   return found;
 }
 
+// A NumericDate (RFC 7519: seconds since the epoch, not necessarily whole), as whole seconds
+// rounded up (`up`) or down; none for anything else.
+std::optional<std::int64_t> as_seconds(const json::value& v, bool up) {
+  if (!v.is_double()) return as_integer(v);
+  const double d = v.get_double();
+  constexpr double kExact = 9007199254740992.0;  // 2^53
+  if (!std::isfinite(d) || std::fabs(d) > kExact) return std::nullopt;
+  return static_cast<std::int64_t>(up ? std::ceil(d) : std::floor(d));
+}
+
 // Optional "not in the future" claims (nbf, iat).
 Reason check_not_future(const json::object& payload, std::string_view name, std::int64_t limit) {
   const auto* v = payload.if_contains(name);
   if (v == nullptr) return nullptr;
-  const auto t = as_integer(*v);
+  const auto t = as_seconds(*v, false);
   if (!t) return "bad time claim";
   return *t > limit ? "token not yet valid" : nullptr;
 }
@@ -439,12 +449,13 @@ Reason check_identity(const json::object& payload, const VerifierSettings& s) {
 
 Verified check_claims(const json::object& payload, const VerifierSettings& s, std::int64_t now) {
   if (const Reason r = check_identity(payload, s)) return fail(r);
-  const std::int64_t leeway = std::max<std::int64_t>(0, s.leeway_s);
+  // API.md: `exp` in the future (no leeway: a token is never taken past its expiry), `nbf` and
+  // `iat` not in the future, with the leeway for an issuer whose clock is ahead.
   const auto* exp_v = payload.if_contains("exp");
-  const auto exp = exp_v ? as_integer(*exp_v) : std::nullopt;
+  const auto exp = exp_v ? as_seconds(*exp_v, true) : std::nullopt;
   if (!exp) return fail("missing or bad exp");
-  if (sat_add(*exp, leeway) < now) return fail("token expired");  // exp == now - leeway passes
-  const auto future_limit = sat_add(now, leeway);
+  if (*exp <= now) return fail("token expired");
+  const auto future_limit = sat_add(now, std::max<std::int64_t>(0, s.leeway_s));
   if (const Reason r = check_not_future(payload, "nbf", future_limit)) return fail(r);
   if (const Reason r = check_not_future(payload, "iat", future_limit)) return fail(r);
   auto scopes = parse_scopes(payload);
@@ -631,9 +642,14 @@ Verified TokenVerifier::verify(std::string_view token, std::int64_t now_s) const
 }
 
 std::optional<std::string_view> bearer_token(std::string_view header_value) {
-  constexpr std::string_view kPrefix = "Bearer ";
-  if (header_value.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
-  const auto token = header_value.substr(kPrefix.size());
+  // RFC 6750 2.1 and RFC 9110 11.1: "Bearer" (the scheme's name in any case), one or more spaces,
+  // the token.
+  constexpr std::string_view kScheme = "bearer";
+  if (header_value.size() <= kScheme.size() || header_value[kScheme.size()] != ' ') return std::nullopt;
+  for (std::size_t i = 0; i < kScheme.size(); ++i)
+    if ((header_value[i] | 0x20) != kScheme[i]) return std::nullopt;
+  auto token = header_value.substr(kScheme.size());
+  token.remove_prefix(std::min(token.find_first_not_of(' '), token.size()));
   // Visible ASCII only: a space, tab or control character means a malformed header.
   const bool visible = std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7f; });
   if (token.empty() || !visible) return std::nullopt;

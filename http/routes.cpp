@@ -60,10 +60,15 @@ void Api::Impl::handle(HttpRequest&& req, Respond respond) {
     metrics->observe("emporium_http_request_duration_seconds", "route=\"" + route + "\"", seconds);
     respond(std::move(res));
   };
+  // A HEAD is routed as its GET; the server writes the answer's head alone.
+  if (call.req.method == "HEAD") call.req.method = "GET";
   auto& p = call.path;
-  if (p.size() == 1 && p[0] == "healthz") return health(call);
-  if (p.size() == 1 && p[0] == "readyz") return ready(call);
-  if (p.size() == 1 && p[0] == "metrics") return scrape(call);
+  if (p.size() == 1 && (p[0] == "healthz" || p[0] == "readyz" || p[0] == "metrics")) {
+    if (call.req.method != "GET") return call.respond(wrong_method("GET, HEAD"));
+    if (p[0] == "healthz") return health(call);
+    if (p[0] == "readyz") return ready(call);
+    return scrape(call);
+  }
   if (!p.empty() && (p[0] == "v1" || p[0] == "admin")) return route_v1(call);
   call.respond(problem(404, "Not found", "no such endpoint"));
 }
@@ -141,29 +146,25 @@ void Api::Impl::route_v1(Call& call) {
     return;
   const auto& p = call.path;
   const auto& m = call.req.method;
-  auto wrong_method = [&](const char* allow) {
-    auto res = problem(405, "Method not allowed", "this endpoint allows " + std::string(allow));
-    res.headers.emplace_back("Allow", allow);
-    call.respond(std::move(res));
-  };
+  auto refuse = [&](const char* allow) { call.respond(wrong_method(allow)); };
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "inventory") {
-    if (p.size() == 2) return m == "GET" ? list_items(call) : wrong_method("GET");
+    if (p.size() == 2) return m == "GET" ? list_items(call) : refuse("GET, HEAD");
     if (p.size() == 3) {
       if (m == "GET") return get_item(call);
       if (m == "PUT") return put_item(call);
-      return wrong_method("GET, PUT");
+      return refuse("GET, HEAD, PUT");
     }
-    if (p.size() == 4 && p[3] == "adjust") return m == "POST" ? adjust_item(call) : wrong_method("POST");
+    if (p.size() == 4 && p[3] == "adjust") return m == "POST" ? adjust_item(call) : refuse("POST");
   }
   if (p.size() >= 2 && p[0] == "v1" && p[1] == "orders") {
     if (p.size() == 2) {
       if (m == "POST") return place_order(call);
       if (m == "GET") return list_orders(call);
-      return wrong_method("GET, POST");
+      return refuse("GET, HEAD, POST");
     }
-    if (p.size() == 3) return m == "GET" ? get_order(call) : wrong_method("GET");
+    if (p.size() == 3) return m == "GET" ? get_order(call) : refuse("GET, HEAD");
     if (p.size() == 4 && (p[3] == "cancel" || p[3] == "ship"))
-      return m == "POST" ? order_command(call, p[3] == "ship") : wrong_method("POST");
+      return m == "POST" ? order_command(call, p[3] == "ship") : refuse("POST");
   }
   if (!p.empty() && p[0] == "admin") return route_admin(call);
   call.respond(problem(404, "Not found", "no such endpoint"));

@@ -141,6 +141,27 @@ class InventoryTest(harness.NodeTestCase):
                 self.assertProblem(request(NODE, "GET", path, token=self.admin), 404)
                 self.assertProblem(request(NODE, "POST", path + "/passivate", token=self.admin), 404)
 
+    def test_passivate_of_a_stored_item_and_of_an_unknown_one(self):
+        sku = self.create_item(NODE, self.admin, on_hand=3)
+        path = "/admin/actors/inventory/%s/passivate" % sku
+        self.assertEqual(self.admin_stock(NODE, self.admin, sku), (3, 0, 3))  # active now
+        r = request(NODE, "POST", path, token=self.admin)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"type": "inventory", "id": sku, "passivated": True})
+        deadline = time.time() + 5
+        while request(NODE, "GET", "/admin/actors/inventory/" + sku, token=self.admin).json["active"]:
+            self.assertLess(time.time(), deadline, "the item did not stop")
+            time.sleep(0.05)
+        r = request(NODE, "POST", path, token=self.admin)  # stored, active nowhere
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json["passivated"], False)
+        # Never stored: 404, as its GET.
+        for path in ("/admin/actors/inventory/%s" % unique("nosuch"), "/admin/actors/order/ord_" + "0" * 26,
+                     "/admin/actors/payment/pay_" + "0" * 26):
+            with self.subTest(path=path):
+                self.assertProblem(request(NODE, "GET", path, token=self.admin), 404)
+                self.assertProblem(request(NODE, "POST", path + "/passivate", token=self.admin), 404)
+
     def test_list_returns_only_known(self):
         a = self.create_item(NODE, self.admin, on_hand=3)
         b = self.create_item(NODE, self.admin, on_hand=4)

@@ -207,9 +207,46 @@ class MalformedOrderTest(harness.NodeTestCase):
     def test_unknown_route_and_method_are_problems(self):
         r = request(NODE, "GET", "/v1/nothing-here", token=self.cust)
         self.assertProblem(r, 404)
-        # Contract is silent on methods: 405 is what HTTP says, 404 is tolerated; never HTML.
-        r = request(NODE, "DELETE", "/v1/orders", token=self.cust)
-        self.assertProblem(r, (404, 405))
+        # A method an endpoint does not take: 405 with the ones it does (RFC 9110), never HTML.
+        admin = NODE.token("admin-ops", "admin")
+        for method, path, tok, allow in (
+                ("DELETE", "/v1/orders", self.cust, "GET, HEAD, POST"),
+                ("PUT", "/v1/orders/ord_" + "0" * 26, self.cust, "GET, HEAD"),
+                ("GET", "/v1/orders/ord_%s/cancel" % ("0" * 26), self.cust, "POST"),
+                ("DELETE", "/v1/inventory/sku-1", self.cust, "GET, HEAD, PUT"),
+                ("POST", "/healthz", None, "GET, HEAD"),
+                ("PUT", "/readyz", None, "GET, HEAD"),
+                ("POST", "/metrics", None, "GET, HEAD"),
+                ("POST", "/admin/cluster", admin, "GET, HEAD"),
+                ("DELETE", "/admin/actors", admin, "GET, HEAD"),
+                ("DELETE", "/admin/actors/inventory/sku-1", admin, "GET, HEAD"),
+                ("GET", "/admin/actors/order/ord_%s/passivate" % ("0" * 26), admin, "POST")):
+            with self.subTest(method=method, path=path):
+                r = request(NODE, method, path, token=tok)
+                self.assertProblem(r, 405)
+                self.assertEqual(r.headers.get("allow"), allow)
+        # Method names are case-sensitive (RFC 9110 9.1).
+        self.assertProblem(request(NODE, "get", "/healthz"), 405)
+        # Unknown paths are counted under one route label, never under their text.
+        metrics = request(NODE, "GET", "/metrics").body.decode()
+        self.assertIn('route="GET /v1/other"', metrics)
+        self.assertNotIn("nothing-here", metrics)
+
+    def test_head_answers_as_get_without_a_body(self):
+        admin = NODE.token("admin-ops", "admin")
+        sku = self.create_item(NODE, admin, on_hand=3)
+        for path, tok in (("/v1/inventory/" + sku, self.cust), ("/v1/orders", self.cust),
+                          ("/healthz", None), ("/metrics", None), ("/admin/cluster", admin)):
+            with self.subTest(path=path):
+                got = request(NODE, "GET", path, token=tok)
+                self.assertStatus(got, 200)
+                head = request(NODE, "HEAD", path, token=tok)
+                self.assertStatus(head, 200)
+                self.assertEqual(head.body, b"")
+                self.assertEqual(head.headers.get("content-type"), got.headers.get("content-type"))
+        head = request(NODE, "HEAD", "/v1/inventory/no-such-" + sku, token=self.cust)
+        self.assertEqual((head.status, head.body), (404, b""))
+        self.assertEqual(request(NODE, "HEAD", "/v1/orders").status, 401)
 
 
 class BoundaryAcceptedTest(harness.NodeTestCase):
