@@ -112,6 +112,17 @@ inline std::string route_template(const std::vector<std::string>& path, const st
   return out;
 }
 
+// A request target in the absolute form: an http or https URI (the scheme in any case).
+inline bool absolute_form(std::string_view target) {
+  auto scheme_is = [target](std::string_view scheme) {
+    if (target.size() < scheme.size() + 3 || target.substr(scheme.size(), 3) != "://") return false;
+    for (std::size_t i = 0; i < scheme.size(); ++i)
+      if ((target[i] | 0x20) != scheme[i]) return false;
+    return true;
+  };
+  return scheme_is("http") || scheme_is("https");
+}
+
 // 405 for a method the endpoint does not take, with the ones it does (`Allow`).
 inline HttpResponse wrong_method(const char* allow) {
   auto res = problem(405, "Method not allowed", "this endpoint allows " + std::string(allow));

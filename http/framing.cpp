@@ -35,16 +35,33 @@ std::optional<std::string> framing_problem(const http::request<http::string_body
   }
   if (lengths > 1) return "more than one Content-Length";
   if (hosts > 1) return "more than one Host";
+  if (hosts == 0 && req.version() >= 11) return "a Host header is required (HTTP/1.1)";  // RFC 9112 3.2
   if (encodings > 1) return "more than one Transfer-Encoding";
   if (lengths && encodings) return "both Transfer-Encoding and Content-Length";
-  if (encodings && encoding != "chunked") return "Transfer-Encoding must be chunked";
+  // A coding's name is case-insensitive (RFC 9112 7), as Beast's parser takes it.
+  if (encodings && !boost::beast::iequals(encoding, "chunked")) return "Transfer-Encoding must be chunked";
   if (encodings && req.version() < 11) return "chunked encoding needs HTTP/1.1";
   return std::nullopt;
+}
+
+bool unsupported_version(std::string_view block) {
+  auto line = block.substr(0, block.find("\r\n"));
+  if (line.size() < 9) return false;
+  auto version = line.substr(line.size() - 8);  // "HTTP/" DIGIT "." DIGIT ends the request line
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (version.substr(0, 5) != "HTTP/" || !digit(version[5]) || version[6] != '.' || !digit(version[7]) ||
+      line[line.size() - 9] != ' ')
+    return false;  // not a version at all: the parser refuses it (400)
+  return version != "HTTP/1.0" && version != "HTTP/1.1";
 }
 
 std::optional<std::string> header_block_problem(std::string_view block) {
   if (block.find("\r\n ") != std::string_view::npos || block.find("\r\n\t") != std::string_view::npos)
     return "obsolete line folding in a header";
+  // A line ended by LF alone would never end the block (a CRLF on its own line does): refused at
+  // once rather than left to the header deadline.
+  for (auto at = block.find('\n'); at != std::string_view::npos; at = block.find('\n', at + 1))
+    if (at == 0 || block[at - 1] != '\r') return "a line of the request ends in LF without CR";
   return std::nullopt;
 }
 

@@ -14,14 +14,21 @@
 namespace emporium {
 
 // The reason the request's framing is refused (never quoting header values), or nullopt if it is
-// acceptable: at most one Content-Length, Transfer-Encoding and Host each, never CL and TE both, a
-// Transfer-Encoding of exactly `chunked`, and chunked only with HTTP/1.1 or later.
+// acceptable: at most one Content-Length, Transfer-Encoding and Host each (and a Host in
+// HTTP/1.1), never CL and TE both, a Transfer-Encoding of exactly `chunked` (in any case), and
+// chunked only with HTTP/1.1 or later.
 std::optional<std::string> framing_problem(
     const boost::beast::http::request<boost::beast::http::string_body>& req);
 
 // The same for the raw header block as received (request line and fields, up to the blank
-// line): obsolete line folding, which Beast 1.81 would silently unfold, is refused.
+// line), or for as much of it as has come: obsolete line folding, which Beast 1.81 would silently
+// unfold, and a line ended by LF alone are refused.
 std::optional<std::string> header_block_problem(std::string_view block);
+
+// Whether the request line of `block` (the header block as received, or its start) names a
+// well-formed HTTP version other than 1.0 and 1.1: answered 505, which Beast's parser would take
+// for malformed.
+bool unsupported_version(std::string_view block);
 
 // The answer's bytes as HTTP/1.1, written in one piece: the bytes Beast's serializer writes for a
 // response with `Server: emporium`, the content type, the answer's headers (a name given twice

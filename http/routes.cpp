@@ -46,6 +46,8 @@ void Api::handle(HttpRequest&& request, Respond respond) { impl_->handle(std::mo
 
 void Api::Impl::handle(HttpRequest&& req, Respond respond) {
   auto parsed = boost::urls::parse_origin_form(req.target);
+  // The absolute form (`http://host/path`) is taken too (RFC 9112 3.2.2), by its path and query.
+  if (!parsed && absolute_form(req.target)) parsed = boost::urls::parse_absolute_uri(req.target);
   if (!parsed) return respond(problem(400, "Bad request", "malformed request target"));
   Call call{{}, {}, {}, {}, {}};
   for (auto seg : parsed->segments()) call.path.push_back(std::string(seg));

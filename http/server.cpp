@@ -108,10 +108,21 @@ class Session : public std::enable_shared_from_this<Session> {
     auto limit = static_cast<std::size_t>(shared_->settings.header_limit_bytes);
     if (end != std::string_view::npos) {
       if (end + 4 > limit) return on_read(http::error::header_limit, 0);
-      if (auto why = header_block_problem(data.substr(0, end + 2))) return refuse(bad_framing(*why));
+      if (unsupported_version(data.substr(0, end + 2))) {
+        deadline_.cancel();
+        return refuse(problem(505, "HTTP version not supported", "this server speaks HTTP/1.0 and HTTP/1.1"));
+      }
+      if (auto why = header_block_problem(data.substr(0, end + 2))) {
+        deadline_.cancel();
+        return refuse(bad_framing(*why));
+      }
       return parse_header();
     }
     if (data.size() >= limit) return on_read(http::error::header_limit, 0);  // the block is longer
+    if (auto why = header_block_problem(data)) {  // what has come is refused already
+      deadline_.cancel();
+      return refuse(bad_framing(*why));
+    }
     stream_.async_read_some(buffer_.prepare(read_chunk()),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->on_read(ec, 0);
@@ -125,8 +136,26 @@ class Session : public std::enable_shared_from_this<Session> {
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
                               self->header_fields_ = field_count(self->parser_->get());
                               if (ec || self->parser_->is_done()) return self->on_read(ec, 0);
+                              if (self->expects_continue()) return self->send_continue();
                               self->read_body();
                             });
+  }
+
+  // A client that sent `Expect: 100-continue` waits for a 100 before it sends the body (RFC 9110
+  // 10.1.1); a request refused on its header alone (413, say) was answered before this.
+  bool expects_continue() const {
+    const auto& req = parser_->get();
+    auto it = req.find(http::field::expect);
+    return req.version() >= 11 && it != req.end() && beast::iequals(it->value(), "100-continue");
+  }
+
+  void send_continue() {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec) return self->on_read(ec, 0);
+                       self->read_body();
+                     });
   }
 
   static std::size_t field_count(const http::request<http::string_body>& req) {

@@ -81,12 +81,24 @@ class SlowClientTest(harness.NodeTestCase):
 class FramingTest(harness.NodeTestCase):
     """Each smuggling or framing shape: 400 problem+json, then the connection is closed."""
 
-    def refused_and_closed(self, raw, what):
+    def refused_and_closed(self, raw, what, status=400):
         s = socket.create_connection((NODE.host, NODE.port), timeout=10)
         s.sendall(raw)
-        data = read_all(s, 5)  # read_all returns at EOF: the server closed the connection
-        s.close()
-        self.assertTrue(data.startswith(b"HTTP/1.1 400"), "%s: %r" % (what, data[:120]))
+        s.settimeout(5)
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break  # the server closed the connection
+                data += chunk
+        except ConnectionResetError:
+            pass  # closed too, with the rest of what was sent unread
+        except socket.timeout:
+            self.fail("%s: the connection was not closed within 5 s (got %r)" % (what, data[:120]))
+        finally:
+            s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 %d" % status), "%s: %r" % (what, data[:120]))
         self.assertIn(b"application/problem+json", data, what)
         self.assertEqual(data.count(b"HTTP/1.1 "), 1, "%s: a second response means it kept reading" % what)
 
@@ -112,10 +124,46 @@ class FramingTest(harness.NodeTestCase):
             "Content-Length list": base + b"Content-Length: 2, 2\r\n\r\n{}" + follow,
             "Authorization only in a trailer": b"GET /v1/orders HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nAuthorization: Bearer x.y.z\r\n\r\n" + follow,
             "bad chunk size": base + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n" + follow,
+            "no Host in HTTP/1.1": b"GET /healthz HTTP/1.1\r\n\r\n" + follow,
+            # Refused at once, not at the header deadline (it would be a 408 then).
+            "lines ended by LF alone": b"GET /healthz HTTP/1.1\nHost: a\n\n",
+            "a bare LF among CRLF lines": b"GET /healthz HTTP/1.1\r\nHost: a\nX-A: b\r\n\r\n" + follow,
         }
         for what, raw in cases.items():
             with self.subTest(case=what):
                 self.refused_and_closed(raw, what)
+        self.refused_and_closed(b"GET /healthz HTTP/2.0\r\nHost: a\r\n\r\n", "HTTP/2.0 in a request line", 505)
+
+    def test_accepted_shapes(self):
+        """Framing HTTP/1.1 allows, answered: a coding's name in any case, the absolute form of the
+        target, HTTP/1.0 without a Host, and a 100 (Continue) for a client that waits for it."""
+        for what, raw in (
+                ("Transfer-Encoding: Chunked", b"GET /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n"),
+                ("absolute form", b"GET http://127.0.0.1/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+                ("absolute form, scheme in capitals", b"GET HTTP://127.0.0.1/healthz?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
+                ("HTTP/1.0 without a Host", b"GET /healthz HTTP/1.0\r\n\r\n")):
+            with self.subTest(case=what):
+                r = harness.raw_request(NODE, raw)
+                self.assertStatus(r, 200, what)
+        tok = NODE.token("cust-continue", "orders:write")
+        body = b"{}"
+        head = ("POST /v1/orders HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n"
+                "Connection: close\r\n\r\n" % (tok, len(body))).encode()
+        s = socket.create_connection((NODE.host, NODE.port), timeout=10)
+        try:
+            s.sendall(head)
+            first = b""
+            while b"\r\n\r\n" not in first:
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, "closed before a 100 (Continue)")
+                first += chunk
+            self.assertTrue(first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first[:100])
+            s.sendall(body)
+            rest = first[len(b"HTTP/1.1 100 Continue\r\n\r\n"):] + read_all(s, 10)
+            self.assertTrue(rest.startswith(b"HTTP/1.1 400"), rest[:200])  # the empty order, refused
+        finally:
+            s.close()
 
 
 class CommandLineTest(unittest.TestCase):

@@ -191,5 +191,49 @@ TEST(RenderResponse, AValueCannotStartAFieldOfItsOwn) {
   EXPECT_EQ(bytes.find("\r\nSet-Cookie"), std::string::npos) << bytes;
 }
 
+// --- framing ----------------------------------------------------------------------------------
+
+TEST(Framing, UnsupportedVersionIsTheRequestLinesWellFormedVersionOtherThan10And11) {
+  EXPECT_FALSE(unsupported_version("GET / HTTP/1.1\r\nHost: a\r\n"));
+  EXPECT_FALSE(unsupported_version("GET / HTTP/1.0\r\n"));
+  EXPECT_FALSE(unsupported_version("GET / HTTP/1.1"));  // as much as has come
+  EXPECT_TRUE(unsupported_version("GET / HTTP/2.0\r\nHost: a\r\n"));
+  EXPECT_TRUE(unsupported_version("GET / HTTP/0.9\r\n"));
+  EXPECT_TRUE(unsupported_version("GET /x HTTP/1.2\r\n"));
+  for (const char* malformed : {"GET / HTTP/11\r\n", "GET / http/2.0\r\n", "GET / HTTP/2.x\r\n",
+                                "GET /HTTP/2.0\r\n", "", "HTTP/2.0\r\n"})
+    EXPECT_FALSE(unsupported_version(malformed)) << malformed;  // the parser's 400
+}
+
+TEST(Framing, ALineEndedByLfAloneIsRefused) {
+  EXPECT_FALSE(header_block_problem("GET / HTTP/1.1\r\nHost: a\r\n"));
+  EXPECT_FALSE(header_block_problem("GET / HTTP/1.1\r"));  // its LF has yet to come
+  for (const char* bad : {"GET / HTTP/1.1\nHost: a\n", "GET / HTTP/1.1\r\nHost: a\nX: b\r\n", "\n",
+                          "GET / HTTP/1.1\r\nHost: a\r\n\n"}) {
+    auto why = header_block_problem(bad);
+    ASSERT_TRUE(why) << bad;
+    EXPECT_NE(why->find("LF"), std::string::npos);
+  }
+}
+
+namespace http = boost::beast::http;
+
+http::request<http::string_body> parsed(std::string_view raw) {
+  http::request_parser<http::string_body> parser;
+  boost::beast::error_code ec;
+  parser.put(net::buffer(raw.data(), raw.size()), ec);
+  EXPECT_FALSE(ec) << raw;
+  return parser.release();
+}
+
+TEST(Framing, HostIsRequiredInHttp11AndChunkedInAnyCase) {
+  EXPECT_FALSE(framing_problem(parsed("GET / HTTP/1.1\r\nHost: a\r\n\r\n")));
+  EXPECT_FALSE(framing_problem(parsed("GET / HTTP/1.0\r\n\r\n")));
+  EXPECT_TRUE(framing_problem(parsed("GET / HTTP/1.1\r\n\r\n")));
+  EXPECT_FALSE(framing_problem(parsed("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n")));
+  EXPECT_FALSE(framing_problem(parsed("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n")));
+  EXPECT_TRUE(framing_problem(parsed("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")));
+}
+
 }  // namespace
 }  // namespace emporium
