@@ -185,8 +185,8 @@ void Api::Impl::scrape(Call& call) {
           .then(
               [this, done, name = caf::to_string(type)](RegistryStats& s) {
                 metrics->set("emporium_active_actors{type=\"" + name + "\"}", double(s.active));
-                metrics->set("emporium_activations_total{type=\"" + name + "\"}", double(s.activations));
-                metrics->set("emporium_passivations_total{type=\"" + name + "\"}", double(s.passivations));
+                metrics->set_counter("emporium_activations_total{type=\"" + name + "\"}", double(s.activations));
+                metrics->set_counter("emporium_passivations_total{type=\"" + name + "\"}", double(s.passivations));
                 done();
               },
               [done](caf::error&) { done(); });
@@ -196,13 +196,13 @@ void Api::Impl::scrape(Call& call) {
             .then(
                 [this, done, label = "{database=\"" + std::string(name) + "\",connection=\"" + std::to_string(i) + "\"}"](
                     CommitStats& s) {
-                  metrics->set("emporium_commit_batches_total" + label, double(s.batches));
-                  metrics->set("emporium_commit_writes_total" + label, double(s.writes));
+                  metrics->set_counter("emporium_commit_batches_total" + label, double(s.batches));
+                  metrics->set_counter("emporium_commit_writes_total" + label, double(s.writes));
                   metrics->set("emporium_commit_batch_size_max" + label, double(s.batch_size_max_seen));
-                  metrics->set("emporium_version_conflicts_total" + label, double(s.conflicts));
-                  metrics->set("emporium_commit_seconds_total" + label, s.commit_seconds_total);
+                  metrics->set_counter("emporium_version_conflicts_total" + label, double(s.conflicts));
+                  metrics->set_counter("emporium_commit_seconds_total" + label, s.commit_seconds_total);
                   metrics->set("emporium_commit_seconds_max" + label, s.commit_seconds_max);
-                  metrics->set("emporium_commit_lingers_total" + label, double(s.lingers));
+                  metrics->set_counter("emporium_commit_lingers_total" + label, double(s.lingers));
                   done();
                 },
                 [done](caf::error&) { done(); });

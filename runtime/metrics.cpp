@@ -28,6 +28,11 @@ void Metrics::add(const std::string& key, double value) {
   counters_[key] += value;
 }
 
+void Metrics::set_counter(const std::string& key, double value) {
+  std::lock_guard lock(mutex_);
+  counters_[key] = value;
+}
+
 void Metrics::set(const std::string& key, double value) {
   std::lock_guard lock(mutex_);
   gauges_[key] = value;

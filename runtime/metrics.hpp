@@ -14,6 +14,9 @@ class Metrics {
  public:
   void add(const std::string& name_with_labels, double value = 1);
   void set(const std::string& name_with_labels, double value);  // gauge
+  // A counter kept elsewhere (a registry's activations, say), copied in at scrape time: typed
+  // `counter`, as its `_total` name says.
+  void set_counter(const std::string& name_with_labels, double value);
   void observe(const std::string& name, const std::string& labels, double seconds);  // histogram
   std::string render() const;
 

@@ -39,5 +39,22 @@ TEST(Metrics, LargeCountersAndFractionsKeepEveryDigit) {
   EXPECT_TRUE(has_line(text, "# TYPE emporium_things_total counter")) << text;
 }
 
+// A counter kept elsewhere and copied in at scrape time is typed counter; a level stays a gauge.
+TEST(Metrics, CountersCopiedInAreTypedCounter) {
+  Metrics m;
+  m.set_counter("emporium_commit_batches_total{db=\"orders\"}", 10);
+  m.set_counter("emporium_commit_batches_total{db=\"orders\"}", 12);  // copied again: replaced
+  m.set_counter("emporium_commit_batches_total{db=\"inventory\"}", 3);
+  m.set("emporium_commit_batch_size_max{db=\"orders\"}", 40);
+  auto text = m.render();
+  EXPECT_TRUE(has_line(text, "# TYPE emporium_commit_batches_total counter")) << text;
+  EXPECT_TRUE(has_line(text, "emporium_commit_batches_total{db=\"orders\"} 12")) << text;
+  EXPECT_TRUE(has_line(text, "emporium_commit_batches_total{db=\"inventory\"} 3")) << text;
+  EXPECT_TRUE(has_line(text, "# TYPE emporium_commit_batch_size_max gauge")) << text;
+  EXPECT_EQ(text.find("# TYPE emporium_commit_batches_total gauge"), std::string::npos) << text;
+  EXPECT_EQ(text.find("# TYPE emporium_commit_batches_total"), text.rfind("# TYPE emporium_commit_batches_total"))
+      << "one TYPE line per name: " << text;
+}
+
 }  // namespace
 }  // namespace emporium
