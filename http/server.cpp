@@ -45,7 +45,10 @@ struct Shared {
   ServerSettings settings;
   Handler handler;
   std::atomic<std::int64_t> connections{0};
-  std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::int64_t> in_flight{0};  // requests being handled (the load shedding's count)
+  // Connections with a request under way, from its first byte until its answer is written: what a
+  // stop drains, so that no request read is dropped unanswered, nor any answer cut off.
+  std::atomic<std::int64_t> busy{0};
   std::atomic<bool> stopping{false};
 };
 
@@ -64,7 +67,10 @@ class Session : public std::enable_shared_from_this<Session> {
         shared_(std::move(shared)) {
     shared_->connections += 1;
   }
-  ~Session() { shared_->connections -= 1; }
+  ~Session() {
+    set_busy(false);
+    shared_->connections -= 1;
+  }
 
   void start() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this()));
@@ -85,6 +91,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(shared_->settings.header_limit_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(shared_->settings.body_limit_bytes));
     if (buffer_.size() > 0) {
+      set_busy(true);
       arm_deadline(shared_->settings.header_timeout_ms);
       return read_header_bytes();
     }
@@ -92,6 +99,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.async_read_some(buffer_.prepare(read_chunk()),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->close();  // idle, closed or reset
+                              self->set_busy(true);
                               self->buffer_.commit(n);
                               self->arm_deadline(self->shared_->settings.header_timeout_ms);
                               self->read_header_bytes();
@@ -289,8 +297,15 @@ class Session : public std::enable_shared_from_this<Session> {
                      beast::bind_front_handler(&Session::on_write, shared_from_this()));
   }
 
+  void set_busy(bool busy) {
+    if (busy == busy_) return;
+    busy_ = busy;
+    shared_->busy += busy ? 1 : -1;
+  }
+
   void on_write(beast::error_code ec, std::size_t) {
     response_ = std::string();  // an idle connection keeps no answer
+    set_busy(false);
     if (ec) return close();
     if (close_after_write_) return linger_close();
     if (!keep_alive_) return close();
@@ -298,6 +313,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void close() {
+    set_busy(false);
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
@@ -341,6 +357,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Shared> shared_;
   bool keep_alive_ = true;
   bool close_after_write_ = false;
+  bool busy_ = false;         // counted in shared_->busy
   std::size_t lingered_ = 0;  // bytes dropped after a refusal
 };
 
@@ -435,7 +452,7 @@ void Server::stop(std::int64_t drain_ms) {
   impl_->shared->stopping = true;
   if (impl_->listener) impl_->listener->close();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(drain_ms);
-  while (impl_->shared->in_flight > 0 && std::chrono::steady_clock::now() < deadline)
+  while ((impl_->shared->busy > 0 || impl_->shared->in_flight > 0) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   impl_->work.clear();
   for (auto& ioc : impl_->iocs) ioc->stop();

@@ -32,7 +32,8 @@ class Server {
 
   // Binds and starts accepting on the server's threads; returns the bound port. Throws on failure.
   std::uint16_t start();
-  // Stops accepting, lets in-flight requests finish for up to `drain_ms`, then stops the threads.
+  // Stops accepting, lets the requests under way (from their first byte until their answer is
+  // written) finish for up to `drain_ms`, then stops the threads.
   void stop(std::int64_t drain_ms);
   std::int64_t in_flight() const;
 

@@ -63,8 +63,11 @@ def wait_for(predicate, timeout, step=0.1):
 class Load:
     """Threads placing orders (1-3 lines) and reading stock through the nodes that are up.
 
-    A request that never reached a server (refused, reset before any answer) was not accepted and is
-    tried at the next node; every HTTP answer counts."""
+    A request refused a connection never reached a server and is tried at the next node; every
+    HTTP answer counts. One whose connection ended without an answer (reset, closed) is tried at
+    the next node too; a placement carries an Idempotency-Key, so if that answer is a replay (or
+    the key is still in progress), the first node had taken the request and its answer was lost:
+    a failure (server_errors), as is any other error of the client."""
 
     def __init__(self, nodes, tokens, skus, threads=6, seed=1, cancel_share=0.0):
         self.nodes = nodes
@@ -92,15 +95,24 @@ class Load:
         for t in self.threads:
             t.join(60)
 
-    def send(self, rng, method, path, body, token):
+    def send(self, rng, method, path, body, token, key=None):
         order = list(self.nodes)
         rng.shuffle(order)
+        headers = {"Idempotency-Key": key} if key else None
+        cut_off = None  # the node whose connection ended without an answer
         for node in order:
             try:
-                return node, request(node, method, path, body, token=token, timeout=30)
-            except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected,
-                    BrokenPipeError):
+                r = request(node, method, path, body, token=token, timeout=30, headers=headers)
+            except ConnectionRefusedError:
                 continue
+            except (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError):
+                cut_off = node
+                continue
+            if cut_off is not None and key and (r.headers.get("idempotent-replayed") == "true" or r.status == 409):
+                with self.lock:
+                    self.server_errors.append((cut_off.port, "answer lost", "%s %s: %d at %d" % (
+                        method, path, r.status, node.port)))
+            return node, r
         return None, None
 
     def cancel(self, rng, order_id, token):
@@ -117,15 +129,24 @@ class Load:
                 self.server_errors.append((node.port, r.status, r.body[-400:]))
 
     def run(self, seed):
+        try:
+            self.run_load(seed)
+        except Exception as e:  # a worker that died would quietly send nothing more
+            with self.lock:
+                self.server_errors.append((None, "client error", repr(e)))
+
+    def run_load(self, seed):
         rng = random.Random(seed)
+        n = 0
         while not self.stop_flag.is_set():
+            n += 1
             token = rng.choice(self.tokens)
             if rng.random() < 0.3:
                 node, r = self.send(rng, "GET", "/v1/inventory/" + rng.choice(self.skus), None, token)
             else:
                 lines = rng.sample(self.skus, rng.randint(1, 3))
                 body = harness.order_body([(s, rng.randint(1, 2)) for s in lines])
-                node, r = self.send(rng, "POST", "/v1/orders", body, token)
+                node, r = self.send(rng, "POST", "/v1/orders", body, token, key="load-%d-%d" % (seed, n))
                 if r is not None and r.status == 201:
                     with self.lock:
                         self.created[r.json["id"]] = token

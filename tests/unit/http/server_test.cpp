@@ -1,5 +1,8 @@
 // The HTTP server's thread layout: each connection is served by one of the HTTP threads, given in
 // turn, so its requests never move between threads (and answers never wake another one).
+#include <sys/socket.h>
+
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <set>
@@ -170,6 +173,53 @@ TEST(Server, AHeadIsAnsweredWithoutABodyAndTheConnectionGoesOn) {
   EXPECT_NE(first.find("Content-Length: 17\r\n"), std::string::npos) << first;  // {"method":"HEAD"}
   EXPECT_EQ(first.substr(first.size() - 4), "\r\n\r\n") << first;           // fields only
   EXPECT_EQ(in.substr(in.size() - get_body.size()), get_body);
+}
+
+// A stop lets what is under way finish: an answer handed over but not yet written (a client slow
+// to read it), and a request whose bytes have come but not all of them. Neither is cut off.
+TEST(Server, AStopWaitsForAnAnswerBeingWrittenAndARequestBeingRead) {
+  ServerSettings settings;
+  settings.port = 0;
+  const std::string big(8 << 20, 'x');  // more than the sockets' buffers hold
+  Server server(settings, [&](HttpRequest&& req, Respond respond) {
+    respond(HttpResponse{200, "text/plain", {}, req.target == "/big" ? big : std::string("small")});
+  });
+  auto port = server.start();
+  net::io_context ioc;
+  tcp::socket slow_reader(ioc), slow_sender(ioc);
+  slow_reader.connect({net::ip::make_address("127.0.0.1"), port});
+  slow_sender.connect({net::ip::make_address("127.0.0.1"), port});
+  for (auto* socket : {&slow_reader, &slow_sender}) {  // a cut-off answer fails, never hangs
+    timeval five_seconds{5, 0};
+    ::setsockopt(socket->native_handle(), SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof five_seconds);
+  }
+  net::write(slow_reader, net::buffer(std::string("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")));
+  net::write(slow_sender, net::buffer(std::string("GET /small HTTP/1.1\r\nHo")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // both reached the server
+  std::thread stopper([&] { server.stop(10'000); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the stop is waiting by now
+  net::write(slow_sender, net::buffer(std::string("st: x\r\n\r\n")));
+  // Until the connection ends, or `body` ends what came (the server's idle connections stay
+  // open until the Server is destroyed).
+  auto read_answer = [](tcp::socket& socket, const std::string& body) {
+    std::string in;
+    std::vector<char> chunk(1 << 16);
+    while (in.size() < body.size() || in.compare(in.size() - body.size(), body.size(), body) != 0) {
+      auto n = ::recv(socket.native_handle(), chunk.data(), chunk.size(), 0);  // SO_RCVTIMEO applies
+      if (n <= 0) break;
+      in.append(chunk.data(), static_cast<std::size_t>(n));
+    }
+    return in;
+  };
+  auto small = read_answer(slow_sender, "small");
+  auto large = read_answer(slow_reader, big);
+  stopper.join();
+  EXPECT_EQ(small.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << small;
+  EXPECT_NE(small.find("Connection: close\r\n"), std::string::npos) << small;  // stopping: not kept
+  ASSERT_GT(small.size(), 5u);
+  EXPECT_EQ(small.substr(small.size() - 5), "small");
+  ASSERT_GT(large.size(), big.size()) << "the answer was cut off";
+  EXPECT_TRUE(large.compare(large.size() - big.size(), big.size(), big) == 0);
 }
 
 // Connection and Content-Length are the server's own: an answer's own are dropped.
