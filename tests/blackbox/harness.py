@@ -454,7 +454,12 @@ class Node:
         """Stops the node and removes its temp dir and databases (best effort)."""
         died = self.expect_running and not self.alive()
         rc = self.proc.returncode if (died and self.proc) else None
-        self.stop()
+        running = self.expect_running and not died
+        stopped = self.stop()
+        # A node that was serving must leave cleanly on SIGTERM (leave, drain, flush): a crash or
+        # a hang there fails its test too.
+        unclean = running and stopped != 0
+        tail = self.log_tail() if unclean else ""
         with Node._lock:
             if self in Node.live:
                 Node.live.remove(self)
@@ -469,6 +474,8 @@ class Node:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         if died:
             raise AssertionError("emporium had exited unexpectedly with %s" % rc)
+        if unclean:
+            raise AssertionError("emporium exited with %s on SIGTERM; log tail:\n%s" % (stopped, tail))
 
     def log_text(self):
         try:

@@ -118,16 +118,18 @@ class PciTest(harness.NodeTestCase):
         bad = harness.order_body([(sku, 0)], card=MASTERCARD, cvc="9876")
         self.assertStatus(self.call("POST", "/v1/orders", bad, token=cust), 400)
 
+        # Each view scanned must have answered: a 404 or a 503 would scan nothing.
         for oid in order_ids:
-            self.call("GET", "/v1/orders/" + oid, token=cust)
-            self.call("GET", "/admin/actors/order/" + oid, token=admin)
+            self.assertStatus(self.call("GET", "/v1/orders/" + oid, token=cust), 200)
+            self.assertStatus(self.call("GET", "/admin/actors/order/" + oid, token=admin), 200)
+        self.assertTrue(payment_ids)
         for pid in payment_ids:
-            self.call("GET", "/admin/actors/payment/" + pid, token=admin)
-        self.call("GET", "/v1/orders?limit=100", token=cust)
-        self.call("GET", "/admin/actors?type=payment&limit=100", token=admin)
-        self.call("GET", "/admin/actors?type=order&limit=100", token=admin)
-        self.call("GET", "/admin/cluster", token=admin)
-        self.call("GET", "/admin", token=admin)
+            self.assertStatus(self.call("GET", "/admin/actors/payment/" + pid, token=admin), 200)
+        self.assertStatus(self.call("GET", "/v1/orders?limit=100", token=cust), 200)
+        self.assertStatus(self.call("GET", "/admin/actors?type=payment&limit=100", token=admin), 200)
+        self.assertStatus(self.call("GET", "/admin/actors?type=order&limit=100", token=admin), 200)
+        self.assertStatus(self.call("GET", "/admin/cluster", token=admin), 200)
+        self.assertStatus(self.call("GET", "/admin", token=admin), 200)
         self.assertStatus(self.call("GET", "/metrics"), 200)
 
         problems = []

@@ -944,7 +944,7 @@ class PersistenceActor : public Persistence {
   CommitStats stats(const caf::actor& db) {
     caf::scoped_actor self{*system_};
     CommitStats out;
-    self->request(db, std::chrono::seconds(5), stats_atom::value).receive([&](CommitStats& s) { out = s; }, [](caf::error&) {});
+    self->request(db, std::chrono::seconds(5), stats_atom::value).receive([&](CommitStats& s) { out = s; }, [](caf::error& e) { ADD_FAILURE() << "stats or passivate: " << caf::to_string(e); });
     return out;
   }
 

@@ -540,7 +540,7 @@ class IdleActors : public NodeFixture {
     caf::scoped_actor self{*system_};
     RegistryStats out;
     self->request(node_.registries.at(type), std::chrono::seconds(5), stats_atom::value)
-        .receive([&](RegistryStats& s) { out = s; }, [](caf::error&) {});
+        .receive([&](RegistryStats& s) { out = s; }, [](caf::error& e) { ADD_FAILURE() << "stats or passivate: " << caf::to_string(e); });
     return out;
   }
 };

@@ -142,7 +142,7 @@ class NodeFixture : public ::testing::Test {
     caf::scoped_actor self{*system_};
     bool out = false;
     self->request(node_.registries.at(type), std::chrono::seconds(5), passivate_atom::value, id)
-        .receive([&](bool was) { out = was; }, [&](caf::error&) {});
+        .receive([&](bool was) { out = was; }, [](caf::error& e) { ADD_FAILURE() << "stats or passivate: " << caf::to_string(e); });
     return out;
   }
 
@@ -151,7 +151,7 @@ class NodeFixture : public ::testing::Test {
     caf::scoped_actor self{*system_};
     RegistryStats stats;
     self->request(node_.registries.at(type), std::chrono::seconds(5), stats_atom::value)
-        .receive([&](RegistryStats& s) { stats = s; }, [](caf::error&) {});
+        .receive([&](RegistryStats& s) { stats = s; }, [](caf::error& e) { ADD_FAILURE() << "stats or passivate: " << caf::to_string(e); });
     return stats.alive;
   }
   // Waits (up to 5 s) until none of `type` is alive; whether that came.

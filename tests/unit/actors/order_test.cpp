@@ -604,23 +604,6 @@ TEST_F(OrderActor, CancelConfirmedRefundsAndReleasesAndIsIdempotent) {
   EXPECT_EQ(provider_->refunds, 1);
 }
 
-TEST_F(OrderActor, CancelWhileReservedAndChargingEndsCancelled) {
-  config_.payment.retry_backoff_ms = 1;
-  put_item("mug", 10);
-  provider_->transient_left = 3;  // the charge takes three retries: the cancel lands meanwhile
-  auto placing = std::async(std::launch::async, [&] { return place("ord_r", {{"mug", 2, 0}}, "4000000000000119"); });
-  auto cancelled = cancel_when("ord_r", "reserved", 200, std::chrono::milliseconds(1));
-  auto placed = placing.get();
-  ASSERT_TRUE(placed.value);
-  if (cancelled.value) {  // the cancel reached the order while it was reserved
-    EXPECT_EQ(cancelled.value->status, "cancelled");
-    EXPECT_EQ(placed.value->status, "cancelled");
-    expect_stock("mug", 10, 0);
-  } else {
-    GTEST_SKIP() << "the placement finished before the cancel could land";
-  }
-}
-
 class OrderActorSlowCharge : public OrderActor {
  protected:
   void configure(Config& c) override {

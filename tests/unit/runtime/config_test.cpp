@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -100,8 +101,8 @@ TEST_F(ConfigTest, ExplicitAdvertiseIsKept) {
 
 // The documented file must list the built-in defaults, or the documentation would lie.
 TEST_F(ConfigTest, DocumentedDefaultFileMatchesBuiltInDefaults) {
-  const fs::path documented = fs::path(__FILE__).parent_path() / "../../../config/emporium.toml";
-  if (!fs::exists(documented)) GTEST_SKIP() << "not found from here: " << documented;
+  const fs::path documented = fs::path(EMPORIUM_SOURCE_DIR) / "config" / "emporium.toml";
+  ASSERT_TRUE(fs::exists(documented)) << documented;
   ConfigSources sources;
   sources.file = documented.string();
   EXPECT_TRUE(load_config(sources) == load_config({}));
@@ -307,6 +308,26 @@ const std::vector<KeySample>& every_key() {
        [](const Config& c) { return c.actors.unknown_sku_ttl_ms == 250; }},
       {"idempotency.ttl_s", "EMPORIUM_IDEMPOTENCY_TTL_S", "172800",
        [](const Config& c) { return c.idempotency.ttl_s == 172800; }},
+      {"cluster.heartbeat_interval_ms", "EMPORIUM_CLUSTER_HEARTBEAT_INTERVAL_MS", "500",
+       [](const Config& c) { return c.cluster.heartbeat_interval_ms == 500; }},
+      {"cluster.failure_timeout_ms", "EMPORIUM_CLUSTER_FAILURE_TIMEOUT_MS", "5000",
+       [](const Config& c) { return c.cluster.failure_timeout_ms == 5000; }},
+      {"cluster.connect_timeout_ms", "EMPORIUM_CLUSTER_CONNECT_TIMEOUT_MS", "3000",
+       [](const Config& c) { return c.cluster.connect_timeout_ms == 3000; }},
+      {"cluster.batch_max", "EMPORIUM_CLUSTER_BATCH_MAX", "7",
+       [](const Config& c) { return c.cluster.batch_max == 7; }},
+      {"cluster.calls_pending_max", "EMPORIUM_CLUSTER_CALLS_PENDING_MAX", "9",
+       [](const Config& c) { return c.cluster.calls_pending_max == 9; }},
+      {"cluster.call_timeout_ms", "EMPORIUM_CLUSTER_CALL_TIMEOUT_MS", "1234",
+       [](const Config& c) { return c.cluster.call_timeout_ms == 1234; }},
+      {"cluster.sweep_grace_ms", "EMPORIUM_CLUSTER_SWEEP_GRACE_MS", "4321",
+       [](const Config& c) { return c.cluster.sweep_grace_ms == 4321; }},
+      {"orders.step_timeout_ms", "EMPORIUM_ORDERS_STEP_TIMEOUT_MS", "60000",
+       [](const Config& c) { return c.orders.step_timeout_ms == 60000; }},
+      {"orders.recovery_interval_ms", "EMPORIUM_ORDERS_RECOVERY_INTERVAL_MS", "777",
+       [](const Config& c) { return c.orders.recovery_interval_ms == 777; }},
+      {"orders.recovery_batch_max", "EMPORIUM_ORDERS_RECOVERY_BATCH_MAX", "55",
+       [](const Config& c) { return c.orders.recovery_batch_max == 55; }},
   };
   return samples;
 }
@@ -334,6 +355,47 @@ TEST_F(ConfigTest, EveryKeyCanBeSetWithSet) {
     sources.overrides = {sample.key + "=" + sample.value};
     EXPECT_TRUE(sample.is_set(load_config(sources)));
   }
+}
+
+// The TLS files are set together, and must exist: one sample for the three.
+TEST_F(ConfigTest, TheTlsKeysCanBeSetFromTheirVariablesAndWithSet) {
+  const std::string file = EMPORIUM_SOURCE_DIR "/README.md";  // any file that exists
+  auto is_set = [&](const Config& c) {
+    return c.cluster.tls_certificate == file && c.cluster.tls_key == file && c.cluster.tls_ca_file == file;
+  };
+  auto environment = kCompatibleBase;
+  for (const char* variable : {"EMPORIUM_CLUSTER_TLS_CERTIFICATE", "EMPORIUM_CLUSTER_TLS_KEY",
+                               "EMPORIUM_CLUSTER_TLS_CA_FILE"})
+    environment[variable] = file;
+  EXPECT_TRUE(is_set(load_config(with_env(environment))));
+  ConfigSources sources = with_env(kCompatibleBase);
+  sources.overrides = {"cluster.tls_certificate=" + file, "cluster.tls_key=" + file, "cluster.tls_ca_file=" + file};
+  EXPECT_TRUE(is_set(load_config(sources)));
+}
+
+// Every key the documented file lists (set, or commented out as `# key = ...`) has a sample above,
+// so a key added to the file and the loader without one fails here.
+TEST_F(ConfigTest, EveryDocumentedKeyHasASample) {
+  std::ifstream in(fs::path(EMPORIUM_SOURCE_DIR) / "config" / "emporium.toml");
+  ASSERT_TRUE(in) << "config/emporium.toml";
+  std::set<std::string> sampled = {"cluster.tls_certificate", "cluster.tls_key", "cluster.tls_ca_file"};
+  for (const auto& sample : every_key()) sampled.insert(sample.key);
+  std::string line, section;
+  int documented = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("[", 0) == 0) {
+      section = line.substr(1, line.find(']') - 1);
+      continue;
+    }
+    auto text = line.rfind("# ", 0) == 0 ? line.substr(2) : line;
+    auto eq = text.find(" = ");
+    if (section.empty() || eq == std::string::npos || eq == 0 ||
+        text.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != eq)
+      continue;
+    ++documented;
+    EXPECT_TRUE(sampled.count(section + "." + text.substr(0, eq))) << section << "." << text.substr(0, eq);
+  }
+  EXPECT_EQ(documented, static_cast<int>(sampled.size()));
 }
 
 TEST_F(ConfigTest, UnrelatedEmporiumVariablesAreIgnored) {

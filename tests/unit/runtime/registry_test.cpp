@@ -119,7 +119,7 @@ TEST_F(Registry, AClosedRegistryRefusesEveryCall) {
   }
   RegistryStats st;
   self->request(registry_, 5s, stats_atom::value)
-      .receive([&](RegistryStats& s) { st = s; }, [](caf::error&) {});
+      .receive([&](RegistryStats& s) { st = s; }, [](caf::error& e) { ADD_FAILURE() << "stats or passivate: " << caf::to_string(e); });
   EXPECT_EQ(st.activations, 1);
 }
 
@@ -198,7 +198,7 @@ TEST_F(Registry, FinishedEntitiesPassivatedEarlyLeaveTheQueue) {
   caf::scoped_actor self{*system_};
   auto stats = [&] {
     RegistryStats out;
-    self->request(registry_, 5s, stats_atom::value).receive([&](RegistryStats& s) { out = s; }, [](caf::error&) {});
+    self->request(registry_, 5s, stats_atom::value).receive([&](RegistryStats& s) { out = s; }, [](caf::error& e) { ADD_FAILURE() << "stats or passivate: " << caf::to_string(e); });
     return out;
   };
   EXPECT_EQ(stats().finished_queued, 200);
@@ -289,7 +289,7 @@ class RegistryHold : public Registry {
   RegistryStats stats() {
     caf::scoped_actor self{*system_};
     RegistryStats out;
-    self->request(registry_, 5s, stats_atom::value).receive([&](RegistryStats& s) { out = s; }, [](caf::error&) {});
+    self->request(registry_, 5s, stats_atom::value).receive([&](RegistryStats& s) { out = s; }, [](caf::error& e) { ADD_FAILURE() << "stats or passivate: " << caf::to_string(e); });
     return out;
   }
   caf::actor first_activation() {
