@@ -149,7 +149,13 @@ class IdempotencyTest(harness.NodeTestCase):
         self.assertFalse(self.replayed(b), "another customer's key must not replay")
         self.assertNotEqual(a.json["id"], b.json["id"])
         self.assertEqual(b.json["customer_id"], bob_id)
-        # and bob's different body under the same key is his own business: 422 only vs his own
+        # A different body under the key is 422 against each one's own first request.
+        other = json.dumps(harness.order_body([(sku, 2)])).encode()
+        self.assertProblem(self.post(bob, other, key), 422)
+        self.assertProblem(self.post(self.cust, other, key), 422)
+        replay = self.post(bob, body, key)
+        self.assertTrue(self.replayed(replay))
+        self.assertEqual(replay.json["id"], b.json["id"])
         self.assertEqual(self.admin_stock(NODE, self.admin, sku), (10, 2, 8))
 
     def test_in_flight_409_then_replay(self):

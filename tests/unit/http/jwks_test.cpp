@@ -408,6 +408,8 @@ TEST_F(JwksTest, UnfitKeysInTheFileAreIgnored) {
   for (const char* kid : {"enc", "es-alg", "ps-alg"})
     expect_rejected(v, signed_token(other_rsa_.get(), header_for("RS256", kid)));
   expect_rejected(v, signed_token(other_ec_.get(), header_for("ES256", "off-curve")));
+  expect_rejected(v, signed_token(p384.get(), header_for("ES256", "p384")));  // not P-256
+  expect_rejected(v, signed_token(other_ec_.get(), header_for("ES256", "")));  // the key without a kid
 }
 
 TEST_F(JwksTest, CheckJwksFileNamesTheProblem) {
