@@ -641,6 +641,11 @@ Verified TokenVerifier::verify(std::string_view token, std::int64_t now_s) const
   return verified;
 }
 
+std::size_t TokenVerifier::cached_tokens() const {
+  const std::lock_guard lock(cache_mutex_);
+  return cache_ ? cache_->size() : 0;
+}
+
 std::optional<std::string_view> bearer_token(std::string_view header_value) {
   // RFC 6750 2.1 and RFC 9110 11.1: "Bearer" (the scheme's name in any case), one or more spaces,
   // the token.

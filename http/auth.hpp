@@ -48,6 +48,9 @@ class TokenVerifier {
   explicit TokenVerifier(VerifierSettings settings);
   ~TokenVerifier();
   Verified verify(std::string_view token, std::int64_t now_s) const;
+  // Tokens remembered as verified (at most kCacheMax).
+  std::size_t cached_tokens() const;
+  static constexpr std::size_t kCacheMax = 4096;
 
  private:
   struct FileStamp {
@@ -63,7 +66,6 @@ class TokenVerifier {
   // request, and the time checks (exp, nbf, iat) are run again on each. An entry counts only with
   // the key set it was verified with. Bounded: cleared when it reaches kCacheMax.
   struct CacheEntry;
-  static constexpr std::size_t kCacheMax = 4096;
   mutable std::mutex cache_mutex_;
   mutable std::unique_ptr<std::unordered_map<std::string, CacheEntry>> cache_;
   mutable std::mutex jwks_mutex_;  // guards the three members below, not the key sets themselves

@@ -485,7 +485,9 @@ TEST(AuthCache, ARememberedTokenStillExpires) {
   const TokenVerifier v(settings());
   const auto token = sign_hs256(kSecret, kIssuer, kAudience, "c", "orders:read", 60, kNow);
   ASSERT_TRUE(v.verify(token, kNow));
+  ASSERT_EQ(v.cached_tokens(), 1u);
   ASSERT_TRUE(v.verify(token, kNow + 1));  // from the cache
+  ASSERT_EQ(v.cached_tokens(), 1u);
   EXPECT_TRUE(v.verify(token, kNow + 59));
   const auto late = v.verify(token, kNow + 60);  // at its exp: the leeway is not for exp
   EXPECT_FALSE(late);
@@ -499,8 +501,14 @@ TEST(AuthCache, OnlyVerifiedTokensAreRememberedAndTheCacheIsBounded) {
   forged.back() = forged.back() == 'A' ? 'B' : 'A';
   EXPECT_FALSE(v.verify(forged, kNow));
   EXPECT_FALSE(v.verify(forged, kNow));  // a failure is never cached as a success
-  for (int i = 0; i < 5000; ++i)  // past the bound: the cache is cleared, answers stay right
+  EXPECT_EQ(v.cached_tokens(), 0u);
+  std::size_t most = 0;
+  for (int i = 0; i < 5000; ++i) {  // past the bound: the cache is cleared, answers stay right
     ASSERT_TRUE(v.verify(sign_hs256(kSecret, kIssuer, kAudience, "c" + std::to_string(i), "", 600, kNow), kNow));
+    most = std::max(most, v.cached_tokens());
+  }
+  EXPECT_EQ(most, TokenVerifier::kCacheMax);
+  EXPECT_LT(v.cached_tokens(), 5000u - TokenVerifier::kCacheMax + 1);
   EXPECT_TRUE(v.verify(good, kNow));
   EXPECT_FALSE(v.verify(forged, kNow));
 }
