@@ -104,9 +104,13 @@ class DurabilityTest(harness.NodeTestCase):
         deadline = time.time() + 30
         while len(recorded) < answered_before_burst + 5 and time.time() < deadline:
             time.sleep(0.005)
+        self.assertGreaterEqual(len(recorded), answered_before_burst + 5, "the burst got no answers")
         node.kill9()
         for t in burst_threads:
             t.join(60)
+        # Not every answer came: the kill met requests still in flight (else the crash came after
+        # the burst and tested nothing of it). Recorded, not asserted: the node may be that fast.
+        print("\nkill: %d of 15 burst requests answered" % (len(recorded) - answered_before_burst))
 
         # 5. restart on the same data
         node.restart()
