@@ -1,5 +1,7 @@
 // Operators' endpoints under /admin (admin scope): the cluster view, the active actors, one
 // actor's state (live when active, stored otherwise) and passivation, and an HTML dashboard.
+#include <algorithm>
+
 #include <boost/json.hpp>
 
 #include "actors/inventory.hpp"
@@ -334,25 +336,29 @@ void Api::Impl::admin_actor(Call& call, caf::atom_value type, const std::string&
                                                               {"active", active},
                                                               {"state", std::move(state)}})));
     };
-    auto stored = [this, self, type, id, answer, respond] {
+    // Not active anywhere: as stored, with the node that would activate it (the same answer from
+    // every node, not the one asked).
+    auto stored = [this, self, type, id, answer, respond](std::string owner) {
       read_stored(
           self, *ctx, type, id,
-          [this, answer, respond](std::optional<json::value> state) {
+          [answer, respond, owner](std::optional<json::value> state) {
             if (!state) return respond(problem(404, "Not found", "no such actor"));
-            answer(false, settings.node_name, std::move(*state));
+            answer(false, owner, std::move(*state));
           },
           [this, respond](caf::error& err) { respond(failure(err)); });
     };
     // Live where it is active (at most one node, its owner), else as stored.
     each_node(self, [this, self, type, id, answer, stored](std::vector<std::string> nodes) {
+      std::sort(nodes.begin(), nodes.end());
+      auto owner = nodes[rendezvous_owner(nodes, type, id)];
       auto left = std::make_shared<size_t>(nodes.size());
       auto found = std::make_shared<std::optional<EntityView>>();
-      auto step = [left, found, answer, stored] {
+      auto step = [left, found, answer, stored, owner] {
         if (--*left > 0) return;
-        if (!*found) return stored();
+        if (!*found) return stored(owner);
         boost::system::error_code ec;
         auto state = json::parse((*found)->state_json, ec);
-        if (ec) return stored();
+        if (ec) return stored(owner);
         answer(true, (*found)->node, std::move(state));
       };
       for (const auto& node : nodes)

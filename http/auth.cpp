@@ -403,7 +403,8 @@ bool audience_matches(const json::value* aud, std::string_view audience) {
 }
 
 // A NumericDate (RFC 7519: seconds since the epoch, not necessarily whole), as whole seconds
-// rounded up (`up`) or down; none for anything else.
+// rounded up (`up`) or down; none for anything else. (`now` is whole seconds, rounded down: an
+// exp rounded down is then never taken past it.)
 std::optional<std::int64_t> as_seconds(const json::value& v, bool up) {
   if (!v.is_double()) return as_integer(v);
   const double d = v.get_double();
@@ -452,7 +453,7 @@ Verified check_claims(const json::object& payload, const VerifierSettings& s, st
   // API.md: `exp` in the future (no leeway: a token is never taken past its expiry), `nbf` and
   // `iat` not in the future, with the leeway for an issuer whose clock is ahead.
   const auto* exp_v = payload.if_contains("exp");
-  const auto exp = exp_v ? as_seconds(*exp_v, true) : std::nullopt;
+  const auto exp = exp_v ? as_seconds(*exp_v, false) : std::nullopt;  // down: never past it
   if (!exp) return fail("missing or bad exp");
   if (*exp <= now) return fail("token expired");
   const auto future_limit = sat_add(now, std::max<std::int64_t>(0, s.leeway_s));

@@ -38,8 +38,9 @@ std::optional<std::string> framing_problem(const http::request<http::string_body
   if (hosts == 0 && req.version() >= 11) return "a Host header is required (HTTP/1.1)";  // RFC 9112 3.2
   if (encodings > 1) return "more than one Transfer-Encoding";
   if (lengths && encodings) return "both Transfer-Encoding and Content-Length";
-  // A coding's name is case-insensitive (RFC 9112 7), as Beast's parser takes it.
-  if (encodings && !boost::beast::iequals(encoding, "chunked")) return "Transfer-Encoding must be chunked";
+  // Exactly `chunked` (DESIGN.md): a proxy in front that compares coding names as sent must not
+  // frame the body otherwise than this node.
+  if (encodings && encoding != "chunked") return "Transfer-Encoding must be chunked";
   if (encodings && req.version() < 11) return "chunked encoding needs HTTP/1.1";
   return std::nullopt;
 }

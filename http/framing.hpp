@@ -15,8 +15,8 @@ namespace emporium {
 
 // The reason the request's framing is refused (never quoting header values), or nullopt if it is
 // acceptable: at most one Content-Length, Transfer-Encoding and Host each (and a Host in
-// HTTP/1.1), never CL and TE both, a Transfer-Encoding of exactly `chunked` (in any case), and
-// chunked only with HTTP/1.1 or later.
+// HTTP/1.1), never CL and TE both, a Transfer-Encoding of exactly `chunked`, and chunked only
+// with HTTP/1.1 or later.
 std::optional<std::string> framing_problem(
     const boost::beast::http::request<boost::beast::http::string_body>& req);
 

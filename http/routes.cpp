@@ -47,7 +47,12 @@ void Api::handle(HttpRequest&& request, Respond respond) { impl_->handle(std::mo
 void Api::Impl::handle(HttpRequest&& req, Respond respond) {
   auto parsed = boost::urls::parse_origin_form(req.target);
   // The absolute form (`http://host/path`) is taken too (RFC 9112 3.2.2), by its path and query.
-  if (!parsed && absolute_form(req.target)) parsed = boost::urls::parse_absolute_uri(req.target);
+  if (!parsed && absolute_form(req.target)) {
+    auto absolute = boost::urls::parse_absolute_uri(req.target);
+    // With a host and without userinfo (RFC 9110 4.2.1 and 4.2.4).
+    if (absolute && absolute->has_authority() && !absolute->encoded_host().empty() && !absolute->has_userinfo())
+      parsed = absolute;
+  }
   if (!parsed) return respond(problem(400, "Bad request", "malformed request target"));
   Call call{{}, {}, {}, {}, {}};
   for (auto seg : parsed->segments()) call.path.push_back(std::string(seg));
@@ -391,15 +396,20 @@ void Api::Impl::place_order(Call& call) {
       return call.respond(problem(400, "Bad request", "Idempotency-Key must be 1 to 255 visible ASCII characters"));
     key = *k;
   }
-  // An invalid request is answered 400 before its key is claimed: nothing is recorded, so the
-  // corrected request may use the same key.
+  // An invalid request records nothing, not even its key, so the corrected request may use the
+  // key (API.md: "Invalid body: 400, nothing recorded").
   auto [year, month] = utc_year_month();
   auto decoded = decode_place_order(call.req.body, {settings.items_max, settings.quantity_max}, year, month);
-  if (!decoded.ok())
-    return call.respond(problem(400, "Bad request", decoded.detail.empty() ? "invalid order" : decoded.detail,
-                                decoded.errors));
-  auto input = std::make_shared<PlaceOrderInput>(std::move(*decoded.value));
-  if (key.empty()) return place_order_now(call, input, "", "", new_id("ord_", ctx->clock->now_ms()));
+  std::shared_ptr<PlaceOrderInput> input;  // none: invalid (now)
+  std::optional<HttpResponse> invalid;
+  if (decoded.ok())
+    input = std::make_shared<PlaceOrderInput>(std::move(*decoded.value));
+  else
+    invalid = problem(400, "Bad request", decoded.detail.empty() ? "invalid order" : decoded.detail, decoded.errors);
+  if (key.empty()) {
+    if (invalid) return call.respond(std::move(*invalid));
+    return place_order_now(call, input, "", "", new_id("ord_", ctx->clock->now_ms()));
+  }
   auto customer = call.who.claims.sub;
   auto in_progress = [] { return problem(409, "Conflict", "a request with this Idempotency-Key is still in progress"); };
   {
@@ -415,22 +425,28 @@ void Api::Impl::place_order(Call& call) {
     release();
     inner(std::move(res));
   };
-  // The key is claimed, with the id of the order it will place, before anything else: the same
-  // key sent meanwhile to any node finds the claim, and so does a retry after a crash.
+  // A valid request's key is claimed, with the id of the order it will place, before anything
+  // else: the same key sent meanwhile to any node finds the claim, and so does a retry after a
+  // crash. An invalid one's key is only looked up: a key used before answers as it did, since the
+  // same request may have been valid then (a card expired since, a limit lowered).
   auto now = ctx->clock->now_ms();
   IdempotencyRecord claim{customer, key, hash, 0, "", now, "", new_id("ord_", now)};
   auto found = std::make_shared<std::optional<IdempotencyRecord>>();
   auto shared_call = std::make_shared<Call>(std::move(call));
-  gateway.run([this, shared_call, input, found, claim, in_progress](caf::event_based_actor* self) {
+  gateway.run([this, shared_call, input, invalid, found, claim, in_progress](caf::event_based_actor* self) {
     self->request(ctx->orders_db, timeout(),
-                  db_write{[found, claim](soci::session& s) {
-                    *found = claim_idempotency(s, claim);
+                  db_write{[found, claim, look_only = !input](soci::session& s) {
+                    *found = look_only ? load_idempotency(s, claim.customer_id, claim.key)
+                                       : claim_idempotency(s, claim);
                     return true;
                   }})
         .then(
-            [this, shared_call, input, found, claim, in_progress](bool) {
+            [this, shared_call, input, invalid, found, claim, in_progress](bool) {
               auto& call = *shared_call;
-              if (!*found) return place_order_now(call, input, claim.key, claim.request_hash, claim.order_id);
+              if (!*found) {
+                if (invalid) return call.respond(*invalid);
+                return place_order_now(call, input, claim.key, claim.request_hash, claim.order_id);
+              }
               const auto& first = **found;
               // (A key stored before the card-free digest has a digest of the whole body.)
               if (first.request_hash != claim.request_hash && first.request_hash != sha256_hex(call.req.body))
@@ -518,8 +534,15 @@ void Api::Impl::place_order_now(Call& call, std::shared_ptr<PlaceOrderInput> inp
       self->request(ctx->orders_db_for(id), timeout(), db_read{[stored, id](soci::session& s) { *stored = load_order(s, id); }})
           .then(
               [this, self, id, finish, rest, input, key, hash, stored](bool) {
-                if (!*stored) return place_order_now(*rest, input, key, hash, id);
-                input->card.wipe();
+                if (!*stored) {
+                  // Never stored: placed now, under the claimed id, if the request is valid now.
+                  if (input) return place_order_now(*rest, input, key, hash, id);
+                  auto [year, month] = utc_year_month();
+                  auto decoded = decode_place_order(rest->req.body, {settings.items_max, settings.quantity_max}, year, month);
+                  return rest->respond(problem(400, "Bad request", decoded.detail.empty() ? "invalid order" : decoded.detail,
+                                               decoded.errors));
+                }
+                if (input) input->card.wipe();
                 auto status = status_for(**stored);
                 if (status == 202)  // unfinished: the sweep would finish it; now is sooner
                   ask(self, order_type, id, recover_atom::value).then([](OrderRecord&) {}, [](caf::error&) {});

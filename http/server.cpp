@@ -117,18 +117,18 @@ class Session : public std::enable_shared_from_this<Session> {
     if (end != std::string_view::npos) {
       if (end + 4 > limit) return on_read(http::error::header_limit, 0);
       if (unsupported_version(data.substr(0, end + 2))) {
-        deadline_.cancel();
+        disarm_deadline();
         return refuse(problem(505, "HTTP version not supported", "this server speaks HTTP/1.0 and HTTP/1.1"));
       }
       if (auto why = header_block_problem(data.substr(0, end + 2))) {
-        deadline_.cancel();
+        disarm_deadline();
         return refuse(bad_framing(*why));
       }
       return parse_header();
     }
     if (data.size() >= limit) return on_read(http::error::header_limit, 0);  // the block is longer
     if (auto why = header_block_problem(data)) {  // what has come is refused already
-      deadline_.cancel();
+      disarm_deadline();
       return refuse(bad_framing(*why));
     }
     stream_.async_read_some(buffer_.prepare(read_chunk()),
@@ -143,7 +143,14 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
                               self->header_fields_ = field_count(self->parser_->get());
+                              self->head_ = self->parser_->get().method() == http::verb::head;
                               if (ec || self->parser_->is_done()) return self->on_read(ec, 0);
+                              // Framing refused on the header alone is refused before its body
+                              // is read (or asked for with a 100); trailers are checked after.
+                              if (auto why = framing_problem(self->parser_->get())) {
+                                self->disarm_deadline();
+                                return self->refuse(bad_framing(*why));
+                              }
                               if (self->expects_continue()) return self->send_continue();
                               self->read_body();
                             });
@@ -159,6 +166,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void send_continue() {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    arm_deadline(shared_->settings.body_timeout_ms);  // the header's deadline no longer applies
     net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        if (ec) return self->on_read(ec, 0);
@@ -184,21 +192,29 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Beast's own stream timeout closes the socket, which would leave no way to answer 408; this
   // timer only cancels the read, and on_read answers.
+  // A wait's handler may already be queued when the deadline is armed again or disarmed: it
+  // acts only if it is the current one (deadline_gen_).
   void arm_deadline(std::int64_t ms) {
     stream_.expires_never();
     timed_out_ = false;
+    auto gen = ++deadline_gen_;
     deadline_.expires_after(std::chrono::milliseconds(ms));
-    deadline_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+    deadline_.async_wait([weak = weak_from_this(), gen](beast::error_code ec) {
       auto self = weak.lock();
-      if (ec || !self) return;
+      if (ec || !self || self->deadline_gen_ != gen) return;
       self->timed_out_ = true;
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
     });
   }
 
-  void on_read(beast::error_code ec, std::size_t) {
+  void disarm_deadline() {
+    ++deadline_gen_;
     deadline_.cancel();
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    disarm_deadline();
     if (timed_out_)
       return refuse(problem(408, "Request timeout", "the request was not received in time"));
     if (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
@@ -239,6 +255,13 @@ class Session : public std::enable_shared_from_this<Session> {
     in.body = std::move(req.body());
     in.client = client();
     stream_.expires_never();  // the handler has its own deadline per request
+    if (late_) {
+      // Begun after the stop began: not handled (the threads may stop before it is answered),
+      // and answered so that the client retries elsewhere.
+      auto res = problem(503, "Service unavailable", "the node is stopping; retry");
+      res.headers.emplace_back("Retry-After", "1");
+      return refuse(std::move(res));
+    }
     if (shared_->in_flight >= shared_->settings.max_in_flight) {
       // Shed load rather than queue without bound: the client may retry shortly.
       auto res = problem(503, "Service unavailable", "too many requests in flight; retry shortly");
@@ -301,6 +324,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (busy == busy_) return;
     busy_ = busy;
     shared_->busy += busy ? 1 : -1;
+    if (busy) late_ = shared_->stopping;  // begun after the stop: refused, not handled
   }
 
   void on_write(beast::error_code ec, std::size_t) {
@@ -347,6 +371,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   net::steady_timer deadline_;
+  std::uint64_t deadline_gen_ = 0;  // which arming of deadline_ is current
   bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::size_t header_fields_ = 0;  // fields in the header block, to tell trailers apart
@@ -358,6 +383,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool close_after_write_ = false;
   bool busy_ = false;         // counted in shared_->busy
+  bool late_ = false;         // the request under way began once the server was stopping
   std::size_t lingered_ = 0;  // bytes dropped after a refusal
 };
 

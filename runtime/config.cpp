@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <string_view>
 #include <variant>
 
@@ -291,13 +292,28 @@ void set_from_text(Config& config, const Key& key, std::string_view text, std::s
              key.field(config));
 }
 
-// Only variables named after a known key are read; other EMPORIUM_* variables belong to
-// someone else (scripts, tests) and are ignored.
+// Variables named after a known key are read. One named after a known section but no key of it
+// (EMPORIUM_HTTP_LISTN) is an unknown key, as in the file or --set; other EMPORIUM_* variables
+// (EMPORIUM_BIN, say) belong to someone else (scripts, tests) and are ignored.
 void apply_environment(const std::map<std::string, std::string>& environment, Config& config) {
+  std::set<std::string> known;
   for (const Key& key : kKeys) {
     const std::string variable = env_var_name(key.name);
+    known.insert(variable);
     const auto found = environment.find(variable);
     if (found != environment.end()) set_from_text(config, key, found->second, variable);
+  }
+  std::set<std::string> sections;
+  for (const Key& key : kKeys) sections.insert(std::string(key.name.substr(0, key.name.find('.'))));
+  for (const auto& [variable, value] : environment) {
+    if (variable.rfind("EMPORIUM_", 0) != 0 || known.count(variable)) continue;
+    for (const auto& section : sections) {
+      auto prefix = env_var_name(section) + "_";
+      if (variable.size() <= prefix.size() || variable.rfind(prefix, 0) != 0) continue;
+      std::string rest = variable.substr(prefix.size());
+      for (auto& ch : rest) ch = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+      throw ConfigError(section + "." + rest, "unknown key (the environment variable " + variable + ")");
+    }
   }
 }
 

@@ -312,9 +312,11 @@ class MembershipAndRoutingTest(ClusterTestCase):
         r = request(self.nodes[1], "POST", "/admin/actors/inventory/%s/passivate" % sku, token=self.admin)
         self.assertEqual(r.status, 200, r.body)
         self.assertTrue(r.json["passivated"])
-        r = request(self.nodes[2], "GET", "/admin/actors/inventory/" + sku, token=self.admin)
-        self.assertFalse(r.json["active"])
-        self.assertEqual(r.json["state"]["on_hand"], 57)
+        for node in self.nodes:  # as stored, with its owner named alike by every node
+            r = request(node, "GET", "/admin/actors/inventory/" + sku, token=self.admin)
+            self.assertFalse(r.json["active"])
+            self.assertEqual(r.json["node"], listed[sku])
+            self.assertEqual(r.json["state"]["on_hand"], 57)
         self.assertEqual(request(self.nodes[0], "GET", "/admin/actors/inventory/nope-" + sku,
                                  token=self.admin).status, 404)
 

@@ -226,5 +226,43 @@ class IdempotencyTest(harness.NodeTestCase):
         self.assertEqual(self.admin_stock(NODE, self.admin, sku), (100, 1, 99))
 
 
+class ValidThenInvalidTest(harness.NodeTestCase):
+    """A key's request that was valid when first sent replays its answer even if the same request
+    would be refused now (a limit lowered since, as a card expires): the key is looked up, not the
+    request judged again. An invalid request under an unused key records nothing."""
+
+    def setUp(self):
+        self.node = harness.Node()
+        self.addCleanup(harness.stop_node, self.node)
+        self.node.start()
+
+    def test_a_replay_is_not_refused_by_a_limit_lowered_since(self):
+        node = self.node
+        admin = node.token("admin-ops", "admin")
+        cust = node.token(unique("cust"), SCOPES)
+        sku = self.create_item(node, admin, on_hand=10)
+        key = unique("key")
+        body = json.dumps(harness.order_body([(sku, 5)])).encode()
+        first = request(node, "POST", "/v1/orders", body, token=cust, headers={"Idempotency-Key": key})
+        self.assertStatus(first, 201)
+        node.extra["orders.quantity_max"] = "2"
+        node.restart()
+        again = request(node, "POST", "/v1/orders", body, token=cust, headers={"Idempotency-Key": key})
+        self.assertStatus(again, 201)
+        self.assertEqual(again.headers.get("idempotent-replayed"), "true")
+        self.assertEqual(again.json["id"], first.json["id"])
+        # Another body under the key: 422 as before; under a fresh key: 400, nothing recorded.
+        other = json.dumps(harness.order_body([(sku, 4)])).encode()
+        self.assertProblem(request(node, "POST", "/v1/orders", other, token=cust,
+                                   headers={"Idempotency-Key": key}), 422)
+        fresh = unique("key")
+        self.assertProblem(request(node, "POST", "/v1/orders", body, token=cust,
+                                   headers={"Idempotency-Key": fresh}), 400)
+        fixed = json.dumps(harness.order_body([(sku, 2)])).encode()
+        placed = request(node, "POST", "/v1/orders", fixed, token=cust, headers={"Idempotency-Key": fresh})
+        self.assertStatus(placed, 201)
+        self.assertEqual(self.admin_stock(node, admin, sku), (10, 7, 3))
+
+
 if __name__ == "__main__":
     unittest.main()

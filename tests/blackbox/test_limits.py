@@ -125,6 +125,7 @@ class FramingTest(harness.NodeTestCase):
             "Authorization only in a trailer": b"GET /v1/orders HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nAuthorization: Bearer x.y.z\r\n\r\n" + follow,
             "bad chunk size": base + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n" + follow,
             "no Host in HTTP/1.1": b"GET /healthz HTTP/1.1\r\n\r\n" + follow,
+            "Transfer-Encoding Chunked": base + b"Transfer-Encoding: Chunked\r\n\r\n" + chunked + follow,
             # Refused at once, not at the header deadline (it would be a 408 then).
             "lines ended by LF alone": b"GET /healthz HTTP/1.1\nHost: a\n\n",
             "a bare LF among CRLF lines": b"GET /healthz HTTP/1.1\r\nHost: a\nX-A: b\r\n\r\n" + follow,
@@ -135,16 +136,21 @@ class FramingTest(harness.NodeTestCase):
         self.refused_and_closed(b"GET /healthz HTTP/2.0\r\nHost: a\r\n\r\n", "HTTP/2.0 in a request line", 505)
 
     def test_accepted_shapes(self):
-        """Framing HTTP/1.1 allows, answered: a coding's name in any case, the absolute form of the
-        target, HTTP/1.0 without a Host, and a 100 (Continue) for a client that waits for it."""
+        """Framing HTTP/1.1 allows, answered: the absolute form of the target, HTTP/1.0 without a Host, and a 100 (Continue) for a client that waits for it. (A
+        Transfer-Encoding must be exactly `chunked`, DESIGN.md: `Chunked` is refused above.)"""
         for what, raw in (
-                ("Transfer-Encoding: Chunked", b"GET /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n"),
                 ("absolute form", b"GET http://127.0.0.1/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
                 ("absolute form, scheme in capitals", b"GET HTTP://127.0.0.1/healthz?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
                 ("HTTP/1.0 without a Host", b"GET /healthz HTTP/1.0\r\n\r\n")):
             with self.subTest(case=what):
                 r = harness.raw_request(NODE, raw)
                 self.assertStatus(r, 200, what)
+        # An absolute form with userinfo or without a host is a malformed target (RFC 9110 4.2).
+        for what, target in (("userinfo", b"http://user:pw@a/healthz"), ("no host", b"http:///healthz")):
+            with self.subTest(case=what):
+                r = harness.raw_request(NODE, b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+                self.assertStatus(r, 400, what)
+                self.assertIn("application/problem+json", r.headers.get("content-type", ""))
         tok = NODE.token("cust-continue", "orders:write")
         body = b"{}"
         head = ("POST /v1/orders HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n"

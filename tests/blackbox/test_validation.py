@@ -247,6 +247,29 @@ class MalformedOrderTest(harness.NodeTestCase):
         head = request(NODE, "HEAD", "/v1/inventory/no-such-" + sku, token=self.cust)
         self.assertEqual((head.status, head.body), (404, b""))
         self.assertEqual(request(NODE, "HEAD", "/v1/orders").status, 401)
+        # On the wire (http.client reads no body after a HEAD whatever comes): a HEAD then a GET
+        # on one connection; the HEAD's answer ends at its fields, with the GET's length.
+        path = "/v1/inventory/" + sku
+        get_body = request(NODE, "GET", path, token=self.cust).body
+        one = ("HEAD %s HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n\r\n" % (path, self.cust)).encode()
+        two = ("GET %s HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n"
+               % (path, self.cust)).encode()
+        s = socket.create_connection((NODE.host, NODE.port), timeout=10)
+        try:
+            s.sendall(one + two)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        head_fields, rest = data.split(b"\r\n\r\n", 1)
+        self.assertTrue(head_fields.startswith(b"HTTP/1.1 200"), data[:200])
+        self.assertIn(b"\r\nContent-Length: %d" % len(get_body), head_fields)
+        self.assertTrue(rest.startswith(b"HTTP/1.1 200"), "the HEAD's answer had a body: %r" % rest[:80])
+        self.assertTrue(rest.endswith(get_body), rest[-200:])
 
 
 class BoundaryAcceptedTest(harness.NodeTestCase):

@@ -400,10 +400,22 @@ TEST_F(ConfigTest, EveryDocumentedKeyHasASample) {
 
 TEST_F(ConfigTest, UnrelatedEmporiumVariablesAreIgnored) {
   const Config config = load_config(with_env({{"EMPORIUM_BIN", "/usr/bin/emporium"},
-                                              {"EMPORIUM_HTTP_NOPE", "1"},
+                                              {"EMPORIUM_TEST_PG", "postgresql://x/y"},
+                                              {"EMPORIUM_HTTP", "1"},
+                                              {"EMPORIUM_HTTP_", "1"},
                                               {"EMPORIUM_", ""},
                                               {"PATH", "/usr/bin"}}));
   EXPECT_TRUE(config == load_config({}));
+}
+
+// API.md: an unknown key stops the node, from any source: a variable named after a section but no
+// key of it is one.
+TEST_F(ConfigTest, AVariableOfAKnownSectionButNoKeyIsAnUnknownKey) {
+  EXPECT_EQ(load_error(with_env({{"EMPORIUM_HTTP_LISTN", "127.0.0.1:1"}})).key(), "http.listn");
+  EXPECT_EQ(load_error(with_env({{"EMPORIUM_RATE_LIMIT_RATES", "5"}})).key(), "rate_limit.rates");
+  const auto err = load_error(with_env({{"EMPORIUM_DATABASE_URL", "postgresql://db/x"}}));
+  EXPECT_EQ(err.key(), "database.url");
+  EXPECT_NE(std::string(err.what()).find("EMPORIUM_DATABASE_URL"), std::string::npos) << err.what();
 }
 
 TEST_F(ConfigTest, ProcessEnvironmentReadsEnviron) {
