@@ -176,13 +176,19 @@ class SharedAddress {
 };
 
 // Blocks until the membership actor reports the node joined and serving; false on a stop signal.
-bool wait_for_join(caf::actor_system& system, const caf::actor& membership, const sigset_t& signals) {
+// Waits until the node has joined; false when a signal came first. `refused`: why the node may
+// not join (another live node holds its name), which ends the wait too.
+bool wait_for_join(caf::actor_system& system, const caf::actor& membership, const sigset_t& signals,
+                   std::string& refused) {
   caf::scoped_actor self{system};
   for (int attempt = 0;; ++attempt) {
     bool joined = false;
     self->request(membership, std::chrono::seconds(5), joined_atom::value)
         .receive([&](bool serving) { joined = serving; }, [](caf::error&) {});
     if (joined) return true;
+    self->request(membership, std::chrono::seconds(5), refused_atom::value)
+        .receive([&](std::string& why) { refused = std::move(why); }, [](caf::error&) {});
+    if (!refused.empty()) return false;
     if (attempt > 0 && attempt % 25 == 0) spdlog::warn("waiting to join the cluster");
     timespec pause{0, 200'000'000};
     if (sigtimedwait(&signals, nullptr, &pause) > 0) return false;
@@ -332,10 +338,12 @@ int run_serve(const Config& config) {
     }
     spdlog::info("node {} listening for its cluster on {}:{}{}", config.node.name, chost, *published,
                  tls ? " (TLS)" : "");
-    if (!wait_for_join(system, cluster.membership, signals)) {
+    std::string refused;
+    if (!wait_for_join(system, cluster.membership, signals, refused)) {
       spdlog::info("stopped before joining the cluster");
       stop_cluster();
       stop_node_actors(system, node);
+      if (!refused.empty()) throw ConfigError("node.name", refused);
       return 1;
     }
   }

@@ -745,6 +745,12 @@ struct membership_state {
   ClusterView last_view;
   bool view_sent = false;
   bool beat_in_flight = false;  // one heartbeat at a time: an overlapping one could register twice
+  // Before this process first registers: another node up under this name, at another address,
+  // may be a live one (a copied configuration) or this node's last life. Its heartbeat seen first;
+  // if it beats again, it is live and this node may not join (`refused`).
+  bool ever_registered = false;
+  std::int64_t holder_beat_ms = -1;
+  std::string refused;
   static inline const char* name = "membership";
 };
 using membership_actor = caf::stateful_actor<membership_state>;
@@ -806,12 +812,24 @@ void tick(membership_actor* self) {
     bool alive = false;
     std::vector<MemberRow> rows;
     std::int64_t now_ms = 0;
+    std::optional<MemberRow> holder;  // another node up under this name: not registered
   };
   auto out = std::make_shared<Outcome>();
   bool must_register = !st.registered;
+  bool first = !st.ever_registered;
   auto timeout = st.settings.failure_timeout_ms;
   self->request(st.db, ms(st.settings.failure_timeout_ms),
-                db_write{[out, me, must_register, timeout](soci::session& s) mutable {
+                db_write{[out, me, must_register, first, timeout](soci::session& s) mutable {
+                  if (must_register && first) {
+                    auto row = member_row(s, me.name);
+                    auto now = database_now_ms(s);
+                    if (row && row->status == "up" && now - row->heartbeat_ms <= timeout &&
+                        row->cluster_address != me.cluster_address) {
+                      out->holder = std::move(row);
+                      out->now_ms = now;
+                      return true;
+                    }
+                  }
                   if (must_register) {
                     me.incarnation = register_member(s, me);
                     out->registered = true;
@@ -825,9 +843,24 @@ void tick(membership_actor* self) {
             auto& st = self->state;
             st.beat_in_flight = false;
             if (st.leaving) return;
+            if (out->holder) {
+              const auto& holder = *out->holder;
+              if (st.holder_beat_ms < 0) {
+                st.holder_beat_ms = holder.heartbeat_ms;
+                spdlog::warn("cluster: node.name {} is up at {} (its heartbeat {} ms ago): waiting to "
+                             "see whether it is a live node or this node's last life",
+                             st.settings.self, holder.cluster_address, out->now_ms - holder.heartbeat_ms);
+              } else if (holder.heartbeat_ms != st.holder_beat_ms && st.refused.empty()) {
+                st.refused = "another live node at " + holder.cluster_address + " is named " +
+                             st.settings.self + " (node.name must be unique in the cluster)";
+                spdlog::error("cluster: {}", st.refused);
+              }
+              return;
+            }
             st.last_beat = std::chrono::steady_clock::now();
             if (out->registered) {
               st.registered = true;
+              st.ever_registered = true;
               st.incarnation = out->incarnation;
               spdlog::info("cluster: {} registered, incarnation {}", st.settings.self, st.incarnation);
             }
@@ -893,6 +926,7 @@ caf::behavior membership(membership_actor* self, ClusterSettings settings, caf::
           publish_view(self);
         }
       },
+      [=](refused_atom) { return self->state.refused; },
       [=](joined_atom) {
         auto& st = self->state;
         return st.serving && st.view_sent &&

@@ -104,6 +104,9 @@ using register_atom = caf::atom_constant<caf::atom("register")>;
 
 using members_atom = caf::atom_constant<caf::atom("members")>;
 using joined_atom = caf::atom_constant<caf::atom("joined")>;
+// Asks the membership why this node may not join: empty while nothing stands in its way; else the
+// reason (another live node holds its name), which stops the node at start.
+using refused_atom = caf::atom_constant<caf::atom("refused")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using batches_atom = caf::atom_constant<caf::atom("batches")>;
 

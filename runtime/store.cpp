@@ -777,6 +777,20 @@ std::int64_t register_member(soci::session& s, const MemberRow& me) {
   return incarnation;
 }
 
+std::optional<MemberRow> member_row(soci::session& s, const std::string& name) {
+  MemberRow row;
+  ll inc = 0, beat = 0;
+  soci::indicator found = soci::i_null;
+  s << "SELECT name, cluster_address, http_address, incarnation, status, heartbeat_ms FROM cluster_members "
+       "WHERE name = :n",
+      soci::into(row.name, found), soci::into(row.cluster_address), soci::into(row.http_address),
+      soci::into(inc), soci::into(row.status), soci::into(beat), soci::use(name);
+  if (!s.got_data() || found != soci::i_ok) return std::nullopt;
+  row.incarnation = inc;
+  row.heartbeat_ms = beat;
+  return row;
+}
+
 bool heartbeat_member(soci::session& s, const MemberRow& me, std::int64_t failure_timeout_ms,
                       std::vector<MemberRow>& out, std::int64_t& now_ms) {
   ll now = database_now_ms(s);

@@ -188,6 +188,8 @@ struct MemberRow {
 std::int64_t database_now_ms(soci::session& s);
 // Registers `me` (inside the caller's transaction) with a new incarnation (above any before it, and above me.incarnation), up.
 std::int64_t register_member(soci::session& s, const MemberRow& me);
+// The member row of `name`, if there is one.
+std::optional<MemberRow> member_row(soci::session& s, const std::string& name);
 // One heartbeat: refreshes my row (false when it is no longer mine and up: declared down), marks
 // members silent past the timeout down, and reads every row into `out`.
 bool heartbeat_member(soci::session& s, const MemberRow& me, std::int64_t failure_timeout_ms,

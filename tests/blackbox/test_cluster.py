@@ -342,6 +342,26 @@ class MembershipAndRoutingTest(ClusterTestCase):
         for sku in skus:
             self.assertEqual(request(self.nodes[2], "GET", "/v1/inventory/" + sku, token=self.admin).status, 200)
 
+    def test_a_second_node_with_a_name_in_use_does_not_start(self):
+        """node.name is unique in the cluster: a node started under the name of a live member (a
+        copied configuration) stops at start naming the key, and the member is not disturbed."""
+        self.assertTrue(wait_for(self.all_up, 10))
+        before = view(self.nodes[1], self.admin)["node-1"]["incarnation"]
+        settings = dict(harness.CLUSTER_EXTRA)
+        settings.update({"node.name": "node-1", "cluster.enabled": "true",
+                         "cluster.listen": "127.0.0.1:%d" % harness.free_port()})
+        twin = harness.Node(settings, databases=self.cluster.databases, secret=self.cluster.secret)
+        twin.launch()
+        self.cluster.nodes.append(twin)
+        twin.expect_running = False
+        twin.proc.wait(30)
+        self.assertNotEqual(twin.proc.returncode, 0)
+        self.assertIn("node.name", twin.log_text())
+        self.assertNotIn("node-1 registered", twin.log_text())
+        after = view(self.nodes[1], self.admin)["node-1"]
+        self.assertEqual((after["incarnation"], after["status"]), (before, "up"))
+        self.assertEqual(request(self.nodes[0], "GET", "/readyz").status, 200)
+
 
 class IdempotencyAcrossNodesTest(ClusterTestCase):
 
