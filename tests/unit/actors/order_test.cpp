@@ -218,11 +218,18 @@ class OrderActorLosingReplies : public OrderActor {
 };
 
 // Stands in for the order registry of a node that cannot be reached: every call is answered
-// errc::unavailable.
-caf::behavior unreachable_orders(caf::event_based_actor*) {
-  return {[](route_atom, caf::atom_value, std::string&, caf::message&) -> caf::result<OrderRecord> {
+// errc::unavailable, and counted in `asked`.
+caf::behavior unreachable_orders(caf::event_based_actor*, std::shared_ptr<std::atomic<int>> asked) {
+  return {[asked](route_atom, caf::atom_value, std::string&, caf::message&) -> caf::result<OrderRecord> {
+    ++*asked;
     return make_error(errc::unavailable, "the order's node went away");
   }};
+}
+
+// Waits (up to 5 s) until `asked` passes `before`: the check has asked, so what it kept is kept.
+bool asked_past(const std::atomic<int>& asked, int before) {
+  for (int i = 0; i < 2500 && asked.load() <= before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return asked.load() > before;
 }
 
 // A check that cannot reach its order (its node unreachable) releases nothing, and neither does
@@ -231,16 +238,20 @@ caf::behavior unreachable_orders(caf::event_based_actor*) {
 TEST_F(OrderActorLosingReplies, AReservationWhoseOrderCannotBeAskedIsKeptUntilItCanBe) {
   put_item("mug", 10);
   ASSERT_TRUE(ask<ItemRecord>(inventory_type, "mug", item_reserve{"ord_far", 2}).value);
-  auto stand_in = system_->spawn(unreachable_orders);
+  auto asked = std::make_shared<std::atomic<int>>(0);
+  auto stand_in = system_->spawn(unreachable_orders, asked);
   caf::anon_send(node_.ctx->router, register_atom::value, order_type, stand_in);
   stand_ins_.push_back(stand_in);
   clock_->advance(config_.orders.reservation_check_ms);
   expire_now("mug");
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(asked_past(*asked, 0)) << "the check did not ask the order";
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the answer handled
   expect_stock("mug", 10, 2);
+  int before_expiry = asked->load();
   clock_->advance(config_.orders.reservation_ttl_ms - config_.orders.reservation_check_ms);
   expire_now("mug");
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(asked_past(*asked, before_expiry)) << "the expiry did not ask the order";
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   expect_stock("mug", 10, 2);
   caf::anon_send(node_.ctx->router, register_atom::value, order_type, node_.registries.at(order_type));
   expire_now("mug");  // asked again only reservation_check_ms after its expiry
