@@ -320,18 +320,25 @@ class MembershipAndRoutingTest(ClusterTestCase):
         self.assertEqual(request(self.nodes[0], "GET", "/admin/actors/inventory/nope-" + sku,
                                  token=self.admin).status, 404)
 
+    def start_failing_member(self, name, http_port=None):
+        """Starts one more member on the cluster's databases, named `name` (on `http_port`),
+        and waits for it to exit, which it must do with a non-zero code."""
+        settings = dict(harness.CLUSTER_EXTRA)
+        settings.update({"node.name": name, "cluster.enabled": "true",
+                         "cluster.listen": "127.0.0.1:%d" % harness.free_port()})
+        node = harness.Node(settings, databases=self.cluster.databases, secret=self.cluster.secret)
+        if http_port is not None:
+            node.port = http_port
+        node.launch()
+        self.cluster.nodes.append(node)
+        node.expect_running = False
+        node.proc.wait(30)
+        self.assertNotEqual(node.proc.returncode, 0)
+        return node
+
     def test_a_node_that_cannot_bind_http_leaves_and_exits(self):
         self.assertTrue(wait_for(self.all_up, 10))
-        settings = dict(harness.CLUSTER_EXTRA)
-        settings.update({"node.name": "node-4", "cluster.enabled": "true",
-                         "cluster.listen": "127.0.0.1:%d" % harness.free_port()})
-        late = harness.Node(settings, databases=self.cluster.databases, secret=self.cluster.secret)
-        late.port = self.nodes[0].port  # taken
-        late.launch()
-        self.cluster.nodes.append(late)
-        late.expect_running = False
-        late.proc.wait(30)
-        self.assertNotEqual(late.proc.returncode, 0)
+        late = self.start_failing_member("node-4", http_port=self.nodes[0].port)  # taken
         self.assertIn("node-4 registered", late.log_text())
         # Shown down (API.md's statuses are up, suspect, down), and as having left.
         self.assertTrue(wait_for(lambda: view(self.nodes[1], self.admin).get("node-4", {}).get("left") is True, 5),
@@ -347,15 +354,7 @@ class MembershipAndRoutingTest(ClusterTestCase):
         copied configuration) stops at start naming the key, and the member is not disturbed."""
         self.assertTrue(wait_for(self.all_up, 10))
         before = view(self.nodes[1], self.admin)["node-1"]["incarnation"]
-        settings = dict(harness.CLUSTER_EXTRA)
-        settings.update({"node.name": "node-1", "cluster.enabled": "true",
-                         "cluster.listen": "127.0.0.1:%d" % harness.free_port()})
-        twin = harness.Node(settings, databases=self.cluster.databases, secret=self.cluster.secret)
-        twin.launch()
-        self.cluster.nodes.append(twin)
-        twin.expect_running = False
-        twin.proc.wait(30)
-        self.assertNotEqual(twin.proc.returncode, 0)
+        twin = self.start_failing_member("node-1")
         self.assertIn("node.name", twin.log_text())
         self.assertNotIn("node-1 registered", twin.log_text())
         after = view(self.nodes[1], self.admin)["node-1"]
