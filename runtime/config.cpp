@@ -114,7 +114,7 @@ const Key kKeys[] = {
     {"actors.idle_passivate_ms", field<&C::actors, &C::Actors::idle_passivate_ms>, kNonNegative},
     {"actors.terminal_passivate_ms", field<&C::actors, &C::Actors::terminal_passivate_ms>,
      kNonNegative},
-    {"actors.scheduler_threads", field<&C::actors, &C::Actors::scheduler_threads>, kNonNegative},
+    {"actors.scheduler_threads", field<&C::actors, &C::Actors::scheduler_threads>, {0, 256}},
     {"actors.unknown_sku_ttl_ms", field<&C::actors, &C::Actors::unknown_sku_ttl_ms>, {0, 60'000}},
     // API.md: keys are kept at least 24 hours. At most ten years.
     {"idempotency.ttl_s", field<&C::idempotency, &C::Idempotency::ttl_s>, {86'400, 315'360'000}},

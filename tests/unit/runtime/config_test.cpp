@@ -537,6 +537,8 @@ TEST_F(ConfigTest, OutOfRangeValuesAreRejectedNamingTheKey) {
       "http.max_connections=0",
       "http.threads=0",
       "http.threads=65",
+      "actors.scheduler_threads=-1",
+      "actors.scheduler_threads=257",  // 100000 made the node start 8,000 threads and spin
       "database.batch_size_max=0",
       "database.batch_size_max=10001",
       "database.batch_linger_us=-1",
@@ -587,7 +589,9 @@ TEST_F(ConfigTest, BoundaryValuesAreAccepted) {
       "orders.items_max=1",
       "auth.leeway_s=0",
       "rate_limit.rate=0.001",
+      "actors.scheduler_threads=256",
   }));
+  EXPECT_EQ(config.actors.scheduler_threads, 256);
   EXPECT_EQ(config.http.header_limit_bytes, 1024);
   EXPECT_EQ(config.auth.leeway_s, 0);
   EXPECT_EQ(config.database.batch_linger_us, 0);
