@@ -1,11 +1,16 @@
 // The emporium executable: `serve`, `token`, `migrate`. Thin: it loads the configuration and hands
 // over to the runtime, actors and edge libraries.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
@@ -65,33 +70,50 @@ std::string hs256_secret(const Config& config) {
     std::getline(in, secret);
     if (!secret.empty()) return secret;
   }
-  fs::create_directories(path.parent_path().empty() ? "." : path.parent_path());
-  unsigned char bytes[32];
-  RAND_bytes(bytes, sizeof bytes);
-  std::string secret;
-  char hex[3];
-  for (auto b : bytes) {
-    std::snprintf(hex, sizeof hex, "%02x", b);
-    secret += hex;
-  }
   auto tmp = path;
   tmp += ".tmp";
-  {
-    std::ofstream out{tmp};
-    out << secret << '\n';
+  try {
+    fs::create_directories(path.parent_path().empty() ? "." : path.parent_path());
+    unsigned char bytes[32];
+    RAND_bytes(bytes, sizeof bytes);
+    std::string secret;
+    char hex[3];
+    for (auto b : bytes) {
+      std::snprintf(hex, sizeof hex, "%02x", b);
+      secret += hex;
+    }
+    secret += '\n';
+    // Created readable by its owner only: never, even for a moment, by others.
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw fs::filesystem_error("cannot create", tmp, std::error_code(errno, std::generic_category()));
+    bool written = ::write(fd, secret.data(), secret.size()) == static_cast<ssize_t>(secret.size());
+    int err = written ? 0 : errno;
+    ::close(fd);
+    if (!written) throw fs::filesystem_error("cannot write", tmp, std::error_code(err, std::generic_category()));
+    fs::rename(tmp, path);
+    secret.pop_back();
+    return secret;
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw ConfigError("node.data_dir", "cannot keep the dev secret at " + path.string() + ": " +
+                                           e.code().message());
   }
-  fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write);
-  fs::rename(tmp, path);
-  return secret;
 }
 
 int run_migrate(const Config& config) {
-  for (auto [url, db] : {std::pair{config.database.orders, Database::orders},
-                         std::pair{config.database.inventory, Database::inventory}}) {
+  for (auto [key, url, db] : {std::tuple{"database.orders", config.database.orders, Database::orders},
+                              std::tuple{"database.inventory", config.database.inventory, Database::inventory}}) {
     auto parsed = parse_db_url(url);
-    soci::session session;
-    open_session(session, *parsed, config.database.idle_in_transaction_ms, "emporium-migrate");
-    int n = migrate(session, parsed->backend, db);
+    if (!parsed) throw ConfigError(key, "expected sqlite:PATH or postgresql://...");
+    int n = 0;
+    try {
+      soci::session session;
+      open_session(session, *parsed, config.database.idle_in_transaction_ms, "emporium-migrate");
+      n = migrate(session, parsed->backend, db);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string(key) + ": " + e.what());  // which database failed
+    }
     std::cout << (db == Database::orders ? "orders" : "inventory") << ": " << n
               << " migrations applied\n";
   }
@@ -119,6 +141,11 @@ std::string read_key_file(const std::string& path) {
 }
 
 int run_token(const Config& config, const TokenOptions& opts) {
+  // As the verifier takes them (http/auth.cpp): never print a token every node refuses.
+  const bool control = std::any_of(opts.sub.begin(), opts.sub.end(),
+                                   [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  if (opts.sub.empty() || opts.sub.size() > 255 || control)
+    throw std::invalid_argument("--sub must be 1 to 255 bytes without control characters");
   auto now = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
@@ -387,9 +414,15 @@ int run_serve(const Config& config) {
     handler_api->handle(std::move(req), std::move(respond));
   });
   std::uint16_t bound = 0;
+  std::string bind_error;
   try {
     bound = server->start();
-  } catch (...) {
+  } catch (const std::exception& e) {
+    bind_error = e.what();
+    // Boost's system errors end in " [system:98 at /usr/include/...]": not for the operator.
+    if (auto at = bind_error.find(" ["); at != std::string::npos) bind_error.resize(at);
+  }
+  if (!bind_error.empty()) {
     // Joined but cannot serve HTTP (the port is taken): leave at once and stop everything, so
     // the process exits and its entities move to the other members.
     if (cluster.membership)
@@ -398,12 +431,15 @@ int run_serve(const Config& config) {
     server.reset();
     stop_cluster();
     stop_node_actors(system, node);
-    throw;
+    throw ConfigError("http.listen", "cannot listen on " + config.http.listen + ": " + bind_error);
   }
-  handler_api->set_http_address(host + ":" + std::to_string(bound));
-  http_address->set(host + ":" + std::to_string(bound));
-  spdlog::info("node {} serving on http://{}:{}", config.node.name, host, bound);
-  std::printf("emporium listening on http://%s:%u\n", host.c_str(), bound);
+  // An IPv6 host is bracketed in a URL and in host:port.
+  const std::string authority =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(bound);
+  handler_api->set_http_address(authority);
+  http_address->set(authority);
+  spdlog::info("node {} serving on http://{}", config.node.name, authority);
+  std::printf("emporium listening on http://%s\n", authority.c_str());
   std::fflush(stdout);
 
   int signal = 0;

@@ -281,11 +281,17 @@ Reason select_key(const VerifierSettings& settings, const KeySet* jwks, const js
                   Key& out) {
   if (const auto* kid = header.if_contains("kid")) {
     if (!kid->is_string()) return "bad kid";
-    if (jwks == nullptr) return "unknown kid";
-    const auto found = jwks->by_kid.find(std::string_view(kid->as_string()));
-    if (found == jwks->by_kid.end()) return "unknown kid";
-    out = Key{found->second.alg, {}, found->second.pkey.get()};
-    return nullptr;
+    if (jwks != nullptr) {
+      const auto found = jwks->by_kid.find(std::string_view(kid->as_string()));
+      if (found != jwks->by_kid.end()) {  // its alg must then match the key's (check_header)
+        out = Key{found->second.alg, {}, found->second.pkey.get()};
+        return nullptr;
+      }
+    }
+    // A kid no JWKS key has selects nothing but the one secret, and only for an HS256 token
+    // (issuers often name their HMAC key too): API.md asks for a signature that verifies.
+    const auto* alg = header.if_contains("alg");
+    if (alg == nullptr || !alg->is_string() || alg->as_string() != "HS256") return "unknown kid";
   }
   // No secret: HS256 is refused outright.
   if (settings.hs256_secret.empty()) return "no key for token";

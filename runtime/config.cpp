@@ -407,7 +407,9 @@ bool starts_with(std::string_view text, std::string_view prefix) {
 bool is_sqlite(std::string_view url) { return starts_with(url, "sqlite:"); }
 
 void check_database_url(std::string_view key, std::string_view url) {
-  if (is_sqlite(url) || starts_with(url, "postgresql://") || starts_with(url, "postgres://")) {
+  // A path after sqlite:, a host or more after the PostgreSQL scheme.
+  if ((is_sqlite(url) && url.size() > 7) || (starts_with(url, "postgresql://") && url.size() > 13) ||
+      (starts_with(url, "postgres://") && url.size() > 11)) {
     return;
   }
   throw ConfigError(std::string(key),
@@ -472,6 +474,9 @@ void validate(Config& config) {
   if (!config.cluster.advertise.empty()) {
     check_address("cluster.advertise", config.cluster.advertise, is_reachable_host);
   }
+  // Empty, every token would be refused (the verifier fails closed on them).
+  if (config.auth.issuer.empty()) throw ConfigError("auth.issuer", "must not be empty");
+  if (config.auth.audience.empty()) throw ConfigError("auth.audience", "must not be empty");
   check_database_url("database.orders", config.database.orders);
   check_database_url("database.inventory", config.database.inventory);
   check_cluster_databases(config);

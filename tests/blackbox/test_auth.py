@@ -99,6 +99,10 @@ class AuthTest(harness.NodeTestCase):
             with self.subTest(what=what):
                 r = self.get_orders("Bearer " + NODE.craft_token(self.sub, SCOPE, claim_changes=changes))
                 self.assertStatus(r, 200, what)
+        # An HS256 token naming its key (as issuers often do) verifies with the secret all the same.
+        for kid in ("hmac-1", ""):
+            tok = NODE.craft_token(self.sub, SCOPE, header_changes={"kid": kid})
+            self.assertStatus(self.get_orders("Bearer " + tok), 200, "HS256 with kid %r" % kid)
 
     def test_scheme_spacing_and_two_headers(self):
         tok = NODE.token(self.sub, SCOPE)
@@ -158,7 +162,9 @@ class AuthTest(harness.NodeTestCase):
                 "iat": now - 7200, "nbf": now - 7200, "exp": now})),
             ("aud array without ours", NODE.craft_token(self.sub, SCOPE, claim_changes={
                 "aud": ["other", "another"]})),
-            ("unknown kid", NODE.craft_token(self.sub, SCOPE, header_changes={"kid": "no-such-key"})),
+            ("unknown kid on RS256", NODE.craft_token(self.sub, SCOPE, header_changes={"kid": "no-such-key",
+                                                                                      "alg": "RS256"},
+                                                      alg="HS256")),
             ("typ not a JWT", NODE.craft_token(self.sub, SCOPE, header_changes={"typ": "JOSE+JSON"})),
         ]
         for what, tok in cases:

@@ -201,12 +201,61 @@ class CommandLineTest(unittest.TestCase):
              "payment.url"),
             (["--set", "payment.provider=http", "--set", "payment.url=http://"], None, "payment.url"),
             (["--set", "payment.timeout_ms=50"], None, "payment.timeout_ms"),
+            (["--set", "database.inventory=sqlite:"], None, "database.inventory"),
+            (["--set", "database.orders=postgresql://"], None, "database.orders"),
+            (["--set", "auth.issuer="], None, "auth.issuer"),
+            (["--set", "actors.scheduler_threads=100000"], None, "actors.scheduler_threads"),
+            ([], {"EMPORIUM_HTTP_LISTN": "127.0.0.1:0"}, "http.listn"),
         ]
         for args, env, key in cases:
             with self.subTest(key=key):
                 r = self.run_emporium("serve", *args, env_extra=env)
-                self.assertNotEqual(r.returncode, 0)
+                self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn(key, r.stderr)
+
+    def test_start_up_failures_name_what_failed(self):
+        d = tempfile.mkdtemp(prefix="emporium-cli-")
+        dbs = ["--set", "database.orders=sqlite:%s/o.db" % d, "--set", "database.inventory=sqlite:%s/i.db" % d]
+        # The HTTP port taken: the key, and no source path of a library.
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        try:
+            r = self.run_emporium("serve", "--set", "http.listen=127.0.0.1:%d" % taken.getsockname()[1],
+                                  "--set", "node.data_dir=" + d, *dbs)
+        finally:
+            taken.close()
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("http.listen", r.stderr)
+        self.assertNotIn("/usr/include", r.stderr)
+        # node.data_dir a file: the dev secret cannot be kept there.
+        blocker = os.path.join(d, "file")
+        open(blocker, "w").close()
+        r = self.run_emporium("serve", "--set", "http.listen=127.0.0.1:0", "--set", "node.data_dir=" + blocker, *dbs)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("node.data_dir", r.stderr)
+        # migrate: an empty SQLite path is a configuration error (it read freed memory), and a
+        # database that cannot be reached is named.
+        r = self.run_emporium("migrate", "--set", "database.orders=sqlite:", "--set",
+                              "database.inventory=sqlite:%s/i.db" % d)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("database.orders", r.stderr)
+        r = self.run_emporium("migrate", "--set", "database.orders=sqlite:%s/o.db" % d, "--set",
+                              "database.inventory=postgresql://postgres@127.0.0.1:1/none")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("database.inventory", r.stderr)
+
+    def test_the_dev_secret_is_its_owners_alone(self):
+        d = tempfile.mkdtemp(prefix="emporium-secret-")
+        r = self.run_emporium("token", "--sub", "a", "--scope", "orders:read", "--set", "node.data_dir=" + d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.stat(os.path.join(d, "dev-secret")).st_mode & 0o777, 0o600)
+        self.assertFalse(os.path.exists(os.path.join(d, "dev-secret.tmp")))
+        # A subject no node takes is refused, not signed.
+        for sub in ("", "a\tb", "x" * 256):
+            r = self.run_emporium("token", "--sub", sub, "--scope", "orders:read", "--set", "node.data_dir=" + d)
+            self.assertNotEqual(r.returncode, 0, repr(sub))
+            self.assertIn("--sub", r.stderr)
 
     def test_token_command_signs_a_token_the_node_accepts(self):
         tok = NODE.token("cli-user", "inventory:read")
