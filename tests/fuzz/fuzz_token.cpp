@@ -61,7 +61,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // The input as an Authorization header value, then as a bare token.
   if (const auto token = bearer_token(input)) {
-    FUZZ_CHECK(!token->empty() && input.size() == token->size() + 7);
+    // "Bearer" in any case, one or more spaces, then the token: the input's tail.
+    FUZZ_CHECK(!token->empty() && input.size() >= token->size() + 7 &&
+               input.substr(input.size() - token->size()) == *token &&
+               input.substr(6, input.size() - 6 - token->size()).find_first_not_of(' ') == std::string_view::npos);
     for (char c : *token) FUZZ_CHECK(c > 0x20 && c < 0x7f);
     check(verifier().verify(*token, kNow));
   }
