@@ -47,7 +47,8 @@ struct CommonOptions {
 };
 
 void add_common(CLI::App* cmd, CommonOptions& opts) {
-  cmd->add_option("--config", opts.config_file, "TOML configuration file");
+  cmd->add_option("--config", opts.config_file, "TOML configuration file")
+      ->check([](const std::string& path) { return path.empty() ? "--config needs a file" : ""; });
   cmd->add_option("--set", opts.sets, "override a key: section.key=value")->allow_extra_args(false);
 }
 

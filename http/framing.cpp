@@ -47,7 +47,8 @@ std::optional<std::string> framing_problem(const http::request<http::string_body
 
 bool unsupported_version(std::string_view block) {
   auto line = block.substr(0, block.find("\r\n"));
-  if (line.size() < 9) return false;
+  // method SP target SP version: any other shape is the parser's to refuse (400).
+  if (line.size() < 9 || std::count(line.begin(), line.end(), ' ') != 2 || line.front() == ' ') return false;
   auto version = line.substr(line.size() - 8);  // "HTTP/" DIGIT "." DIGIT ends the request line
   auto digit = [](char c) { return c >= '0' && c <= '9'; };
   if (version.substr(0, 5) != "HTTP/" || !digit(version[5]) || version[6] != '.' || !digit(version[7]) ||

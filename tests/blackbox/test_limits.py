@@ -245,6 +245,11 @@ class CommandLineTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("database.inventory", r.stderr)
 
+    def test_an_empty_config_path_is_refused(self):
+        r = self.run_emporium("serve", "--config", "")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--config", r.stderr)
+
     def test_the_dev_secret_is_its_owners_alone(self):
         d = tempfile.mkdtemp(prefix="emporium-secret-")
         r = self.run_emporium("token", "--sub", "a", "--scope", "orders:read", "--set", "node.data_dir=" + d)

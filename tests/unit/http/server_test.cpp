@@ -258,7 +258,8 @@ TEST(Framing, UnsupportedVersionIsTheRequestLinesWellFormedVersionOtherThan10And
   EXPECT_TRUE(unsupported_version("GET / HTTP/0.9\r\n"));
   EXPECT_TRUE(unsupported_version("GET /x HTTP/1.2\r\n"));
   for (const char* malformed : {"GET / HTTP/11\r\n", "GET / http/2.0\r\n", "GET / HTTP/2.x\r\n",
-                                "GET /HTTP/2.0\r\n", "", "HTTP/2.0\r\n"})
+                                "GET /HTTP/2.0\r\n", "", "HTTP/2.0\r\n", "GET HTTP/2.0\r\n",
+                                "GET / x HTTP/2.0\r\n", " / HTTP/2.0\r\n", "GET  / HTTP/2.0\r\n"})
     EXPECT_FALSE(unsupported_version(malformed)) << malformed;  // the parser's 400
 }
 
