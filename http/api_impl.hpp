@@ -123,6 +123,13 @@ inline bool absolute_form(std::string_view target) {
   return scheme_is("http") || scheme_is("https");
 }
 
+// 400 for a body that did not decode: its detail (`fallback` without one) and its fields' errors.
+template <class T>
+HttpResponse invalid_request(const Decoded<T>& decoded, std::string_view fallback) {
+  return problem(400, "Bad request", decoded.detail.empty() ? fallback : std::string_view(decoded.detail),
+                 decoded.errors);
+}
+
 // 405 for a method the endpoint does not take, with the ones it does (`Allow`).
 inline HttpResponse wrong_method(const char* allow) {
   auto res = problem(405, "Method not allowed", "this endpoint allows " + std::string(allow));
@@ -234,6 +241,7 @@ struct Api::Impl {
   void put_item(Call& call);
   void adjust_item(Call& call);
   void place_order(Call& call);
+  Decoded<PlaceOrderInput> decode_order(std::string_view body) const;
   // Places order `id` from its valid request `input`; with an Idempotency-Key (`key`, its
   // request's digest `hash`) claimed for it. `claimed_before`: the key's claim went stale, so the
   // order may be stored already.

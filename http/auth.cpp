@@ -376,21 +376,6 @@ std::int64_t sat_add(std::int64_t a, std::int64_t b) {
   return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
 }
 
-// NumericDate as an exact integer. Doubles pass only when integral and within 2^53, where they
-// are still exact; strings, booleans and fractions are refused.
-std::optional<std::int64_t> as_integer(const json::value& v) {
-  if (v.is_int64()) return v.get_int64();
-  if (v.is_uint64()) {
-    if (v.get_uint64() > std::uint64_t(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
-    return static_cast<std::int64_t>(v.get_uint64());
-  }
-  if (!v.is_double()) return std::nullopt;
-  const double d = v.get_double();
-  constexpr double kExact = 9007199254740992.0;  // 2^53
-  if (!std::isfinite(d) || std::fabs(d) > kExact || std::trunc(d) != d) return std::nullopt;
-  return static_cast<std::int64_t>(d);
-}
-
 bool string_claim_equals(const json::object& payload, std::string_view name, std::string_view want) {
   const auto* v = payload.if_contains(name);
   return v != nullptr && v->is_string() && v->as_string() == want;
@@ -409,21 +394,26 @@ bool audience_matches(const json::value* aud, std::string_view audience) {
 }
 
 // A NumericDate (RFC 7519: seconds since the epoch, not necessarily whole), as whole seconds
-// rounded up (`up`) or down; none for anything else. (`now` is whole seconds, rounded down: an
-// exp rounded down is then never taken past it.)
-std::optional<std::int64_t> as_seconds(const json::value& v, bool up) {
-  if (!v.is_double()) return as_integer(v);
+// rounded down; none for anything else (strings, booleans, doubles past 2^53, where they are no
+// longer exact). `now` is whole seconds, rounded down too: an exp is never taken past it.
+std::optional<std::int64_t> as_seconds(const json::value& v) {
+  if (v.is_int64()) return v.get_int64();
+  if (v.is_uint64()) {
+    if (v.get_uint64() > std::uint64_t(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
+    return static_cast<std::int64_t>(v.get_uint64());
+  }
+  if (!v.is_double()) return std::nullopt;
   const double d = v.get_double();
   constexpr double kExact = 9007199254740992.0;  // 2^53
   if (!std::isfinite(d) || std::fabs(d) > kExact) return std::nullopt;
-  return static_cast<std::int64_t>(up ? std::ceil(d) : std::floor(d));
+  return static_cast<std::int64_t>(std::floor(d));
 }
 
 // Optional "not in the future" claims (nbf, iat).
 Reason check_not_future(const json::object& payload, std::string_view name, std::int64_t limit) {
   const auto* v = payload.if_contains(name);
   if (v == nullptr) return nullptr;
-  const auto t = as_seconds(*v, false);
+  const auto t = as_seconds(*v);
   if (!t) return "bad time claim";
   return *t > limit ? "token not yet valid" : nullptr;
 }
@@ -459,7 +449,7 @@ Verified check_claims(const json::object& payload, const VerifierSettings& s, st
   // API.md: `exp` in the future (no leeway: a token is never taken past its expiry), `nbf` and
   // `iat` not in the future, with the leeway for an issuer whose clock is ahead.
   const auto* exp_v = payload.if_contains("exp");
-  const auto exp = exp_v ? as_seconds(*exp_v, false) : std::nullopt;  // down: never past it
+  const auto exp = exp_v ? as_seconds(*exp_v) : std::nullopt;
   if (!exp) return fail("missing or bad exp");
   if (*exp <= now) return fail("token expired");
   const auto future_limit = sat_add(now, std::max<std::int64_t>(0, s.leeway_s));

@@ -327,7 +327,7 @@ void Api::Impl::put_item(Call& call) {
   if (!is_json_content(call.req))
     return call.respond(problem(415, "Unsupported media type", "the body must be application/json"));
   auto decoded = decode_put_item(call.req.body);
-  if (!decoded.ok()) return call.respond(problem(400, "Bad request", decoded.detail.empty() ? "invalid item" : decoded.detail, decoded.errors));
+  if (!decoded.ok()) return call.respond(invalid_request(decoded, "invalid item"));
   auto in = *decoded.value;
   gateway.run([this, sku, in, respond = call.respond](caf::event_based_actor* self) {
     ask(self, inventory_type, sku, item_put{in.name, in.price_cents, in.on_hand, in.currency})
@@ -349,7 +349,7 @@ void Api::Impl::adjust_item(Call& call) {
   if (!is_json_content(call.req))
     return call.respond(problem(415, "Unsupported media type", "the body must be application/json"));
   auto decoded = decode_adjust(call.req.body);
-  if (!decoded.ok()) return call.respond(problem(400, "Bad request", decoded.detail.empty() ? "invalid adjustment" : decoded.detail, decoded.errors));
+  if (!decoded.ok()) return call.respond(invalid_request(decoded, "invalid adjustment"));
   auto delta = *decoded.value;
   gateway.run([this, sku, delta, respond = call.respond](caf::event_based_actor* self) {
     ask(self, inventory_type, sku, item_adjust{delta})
@@ -386,6 +386,11 @@ std::pair<int, int> utc_year_month() {
 }
 }  // namespace
 
+Decoded<PlaceOrderInput> Api::Impl::decode_order(std::string_view body) const {
+  auto [year, month] = utc_year_month();  // the card's expiry is checked against today
+  return decode_place_order(body, {settings.items_max, settings.quantity_max}, year, month);
+}
+
 void Api::Impl::place_order(Call& call) {
   if (!call.who.may("orders:write")) return call.respond(forbidden("orders:write"));
   if (!is_json_content(call.req))
@@ -398,14 +403,13 @@ void Api::Impl::place_order(Call& call) {
   }
   // An invalid request records nothing, not even its key, so the corrected request may use the
   // key (API.md: "Invalid body: 400, nothing recorded").
-  auto [year, month] = utc_year_month();
-  auto decoded = decode_place_order(call.req.body, {settings.items_max, settings.quantity_max}, year, month);
+  auto decoded = decode_order(call.req.body);
   std::shared_ptr<PlaceOrderInput> input;  // none: invalid (now)
   std::optional<HttpResponse> invalid;
   if (decoded.ok())
     input = std::make_shared<PlaceOrderInput>(std::move(*decoded.value));
   else
-    invalid = problem(400, "Bad request", decoded.detail.empty() ? "invalid order" : decoded.detail, decoded.errors);
+    invalid = invalid_request(decoded, "invalid order");
   if (key.empty()) {
     if (invalid) return call.respond(std::move(*invalid));
     return place_order_now(call, input, "", "", new_id("ord_", ctx->clock->now_ms()));
@@ -537,10 +541,7 @@ void Api::Impl::place_order_now(Call& call, std::shared_ptr<PlaceOrderInput> inp
                 if (!*stored) {
                   // Never stored: placed now, under the claimed id, if the request is valid now.
                   if (input) return place_order_now(*rest, input, key, hash, id);
-                  auto [year, month] = utc_year_month();
-                  auto decoded = decode_place_order(rest->req.body, {settings.items_max, settings.quantity_max}, year, month);
-                  return rest->respond(problem(400, "Bad request", decoded.detail.empty() ? "invalid order" : decoded.detail,
-                                               decoded.errors));
+                  return rest->respond(invalid_request(decode_order(rest->req.body), "invalid order"));
                 }
                 if (input) input->card.wipe();
                 auto status = status_for(**stored);

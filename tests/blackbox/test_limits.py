@@ -125,6 +125,9 @@ class FramingTest(harness.NodeTestCase):
             "Authorization only in a trailer": b"GET /v1/orders HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nAuthorization: Bearer x.y.z\r\n\r\n" + follow,
             "bad chunk size": base + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n" + follow,
             "no Host in HTTP/1.1": b"GET /healthz HTTP/1.1\r\n\r\n" + follow,
+            # Refused on its header, before a 100 (Continue) or its body is asked for: the answer
+            # is the first thing sent back.
+            "no Host, expecting a 100": b"POST /v1/orders HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
             "Transfer-Encoding Chunked": base + b"Transfer-Encoding: Chunked\r\n\r\n" + chunked + follow,
             # Refused at once, not at the header deadline (it would be a 408 then).
             "lines ended by LF alone": b"GET /healthz HTTP/1.1\nHost: a\n\n",
